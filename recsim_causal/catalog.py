@@ -1,0 +1,126 @@
+"""The item catalog: K items with structured features and a short text per item.
+
+The features are what the SCM's item-level nodes read (``type: catalog, field: ...``); the
+texts render the same features in words ("Lightweight running shoe by Brand 7, premium
+price, rated 4.6"), so a text encoder that reads them sees what drives the users' responses.
+Everything is drawn from one seeded generator: the same (n_items, seed, settings) give the
+same catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TOPICS = (
+    ("running shoe", ("Lightweight", "Cushioned", "Trail")),
+    ("rain jacket", ("Waterproof", "Packable", "Insulated")),
+    ("coffee grinder", ("Burr", "Compact", "Electric")),
+    ("mystery novel", ("Gripping", "Classic", "Award-winning")),
+    ("wireless headphones", ("Noise-cancelling", "Over-ear", "Sporty")),
+    ("yoga mat", ("Non-slip", "Extra-thick", "Travel")),
+    ("board game", ("Strategy", "Family", "Party")),
+    ("hiking backpack", ("Ultralight", "Rugged", "Daypack")),
+    ("desk lamp", ("Dimmable", "Minimalist", "LED")),
+    ("cookbook", ("Vegetarian", "Quick-meals", "Baking")),
+    ("smartwatch", ("Fitness", "Rugged", "Slim")),
+    ("kitchen knife", ("Chef's", "Japanese", "Forged")),
+    ("sci-fi novel", ("Epic", "Cyberpunk", "Space-opera")),
+    ("camping tent", ("Two-person", "Family", "Ultralight")),
+    ("bluetooth speaker", ("Portable", "Waterproof", "Bass-heavy")),
+    ("office chair", ("Ergonomic", "Mesh", "Executive")),
+)
+PRICE_TIERS = ("budget", "mid-range", "premium")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """K items: structured features (``features``, name -> (K, d) float64) and ``texts``.
+
+    Features (all (K, d)):
+      topic_vec     (K, topic_dim)  item position in taste space (topic centre + item noise)
+      topic_onehot  (K, n_topics)   one-hot topic
+      price         (K, 1)          standardized log price (0 = median item)
+      quality       (K, 1)          standardized rating
+      popularity    (K, 1)          standardized log popularity
+    Raw values for people: ``topic`` (K,) int, ``brand`` (K,) int, ``price_usd`` (K,),
+    ``rating`` (K,) in [1, 5], ``popularity_raw`` (K,) in (0, 1].
+    """
+
+    topic: np.ndarray
+    brand: np.ndarray
+    price_usd: np.ndarray
+    rating: np.ndarray
+    popularity_raw: np.ndarray
+    features: dict[str, np.ndarray]
+    texts: list[str] = field(repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def generate(
+        cls,
+        n_items: int,
+        seed: int = 0,
+        *,
+        n_topics: int = 8,
+        topic_dim: int = 8,
+        n_brands: int = 20,
+        topic_spread: float = 0.35,
+    ) -> "Catalog":
+        """Draw a catalog of ``n_items`` items from ``seed``."""
+        if n_items < 1:
+            raise ValueError(f"catalog.n_items: must be >= 1, got {n_items}")
+        if not 1 <= n_topics <= len(TOPICS):
+            raise ValueError(f"catalog.n_topics: must be in [1, {len(TOPICS)}], got {n_topics}")
+        if topic_dim < 1:
+            raise ValueError(f"catalog.topic_dim: must be >= 1, got {topic_dim}")
+        if n_brands < 1:
+            raise ValueError(f"catalog.n_brands: must be >= 1, got {n_brands}")
+        rng = np.random.default_rng([seed, 0xCA7])
+        centres = rng.normal(size=(n_topics, topic_dim))
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        topic = rng.integers(n_topics, size=n_items)
+        topic_vec = centres[topic] + topic_spread * rng.normal(size=(n_items, topic_dim)) / np.sqrt(topic_dim)
+        brand = rng.integers(n_brands, size=n_items)
+        log_price = rng.normal(3.5, 0.6, size=n_items)
+        rating = np.clip(rng.normal(4.0, 0.5, size=n_items), 1.0, 5.0).round(1)
+        log_pop = rng.normal(0.0, 1.0, size=n_items)
+        adjective = rng.integers(3, size=n_items)
+
+        def standardize(v: np.ndarray) -> np.ndarray:
+            sd = v.std()
+            return ((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None]
+
+        price = standardize(log_price)
+        tiers = np.digitize(price[:, 0], [-0.5, 0.5])
+        pop_rank = np.argsort(np.argsort(-log_pop))
+        texts = []
+        for k in range(n_items):
+            name, adjectives = TOPICS[topic[k]]
+            text = (
+                f"{adjectives[adjective[k]]} {name} by Brand {brand[k]}, "
+                f"{PRICE_TIERS[tiers[k]]} price, rated {rating[k]:.1f}"
+            )
+            if pop_rank[k] < max(1, n_items // 10):
+                text += ", bestseller"
+            texts.append(text)
+        features = {
+            "topic_vec": topic_vec,
+            "topic_onehot": np.eye(n_topics)[topic],
+            "price": price,
+            "quality": standardize(rating),
+            "popularity": standardize(log_pop),
+        }
+        return cls(
+            topic=topic,
+            brand=brand,
+            price_usd=np.exp(log_price).round(2),
+            rating=rating,
+            popularity_raw=1.0 / (1.0 + np.exp(-log_pop)),
+            features=features,
+            texts=texts,
+        )

@@ -1,0 +1,491 @@
+"""The World: a structural causal model over users, items and responses, on batches of users.
+
+    world = World.from_preset("default", n_items=100, seed=0)
+    users = world.sample_users(4096, rng)          # observed + latent variables + exogenous noise
+    x = world.observe(users)                       # (n, obs_dim) what agents see
+    q = world.expected_reward(users)               # (n, K) exact E[r | x, do(a)] for every item
+    out = world.respond(users, actions)            # outcomes of the chosen items (deterministic given users)
+    world.do(click=1.0)                            # intervention: a new World with click fixed
+    world.counterfactual(users, other_actions)     # same users, same noise, other actions
+
+All exogenous noise is drawn in ``sample_users`` and kept in ``Users``, response noise included
+(one uniform per user and slot), so ``respond`` is a deterministic function of the users and
+the actions and the counterfactual "same user, same noise, other action" is exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from recsim_causal.catalog import Catalog
+from recsim_causal.scm.mechanisms import (
+    ITEM,
+    PAIR,
+    RESPONSE,
+    USER,
+    CatalogFeature,
+    Constant,
+    PairValue,
+    Response,
+    SCMConfigError,
+    build_mechanism,
+)
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate"}
+SLATE_MODELS = ("pbm", "cascade")
+
+
+def plain(config: Any) -> Any:
+    """A plain-Python copy of a config (OmegaConf containers included)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(config, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(config, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return copy.deepcopy(config)
+
+
+def load_scm_config(scm: str | Mapping) -> dict:
+    """An SCM config: a preset name (``conf/scm/<name>.yaml``), a YAML path, or a mapping."""
+    if not isinstance(scm, str):
+        return plain(scm)
+    import yaml
+
+    path = Path(scm)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONF_DIR / "scm" / f"{scm}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (CONF_DIR / "scm").glob("*.yaml")))
+        raise SCMConfigError(f"scm: unknown preset '{scm}' (known: {known})")
+    return yaml.safe_load(path.read_text())
+
+
+@dataclass
+class Users:
+    """A batch of n users: ``values`` of every user-level node (observed and latent), and the
+    exogenous ``noise`` they were drawn with (additive noise of derived nodes; one uniform
+    or normal per user and slot for each response)."""
+
+    values: dict[str, np.ndarray]
+    noise: dict[str, np.ndarray]
+    n: int
+
+    def take(self, idx) -> "Users":
+        """The users at ``idx`` (an index array or a slice)."""
+        pick = lambda d: {k: v[idx] for k, v in d.items()}  # noqa: E731
+        values = pick(self.values)
+        return Users(values, pick(self.noise), len(next(iter(values.values()))) if values else 0)
+
+
+@dataclass
+class Outcome:
+    """What the user did: ``reward`` (n,) and each response's outcome, (n,) or (n, L) for slates."""
+
+    reward: np.ndarray
+    responses: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class World:
+    """A structural causal model of users x items, validated on construction.
+
+    Args:
+        config: the SCM config (mapping or preset name; see conf/scm/*.yaml).
+        n_items: K, the catalog size.
+        seed: the world seed: catalog and fixed random parameters (users are drawn from the
+            generator passed to ``sample_users``).
+        slate_size: L, the number of items shown at once (1 = a single recommendation).
+        dtype: float64 (exact) or float32 (fast; what the envs use by default).
+    """
+
+    def __init__(self, config: str | Mapping, *, n_items: int = 100, seed: int = 0, slate_size: int = 1,
+                 dtype: str | np.dtype = "float64", catalog: Catalog | None = None):
+        cfg = load_scm_config(config)
+        if not isinstance(cfg, dict):
+            raise SCMConfigError(f"scm: expected a mapping, got {type(cfg).__name__}")
+        unknown = set(cfg) - TOP_LEVEL_KEYS
+        if unknown:
+            raise SCMConfigError(f"scm: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+        if not isinstance(n_items, int) or n_items < 1:
+            raise SCMConfigError(f"env.n_items: expected an integer >= 1, got {n_items!r}")
+        if not isinstance(slate_size, int) or not 1 <= slate_size <= n_items:
+            raise SCMConfigError(f"env.slate_size: expected an integer in [1, n_items={n_items}], got {slate_size!r}")
+        self.config, self.n_items, self.seed, self.slate_size = cfg, n_items, seed, slate_size
+        self.dtype = np.dtype(dtype)
+        self.name = cfg.get("name", "custom")
+        self.forced_action: np.ndarray | None = None
+        cat_cfg = cfg.get("catalog") or {}
+        if not isinstance(cat_cfg, dict):
+            raise SCMConfigError(f"scm.catalog: expected a mapping, got {cat_cfg!r}")
+        try:
+            self.catalog = catalog or Catalog.generate(n_items, seed, **cat_cfg)
+        except TypeError as e:
+            raise SCMConfigError(f"scm.catalog: {e}") from None
+        except ValueError as e:
+            raise SCMConfigError(f"scm.{e}") from None
+        self._build_graph(cfg.get("nodes"))
+        self._build_item_values()
+        self.observed = self._node_list(cfg, "observed", required=True)
+        self.privileged = self._node_list(cfg, "privileged", required=False)
+        self.reward_weights = self._reward(cfg.get("reward", "click"))
+        self._build_slate(cfg.get("slate"))
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_preset(cls, name: str, **kw) -> "World":
+        return cls(name, **kw)
+
+    def _build_graph(self, nodes: Any) -> None:
+        if not isinstance(nodes, dict) or not nodes:
+            raise SCMConfigError("scm.nodes: expected a non-empty mapping of node name -> mechanism")
+        self.mech = {
+            name: build_mechanism(name, spec, f"scm.nodes.{name}",
+                                  np.random.default_rng([self.seed, zlib.crc32(name.encode())]))
+            for name, spec in nodes.items()
+        }
+        known = ", ".join(sorted(self.mech))
+        for name, m in self.mech.items():
+            for p in m.parents:
+                if p not in self.mech:
+                    field_ = "gate" if getattr(m, "gate", None) == p else "parents"
+                    raise SCMConfigError(f"scm.nodes.{name}.{field_}: unknown node '{p}' (known: {known})")
+        self.order = self._topological_order()
+        for name in self.order:
+            m = self.mech[name]
+            if isinstance(m, CatalogFeature):
+                m.item_array = m.bind(self.catalog)
+            m.resolve(self.mech)
+        self.user_nodes = [n for n in self.order if self.mech[n].level == USER]
+        self.pair_nodes = [n for n in self.order if self.mech[n].level == PAIR]
+        self.responses = [n for n in self.order if self.mech[n].level == RESPONSE]
+        if not self.responses:
+            raise SCMConfigError("scm.nodes: no response node (expected e.g. click: {type: bernoulli, ...})")
+
+    def _topological_order(self) -> list[str]:
+        order, state, stack = [], {}, []
+
+        def visit(n: str) -> None:
+            if state.get(n) == 2:
+                return
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n):] + [n]
+                raise SCMConfigError(f"scm.nodes: cycle {' -> '.join(cycle)}")
+            state[n] = 1
+            stack.append(n)
+            for p in self.mech[n].parents:
+                visit(p)
+            stack.pop()
+            state[n] = 2
+            order.append(n)
+
+        for n in self.mech:
+            visit(n)
+        return order
+
+    def _build_item_values(self) -> None:
+        rng = np.random.default_rng([self.seed, 0x17E5])
+        self.item_values: dict[str, np.ndarray] = {}
+        for name in self.order:
+            m = self.mech[name]
+            if m.level != ITEM:
+                continue
+            if isinstance(m, CatalogFeature):
+                v = m.item_array
+            elif m.exogenous:
+                v = m.sample(self.n_items, rng, np.float64)
+            else:
+                v = m.compute({p: self.item_values[p] for p in m.parents}, None, 0, self.n_items, np.float64)
+            self.item_values[name] = np.ascontiguousarray(v, dtype=self.dtype)
+
+    def _node_list(self, cfg: dict, key: str, required: bool) -> list[str]:
+        names = cfg.get(key, [] if not required else None)
+        if not isinstance(names, list) or (required and not names):
+            raise SCMConfigError(f"scm.{key}: expected a {'non-empty ' if required else ''}list of user node names, got {names!r}")
+        users = ", ".join(self.user_nodes)
+        for n in names:
+            if n not in self.mech:
+                raise SCMConfigError(f"scm.{key}: unknown node '{n}' (user nodes: {users})")
+            if self.mech[n].level != USER:
+                raise SCMConfigError(f"scm.{key}: '{n}' is a {self.mech[n].level} node; only user nodes can be "
+                                     f"observed (user nodes: {users})")
+        return list(names)
+
+    def _reward(self, reward: Any) -> dict[str, float]:
+        weights = {reward: 1.0} if isinstance(reward, str) else reward
+        if not isinstance(weights, dict) or not weights:
+            raise SCMConfigError(f"scm.reward: expected a response name or a mapping name -> weight, got {reward!r}")
+        for r, w in weights.items():
+            if r not in self.responses:
+                raise SCMConfigError(f"scm.reward: '{r}' is not a response node (responses: {', '.join(self.responses)})")
+            if not isinstance(w, (int, float)) or not np.isfinite(w):
+                raise SCMConfigError(f"scm.reward.{r}: expected a finite weight, got {w!r}")
+        return {r: float(w) for r, w in weights.items()}
+
+    def _build_slate(self, slate: Any) -> None:
+        slate = slate or {}
+        if not isinstance(slate, dict):
+            raise SCMConfigError(f"scm.slate: expected a mapping, got {slate!r}")
+        self.slate_model = slate.get("model", "pbm")
+        if self.slate_model not in SLATE_MODELS:
+            raise SCMConfigError(f"scm.slate.model: expected one of {', '.join(SLATE_MODELS)}, got {self.slate_model!r}")
+        exam = slate.get("examination", [1.0])
+        exam = [exam] if isinstance(exam, (int, float)) else exam
+        if not isinstance(exam, list) or not exam or not all(isinstance(e, (int, float)) and 0 <= e <= 1 for e in exam):
+            raise SCMConfigError(f"scm.slate.examination: expected probabilities in [0, 1] by position, got {exam!r}")
+        if self.slate_size > 1 and len(exam) not in (1, self.slate_size) and len(exam) < self.slate_size:
+            raise SCMConfigError(f"scm.slate.examination: expected {self.slate_size} positions (slate_size), got {len(exam)}")
+        exam = np.asarray(exam, float)
+        self.examination = (np.full(self.slate_size, exam[0]) if exam.size == 1 and self.slate_size > 1
+                            else exam[: self.slate_size]).astype(self.dtype)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(self.mech[n].dim for n in self.observed)
+
+    def observation_bounds(self, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column (low, high) of ``observe``: honest bounds from each node's mechanism."""
+        lows, highs = [], []
+        for n in names or self.observed:
+            lo, hi = self.mech[n].bounds()
+            lows += [lo] * self.mech[n].dim
+            highs += [hi] * self.mech[n].dim
+        return np.asarray(lows, np.float32), np.asarray(highs, np.float32)
+
+    @property
+    def is_confounded(self) -> bool:
+        """True when a latent user variable drives the reward and a privileged signal (seen by a
+        logging policy, absent from the logged context) is not itself observed."""
+        return bool(self.privileged) and bool(self.latent_nodes)
+
+    @property
+    def latent_nodes(self) -> list[str]:
+        """User nodes that agents do not observe (and that are not states)."""
+        return [n for n in self.user_nodes if n not in self.observed and n not in self.privileged
+                and type(self.mech[n]).__name__ != "State"]
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample_users(self, n: int, rng: np.random.Generator) -> Users:
+        """Draw n users: every user-level node in causal order, plus all exogenous noise."""
+        values: dict[str, np.ndarray] = {}
+        noise: dict[str, np.ndarray] = {}
+        for name in self.user_nodes:
+            m = self.mech[name]
+            if m.exogenous:
+                values[name] = m.sample(n, rng, self.dtype)
+            else:
+                if m.noise_dim:
+                    noise[name] = rng.standard_normal((n, m.noise_dim), dtype=self.dtype)
+                values[name] = m.compute(values, noise.get(name), n, self.n_items, self.dtype)
+        self._draw_response_noise(noise, n, rng)
+        return Users(values, noise, n)
+
+    def _draw_response_noise(self, noise: dict, n: int, rng: np.random.Generator) -> None:
+        for r in self.responses:
+            kind = getattr(self.mech[r], "noise_kind", "uniform")
+            shape = (n, self.slate_size)
+            noise[r] = rng.random(shape, dtype=self.dtype) if kind == "uniform" else rng.standard_normal(shape, dtype=self.dtype)
+
+    def redraw_response_noise(self, users: Users, rng: np.random.Generator) -> None:
+        """Fresh response noise for the same users (a new step of a session), in place."""
+        self._draw_response_noise(users.noise, users.n, rng)
+
+    def recompute(self, users: Users) -> None:
+        """Recompute derived user nodes from their parents and kept noise, in place (after an
+        environment changed a state or a feature, e.g. interest drift in a session)."""
+        for name in self.user_nodes:
+            m = self.mech[name]
+            if not m.exogenous:
+                users.values[name] = m.compute(users.values, users.noise.get(name), users.n, self.n_items, self.dtype)
+
+    def observe(self, users: Users, *, privileged: bool = False) -> np.ndarray:
+        """What agents see: the observed nodes' values, (n, obs_dim) float32 (plus the privileged
+        signal columns when ``privileged``)."""
+        names = self.observed + (self.privileged if privileged else [])
+        return np.concatenate([users.values[n] for n in names], axis=1).astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ responses
+
+    def _values(self, users: Users) -> dict[str, Any]:
+        values = {**self.item_values, **users.values}
+        for name in self.pair_nodes:
+            m = self.mech[name]
+            values[name] = (m.pair_value(users.n, self.n_items, self.dtype) if isinstance(m, Constant)
+                            else m.compute(values, None, users.n, self.n_items, self.dtype))
+        return values
+
+    def _predictor(self, r: str, values: dict, n: int) -> PairValue:
+        return self.mech[r].linear_predictor(values, n, self.n_items, self.dtype)
+
+    def conditional_means(self, users: Users, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Each response's mean given its gate fired, (n, K): P(click), P(purchase | click), ..."""
+        values = self._values(users)
+        out = {}
+        for r in names or self._needed(self.reward_weights):
+            m = self.mech[r]
+            if isinstance(m, Constant):
+                out[r] = np.full((users.n, self.n_items), m.value[0], self.dtype)
+            else:
+                out[r] = m.expected(self._predictor(r, values, users.n).dense())
+        return out
+
+    def _needed(self, names) -> list[str]:
+        """The responses ``names`` and their gates, in causal order."""
+        need, todo = set(), list(names)
+        while todo:
+            r = todo.pop()
+            if r not in need:
+                need.add(r)
+                g = getattr(self.mech[r], "gate", None)
+                if g is not None:
+                    todo.append(g)
+        return [r for r in self.responses if r in need]
+
+    def response_means(self, users: Users, cond_means: dict | None = None) -> dict[str, np.ndarray]:
+        """Each response's unconditional mean E[response | x, do(a)] for every item, (n, K)."""
+        cond = cond_means or self.conditional_means(users, self._needed(self.reward_weights))
+        means = {}
+        for r in self._needed(self.reward_weights):
+            g = getattr(self.mech[r], "gate", None)
+            means[r] = cond[r] * means[g] if g is not None else cond[r]
+        return means
+
+    def expected_reward(self, users: Users, cond_means: dict | None = None) -> np.ndarray:
+        """Exact E[r | x, do(a)] for every item a, (n, K), with the latent variables of the users
+        included (an item shown alone, or in the top slot of a slate). ``cond_means`` (from
+        ``conditional_means``) skips recomputation."""
+        means = self.response_means(users, cond_means)
+        reward = None
+        for r, w in self.reward_weights.items():
+            term = means[r] if w == 1.0 else w * means[r]
+            reward = term if reward is None else reward + term
+        return reward
+
+    def _cond_at(self, users: Users, actions: np.ndarray, cond: dict | None) -> dict[str, np.ndarray]:
+        names = self._needed(self.reward_weights)
+        if cond is not None:
+            take = (lambda c: np.take_along_axis(c, actions[:, None], 1)[:, 0]) if actions.ndim == 1 else \
+                   (lambda c: np.take_along_axis(c, actions, 1))
+            return {r: take(cond[r]) for r in names}
+        values = self._values(users)
+        out = {}
+        for r in names:
+            m = self.mech[r]
+            out[r] = (np.full(actions.shape, m.value[0], self.dtype) if isinstance(m, Constant)
+                      else m.expected(self._predictor(r, values, users.n).at(actions)))
+        return out
+
+    def respond(self, users: Users, actions: np.ndarray, *, cond_means: dict | None = None) -> Outcome:
+        """The outcomes of showing ``actions`` ((n,) items or (n, L) slates) to ``users``.
+
+        Deterministic given ``users`` (their kept noise): calling it again with other actions is
+        the counterfactual. ``cond_means`` (from ``conditional_means``) skips recomputation.
+        """
+        actions = self._check_actions(actions, users.n)
+        slate = actions.ndim == 2
+        p = self._cond_at(users, actions, cond_means)
+        outcomes: dict[str, np.ndarray] = {}
+        for r in p:
+            m = self.mech[r]
+            u = users.noise[r] if slate else users.noise[r][:, 0]
+            g = getattr(m, "gate", None)
+            if getattr(m, "noise_kind", "uniform") == "uniform":
+                prob = p[r] * self.examination if (slate and g is None) else p[r]
+                hit = (u < prob).astype(self.dtype)
+                if slate and g is None and self.slate_model == "cascade":
+                    # the user scans top-down and stops after the first hit
+                    hit *= np.cumprod(np.concatenate([np.ones_like(hit[:, :1]), 1 - hit[:, :-1]], axis=1), axis=1)
+                outcomes[r] = hit
+            else:  # lognormal amount: expected() maps mu to the mean, so recover mu from it
+                mu = np.log(p[r]) - 0.5 * m.sigma**2
+                outcomes[r] = np.exp(mu + m.sigma * u)
+            if g is not None:
+                outcomes[r] = outcomes[r] * outcomes[g]
+        reward = sum(w * outcomes[r] for r, w in self.reward_weights.items())
+        if slate:
+            reward = reward.sum(axis=1)
+        return Outcome(np.asarray(reward, self.dtype), outcomes)
+
+    counterfactual = respond
+    counterfactual.__doc__ = """The outcome for the same users under the same exogenous noise and other actions
+    (an alias of ``respond``, which is deterministic given the users)."""
+
+    def expected_slate_reward(self, users: Users, slates: np.ndarray) -> np.ndarray:
+        """Exact expected reward per slot of each slate, (n, L), under the slate click model."""
+        slates = self._check_actions(slates, users.n)
+        if slates.ndim == 1:
+            slates = slates[:, None]
+        cond = self._cond_at(users, slates, None)
+        means: dict[str, np.ndarray] = {}
+        for r, c in cond.items():
+            g = getattr(self.mech[r], "gate", None)
+            if g is not None:
+                means[r] = c * means[g]
+            elif self.slate_model == "cascade":
+                stop = np.cumprod(np.concatenate([np.ones_like(c[:, :1]), 1 - c[:, :-1]], axis=1), axis=1)
+                means[r] = c * self.examination[: c.shape[1]] * stop
+            else:
+                means[r] = c * self.examination[: c.shape[1]]
+        return sum(w * means[r] for r, w in self.reward_weights.items())
+
+    def _check_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
+        if self.forced_action is not None:
+            return np.broadcast_to(self.forced_action, (n, *self.forced_action.shape)).reshape(
+                (n,) if self.forced_action.ndim == 0 else (n, -1))
+        actions = np.asarray(actions)
+        if actions.shape[0] != n or actions.ndim not in (1, 2):
+            raise ValueError(f"actions: expected shape ({n},) or ({n}, L), got {actions.shape}")
+        if actions.size and (actions.min() < 0 or actions.max() >= self.n_items):
+            raise ValueError(f"actions: expected item indices in [0, {self.n_items}), got values in "
+                             f"[{actions.min()}, {actions.max()}]")
+        return actions
+
+    # ------------------------------------------------------------------ interventions
+
+    def do(self, fixed: Mapping[str, Any] | None = None, *, action: int | list[int] | None = None,
+           mechanisms: Mapping[str, Mapping] | None = None, **kw_fixed: Any) -> "World":
+        """A new World under an intervention (this one is unchanged).
+
+        ``do(click=1.0)`` / ``do({"price_sensitivity": 0.0})`` fixes variables (a response fixed
+        to p has P(r = 1) = p); ``mechanisms={"affinity": {...}}`` replaces mechanisms;
+        ``action=a`` forces the recommended item (or slate) whatever the policy chooses.
+        Fixed random parameters of the other nodes, and the catalog, are kept.
+        """
+        cfg = copy.deepcopy(self.config)
+        fixed = {**(fixed or {}), **kw_fixed}
+        known = ", ".join(sorted(self.mech))
+        for name, value in fixed.items():
+            if name not in self.mech:
+                raise SCMConfigError(f"do: unknown node '{name}' (known: {known})")
+            m = self.mech[name]
+            cfg["nodes"][name] = {"type": "constant", "level": m.level, "dim": m.dim,
+                                  "value": np.asarray(value, float).tolist()}
+        for name, spec in (mechanisms or {}).items():
+            if name not in self.mech:
+                raise SCMConfigError(f"do.mechanisms: unknown node '{name}' (known: {known})")
+            cfg["nodes"][name] = plain(spec)
+        world = World(cfg, n_items=self.n_items, seed=self.seed, slate_size=self.slate_size,
+                      dtype=self.dtype, catalog=self.catalog)
+        if action is not None:
+            a = np.asarray(action, dtype=np.int64)
+            if a.min() < 0 or a.max() >= self.n_items:
+                raise SCMConfigError(f"do.action: expected item indices in [0, {self.n_items}), got {action!r}")
+            world.forced_action = a
+        else:
+            world.forced_action = self.forced_action
+        return world
+
+    def __repr__(self) -> str:
+        return (f"World(name={self.name!r}, n_items={self.n_items}, obs_dim={self.obs_dim}, "
+                f"slate_size={self.slate_size}, nodes={len(self.mech)})")

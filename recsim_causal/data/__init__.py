@@ -1,0 +1,7 @@
+"""Logged bandit feedback: the schema, Parquet io, and OBP / Open Bandit Dataset interop."""
+
+from .feedback import LoggedFeedback
+from .obp import from_obp, load_obd, to_obp
+from .parquet import load_parquet, save_parquet
+
+__all__ = ["LoggedFeedback", "save_parquet", "load_parquet", "to_obp", "from_obp", "load_obd"]

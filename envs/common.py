@@ -1,0 +1,56 @@
+"""What the two environments share: building the World from env kwargs, and honest spaces."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+from gymnasium import spaces
+
+from recsim_causal.scm import SCMConfigError, World
+
+
+def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: int = 1, world_seed: int = 0,
+               dtype: str = "float32", world: World | None = None) -> World:
+    """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size, world_seed)."""
+    if world is not None:
+        return world
+    if dtype not in ("float32", "float64"):
+        raise SCMConfigError(f"env.dtype: expected 'float32' or 'float64', got {dtype!r}")
+    return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype)
+
+
+def action_space(world: World) -> spaces.Space:
+    """Discrete(K) for one item; MultiDiscrete([K] * L) for a slate of L items."""
+    if world.slate_size == 1:
+        return spaces.Discrete(world.n_items)
+    return spaces.MultiDiscrete(np.full(world.slate_size, world.n_items, dtype=np.int64))
+
+
+def observation_space(world: World, extra_low: list[float] = (), extra_high: list[float] = ()) -> spaces.Box:
+    """The observed user features (bounds from their mechanisms) plus ``extra`` columns."""
+    low, high = world.observation_bounds()
+    low = np.concatenate([low, np.asarray(extra_low, np.float32)])
+    high = np.concatenate([high, np.asarray(extra_high, np.float32)])
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+def check_slate_actions(world: World, actions: Any, n: int) -> np.ndarray:
+    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range."""
+    actions = np.asarray(actions, dtype=np.int64)
+    shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
+    if actions.shape != shape:
+        raise ValueError(f"actions: expected shape {shape}, got {actions.shape}")
+    if actions.size and (actions.min() < 0 or actions.max() >= world.n_items):
+        raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{actions.min()}, {actions.max()}]")
+    if world.slate_size > 1 and np.any(np.diff(np.sort(actions, axis=1), axis=1) == 0):
+        raise ValueError("actions: a slate must not repeat an item")
+    return actions
+
+
+def step_info(world: World, q: np.ndarray, slate: bool) -> dict[str, Any]:
+    """The info every step carries: the oracle values and the best action (and slate positions)."""
+    info: dict[str, Any] = {"expected_reward": q, "optimal_action": q.argmax(axis=1)}
+    if slate:
+        info["position"] = np.broadcast_to(np.arange(world.slate_size), (q.shape[0], world.slate_size))
+    return info

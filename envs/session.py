@@ -1,0 +1,195 @@
+"""RecSimCausal/Session-v0: a session of several recommendations to the same user.
+
+The user's state evolves through the SCM's own variables, so ``expected_reward`` stays exact
+at every step:
+  * interest drift: after a click, the user's interest node (``taste``) moves toward the
+    consumed item's vector (``style``): taste <- (1 - drift) taste + drift * style[a];
+  * fatigue: the state node ``fatigue`` (per topic) decays and grows with each recommended
+    topic: fatigue <- fatigue_decay * fatigue + fatigue_rate * topic[a]; the SCM's click
+    mechanism reads it (``fatigue_effect``);
+  * satisfaction: an average of recent rewards, s <- (1 - satisfaction_rate) s + satisfaction_rate r;
+  * leaving: after each step the user leaves with P = sigmoid(leave_bias - leave_satisfaction * s)
+    (terminated), or runs out of the time budget ``max_steps`` (truncated).
+Observation: the observed user features, then [t / max_steps, last reward, satisfaction].
+The vector env uses Gymnasium's next-step autoreset; the single env is the core with one user.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.common import action_space, check_slate_actions, make_world, observation_space, step_info
+from recsim_causal.scm import SCMConfigError, World
+from recsim_causal.scm.mechanisms import sigmoid
+
+DYNAMICS_DEFAULTS = dict(max_steps=20, drift=0.1, fatigue_rate=0.5, fatigue_decay=0.8, satisfaction_rate=0.3,
+                         leave_bias=-2.0, leave_satisfaction=3.0, interest_node="taste", interest_item_node="style",
+                         fatigue_node="fatigue", fatigue_item_node="topic")
+
+
+class _SessionCore:
+    """N sessions stepped with array operations; no autoreset (the envs decide)."""
+
+    def __init__(self, world: World, n: int, **dynamics: Any):
+        unknown = set(dynamics) - set(DYNAMICS_DEFAULTS)
+        if unknown:
+            raise SCMConfigError(f"env.{sorted(unknown)[0]}: unknown Session-v0 setting "
+                                 f"(known: {', '.join(sorted(DYNAMICS_DEFAULTS))})")
+        d = {**DYNAMICS_DEFAULTS, **dynamics}
+        if world.slate_size != 1:
+            raise SCMConfigError(f"env.slate_size: Session-v0 recommends one item per step, expected 1, got {world.slate_size}")
+        if not isinstance(d["max_steps"], int) or d["max_steps"] < 1:
+            raise SCMConfigError(f"env.max_steps: expected an integer >= 1, got {d['max_steps']!r}")
+        for key in ("drift", "fatigue_decay", "satisfaction_rate"):
+            if not 0 <= d[key] <= 1:
+                raise SCMConfigError(f"env.{key}: expected a number in [0, 1], got {d[key]!r}")
+        if d["fatigue_rate"] < 0:
+            raise SCMConfigError(f"env.fatigue_rate: expected a number >= 0, got {d['fatigue_rate']!r}")
+        self.world, self.n, self.d = world, n, d
+        self.interest = self._pair(d["interest_node"], d["interest_item_node"], "interest")
+        self.fatigue = self._pair(d["fatigue_node"], d["fatigue_item_node"], "fatigue")
+        self.max_steps = d["max_steps"]
+
+    def _pair(self, user_node: str | None, item_node: str | None, what: str) -> tuple[str, np.ndarray] | None:
+        """(user node, item values) of a dynamic, or None when the world lacks it (the dynamic is off)."""
+        if not user_node or user_node not in self.world.mech or item_node not in self.world.item_values:
+            return None
+        u, i = self.world.mech[user_node], self.world.item_values[item_node]
+        if u.level != "user" or u.dim != i.shape[1]:
+            raise SCMConfigError(f"env.{what}_node: '{user_node}' (dim {u.dim}) and '{item_node}' "
+                                 f"(dim {i.shape[1]}) must be a user and an item node of equal dim")
+        return user_node, i
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.users = self.world.sample_users(self.n, rng)
+        self.t = np.zeros(self.n, np.int64)
+        self.last_reward = np.zeros(self.n, self.world.dtype)
+        self.satisfaction = np.zeros(self.n, self.world.dtype)
+        self._refresh()
+
+    def reset_some(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        """New users in the slots ``idx`` (the others keep their sessions)."""
+        new = self.world.sample_users(len(idx), rng)
+        for store, fresh in ((self.users.values, new.values), (self.users.noise, new.noise)):
+            for k, v in fresh.items():
+                store[k][idx] = v
+        self.t[idx] = 0
+        self.last_reward[idx] = 0
+        self.satisfaction[idx] = 0
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.cond = self.world.conditional_means(self.users)
+        self.q = self.world.expected_reward(self.users, self.cond)
+
+    def obs(self) -> np.ndarray:
+        extra = np.stack([self.t / self.max_steps, self.last_reward, self.satisfaction], axis=1)
+        return np.concatenate([self.world.observe(self.users), extra.astype(np.float32)], axis=1)
+
+    def step(self, actions: np.ndarray, rng: np.random.Generator):
+        """Respond, evolve the users' states, and decide who leaves. Returns reward, terminated,
+        truncated, info (info describes the step just taken)."""
+        d, values = self.d, self.users.values
+        out = self.world.respond(self.users, actions, cond_means=self.cond)
+        info = step_info(self.world, self.q, False)
+        r = out.reward
+        if self.interest is not None:
+            node, items = self.interest
+            w = (d["drift"] * (r > 0)).astype(self.world.dtype)[:, None]
+            values[node] = (1 - w) * values[node] + w * items[actions]
+        if self.fatigue is not None:
+            node, items = self.fatigue
+            values[node] = d["fatigue_decay"] * values[node] + d["fatigue_rate"] * items[actions]
+        self.world.recompute(self.users)
+        self.satisfaction = (1 - d["satisfaction_rate"]) * self.satisfaction + d["satisfaction_rate"] * r
+        self.last_reward = r.astype(self.world.dtype, copy=False)
+        self.t += 1
+        p_leave = sigmoid(d["leave_bias"] - d["leave_satisfaction"] * self.satisfaction.astype(np.float64))
+        terminated = rng.random(self.n) < p_leave
+        truncated = (self.t >= self.max_steps) & ~terminated
+        self.world.redraw_response_noise(self.users, rng)
+        self._refresh()
+        return r, terminated, truncated, info
+
+
+def _session_spaces(world: World) -> gym.spaces.Box:
+    return observation_space(world, [0.0, -np.inf, -np.inf], [1.0, np.inf, np.inf])
+
+
+class SessionVectorEnv(VectorEnv):
+    """N sessions stepped together (next-step autoreset: a finished slot starts a new user at
+    the following ``step()``, whose action for that slot is ignored and whose reward is 0)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, *, n_items: int = 100, scm: str | Mapping = "default",
+                 world_seed: int = 0, dtype: str = "float32", world: World | None = None,
+                 slate_size: int = 1, render_mode: str | None = None, **dynamics: Any):
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"env.num_envs: expected an integer >= 1, got {num_envs!r}")
+        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
+        self.core = _SessionCore(self.world, num_envs, **dynamics)
+        self.num_envs = num_envs
+        self.single_observation_space = _session_spaces(self.world)
+        self.single_action_space = action_space(self.world)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.render_mode = render_mode
+        self._autoreset = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.core.reset(self.np_random)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        return self.core.obs(), {}
+
+    def step(self, actions):
+        if self._autoreset is None:
+            raise gym.error.ResetNeeded("Call reset() before step().")
+        actions = check_slate_actions(self.world, actions, self.num_envs)
+        restart = np.flatnonzero(self._autoreset)
+        if restart.size:
+            self.core.reset_some(restart, self.np_random)
+        r, terminated, truncated, info = self.core.step(actions, self.np_random)
+        if restart.size:  # those slots only started a session: no reward, not done
+            r = r.copy()
+            r[restart] = 0
+            terminated[restart] = truncated[restart] = False
+        self._autoreset = terminated | truncated
+        return self.core.obs(), r, terminated, truncated, info
+
+
+class SessionEnv(gym.Env):
+    """One user's session: the core with one user."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, *, n_items: int = 100, scm: str | Mapping = "default", world_seed: int = 0,
+                 dtype: str = "float32", world: World | None = None, slate_size: int = 1,
+                 render_mode: str | None = None, **dynamics: Any):
+        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
+        self.core = _SessionCore(self.world, 1, **dynamics)
+        self.observation_space = _session_spaces(self.world)
+        self.action_space = action_space(self.world)
+        self.render_mode = render_mode
+        self._done = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.core.reset(self.np_random)
+        self._done = False
+        return self.core.obs()[0], {}
+
+    def step(self, action):
+        if self._done:
+            raise gym.error.ResetNeeded("Call reset() before step(): the session has ended.")
+        actions = check_slate_actions(self.world, np.asarray(action)[None], 1)
+        r, term, trunc, info = self.core.step(actions, self.np_random)
+        self._done = bool(term[0] or trunc[0])
+        info = {"expected_reward": info["expected_reward"][0], "optimal_action": int(info["optimal_action"][0])}
+        return self.core.obs()[0], float(r[0]), bool(term[0]), bool(trunc[0]), info

@@ -1,0 +1,286 @@
+"""LoggedFeedback: the logged-bandit-feedback schema (Open Bandit Pipeline's vocabulary).
+
+One round i is (x_i, a_i, r_i, pi_b(a_i|x_i)) plus, when the simulator knows them, the
+logger's whole distribution pi_b(.|x_i) and the oracle q(x_i, a) = E[r | x_i, do(a)].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import to_jsonable
+from .checks import as_float_array, as_int_array, check_finite
+
+__all__ = ["LoggedFeedback"]
+
+_PSCORE_MATCH_RTOL = 1e-6
+_PSCORE_MATCH_ATOL = 1e-9
+
+
+@dataclass(eq=False, kw_only=True)
+class LoggedFeedback:
+    """Logged bandit feedback, validated on construction.
+
+    Parameters
+    ----------
+    context: (n_rounds, dim_context) float
+        Context x_i seen by the logger.
+    action: (n_rounds,) int64
+        Logged action a_i in [0, n_actions).
+    reward: (n_rounds,) float
+        Observed reward r_i.
+    pscore: (n_rounds,) float
+        Logger propensity pi_b(a_i | x_i), in (0, 1].
+    n_actions: int
+        Number of actions K.
+    position: (n_rounds,) int64 or None
+        Slot of the recommendation list where a_i was shown (0-based); None for one slot.
+    action_dist: (n_rounds, K) or (n_rounds, K, L) float or None
+        The logger's full distribution pi_b(. | x_i) (OBP calls it ``pi_b``). When given,
+        ``pscore`` must equal it at the logged action (and position).
+    expected_reward: (n_rounds, K) or (n_rounds, K, L) float or None
+        The oracle q(x_i, a) = E[r | x_i, do(a)] from the SCM.
+    action_context: (K, dim_action_context) float or None
+        Features of each action (item), as OBP's ``action_context``.
+    metadata: dict
+        JSON-serializable facts about how the log was made: world config, logging policy,
+        seed. Stored in the Parquet schema metadata.
+    """
+
+    context: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    pscore: np.ndarray
+    n_actions: int
+    position: np.ndarray | None = None
+    action_dist: np.ndarray | None = None
+    expected_reward: np.ndarray | None = None
+    action_context: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = "LoggedFeedback"
+        if isinstance(self.n_actions, bool) or not isinstance(self.n_actions, (int, np.integer)):
+            raise ValueError(f"{p}.n_actions: expected an int, got {type(self.n_actions).__name__}")
+        self.n_actions = int(self.n_actions)
+        if self.n_actions < 1:
+            raise ValueError(f"{p}.n_actions: expected >= 1, got {self.n_actions}")
+        K = self.n_actions
+
+        self.action = as_int_array(self.action, f"{p}.action")
+        if self.action.ndim != 1:
+            raise ValueError(f"{p}.action: expected shape (n_rounds,), got {self.action.shape}")
+        n = self.action.shape[0]
+
+        def vec(x: Any, name: str) -> np.ndarray:
+            arr = as_float_array(x, f"{p}.{name}")
+            if arr.shape != (n,):
+                raise ValueError(f"{p}.{name}: expected shape ({n},), got {arr.shape}")
+            check_finite(arr, f"{p}.{name}")
+            return arr
+
+        self.reward = vec(self.reward, "reward")
+        self.pscore = vec(self.pscore, "pscore")
+
+        self.context = as_float_array(self.context, f"{p}.context")
+        if self.context.ndim != 2 or self.context.shape[0] != n:
+            raise ValueError(
+                f"{p}.context: expected shape ({n}, dim_context), got {self.context.shape}"
+            )
+        check_finite(self.context, f"{p}.context")
+
+        bad = (self.action < 0) | (self.action >= K)
+        if bad.any():
+            raise ValueError(
+                f"{p}.action: values must be in [0, {K}) (n_actions={K}); "
+                f"{int(bad.sum())} of {n} rows are outside (min {self.action.min()}, "
+                f"max {self.action.max()})"
+            )
+
+        bad = ~(self.pscore > 0) | (self.pscore > 1 + 1e-9)
+        if bad.any():
+            raise ValueError(
+                f"{p}.pscore: must be in (0, 1]; {int(bad.sum())} of {n} rows are outside "
+                f"(min {self.pscore.min():.6g}, max {self.pscore.max():.6g})"
+            )
+
+        slots = None
+        for name in ("action_dist", "expected_reward"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            arr = as_float_array(arr, f"{p}.{name}")
+            if arr.ndim not in (2, 3) or arr.shape[:2] != (n, K):
+                raise ValueError(
+                    f"{p}.{name}: expected shape ({n}, {K}) or ({n}, {K}, len_list), "
+                    f"got {arr.shape}"
+                )
+            check_finite(arr, f"{p}.{name}")
+            setattr(self, name, arr)
+            if arr.ndim == 3:
+                slots = max(slots or 1, arr.shape[2])
+
+        if self.position is not None:
+            self.position = as_int_array(self.position, f"{p}.position")
+            if self.position.shape != (n,):
+                raise ValueError(f"{p}.position: expected shape ({n},), got {self.position.shape}")
+            if n and self.position.min() < 0:
+                raise ValueError(f"{p}.position: must be >= 0 (0-based), min is {self.position.min()}")
+        for name in ("action_dist", "expected_reward"):
+            arr = getattr(self, name)
+            if arr is not None and arr.ndim == 3 and arr.shape[2] > 1:
+                if self.position is None:
+                    raise ValueError(f"{p}.position: required when {name} has len_list > 1")
+                if n and self.position.max() >= arr.shape[2]:
+                    raise ValueError(
+                        f"{p}.position: values must be < {name}.shape[2]={arr.shape[2]}, "
+                        f"max is {self.position.max()}"
+                    )
+
+        if self.action_dist is not None:
+            self._check_logger_dist()
+
+        if self.action_context is not None:
+            self.action_context = as_float_array(self.action_context, f"{p}.action_context")
+            if self.action_context.ndim != 2 or self.action_context.shape[0] != K:
+                raise ValueError(
+                    f"{p}.action_context: expected shape ({K}, dim_action_context), "
+                    f"got {self.action_context.shape}"
+                )
+            check_finite(self.action_context, f"{p}.action_context")
+
+        if not isinstance(self.metadata, dict):
+            raise ValueError(f"{p}.metadata: expected a dict, got {type(self.metadata).__name__}")
+        try:
+            json.dumps(to_jsonable(self.metadata, _where=f"{p}.metadata"))
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def _check_logger_dist(self) -> None:
+        p = "LoggedFeedback"
+        dist = self.action_dist
+        n = self.n_rounds
+        if dist.size and dist.min() < 0:
+            raise ValueError(f"{p}.action_dist: probabilities must be >= 0, min is {dist.min():.6g}")
+        sums = dist.sum(axis=1)
+        off = ~np.isclose(sums, 1.0, rtol=1e-5, atol=1e-8)
+        if off.any():
+            rows = off.reshape(n, -1).any(axis=1)
+            i = int(np.argmax(rows))
+            raise ValueError(
+                f"{p}.action_dist: each row must sum to 1 over actions; {int(rows.sum())} of "
+                f"{n} rows do not (row {i} sums to {np.ravel(sums[i])[0]:.6g})"
+            )
+        at = self._at_logged(dist)
+        bad = ~np.isclose(self.pscore, at, rtol=_PSCORE_MATCH_RTOL, atol=_PSCORE_MATCH_ATOL)
+        if bad.any():
+            raise ValueError(
+                f"{p}.pscore: must equal action_dist at the logged action; differs in "
+                f"{int(bad.sum())} of {n} rows (max abs diff {np.abs(self.pscore - at).max():.3g})"
+            )
+
+    def _at_logged(self, arr: np.ndarray) -> np.ndarray:
+        """arr[i, a_i] or arr[i, a_i, position_i]."""
+        rows = np.arange(self.n_rounds)
+        if arr.ndim == 2:
+            return arr[rows, self.action]
+        pos = self.position if self.position is not None else np.zeros(self.n_rounds, np.int64)
+        return arr[rows, self.action, pos]
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_rounds(self) -> int:
+        """Number of logged rounds n."""
+        return int(self.action.shape[0])
+
+    @property
+    def dim_context(self) -> int:
+        """Dimension of the context vectors."""
+        return int(self.context.shape[1])
+
+    @property
+    def len_list(self) -> int:
+        """Number of slots: 1 without positions, else max(position) + 1 (or the arrays' L)."""
+        ls = [1]
+        if self.position is not None and self.n_rounds:
+            ls.append(int(self.position.max()) + 1)
+        for arr in (self.action_dist, self.expected_reward):
+            if arr is not None and arr.ndim == 3:
+                ls.append(arr.shape[2])
+        return max(ls)
+
+    # ------------------------------------------------------------------ helpers
+    def ope_arrays(self) -> dict[str, np.ndarray | None]:
+        """Keyword arrays for the OPE estimators: reward, action, pscore, position, pi_b.
+
+        ``pi_b`` (the logger's distribution) lets the estimators detect support violations.
+        Add the target's ``action_dist`` and ``estimated_rewards_by_reg_model`` yourself.
+        """
+        return dict(
+            reward=self.reward,
+            action=self.action,
+            pscore=self.pscore,
+            position=self.position,
+            pi_b=self.action_dist,
+        )
+
+    def subset(self, index: np.ndarray | slice) -> LoggedFeedback:
+        """The rounds selected by ``index`` (a slice, an index array or a boolean mask)."""
+
+        def take(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x[index]
+
+        return LoggedFeedback(
+            context=self.context[index],
+            action=self.action[index],
+            reward=self.reward[index],
+            pscore=self.pscore[index],
+            n_actions=self.n_actions,
+            position=take(self.position),
+            action_dist=take(self.action_dist),
+            expected_reward=take(self.expected_reward),
+            action_context=self.action_context,
+            metadata=dict(self.metadata),
+        )
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write to ``path`` as Parquet, atomically. See :func:`recsim_causal.data.save_parquet`."""
+        from .parquet import save_parquet
+
+        return save_parquet(self, path)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> LoggedFeedback:
+        """Read a file written by :meth:`to_parquet`."""
+        from .parquet import load_parquet
+
+        return load_parquet(path)
+
+    def to_obp(self) -> dict[str, Any]:
+        """OBP's ``bandit_feedback`` dict. See :func:`recsim_causal.data.to_obp`."""
+        from .obp import to_obp
+
+        return to_obp(self)
+
+    @classmethod
+    def from_obp(cls, bandit_feedback: dict[str, Any], **kw: Any) -> LoggedFeedback:
+        """Build from OBP's ``bandit_feedback`` dict. See :func:`recsim_causal.data.from_obp`."""
+        from .obp import from_obp
+
+        return from_obp(bandit_feedback, **kw)
+
+    def __repr__(self) -> str:
+        extras = [
+            name
+            for name in ("position", "action_dist", "expected_reward", "action_context")
+            if getattr(self, name) is not None
+        ]
+        return (
+            f"LoggedFeedback(n_rounds={self.n_rounds}, n_actions={self.n_actions}, "
+            f"dim_context={self.dim_context}, with={extras}, metadata_keys={sorted(self.metadata)})"
+        )

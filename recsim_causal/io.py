@@ -1,0 +1,124 @@
+"""Atomic file writes and JSON helpers shared by the whole project.
+
+Every result file (logged.parquet, summary.json, ope.json, plots) is written through
+:func:`atomic_path`: the writer fills a temporary file in the destination's own directory,
+and only a writer that finishes is renamed onto the final name (``os.replace``, atomic on
+POSIX and Windows). A crash or an exception leaves the previous file, or no file, never a
+half-written one.
+
+    from recsim_causal.io import atomic_path, atomic_write, write_json
+
+    with atomic_path("runs/x/plot.png") as tmp:     # a path: for writers that take one
+        fig.savefig(tmp)                            # tmp ends in ".png", so format inference works
+    with atomic_write("runs/x/notes.txt") as f:     # a file object: for writers that take one
+        f.write("hello")
+    write_json("runs/x/summary.json", {"sps": np.float64(1.5e6)})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = ["atomic_path", "atomic_write", "write_json", "read_json", "to_jsonable"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit, rename it onto ``path``.
+
+    The temporary name keeps the final suffix (``.x.png.tmp123.png``), so writers that
+    infer a format from the extension (matplotlib, pyarrow) behave as for the final name.
+    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    Parent directories are created.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}"
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"atomic_path: the writer did not create {tmp}")
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
+    """Yield an open file object whose contents replace ``path`` only if the block succeeds.
+
+    ``mode`` is "w" (text) or "wb" (binary).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write.mode: expected 'w' or 'wb', got {mode!r}")
+    with atomic_path(path) as tmp:
+        if mode == "wb":
+            with open(tmp, "wb") as fh:
+                yield fh
+        else:
+            with open(tmp, "w", encoding=encoding, newline="") as fh:
+                yield fh
+
+
+def to_jsonable(obj: Any, *, _where: str = "value") -> Any:
+    """Convert numpy scalars/arrays, Paths, tuples and sets into plain JSON types.
+
+    Non-finite floats become None (JSON has no NaN/inf). Raises TypeError naming the
+    offending key for anything else that JSON cannot hold.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist(), _where=_where)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int, np.integer)):
+                raise TypeError(f"{_where}: key {k!r} is not a string")
+            out[str(k)] = to_jsonable(v, _where=f"{_where}.{k}")
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v, _where=f"{_where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{_where}: {type(obj).__name__} is not JSON-serializable")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (numpy types converted, NaN -> null)."""
+    text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=False, allow_nan=False)
+    with atomic_write(path, "w") as fh:
+        fh.write(text + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.common import action_space, check_slate_actions, make_world, observation_space, step_info
+from envs.common import action_space, check_actions, make_world, observation_space, step_info
 from recsim_causal.scm import World
 
 
@@ -63,7 +63,7 @@ class BanditVectorEnv(VectorEnv):
         if self._batch is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
         b = self._batch
-        actions = check_slate_actions(self.world, actions, self.num_envs)
+        actions = check_actions(self.world, actions, self.num_envs)
         out = self.world.respond(b.users, actions, cond_means=b.cond)
         info = step_info(self.world, b.q, actions.ndim == 2)
         info["final_obs"] = b.obs
@@ -106,7 +106,7 @@ class BanditEnv(gym.Env):
         if self._acted:
             raise gym.error.ResetNeeded("Call reset() before step(): a bandit episode is one step.")
         b, i = self._block, self._i
-        actions = check_slate_actions(self.world, np.asarray(action)[None], 1)
+        actions = check_actions(self.world, np.asarray(action)[None], 1)
         row = slice(i, i + 1)
         users = b.users.take(row)
         out = self.world.respond(users, actions, cond_means={r: c[row] for r, c in b.cond.items()})

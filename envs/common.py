@@ -35,16 +35,17 @@ def observation_space(world: World, extra_low: list[float] = (), extra_high: lis
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def check_slate_actions(world: World, actions: Any, n: int) -> np.ndarray:
-    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range."""
+def check_actions(world: World, actions: Any, n: int) -> np.ndarray:
+    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range.
+
+    A slate may repeat an item (the action space, MultiDiscrete, allows it): each slot is its
+    own impression with its own noise. The built-in slate policies never repeat."""
     actions = np.asarray(actions, dtype=np.int64)
     shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
     if actions.shape != shape:
         raise ValueError(f"actions: expected shape {shape}, got {actions.shape}")
     if actions.size and (actions.min() < 0 or actions.max() >= world.n_items):
         raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{actions.min()}, {actions.max()}]")
-    if world.slate_size > 1 and np.any(np.diff(np.sort(actions, axis=1), axis=1) == 0):
-        raise ValueError("actions: a slate must not repeat an item")
     return actions
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.common import action_space, check_slate_actions, make_world, observation_space, step_info
+from envs.common import action_space, check_actions, make_world, observation_space, step_info
 from recsim_causal.scm import SCMConfigError, World
 from recsim_causal.scm.mechanisms import sigmoid
 
@@ -91,26 +91,30 @@ class _SessionCore:
         extra = np.stack([self.t / self.max_steps, self.last_reward, self.satisfaction], axis=1)
         return np.concatenate([self.world.observe(self.users), extra.astype(np.float32)], axis=1)
 
-    def step(self, actions: np.ndarray, rng: np.random.Generator):
-        """Respond, evolve the users' states, and decide who leaves. Returns reward, terminated,
+    def step(self, actions: np.ndarray, rng: np.random.Generator, active: np.ndarray | None = None):
+        """Respond, evolve the users' states, and decide who leaves. Slots where ``active`` is
+        False (just reset) are left as they are: reward 0, not done. Returns reward, terminated,
         truncated, info (info describes the step just taken)."""
         d, values = self.d, self.users.values
         out = self.world.respond(self.users, actions, cond_means=self.cond)
         info = step_info(self.world, self.q, False)
-        r = out.reward
+        r = out.reward if active is None else np.where(active, out.reward, 0).astype(out.reward.dtype)
+        on = (np.ones(self.n) if active is None else active).astype(self.world.dtype)[:, None]
         if self.interest is not None:
             node, items = self.interest
-            w = (d["drift"] * (r > 0)).astype(self.world.dtype)[:, None]
+            w = d["drift"] * (r > 0).astype(self.world.dtype)[:, None]
             values[node] = (1 - w) * values[node] + w * items[actions]
         if self.fatigue is not None:
             node, items = self.fatigue
-            values[node] = d["fatigue_decay"] * values[node] + d["fatigue_rate"] * items[actions]
+            step = d["fatigue_decay"] * values[node] + d["fatigue_rate"] * items[actions]
+            values[node] = on * step + (1 - on) * values[node]
         self.world.recompute(self.users)
-        self.satisfaction = (1 - d["satisfaction_rate"]) * self.satisfaction + d["satisfaction_rate"] * r
+        rate = d["satisfaction_rate"] * on[:, 0]
+        self.satisfaction = (1 - rate) * self.satisfaction + rate * r
         self.last_reward = r.astype(self.world.dtype, copy=False)
-        self.t += 1
+        self.t += on[:, 0].astype(np.int64)
         p_leave = sigmoid(d["leave_bias"] - d["leave_satisfaction"] * self.satisfaction.astype(np.float64))
-        terminated = rng.random(self.n) < p_leave
+        terminated = (rng.random(self.n) < p_leave) & (on[:, 0] > 0)
         truncated = (self.t >= self.max_steps) & ~terminated
         self.world.redraw_response_noise(self.users, rng)
         self._refresh()
@@ -151,15 +155,12 @@ class SessionVectorEnv(VectorEnv):
     def step(self, actions):
         if self._autoreset is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
-        actions = check_slate_actions(self.world, actions, self.num_envs)
+        actions = check_actions(self.world, actions, self.num_envs)
         restart = np.flatnonzero(self._autoreset)
-        if restart.size:
+        if restart.size:  # those slots only start a new session: no reward, not done
             self.core.reset_some(restart, self.np_random)
-        r, terminated, truncated, info = self.core.step(actions, self.np_random)
-        if restart.size:  # those slots only started a session: no reward, not done
-            r = r.copy()
-            r[restart] = 0
-            terminated[restart] = truncated[restart] = False
+        r, terminated, truncated, info = self.core.step(actions, self.np_random,
+                                                        ~self._autoreset if restart.size else None)
         self._autoreset = terminated | truncated
         return self.core.obs(), r, terminated, truncated, info
 
@@ -188,7 +189,7 @@ class SessionEnv(gym.Env):
     def step(self, action):
         if self._done:
             raise gym.error.ResetNeeded("Call reset() before step(): the session has ended.")
-        actions = check_slate_actions(self.world, np.asarray(action)[None], 1)
+        actions = check_actions(self.world, np.asarray(action)[None], 1)
         r, term, trunc, info = self.core.step(actions, self.np_random)
         self._done = bool(term[0] or trunc[0])
         info = {"expected_reward": info["expected_reward"][0], "optimal_action": int(info["optimal_action"][0])}

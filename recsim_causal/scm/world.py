@@ -432,11 +432,11 @@ class World:
             g = getattr(self.mech[r], "gate", None)
             if g is not None:
                 means[r] = c * means[g]
-            elif self.slate_model == "cascade":
-                stop = np.cumprod(np.concatenate([np.ones_like(c[:, :1]), 1 - c[:, :-1]], axis=1), axis=1)
-                means[r] = c * self.examination[: c.shape[1]] * stop
             else:
                 means[r] = c * self.examination[: c.shape[1]]
+                if self.slate_model == "cascade":  # reached slot j only if no hit above it
+                    hit = means[r]
+                    means[r] = hit * np.cumprod(np.concatenate([np.ones_like(hit[:, :1]), 1 - hit[:, :-1]], axis=1), axis=1)
         return sum(w * means[r] for r, w in self.reward_weights.items())
 
     def _check_actions(self, actions: np.ndarray, n: int) -> np.ndarray:

@@ -66,11 +66,27 @@ class BanditVectorEnv(VectorEnv):
         actions = check_actions(self.world, actions, self.num_envs)
         out = self.world.respond(b.users, actions, cond_means=b.cond)
         info = step_info(self.world, b.q, actions.ndim == 2)
+        if actions.ndim == 2:
+            info.update(self._slate_info(b, actions, out.slot_reward))
         info["final_obs"] = b.obs
         info["_final_obs"] = np.ones(self.num_envs, dtype=bool)
         self._batch = _UserBatch(self.world, self.num_envs, self.np_random)
         done = np.ones(self.num_envs, dtype=bool)
         return self._batch.obs, out.reward, done, np.zeros(self.num_envs, dtype=bool), info
+
+
+    def _slate_info(self, b: _UserBatch, slates: np.ndarray, slot_reward: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-slot rewards, the chosen slate's exact expected reward, and the best slate's (the
+        top-L items by expected reward, best first: optimal under PBM with examination falling
+        by position, and under cascade)."""
+        L = self.world.slate_size
+        best = np.argsort(-b.q, axis=1)[:, :L]
+        return {
+            "slot_reward": slot_reward,
+            "slate_expected_reward": self.world.expected_slate_reward(b.users, slates).sum(axis=1),
+            "optimal_slate_reward": self.world.expected_slate_reward(b.users, best).sum(axis=1),
+            "optimal_slate": best,
+        }
 
 
 class BanditEnv(gym.Env):

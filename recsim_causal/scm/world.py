@@ -88,10 +88,12 @@ class Users:
 
 @dataclass
 class Outcome:
-    """What the user did: ``reward`` (n,) and each response's outcome, (n,) or (n, L) for slates."""
+    """What the user did: ``reward`` (n,) (a slate's: summed over slots) and each response's
+    outcome, (n,) or (n, L) for slates."""
 
     reward: np.ndarray
     responses: dict[str, np.ndarray] = field(default_factory=dict)
+    slot_reward: np.ndarray | None = None  # (n, L) for slates: the reward of each slot
 
 
 class World:
@@ -412,10 +414,10 @@ class World:
                 outcomes[r] = np.exp(mu + m.sigma * u)
             if g is not None:
                 outcomes[r] = outcomes[r] * outcomes[g]
-        reward = sum(w * outcomes[r] for r, w in self.reward_weights.items())
+        reward = np.asarray(sum(w * outcomes[r] for r, w in self.reward_weights.items()), self.dtype)
         if slate:
-            reward = reward.sum(axis=1)
-        return Outcome(np.asarray(reward, self.dtype), outcomes)
+            return Outcome(reward.sum(axis=1), outcomes, slot_reward=reward)
+        return Outcome(reward, outcomes)
 
     counterfactual = respond
     counterfactual.__doc__ = """The outcome for the same users under the same exogenous noise and other actions

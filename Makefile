@@ -1,0 +1,29 @@
+# Set-up is part of every target: a project venv in .venv, torch's CPU wheel where there is no
+# GPU (an unpinned torch would pull several GB of CUDA wheels), then the project in editable mode.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_CPU ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test test-all bench setup clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "$(TORCH_CPU)"; fi
+	$(PY) -m pip install -q -e ".[test,ray]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) scripts/run.py agent=linucb
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not gpu"
+
+bench: $(VENV)/.installed
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf outputs multirun wandb .pytest_cache

@@ -1,0 +1,243 @@
+"""The Hydra runner end to end: outputs, W&B offline runs, sweeps, launchers, bad input."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from recsim_causal.data import LoggedFeedback
+from recsim_causal.experiment.online import run_online
+from recsim_causal.experiment.report import write_report
+from recsim_causal.experiment.runner import run_job
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SMALL = ["experiment.steps=4096", "experiment.progress=false", "env.num_envs=512", "env.n_items=20"]
+
+
+def run(args, cwd=ROOT, env=None, timeout=300):
+    return subprocess.run([PY, str(ROOT / "scripts" / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+
+
+def wandb_summary(run_dir: Path) -> dict:
+    """What the real offline W&B run recorded, read back with W&B's own inspector."""
+    wandb_bin = Path(PY).with_name("wandb")
+    out = subprocess.run([str(wandb_bin), "leet", "inspect", "--summary", "--json", str(run_dir / "wandb")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def compose_cfg(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=[*SMALL, "wandb.mode=disabled", *overrides])
+
+
+def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
+    out = tmp_path / "run"
+    res = run(["agent=linucb", *SMALL, f"hydra.run.dir={out}"])
+    assert res.returncode == 0, res.stderr
+    assert "cumulative_regret" in res.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("agent", "env", "seed", "steps", "cumulative_reward", "cumulative_regret", "mean_reward",
+                "oracle_mean_reward", "steps_per_s", "wall_s"):
+        assert key in summary
+    assert summary["agent"] == "LinUCB" and summary["steps"] == 4096
+    assert 0 <= summary["mean_reward"] <= summary["oracle_mean_reward"] <= 1
+    logged = LoggedFeedback.from_parquet(out / "logged.parquet")
+    assert logged.n_rounds == 4096 and logged.n_actions == 20
+    assert np.isclose(logged.reward.sum(), summary["cumulative_reward"])
+    assert logged.metadata["config"]["agent"]["_target_"] == "agents.LinUCB"
+    assert (out / "regret.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    w = wandb_summary(out)
+    assert w["state"] == "finished" and w["exit_code"] == 0
+    assert w["config"]["agent"]["alpha"] == 1.0 and w["config"]["seed"] == 0
+    assert np.isclose(w["summary"]["cumulative_regret"], summary["cumulative_regret"])
+    assert w["summary"]["regret"]["_type"] == "image-file"
+    assert w["step"] == 4096  # the learning curve was logged up to the last step
+
+
+def test_multirun_sweep_then_leaderboard(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = run(["-m", "agent=random,linucb", "seed=0,1", *SMALL, f"hydra.sweep.dir={sweep}"])
+    assert res.returncode == 0, res.stderr
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 4
+    table = write_report(sweep)
+    assert table.index("LinUCB") < table.index("RandomPolicy")  # lower regret ranks first
+    assert (sweep / "leaderboard.png").exists() and (sweep / "leaderboard.md").read_text().startswith("| rank")
+    groups = {wandb_summary(p.parent)["name"] for p in summaries}
+    assert groups == {"random-bandit-seed0", "random-bandit-seed1", "linucb-bandit-seed0", "linucb-bandit-seed1"}
+    rep = subprocess.run([PY, str(ROOT / "scripts" / "report.py"), str(sweep)], capture_output=True, text=True)
+    assert rep.returncode == 0 and "| 1 | LinUCB" in rep.stdout
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = run(["-m", "hydra/launcher=joblib_local", "agent=epsilon_greedy,thompson", *SMALL,
+               "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"])
+    assert res.returncode == 0, res.stderr
+    assert "Joblib" in res.stderr + res.stdout
+    assert len(list(sweep.glob("*/summary.json"))) == 2
+
+
+@pytest.mark.slow
+def test_ray_launcher_on_a_local_ray_instance(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    sweep = tmp_path / "sweep"
+    res = run(["-m", "hydra/launcher=ray_local", "agent=linucb,thompson", *SMALL, f"hydra.sweep.dir={sweep}"],
+              env={"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
+    assert sorted(s["agent"] for s in summaries) == ["LinUCB", "ThompsonSampling"]
+    for p in sweep.glob("*/summary.json"):  # each Ray job finished its own W&B run
+        assert wandb_summary(p.parent)["state"] == "finished"
+
+
+def _readme_block(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```\w*\n(.*?)```", text, re.S)
+    assert m, f"README has no example block for {name}"
+    return m.group(1)
+
+
+def test_readme_custom_policy_example_runs_against_linucb(tmp_path):
+    """The README's 20-line policy, benchmarked against LinUCB exactly as README says."""
+    (tmp_path / "my_policy.py").write_text(_readme_block("my_policy.py"))
+    (tmp_path / "my_conf" / "agent").mkdir(parents=True)
+    (tmp_path / "my_conf" / "agent" / "popular.yaml").write_text(_readme_block("my_conf/agent/popular.yaml"))
+    assert len(_readme_block("my_policy.py").strip().splitlines()) <= 25
+    sweep = tmp_path / "sweep"
+    res = run(["-m", "--config-dir", "my_conf", "agent=linucb,popular", *SMALL, "wandb.mode=disabled",
+               f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    agents = sorted(json.loads(p.read_text())["agent"] for p in sweep.glob("*/summary.json"))
+    assert agents == ["GreedyByPopularity", "LinUCB"]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_unknown_agent_lists_the_options():
+    res = run(["agent=linucbb", *SMALL])
+    assert res.returncode != 0
+    assert "Could not find 'agent/linucbb'" in res.stderr
+    for name in ("epsilon_greedy", "linucb", "lin_thompson", "random", "softmax", "thompson"):
+        assert name in res.stderr
+
+
+def test_invalid_value_is_one_line_naming_the_field(tmp_path):
+    res = run(["agent.alpha=-1", *SMALL, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'r'}"])
+    assert res.returncode == 2
+    lines = [l for l in res.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "alpha" in lines[0] and "-1" in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["agent.alpha=-1"], r"alpha"),
+        (["agent=epsilon_greedy", "agent.epsilon=1.5"], r"epsilon"),
+        (["experiment.steps=0"], r"^experiment.steps: expected an integer > 0, got 0$"),
+        (["env=slate", "scm=position_bias", "env.n_items=3"], r"^env.slate_size: expected an integer in \[1, n_items=3\], got 5"),
+        (["env.num_envs=0"], r"^env.num_envs: expected an integer >= 1, got 0"),
+        (["wandb.mode=sometimes"], r"^wandb.mode: expected one of offline, online, disabled, got 'sometimes'"),
+        (["agent._target_=no_such_pkg.Policy"], r"^agent._target_: cannot import 'no_such_pkg.Policy'"),
+    ],
+)
+def test_invalid_config_values(tmp_path, overrides, message):
+    cfg = compose_cfg(overrides)
+    with pytest.raises(ValueError, match=message) as e:
+        run_job(cfg, tmp_path)
+    assert "\n" not in str(e.value)
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.parquet"))
+
+
+class NaNPolicy:
+    """A user's broken policy: NaN probabilities."""
+
+    def __init__(self, n_actions, dim, seed=0):
+        self.n_actions = n_actions
+
+    def action_probs(self, contexts):
+        return np.full((len(contexts), self.n_actions), np.nan)
+
+    def act(self, contexts, rng):
+        return np.zeros(len(contexts), dtype=np.int64), np.full(len(contexts), np.nan)
+
+    def update(self, contexts, actions, rewards):
+        pass
+
+
+class WrongShapePolicy(NaNPolicy):
+    def action_probs(self, contexts):
+        return np.full((len(contexts), self.n_actions + 1), 1 / (self.n_actions + 1))
+
+    def act(self, contexts, rng):
+        return np.zeros(len(contexts), dtype=np.int64), np.full(len(contexts), 1.0)
+
+
+class InterruptedPolicy(NaNPolicy):
+    """Acts uniformly; the user presses Ctrl-C after a few batches."""
+
+    calls = 0
+
+    def action_probs(self, contexts):
+        return np.full((len(contexts), self.n_actions), 1 / self.n_actions)
+
+    def act(self, contexts, rng):
+        return rng.integers(0, self.n_actions, len(contexts)), np.full(len(contexts), 1 / self.n_actions)
+
+    def update(self, contexts, actions, rewards):
+        InterruptedPolicy.calls += 1
+        if InterruptedPolicy.calls == 5:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("target, message", [("NaNPolicy", r"NaNPolicy.*NaN"), ("WrongShapePolicy", r"WrongShapePolicy.*shape")])
+def test_broken_user_policy_is_named(tmp_path, target, message):
+    cfg = compose_cfg(["agent=random", f"agent._target_=tests.test_runner.{target}"])
+    with pytest.raises(ValueError, match=message):
+        run_job(cfg, tmp_path)
+
+
+def test_interrupted_run_leaves_no_half_written_file(tmp_path):
+    cfg = compose_cfg(["agent=random", "agent._target_=tests.test_runner.InterruptedPolicy", "experiment.steps=20000"])
+    with pytest.raises(KeyboardInterrupt):
+        run_job(cfg, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- learning, checked
+
+
+def _regret(agent: str, seed: int, out: Path, steps: int = 40_000) -> dict:
+    cfg = compose_cfg([f"agent={agent}", f"seed={seed}", f"experiment.steps={steps}", "env.num_envs=256",
+                       "env.n_items=20", "experiment.curve_points=20"])
+    return run_online(cfg, out / f"{agent}_{seed}")
+
+
+@pytest.mark.slow
+def test_agents_rank_as_expected_on_the_default_world(tmp_path):
+    """Over 3 seeds: LinUCB and both Thompsons beat epsilon-greedy, which beats random, and
+    LinUCB's regret in the second half of the run is smaller than in the first."""
+    regret = {a: [] for a in ("random", "epsilon_greedy", "thompson", "lin_thompson", "linucb")}
+    for seed in range(3):
+        for agent in regret:
+            s = _regret(agent, seed, tmp_path)
+            regret[agent].append(s["cumulative_regret"])
+            if agent == "linucb":
+                assert s["regret_second_half"] < s["regret_first_half"]
+    mean = {a: np.mean(v) for a, v in regret.items()}
+    assert mean["random"] > mean["epsilon_greedy"]
+    for good in ("linucb", "lin_thompson", "thompson"):
+        assert mean[good] < mean["epsilon_greedy"], (good, mean)

@@ -221,8 +221,9 @@ def test_interrupted_run_leaves_no_half_written_file(tmp_path):
 
 
 def _regret(agent: str, seed: int, out: Path, steps: int = 40_000) -> dict:
+    extra = ["+agent.n_mc_draws=100"] if agent == "lin_thompson" else []  # MC pscores: fewer draws suffice here
     cfg = compose_cfg([f"agent={agent}", f"seed={seed}", f"experiment.steps={steps}", "env.num_envs=256",
-                       "env.n_items=20", "experiment.curve_points=20"])
+                       "env.n_items=20", "experiment.curve_points=20", *extra])
     return run_online(cfg, out / f"{agent}_{seed}")
 
 

@@ -154,7 +154,7 @@ def test_slate_click_models_match_their_exact_expectation(model):
 
 def test_confounded_world_flags_itself():
     w = World("confounded", n_items=20)
-    assert w.is_confounded and "intent" in w.latent_nodes
+    assert w.is_confounded and w.confounders == ["intent"]
     u = w.sample_users(4, np.random.default_rng(0))
     assert w.observe(u, privileged=True).shape[1] == w.obs_dim + 1
     assert not World("default", n_items=20).is_confounded

@@ -266,9 +266,20 @@ class World:
 
     @property
     def is_confounded(self) -> bool:
-        """True when a latent user variable drives the reward and a privileged signal (seen by a
-        logging policy, absent from the logged context) is not itself observed."""
-        return bool(self.privileged) and bool(self.latent_nodes)
+        """True when a latent user variable drives a privileged signal: a logging policy that
+        sees the signal (absent from the logged context) confounds its logs."""
+        return bool(self.confounders)
+
+    @property
+    def confounders(self) -> list[str]:
+        """Latent user nodes that are causes of a privileged signal."""
+        ancestors, todo = set(), list(self.privileged)
+        while todo:
+            for p in self.mech[todo.pop()].parents:
+                if p not in ancestors:
+                    ancestors.add(p)
+                    todo.append(p)
+        return [n for n in self.latent_nodes if n in ancestors]
 
     @property
     def latent_nodes(self) -> list[str]:

@@ -1,0 +1,201 @@
+#!/usr/bin/env python
+"""Speed figures against their targets: a printed table (median of repeats, ratios).
+
+    python scripts/bench.py                  # everything (a few minutes on 2 cores)
+    python scripts/bench.py --only env,agents --repeats 5 --json bench.json
+
+Targets are the issues' (on a 2-core machine); "x target" > 1 means the target is met.
+References are figures measured on the same kind of machine for other tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gymnasium as gym  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import envs  # noqa: E402
+from agents import LinearThompsonSampling, LinUCB  # noqa: E402
+
+ROWS: list[dict] = []
+
+
+def median_rate(fn: Callable[[], int], repeats: int) -> float:
+    """Median over ``repeats`` of (units done by ``fn``) / seconds, after one warm-up call."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        units = fn()
+        rates.append(units / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def row(group: str, name: str, value: float, unit: str, target: float, higher_is_better: bool = True,
+        reference: str = "") -> None:
+    ratio = value / target if higher_is_better else target / value
+    ROWS.append(dict(group=group, name=name, value=value, unit=unit, target=target, ratio=ratio,
+                     higher_is_better=higher_is_better, reference=reference))
+    sign = ">=" if higher_is_better else "<="
+    print(f"  {name:<58} {value:>14,.3f} {unit:<14} target {sign} {target:,} ({ratio:.2f}x) {reference}", flush=True)
+
+
+# ----------------------------------------------------------------------------- envs
+
+
+def bench_env(repeats: int) -> None:
+    print("environments (K = 100 items, observed dim 16)")
+    rng = np.random.default_rng(0)
+    n = 4096
+    venv = gym.make_vec(envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    acts = [rng.integers(0, 100, n) for _ in range(16)]
+
+    def vec_steps(env=venv, steps=50):
+        for t in range(steps):
+            env.step(acts[t % 16])
+        return steps * n
+
+    row("env", "Bandit-v0 vector, N=4096, expected_reward included", median_rate(vec_steps, repeats),
+        "user-steps/s", 1_000_000, reference="(RecSim 1.4k-6.7k, RecoGym 7-9k, SARDINE 8-11k users/s)")
+
+    env = gym.make(envs.BANDIT_ID)
+    env.reset(seed=0)
+
+    def single(users=20_000):
+        for i in range(users):
+            env.reset()
+            env.step(i % 100)
+        return users
+
+    row("env", "Bandit-v0 single via gym.make, reset()+step() per user", median_rate(single, repeats),
+        "users/s", 15_000)
+
+    senv = gym.make_vec(envs.SESSION_ID, num_envs=n, vectorization_mode="vector_entry_point")
+    senv.reset(seed=0)
+    row("env", "Session-v0 vector, N=4096", median_rate(lambda: vec_steps(senv, 30), repeats), "user-steps/s", 300_000)
+
+
+# ----------------------------------------------------------------------------- agents
+
+
+def bench_agents(repeats: int) -> None:
+    print("agents")
+    K, d = 50, 10
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4096, 1, d))
+    theta = rng.normal(size=(K, d))
+
+    def one_at_a_time(policy, decisions=10_000):
+        for i in range(decisions):
+            x = X[i % 4096]
+            a, _ = policy.act(x, rng)
+            policy.update(x, a, (x @ theta[a].T > 0).astype(float).ravel())
+        return decisions
+
+    row("agents", "LinUCB K=50 d=10, one act + one update at a time",
+        median_rate(lambda: one_at_a_time(LinUCB(n_actions=K, dim=d, alpha=1.0, seed=0)), repeats),
+        "decisions/s", 20_000, reference="(OBP LinUCB 4.2k/s, MABWiser 172/s)")
+    row("agents", "LinearThompsonSampling K=50 d=10, one at a time",
+        median_rate(lambda: one_at_a_time(LinearThompsonSampling(n_actions=K, dim=d, seed=0)), repeats),
+        "decisions/s", 10_000, reference="(OBP LinTS 299/s)")
+
+    n = 1024
+    venv = gym.make_vec(envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point")
+    obs, _ = venv.reset(seed=0)
+    agent = LinUCB(n_actions=100, dim=obs.shape[1], alpha=1.0, seed=0)
+
+    def in_env(steps=50):
+        nonlocal obs
+        for _ in range(steps):
+            a, _ = agent.act(obs, rng)
+            nxt, r, _, _, _ = venv.step(a)
+            agent.update(obs, a, r)
+            obs = nxt
+        return steps * n
+
+    row("agents", "LinUCB batched in the vector env, 1024 users/step (K=100, d=16)", median_rate(in_env, repeats),
+        "decisions/s", 300_000)
+
+
+# ----------------------------------------------------------------------------- OPE
+
+
+def bench_ope(repeats: int) -> None:
+    from recsim_causal.ope.bench import bench_bootstrap, bench_dense, bench_light
+
+    print("off-policy evaluation")
+    dense = bench_dense(n=1_000_000, K=100, repeats=repeats)
+    row("ope", "8 estimators, 1M rounds x 100 actions, dense (n, K) inputs", dense["seconds"], "s", 1.0,
+        higher_is_better=False, reference=f"(OBP 0.5.7: 6.6 s; OBP-style numpy here: {dense['obp_style_seconds']:.2f} s)")
+    light = bench_light(n=10_000_000, repeats=repeats)
+    row("ope", "8 estimators, memory-light path, 10M rounds", light["seconds"], "s", 2.0, higher_is_better=False)
+    peak = (light["peak_bytes"] + light["input_bytes"]) / 2**30
+    row("ope", "  peak memory (inputs + work)", peak, "GiB", 2.0, higher_is_better=False)
+    boot = bench_bootstrap(n=1_000_000, B=1000, which="dr")
+    row("ope", "bootstrap CI, 1,000 resamples on 1M rounds (DR)", boot["seconds"], "s", 10.0,
+        higher_is_better=False, reference="(OBP: 100 resamples in 7.3 s)")
+
+
+# ----------------------------------------------------------------------------- PPO
+
+
+def bench_ppo(repeats: int) -> None:
+    from agents.ppo_bert import PPOBert
+
+    print("PPO over BERT item embeddings (CPU)")
+    n_envs = 256
+    venv = gym.make_vec(envs.BANDIT_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", n_items=100)
+    world = venv.unwrapped.world
+    emb = np.random.default_rng(0).normal(size=(world.n_items, 384)).astype(np.float32)
+    agent = PPOBert(n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
+                    item_embeddings=emb / np.linalg.norm(emb, axis=1, keepdims=True), n_steps=8, batch_size=512,
+                    device="cpu", seed=0)
+    steps = n_envs * 8 * 4
+    row("ppo", f"PPO learn, {n_envs} envs, CPU (env-steps incl. updates)",
+        median_rate(lambda: (agent.learn(venv, total_timesteps=steps), steps)[1], max(1, repeats // 2)),
+        "env-steps/s", 50_000, reference="(GPU target; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
+
+
+GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "ppo": bench_ppo}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups ({', '.join(GROUPS)})")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        sys.exit(f"error: --only: unknown group '{unknown[0]}' (known: {', '.join(GROUPS)})")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}, python {platform.python_version()}")
+    with threadpool_limits(limits=1, user_api="blas"):  # as the runner does: small products, 1 thread
+        for g in groups:
+            GROUPS[g](args.repeats)
+    met = sum(r["ratio"] >= 1 for r in ROWS)
+    print(f"\n{met} of {len(ROWS)} figures meet their target")
+    if args.json:
+        from recsim_causal.io import write_json
+
+        write_json(args.json, {"machine": platform.node(), "rows": ROWS})
+
+
+if __name__ == "__main__":
+    main()

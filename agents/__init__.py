@@ -1,0 +1,43 @@
+"""Agents: the Policy contract and its bandit implementations.
+
+Every agent maps contexts ``(B, d)`` to a distribution over ``n_actions`` actions
+(``action_probs``), draws actions with their propensities (``act``) and learns from batches
+(``update``); see :mod:`agents.base`. Runners validate any policy's outputs, built-in or not,
+with :func:`validate_policy_output` / :func:`check_policy`.
+"""
+
+from agents.bandits import EmpiricalMeans, EpsilonGreedy, RandomPolicy, Softmax, ThompsonSampling
+from agents.base import (
+    BasePolicy,
+    Policy,
+    ScorePolicy,
+    check_action_probs,
+    check_actions,
+    check_policy,
+    greedy_act,
+    greedy_probs,
+    sample_categorical,
+    validate_policy_output,
+)
+from agents.linear import LinearThompsonSampling, LinUCB, RidgeState
+
+__all__ = [
+    "BasePolicy",
+    "EmpiricalMeans",
+    "EpsilonGreedy",
+    "LinUCB",
+    "LinearThompsonSampling",
+    "Policy",
+    "RandomPolicy",
+    "RidgeState",
+    "ScorePolicy",
+    "Softmax",
+    "ThompsonSampling",
+    "check_action_probs",
+    "check_actions",
+    "check_policy",
+    "greedy_act",
+    "greedy_probs",
+    "sample_categorical",
+    "validate_policy_output",
+]

@@ -113,8 +113,8 @@ class SB3VecEnv(VecEnv):
 
         self._ep_return += rewards
         self._ep_length += 1
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)
+        infos: list[dict[str, Any]]
         if done_idx.size:
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 final = info.get("final_obs") if isinstance(info, dict) else None
@@ -122,11 +122,23 @@ class SB3VecEnv(VecEnv):
             else:
                 terminal_obs = obs
                 reset_obs, reset_info = self.venv.reset(options={"reset_mask": dones})
-                obs = np.where(dones.reshape((-1,) + (1,) * (obs.ndim - 1)), _to_numpy(reset_obs), obs)
+                reset_obs = _to_numpy(reset_obs)
+                keep = ~dones
+                if keep.any() and not np.array_equal(reset_obs[keep], obs[keep], equal_nan=True):
+                    raise RuntimeError(
+                        f"{type(self.venv.unwrapped).__name__}.reset(options={{'reset_mask': mask}}) changed "
+                        "envs outside the mask: SB3VecEnv needs the Gymnasium 1.x partial reset "
+                        "(reset only the masked envs and cancel their pending next-step autoreset)"
+                    )
+                obs = np.where(dones.reshape((-1,) + (1,) * (obs.ndim - 1)), reset_obs, obs)
                 self.last_info = {**info, "reset_info": reset_info}
+            if done_idx.size == self.num_envs:  # Bandit-v0: every env, every step
+                infos = [{"terminal_observation": o} for o in terminal_obs]
+            else:
+                infos = [{} for _ in range(self.num_envs)]
+                for i in done_idx.tolist():
+                    infos[i]["terminal_observation"] = terminal_obs[i]
             timeouts = truncated & ~terminated
-            for i in done_idx.tolist():
-                infos[i]["terminal_observation"] = terminal_obs[i]
             for i in np.flatnonzero(timeouts).tolist():
                 infos[i]["TimeLimit.truncated"] = True
             if self.episode_window > 0:
@@ -135,6 +147,8 @@ class SB3VecEnv(VecEnv):
                     infos[i]["episode"] = {"r": float(self._ep_return[i]), "l": int(self._ep_length[i]), "t": t}
             self._ep_return[done_idx] = 0.0
             self._ep_length[done_idx] = 0
+        else:
+            infos = [{} for _ in range(self.num_envs)]
         return obs, rewards, dones, infos
 
     def close(self) -> None:

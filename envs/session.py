@@ -147,7 +147,19 @@ class SessionVectorEnv(VectorEnv):
         self._autoreset = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset every slot, or only those where ``options["reset_mask"]`` is True (Gymnasium's
+        partial reset, used by the SB3 adapter)."""
         super().reset(seed=seed)
+        mask = (options or {}).get("reset_mask")
+        if mask is not None and self._autoreset is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"options.reset_mask: expected shape ({self.num_envs},), got {mask.shape}")
+            idx = np.flatnonzero(mask)
+            if idx.size:
+                self.core.reset_some(idx, self.np_random)
+            self._autoreset[idx] = False
+            return self.core.obs(), {}
         self.core.reset(self.np_random)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         return self.core.obs(), {}

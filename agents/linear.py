@@ -18,7 +18,6 @@ from agents.base import (
     check_int,
     greedy_act,
     greedy_probs,
-    sample_categorical,
 )
 
 # Row blocks keep the temporaries of batched scoring under ~32 MB of float64.
@@ -64,6 +63,10 @@ class RidgeState:
     Woodbury rank-``k`` update (``k <= woodbury_max_rank``, vectorized across arms by zero-padding
     to the largest such ``k``) or a fresh inverse of the accumulated ``A[a]`` (larger ``k``, which
     also resets any rounding drift of earlier rank-1 updates).
+
+    Batched quadratic forms ``x^T A_inv[a] x`` and the batched ``X^T X`` use the ``d (d + 1) / 2``
+    products ``x_i x_j``, ``i <= j``, only (``A_inv`` is symmetric), and reuse scratch arrays
+    (:class:`Scratch`), so a state is not safe to share between threads.
     """
 
     def __init__(self, n_actions: int, dim: int, lambda_: float) -> None:

@@ -235,3 +235,53 @@ def test_invalid_world_arguments():
         World("default", n_items=5).do(clik=1)
     with pytest.raises(SCMConfigError, match=r"^scm.nodes.click.value: a response fixed by do\(\) takes a probability"):
         World("default", n_items=5).do(click=2.0)
+
+
+def test_mlp_node_and_dwell_time_response():
+    """A fixed random MLP feature and a lognormal dwell time gated by click: E[dwell] is
+    P(click) * exp(mu + sigma^2 / 2), checked against 200k draws."""
+    cfg = load_scm_config("default")
+    cfg["nodes"]["mood"] = {"type": "mlp", "parents": ["taste", "activity"], "hidden": [8], "dim": 1}
+    cfg["nodes"]["click"]["parents"]["mood"] = 0.5
+    cfg["nodes"]["dwell"] = {"type": "lognormal_response", "gate": "click", "sigma": 0.4, "bias": 1.0,
+                             "parents": {"quality": 0.3, "mood": 0.2}}
+    cfg["reward"] = "dwell"
+    w = World(cfg, n_items=10, seed=0)
+    again = World(cfg, n_items=10, seed=0)
+    u = w.sample_users(200_000, np.random.default_rng(0))
+    np.testing.assert_array_equal(u.values["mood"],  # fixed weights: same world seed, same MLP
+                                  again.sample_users(200_000, np.random.default_rng(0)).values["mood"])
+    cond = w.conditional_means(u)
+    mu = 1.0 + 0.3 * w.item_values["quality"].T + 0.2 * u.values["mood"]
+    np.testing.assert_allclose(cond["dwell"], np.exp(mu + 0.5 * 0.4**2))
+    np.testing.assert_allclose(w.expected_reward(u), cond["click"] * cond["dwell"])
+    a = np.random.default_rng(1).integers(0, 10, u.n)
+    r = w.respond(u, a).reward
+    exact = w.expected_reward(u)[np.arange(u.n), a]
+    assert abs(r.mean() - exact.mean()) < 3 * r.std() / np.sqrt(u.n)
+
+
+def test_categorical_frequencies():
+    u = World("default", n_items=5).sample_users(100_000, np.random.default_rng(0))
+    freq = u.values["segment"].mean(axis=0)
+    p = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    assert np.all(np.abs(freq - p) < 3 * np.sqrt(p * (1 - p) / 100_000))
+    assert np.all(u.values["segment"].sum(axis=1) == 1)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(preset=st.sampled_from(["default", "confounded", "position_bias"]), n_items=st.integers(2, 40),
+       world_seed=st.integers(0, 2**16), n=st.integers(1, 64), dtype=st.sampled_from(["float32", "float64"]))
+def test_any_world_gives_valid_probabilities_and_deterministic_outcomes(preset, n_items, world_seed, n, dtype):
+    w = World(preset, n_items=n_items, seed=world_seed, dtype=dtype)
+    u = w.sample_users(n, np.random.default_rng(world_seed))
+    q = w.expected_reward(u)
+    assert q.shape == (n, n_items) and np.all((q >= 0) & (q <= 1))
+    low, high = w.observation_bounds()
+    x = w.observe(u)
+    assert np.all((x >= low) & (x <= high))
+    a = np.random.default_rng(0).integers(0, n_items, n)
+    np.testing.assert_array_equal(w.respond(u, a).reward, w.counterfactual(u, a).reward)

@@ -13,9 +13,8 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
-from envs.common import action_space, check_actions, make_world, observation_space, step_info
+from envs.common import action_space, check_actions, init_vector_spaces, make_world, observation_space, step_info
 from recsim_causal.scm import World
 
 
@@ -43,14 +42,8 @@ class BanditVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, *, n_items: int = 100, slate_size: int = 1,
                  scm: str | Mapping = "default", world_seed: int = 0, dtype: str = "float32",
                  world: World | None = None, render_mode: str | None = None):
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"env.num_envs: expected an integer >= 1, got {num_envs!r}")
-        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
-        self.num_envs = num_envs
-        self.single_observation_space = observation_space(self.world)
-        self.single_action_space = action_space(self.world)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
+        init_vector_spaces(self, world, num_envs, observation_space(world))
         self.render_mode = render_mode
         self._batch: _UserBatch | None = None
 

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 
 from recsim_causal.scm import SCMConfigError, World
 
@@ -18,6 +19,17 @@ def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: i
     if dtype not in ("float32", "float64"):
         raise SCMConfigError(f"env.dtype: expected 'float32' or 'float64', got {dtype!r}")
     return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype)
+
+
+def init_vector_spaces(env, world: World, num_envs: int, single_observation_space: spaces.Box) -> None:
+    """Set a vector env's world, num_envs and single/batched spaces (one item or a slate per user)."""
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"env.num_envs: expected an integer >= 1, got {num_envs!r}")
+    env.world, env.num_envs = world, num_envs
+    env.single_observation_space = single_observation_space
+    env.single_action_space = action_space(world)
+    env.observation_space = batch_space(single_observation_space, num_envs)
+    env.action_space = batch_space(env.single_action_space, num_envs)
 
 
 def action_space(world: World) -> spaces.Space:

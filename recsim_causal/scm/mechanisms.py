@@ -470,14 +470,27 @@ class Linear(Mechanism):
         return out
 
 
-@register_mechanism("bilinear")
-class Bilinear(Mechanism):
-    """``value[i, k] = scale * user_i . item_k``: a user vector against an item vector of equal dim."""
+class _ScaledPair(Mechanism):
+    """Two parents and a ``scale``; at user_item level the value is the outer form
+    ``scale * user_i . item_k`` as a PairValue."""
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.parents = self._parent_list(spec, exact=2)
         self.scale = float(_get(spec, "scale", where, 1.0, check=_is_number, expect="a number"))
+
+    def _set_pair(self, levels: list[str]) -> None:
+        self.level, self.dim = PAIR, 1
+        self.user_parent, self.item_parent = self.parents if levels[0] == USER else self.parents[::-1]
+
+    def _pair(self, parents) -> PairValue:
+        U, I = parents[self.user_parent], parents[self.item_parent]
+        return PairValue(U * self.scale, I.astype(U.dtype), np.zeros(U.shape[0], U.dtype), np.zeros(I.shape[0], U.dtype))
+
+
+@register_mechanism("bilinear")
+class Bilinear(_ScaledPair):
+    """``value[i, k] = scale * user_i . item_k``: a user vector against an item vector of equal dim."""
 
     def resolve(self, graph):
         a, b = (graph[p] for p in self.parents)
@@ -487,39 +500,31 @@ class Bilinear(Mechanism):
         if a.dim != b.dim:
             raise SCMConfigError(f"{self.where}.parents: shape mismatch, {self.parents[0]} has dim {a.dim} "
                                  f"and {self.parents[1]} has dim {b.dim}")
-        self.level, self.dim = PAIR, 1
-        self.user_parent, self.item_parent = (self.parents if a.level == USER else self.parents[::-1])
+        self._set_pair([a.level, b.level])
 
     def compute(self, parents, noise, n, n_items, dtype):
-        U, I = parents[self.user_parent], parents[self.item_parent]
-        return PairValue(U * self.scale, I.astype(U.dtype), np.zeros(U.shape[0], U.dtype), np.zeros(I.shape[0], U.dtype))
+        return self._pair(parents)
 
 
 @register_mechanism("product")
-class Product(Mechanism):
+class Product(_ScaledPair):
     """``value = scale * a * b`` for two scalar (dim 1) parents, e.g. price sensitivity x price."""
-
-    def __init__(self, name, spec, where, rng):
-        super().__init__(name, spec, where, rng)
-        self.parents = self._parent_list(spec, exact=2)
-        self.scale = float(_get(spec, "scale", where, 1.0, check=_is_number, expect="a number"))
 
     def resolve(self, graph):
         for p in self.parents:
             if graph[p].level == PAIR or graph[p].dim != 1:
                 raise SCMConfigError(f"{self.where}.parents: product takes scalar user or item parents, '{p}' is "
                                      f"{graph[p].level} of dim {graph[p].dim}")
-        self.levels = [graph[p].level for p in self.parents]
-        self.level, self.dim = combine_levels(self.levels), 1
+        levels = [graph[p].level for p in self.parents]
+        self.level, self.dim = combine_levels(levels), 1
         if self.level == PAIR:
-            self.user_parent, self.item_parent = self.parents if self.levels[0] == USER else self.parents[::-1]
+            self._set_pair(levels)
 
     def compute(self, parents, noise, n, n_items, dtype):
         if self.level != PAIR:
             a, b = (parents[p] for p in self.parents)
             return self.scale * a * b
-        U, I = parents[self.user_parent], parents[self.item_parent]
-        return PairValue(U * self.scale, I.astype(U.dtype), np.zeros(U.shape[0], U.dtype), np.zeros(I.shape[0], U.dtype))
+        return self._pair(parents)
 
 
 @register_mechanism("mlp")

@@ -30,10 +30,8 @@ ENV_KEYS_NOT_FOR_MAKE = ("id", "num_envs")
 def make_vector_env(env_cfg: dict, scm: Any, num_envs: int | None = None) -> gym.vector.VectorEnv:
     """The native vector env described by an ``env`` config group and an SCM config."""
     kwargs = {k: v for k, v in env_cfg.items() if k not in ENV_KEYS_NOT_FOR_MAKE}
-    n = int(num_envs or env_cfg["num_envs"])
-    if n < 1:
-        raise ValueError(f"env.num_envs: expected an integer >= 1, got {n}")
-    return gym.make_vec(env_cfg["id"], num_envs=n, vectorization_mode="vector_entry_point", scm=scm, **kwargs)
+    return gym.make_vec(env_cfg["id"], num_envs=num_envs or env_cfg["num_envs"],
+                        vectorization_mode="vector_entry_point", scm=scm, **kwargs)
 
 
 def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=None):
@@ -154,6 +152,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     if bar is not None:
         bar.close()
 
+    half = np.searchsorted(curve_steps, n_decisions / 2)  # cumulative regret at the curve point nearest half-way
+    first_half = float(curve_regret[half]) if half < len(curve_regret) else None
     summary = {
         "agent": agent_name,
         "agent_config": resolved["agent"].get("_target_"),
@@ -166,8 +166,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         "cumulative_regret": total_regret,
         "mean_reward": total_reward / n_decisions,
         "oracle_mean_reward": total_oracle / n_decisions,
-        "regret_first_half": None,
-        "regret_second_half": None,
+        "regret_first_half": first_half,
+        "regret_second_half": None if first_half is None else total_regret - first_half,
         "steps_per_s": n_decisions / wall,
         "wall_s": wall,
     }
@@ -175,10 +175,6 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         summary["train_steps_per_s"] = agent.learn_stats.get("steps_per_s")
         summary["train_wall_s"] = agent.learn_stats.get("wall_s")
         summary["device"] = agent.learn_stats.get("device")
-    half = np.searchsorted(curve_steps, n_decisions / 2)
-    summary["regret_first_half"] = float(curve_regret[half]) if half < len(curve_regret) else None
-    if summary["regret_first_half"] is not None:
-        summary["regret_second_half"] = total_regret - summary["regret_first_half"]
 
     feedback = _feedback(log, world, L, resolved, agent_name, seed)
     out_dir.mkdir(parents=True, exist_ok=True)

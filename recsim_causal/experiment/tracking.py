@@ -10,7 +10,6 @@ install), the run goes on untracked and says so in one warning line.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -97,7 +96,3 @@ def tracker_from_config(cfg: Any, run_dir: Path, *, default_group: str, name: st
     w = cfg.wandb
     return Tracker(mode=w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
                    tags=list(w.tags or []), config=OmegaConf.to_container(cfg, resolve=True), run_dir=run_dir)
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

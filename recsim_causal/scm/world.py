@@ -430,9 +430,10 @@ class World:
             return Outcome(reward.sum(axis=1), outcomes, slot_reward=reward)
         return Outcome(reward, outcomes)
 
-    counterfactual = respond
-    counterfactual.__doc__ = """The outcome for the same users under the same exogenous noise and other actions
-    (an alias of ``respond``, which is deterministic given the users)."""
+    def counterfactual(self, users: Users, actions: np.ndarray) -> Outcome:
+        """The outcome for the same users under the same exogenous noise and other actions
+        (``respond`` is deterministic given the users, so this is ``respond`` under a new name)."""
+        return self.respond(users, actions)
 
     def expected_slate_reward(self, users: Users, slates: np.ndarray) -> np.ndarray:
         """Exact expected reward per slot of each slate, (n, L), under the slate click model."""

@@ -98,8 +98,8 @@ def test_unconfounded_run_writes_ope_json_with_truth(tmp_path):
         rows = saved["targets"][target]["estimators"]
         assert set(rows) == {"dm", "ipw", "ipw-clip", "snipw", "dr", "sndr", "switch-dr", "dr-os", "sg-ipw", "mipw"}
         for r in rows.values():
-            assert {"estimate", "ci_lower", "ci_upper", "truth", "error", "relative_error"} <= set(r)
-            assert r["ci_lower"] < r["ci_upper"] and np.isfinite(r["estimate"])
+            assert {"estimate", "ci_low", "ci_high", "truth", "error", "relative_error"} <= set(r)
+            assert r["ci_low"] < r["ci_high"] and np.isfinite(r["estimate"])
     # the uniform target is evaluated by IPS within its CI here
     assert saved["targets"]["random"]["estimators"]["ipw"]["covers"]
     assert abs(saved["targets"]["random"]["truth"] - saved["targets"]["random"]["truth_fresh_users"]) < 0.03
@@ -113,7 +113,7 @@ def test_external_parquet_log_is_evaluated_without_truth(tmp_path):
     summary = run_job(cfg, tmp_path / "out")
     assert summary["warning"] == "no truth: external data"
     rows = summary["targets"]["epsilon_greedy"]["estimators"]
-    assert "mipw" not in rows and rows["ipw"]["ci_lower"] <= rows["ipw"]["estimate"]
+    assert "mipw" not in rows and rows["ipw"]["ci_low"] <= rows["ipw"]["estimate"]
     assert summary["targets"]["epsilon_greedy"]["truth"] is None
 
 

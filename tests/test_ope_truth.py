@@ -51,8 +51,8 @@ def test_ope_table_fields_and_coverage():
     row = table["dr"]
     assert row["error"] == pytest.approx(points["dr"] - truth)
     assert row["relative_error"] == pytest.approx(abs(points["dr"] - truth) / truth)
-    assert row["ci_lower"] == intervals["dr"]["95.0% CI (lower)"]
-    assert row["covers"] == (row["ci_lower"] <= truth <= row["ci_upper"])
+    assert row["ci_low"] == intervals["dr"]["95.0% CI (lower)"]
+    assert row["covers"] == (row["ci_low"] <= truth <= row["ci_high"])
     json.dumps(table)  # JSON-ready
     # interval dicts alone: their "mean" is the estimate
     t2 = ope_table(intervals, truth)

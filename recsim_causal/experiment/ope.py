@@ -205,11 +205,11 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
             table = ope_table(estimates, truth, intervals=intervals)
         else:
             truth = truth_fresh = None
-            table = {k: {"estimate": v, **dict(zip(("ci_lower", "ci_upper"), _bounds(intervals[k])))}
+            table = {k: {"estimate": v, **dict(zip(("ci_low", "ci_high"), _bounds(intervals[k])))}
                      for k, v in estimates.items()}
         results[name] = {"truth": truth, "truth_fresh_users": truth_fresh, "estimators": table}
         for est, r in table.items():
-            rows_for_table.append([name, est, r["estimate"], r.get("ci_lower"), r.get("ci_upper"), truth,
+            rows_for_table.append([name, est, r["estimate"], r.get("ci_low"), r.get("ci_high"), truth,
                                    r.get("error"), r.get("relative_error"), r.get("covers")])
 
     confounded = bool(world is not None and world.is_confounded)

@@ -60,10 +60,10 @@ def ope_table(
 
     ``estimates`` maps a name to a float, or to an interval dict (OBP's, from
     ``estimate_interval``: its "mean" is then the estimate). ``intervals`` (optional) maps
-    names to interval dicts whose bounds give ``ci_lower``/``ci_upper``/``covers``.
+    names to interval dicts whose bounds give ``ci_low``/``ci_high``/``covers``.
 
     Row fields: estimate, truth, error = estimate - truth, abs_error, relative_error =
-    |error| / |truth| (None when truth is 0), squared_error, ci_lower, ci_upper,
+    |error| / |truth| (None when truth is 0), squared_error, ci_low, ci_high,
     ci_width, covers (truth within the closed interval; None without an interval).
     """
     truth = float(truth)
@@ -90,8 +90,8 @@ def ope_table(
             "abs_error": abs(error),
             "relative_error": abs(error) / abs(truth) if truth != 0 else None,
             "squared_error": error * error,
-            "ci_lower": lo,
-            "ci_upper": hi,
+            "ci_low": lo,
+            "ci_high": hi,
             "ci_width": (hi - lo) if lo is not None and hi is not None else None,
             "covers": (lo <= truth <= hi) if lo is not None and hi is not None else None,
         }

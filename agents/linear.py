@@ -227,7 +227,25 @@ def _spd_inverse(a: np.ndarray) -> np.ndarray:
     return 0.5 * (inv + inv.transpose(0, 2, 1))
 
 
-class LinUCB(ScorePolicy):
+class _RidgePolicy(BasePolicy):
+    """Shared by :class:`LinUCB` and :class:`LinearThompsonSampling`: learning and persistence
+    on the per-arm ridge state ``self.ridge`` (a :class:`RidgeState`) that subclasses create."""
+
+    ridge: RidgeState
+
+    def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Add the batch to the ridge state (exact for any batch size, see :class:`RidgeState`)."""
+        x, a, r = self._feedback(contexts, actions, rewards)
+        self.ridge.update(x, a, r)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.ridge.state_dict()
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.ridge.load_state_dict(state)
+
+
+class LinUCB(_RidgePolicy, ScorePolicy):
     """LinUCB with disjoint linear models (Li, Chu, Langford & Schapire 2010, Algorithm 1).
 
     Scores each arm by its upper confidence bound
@@ -278,19 +296,8 @@ class LinUCB(ScorePolicy):
         """The UCB argmax per context (ties broken by ``rng``); pscore ``1 / n_ties``."""
         return greedy_act(self._ucb(contexts, reuse=True), self.rng if rng is None else rng)
 
-    def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        """Add the batch to the ridge state (exact for any batch size, see :class:`RidgeState`)."""
-        x, a, r = self._feedback(contexts, actions, rewards)
-        self.ridge.update(x, a, r)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return self.ridge.state_dict()
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.ridge.load_state_dict(state)
-
-
-class LinearThompsonSampling(BasePolicy):
+class LinearThompsonSampling(_RidgePolicy):
     """Linear Thompson sampling (Agrawal & Goyal 2013) on disjoint per-arm Gaussian posteriors.
 
     Arm ``a``'s posterior is ``N(theta_a, v^2 A_a^{-1})`` on the ridge state (:class:`RidgeState`).
@@ -395,14 +402,3 @@ class LinearThompsonSampling(BasePolicy):
                 draws += m[:, None, arms]
                 out[start:stop, arms] = argmax_frequencies(draws)
         return out
-
-    def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        """Add the batch to the ridge state (exact for any batch size, see :class:`RidgeState`)."""
-        x, a, r = self._feedback(contexts, actions, rewards)
-        self.ridge.update(x, a, r)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return self.ridge.state_dict()
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.ridge.load_state_dict(state)

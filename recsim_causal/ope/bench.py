@@ -73,6 +73,18 @@ def _logged(n: int, K: int, seed: int) -> dict[str, np.ndarray]:
                 estimated_rewards_by_reg_model=qhat)  # fmt: skip
 
 
+def _light_vectors(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Random light (n,) vectors: reward, pscore, target_pscore, target_q, q_at_action."""
+    rng = np.random.default_rng(seed)
+    return dict(
+        reward=rng.binomial(1, 0.3, n).astype(np.float64),
+        pscore=rng.uniform(0.01, 1.0, n),
+        target_pscore=rng.random(n),
+        target_q=rng.random(n),
+        q_at_action=rng.random(n),
+    )
+
+
 def _obp_style(arrays: dict[str, np.ndarray], lambda_: float = 10.0) -> dict[str, float]:
     """The eight estimators computed the way OBP 0.5.7 does: each one re-reads the dense
     arrays (3-D fancy indexing and np.average per estimator). For the speed ratio."""
@@ -130,14 +142,7 @@ def bench_dense(n: int = 1_000_000, K: int = 100, repeats: int = 3, seed: int = 
 
 def bench_light(n: int = 10_000_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
     """estimate_all on the light (n,) vectors, eight estimators."""
-    rng = np.random.default_rng(seed)
-    vectors = dict(
-        reward=rng.binomial(1, 0.3, n).astype(np.float64),
-        pscore=rng.uniform(0.01, 1.0, n),
-        target_pscore=rng.random(n),
-        target_q=rng.random(n),
-        q_at_action=rng.random(n),
-    )
+    vectors = _light_vectors(n, seed)
     ests = eight_estimators()
     sec, peak, _ = _measure(lambda: estimate_all_light(ests, **vectors), repeats)
     return {
@@ -151,14 +156,7 @@ def bench_light(n: int = 10_000_000, repeats: int = 3, seed: int = 0) -> dict[st
 def bench_bootstrap(n: int = 1_000_000, B: int = 1000, repeats: int = 1, seed: int = 0,
                     which: str = "dr") -> dict[str, Any]:  # fmt: skip
     """Bootstrap CIs from light vectors: ``which`` = "dr", "sndr" (a ratio) or "all8"."""
-    rng = np.random.default_rng(seed)
-    vectors = dict(
-        reward=rng.binomial(1, 0.3, n).astype(np.float64),
-        pscore=rng.uniform(0.01, 1.0, n),
-        target_pscore=rng.random(n),
-        target_q=rng.random(n),
-        q_at_action=rng.random(n),
-    )
+    vectors = _light_vectors(n, seed)
     ests = {"dr": [DR()], "sndr": [SNDR()], "all8": eight_estimators()}[which]
     sec, peak, _ = _measure(
         lambda: estimate_all_intervals(ests, n_bootstrap_samples=B, random_state=seed, **vectors),

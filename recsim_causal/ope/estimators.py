@@ -419,8 +419,23 @@ class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
         return RoundTerms(base=inputs.target_q, num=iw * inputs.residual())
 
 
+class _SubGaussianWeights(BaseOffPolicyEstimator):
+    """Shared by SG-IPW and SG-DR: the lambda_ in [0, 1] check and the shrunk weight
+    w / (1 - lambda_ + lambda_ w). Declares no fields; subclasses declare ``lambda_``."""
+
+    lambda_: float  # a dataclass field of each subclass (not of this class)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_lambda(type(self).__name__, self.lambda_, upper=1.0)
+
+    def _shrunk_iw(self, inputs: LightInputs) -> np.ndarray:
+        iw = self._iw(inputs)
+        return _safe_div(iw, 1 - self.lambda_ + self.lambda_ * iw)
+
+
 @dataclass
-class SubGaussianInverseProbabilityWeighting(BaseOffPolicyEstimator):
+class SubGaussianInverseProbabilityWeighting(_SubGaussianWeights):
     """Sub-Gaussian Inverse Probability Weighting (SG-IPW).
 
     V_SGIPW = E_n[ w / (1 - lambda_ + lambda_ w) * r_i ],  w = w(x_i, a_i), lambda_ in [0, 1].
@@ -436,18 +451,12 @@ class SubGaussianInverseProbabilityWeighting(BaseOffPolicyEstimator):
     estimator_name: str = "sg-ipw"
     _requires: ClassVar[tuple[str, ...]] = InverseProbabilityWeighting._requires
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_, upper=1.0)
-
     def _terms(self, inputs: LightInputs) -> RoundTerms:
-        iw = self._iw(inputs)
-        iw_hat = _safe_div(iw, 1 - self.lambda_ + self.lambda_ * iw)
-        return RoundTerms(num=iw_hat * inputs.reward)
+        return RoundTerms(num=self._shrunk_iw(inputs) * inputs.reward)
 
 
 @dataclass
-class SubGaussianDoublyRobust(BaseOffPolicyEstimator):
+class SubGaussianDoublyRobust(_SubGaussianWeights):
     """Sub-Gaussian Doubly Robust (SG-DR).
 
     V_SGDR = E_n[ qhat(x_i, pi_e) + w / (1 - lambda_ + lambda_ w) (r_i - qhat(x_i, a_i)) ].
@@ -460,14 +469,8 @@ class SubGaussianDoublyRobust(BaseOffPolicyEstimator):
     estimator_name: str = "sg-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_, upper=1.0)
-
     def _terms(self, inputs: LightInputs) -> RoundTerms:
-        iw = self._iw(inputs)
-        iw_hat = _safe_div(iw, 1 - self.lambda_ + self.lambda_ * iw)
-        return RoundTerms(base=inputs.target_q, num=iw_hat * inputs.residual())
+        return RoundTerms(base=inputs.target_q, num=self._shrunk_iw(inputs) * inputs.residual())
 
 
 @dataclass

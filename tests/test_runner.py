@@ -64,6 +64,16 @@ def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
     assert w["step"] == 4096  # the learning curve was logged up to the last step
 
 
+def test_unreachable_wandb_never_fails_the_run(tmp_path):
+    """Online mode against a W&B server that is not there (a closed loopback port)."""
+    out = tmp_path / "run"
+    res = run(["agent=linucb", *SMALL, "wandb.mode=online", "wandb.init_timeout=5", f"hydra.run.dir={out}"],
+              env={"WANDB_API_KEY": "local-" + "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
+    assert res.returncode == 0, res.stderr
+    assert "wandb: tracking disabled for this run" in res.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4096
+
+
 def test_multirun_sweep_then_leaderboard(tmp_path):
     sweep = tmp_path / "sweep"
     res = run(["-m", "agent=random,linucb", "seed=0,1", *SMALL, f"hydra.sweep.dir={sweep}"])

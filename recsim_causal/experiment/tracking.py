@@ -25,11 +25,12 @@ class Tracker:
         project, entity, group, name, tags: as in ``wandb.init``.
         config: the resolved run config (a plain dict).
         run_dir: where the offline run directory ``wandb/`` is written.
+        init_timeout: seconds W&B may take to start before the run goes on without it.
     """
 
     def __init__(self, *, mode: str = "offline", project: str = "recsim-causal", entity: str | None = None,
                  group: str | None = None, name: str | None = None, tags: list[str] | None = None,
-                 config: Mapping[str, Any] | None = None, run_dir: str | Path = "."):
+                 config: Mapping[str, Any] | None = None, run_dir: str | Path = ".", init_timeout: float = 30):
         if mode not in MODES:
             raise ValueError(f"wandb.mode: expected one of {', '.join(MODES)}, got {mode!r}")
         self.run = None
@@ -44,7 +45,7 @@ class Tracker:
             self.run = wandb.init(
                 mode=mode, project=project, entity=entity, group=group, name=name, tags=list(tags or []),
                 config=dict(config or {}), dir=str(run_dir), reinit="finish_previous",
-                settings=wandb.Settings(init_timeout=60, console="off", x_disable_stats=True),
+                settings=wandb.Settings(init_timeout=init_timeout, console="off", x_disable_stats=True),
             )
         except Exception as e:  # a run never fails because W&B is unreachable
             warnings.warn(f"wandb: tracking disabled for this run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
@@ -95,4 +96,5 @@ def tracker_from_config(cfg: Any, run_dir: Path, *, default_group: str, name: st
 
     w = cfg.wandb
     return Tracker(mode=w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
-                   tags=list(w.tags or []), config=OmegaConf.to_container(cfg, resolve=True), run_dir=run_dir)
+                   tags=list(w.tags or []), config=OmegaConf.to_container(cfg, resolve=True), run_dir=run_dir,
+                   init_timeout=w.get("init_timeout", 30))

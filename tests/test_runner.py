@@ -74,6 +74,21 @@ def test_unreachable_wandb_never_fails_the_run(tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 4096
 
 
+@pytest.mark.parametrize("model", ["pbm", "cascade"])
+def test_slate_run_logs_one_row_per_slot(tmp_path, model):
+    cfg = compose_cfg(["env=slate", "scm=position_bias", f"scm.slate.model={model}", "agent=linucb"])
+    summary = run_job(cfg, tmp_path)
+    logged = LoggedFeedback.from_parquet(tmp_path / "logged.parquet")
+    assert logged.n_rounds == 5 * summary["steps"]
+    np.testing.assert_array_equal(logged.position[:10], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    assert np.isclose(logged.reward.sum(), summary["cumulative_reward"])
+    assert 0 < summary["mean_reward"] <= summary["oracle_mean_reward"]
+    slates = logged.action.reshape(-1, 5)
+    assert np.all(np.diff(np.sort(slates, axis=1), axis=1) > 0)  # no item twice in a slate
+    if model == "cascade":
+        assert np.all(logged.reward.reshape(-1, 5).sum(axis=1) <= 1)
+
+
 def test_multirun_sweep_then_leaderboard(tmp_path):
     sweep = tmp_path / "sweep"
     res = run(["-m", "agent=random,linucb", "seed=0,1", *SMALL, f"hydra.sweep.dir={sweep}"])

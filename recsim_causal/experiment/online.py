@@ -4,7 +4,8 @@
 ``out_dir``: ``summary.json``, ``logged.parquet`` (context, action, reward, pscore, position,
 with the run's resolved config in the file metadata) and ``regret.png``. Regret is measured
 against the oracle: at each decision, max_a E[r | x, do(a)] minus E[r | x, do(chosen)] (for
-slates, the best slate's expected reward minus the chosen slate's).
+slates, the best slate's expected reward minus the chosen slate's). With slates, agents learn
+from each slot: (context, item in slot j, reward of slot j), one row per slot.
 """
 
 from __future__ import annotations
@@ -125,10 +126,12 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         else:
             chosen, best = info["slate_expected_reward"], info["optimal_slate_reward"]
         regret = (best - chosen)[live]
-        if live.all():
-            agent.update(obs, actions, reward)
-        elif live.any():
-            agent.update(obs[live], actions[live], reward[live])
+        if L == 1:
+            learn = (obs[live], actions[live], reward[live])
+        else:  # each slot's reward updates its item (position bias is left to the agent to handle)
+            learn = (np.repeat(obs, L, axis=0), actions.reshape(-1), info["slot_reward"].reshape(-1))
+        if live.any():
+            agent.update(*learn)
         log["context"].append(obs[live])
         log["action"].append(actions[live])
         log["reward"].append(reward[live] if L == 1 else info["slot_reward"][live])

@@ -41,3 +41,13 @@ __all__ = [
     "sample_categorical",
     "validate_policy_output",
 ]
+
+
+def __getattr__(name: str):
+    """``agents.PPOBert`` on first use: it imports torch and stable-baselines3, which the bandit
+    agents do not need."""
+    if name == "PPOBert":
+        from agents.ppo_bert import PPOBert
+
+        return PPOBert
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")

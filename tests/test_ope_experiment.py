@@ -117,6 +117,18 @@ def test_external_parquet_log_is_evaluated_without_truth(tmp_path):
     assert summary["targets"]["epsilon_greedy"]["truth"] is None
 
 
+def test_open_bandit_dataset_folder_is_evaluated_without_truth(tmp_path):
+    from tests.test_data_obp import write_obd_folder
+
+    folder, *_ = write_obd_folder(tmp_path, n=3000, K=10)
+    summary = run_job(compose_ope([f"experiment.data={folder}", "experiment.targets=[random]"]), tmp_path / "out")
+    rows = summary["targets"]["random"]["estimators"]
+    assert summary["n_rounds"] == 1500 and summary["warning"] == "no truth: external data"
+    # OBD's random logger and a uniform target: IPS is the click rate of the evaluated half
+    assert rows["ipw"]["ci_low"] <= rows["ipw"]["estimate"] <= rows["ipw"]["ci_high"]
+    assert 0.1 < rows["ipw"]["estimate"] < 0.3
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["experiment.n_rounds=0"], r"^experiment.n_rounds: expected an integer > 0, got 0$"),
     (["experiment.logger.epsilon=1.5"], r"^experiment.logger.epsilon: expected a number in \[0, 1\]"),

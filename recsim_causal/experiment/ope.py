@@ -16,7 +16,9 @@ is independent of the logged context, as in the preset). That is the best pscore
 allows, and the estimators are biased by what it leaves out; the report says so.
 
 External data (``experiment.data``: a Parquet log or an Open Bandit Dataset folder): targets
-are trained on the first part of the log and evaluated on the rest, without truth.
+are trained on the first half of the log and evaluated on the second, without truth. Targets
+recommend one item, so a log with several positions (OBD's three) is pooled: each logged
+impression, with its own pscore, is one decision of the target.
 """
 
 from __future__ import annotations

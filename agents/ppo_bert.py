@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from agents.base import BasePolicy, check_int
+from recsim_causal.threads import torch_threads
 
 __all__ = ["ItemScoringHead", "ItemEmbeddingPolicy", "PPOBert"]
 
@@ -146,25 +147,6 @@ def _private_rng(seed: int | None, *key: int, cuda: bool = False):
             yield
         finally:
             np.random.set_state(np_state)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None, device: th.device):
-    """Run with ``n`` intra-op torch threads on the CPU, restoring the setting after.
-
-    PPO's networks are small (batches of a few hundred rows, 64 units): one thread is as fast
-    as several on an idle machine and many times faster on a busy one, where OpenMP workers
-    spin waiting for each other (measured: 95 us vs 1.3 ms per 512x64 linear+tanh on 2 shared cores).
-    """
-    if n is None or device.type != "cpu":
-        yield
-        return
-    before = th.get_num_threads()
-    th.set_num_threads(n)
-    try:
-        yield
-    finally:
-        th.set_num_threads(before)
 
 
 class PPOBert(BasePolicy):
@@ -349,7 +331,7 @@ class PPOBert(BasePolicy):
         on_cuda = model.device.type == "cuda"
         rng = _private_rng(self.seed, 1, model.num_timesteps, cuda=on_cuda)
         start, t0 = model.num_timesteps, time.perf_counter()
-        with _torch_threads(self.cpu_threads, model.device), rng:
+        with torch_threads(self.cpu_threads if model.device.type == "cpu" else None), rng:
             model.learn(
                 total_timesteps=self.total_timesteps if total_timesteps is None else int(total_timesteps),
                 callback=callback,
@@ -369,7 +351,7 @@ class PPOBert(BasePolicy):
         policy = self._require_model().policy
         policy.set_training_mode(False)
         obs = th.as_tensor(self._contexts(contexts), dtype=th.float32, device=policy.device)
-        with _torch_threads(self.cpu_threads, policy.device):
+        with torch_threads(self.cpu_threads if policy.device.type == "cpu" else None):
             # float64 softmax of the logits: rows sum to 1 to ~1e-16, not float32's ~1e-7
             logits = policy.get_distribution(obs).distribution.logits
             probs = th.softmax(logits.double(), dim=1).cpu().numpy()

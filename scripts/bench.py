@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gymnasium as gym  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 import envs  # noqa: E402
 from agents import LinearThompsonSampling, LinUCB  # noqa: E402
 from recsim_causal.scm import load_scm_config  # noqa: E402
+from recsim_causal.threads import single_threaded_blas  # noqa: E402
 
 ROWS: list[dict] = []
 
@@ -192,7 +192,7 @@ def main() -> None:
         sys.exit(f"error: --only: unknown group '{unknown[0]}' (known: {', '.join(GROUPS)})")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"numpy {np.__version__}, python {platform.python_version()}")
-    with threadpool_limits(limits=1, user_api="blas"):  # as the runner does: small products, 1 thread
+    with single_threaded_blas():  # as the runner does: small products, 1 thread
         for g in groups:
             GROUPS[g](args.repeats)
     judged = [r for r in ROWS if r["ratio"] is not None]

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from threadpoolctl import threadpool_limits
 
 from recsim_causal.experiment.tracking import tracker_from_config
+from recsim_causal.threads import single_threaded_blas
 
 EXPERIMENTS = ("online", "ope")
 
@@ -22,7 +22,7 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     group, job = _names(cfg, out_dir, hydra_cfg)
     # The hot products (users x features x items, per-arm ridge updates) are small: one BLAS
     # thread does them fastest, and two threads on a busy 2-core machine spin 10x slower.
-    with threadpool_limits(limits=1, user_api="blas"), \
+    with single_threaded_blas(), \
             tracker_from_config(cfg, out_dir, default_group=group, name=job) as tracker:
         if name == "online":
             from recsim_causal.experiment.online import run_online

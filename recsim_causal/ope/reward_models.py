@@ -35,13 +35,14 @@ Off-policy Evaluation.", 2018 (mrdr).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from recsim_causal.threads import torch_threads
 
 from ..data.checks import as_float_array, as_int_array, check_finite, check_rows
 
@@ -231,18 +232,6 @@ def _newton(
 
 
 # ============================================================================ MLP
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    import torch
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 class _MLP:
     """A small torch MLP; "concat": g([x, ac[a]]) -> 1, "interaction": g(x) -> K heads."""
 
@@ -253,7 +242,7 @@ class _MLP:
         self.batch_size, self.learning_rate, self.alpha, self.seed = batch_size, learning_rate, alpha, seed
 
     def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _MLP:
-        with _torch_threads(1):  # tiny layers: intra-op threads only add barrier waits
+        with torch_threads(1):  # tiny layers: intra-op threads only add barrier waits
             return self._fit(x, a, y, w)
 
     def _fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _MLP:

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from recsim_causal.threads import single_threaded_blas
+
 USER, ITEM, PAIR, RESPONSE = "user", "item", "user_item", "response"
 
 
@@ -103,21 +105,6 @@ def pair_sum(coefs: dict[str, Any], levels: dict[str, str], values: dict[str, An
             u += c * x.u
             v += c * x.v
     return PairValue(np.concatenate(Us, axis=1), np.concatenate(Is, axis=1), u, v)
-
-
-_BLAS = None
-
-
-def single_threaded_blas():
-    """A context in which BLAS runs on one thread. The world's products are small (n x ~20 x K):
-    one thread does them in well under a millisecond, while two threads on a busy 2-core
-    machine were measured 10-20x slower (spinning workers)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 # --------------------------------------------------------------------------- parameter checks

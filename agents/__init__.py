@@ -2,12 +2,12 @@
 
 Every agent maps contexts ``(B, d)`` to a distribution over ``n_actions`` actions
 (``action_probs``), draws actions with their propensities (``act``) and learns from batches
-(``update``); see :mod:`agents.base`. Runners validate any policy's outputs, built-in or not,
+(``update``); see :mod:`recsim_causal.agents.base`. Runners validate any policy's outputs, built-in or not,
 with :func:`validate_policy_output` / :func:`check_policy`.
 """
 
-from agents.bandits import EmpiricalMeans, EpsilonGreedy, RandomPolicy, Softmax, ThompsonSampling
-from agents.base import (
+from recsim_causal.agents.bandits import EmpiricalMeans, EpsilonGreedy, RandomPolicy, Softmax, ThompsonSampling
+from recsim_causal.agents.base import (
     BasePolicy,
     Policy,
     ScorePolicy,
@@ -19,7 +19,7 @@ from agents.base import (
     sample_categorical,
     validate_policy_output,
 )
-from agents.linear import LinearThompsonSampling, LinUCB, RidgeState
+from recsim_causal.agents.linear import LinearThompsonSampling, LinUCB, RidgeState
 
 __all__ = [
     "BasePolicy",
@@ -44,10 +44,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``agents.PPOBert`` on first use: it imports torch and stable-baselines3, which the bandit
+    """``recsim_causal.agents.PPOBert`` on first use: it imports torch and stable-baselines3, which the bandit
     agents do not need."""
     if name == "PPOBert":
-        from agents.ppo_bert import PPOBert
+        from recsim_causal.agents.ppo_bert import PPOBert
 
         return PPOBert
     raise AttributeError(f"module 'agents' has no attribute {name!r}")

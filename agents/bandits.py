@@ -2,7 +2,7 @@
 
 Epsilon-greedy and softmax act on estimated mean rewards: context-free empirical means
 (:class:`EmpiricalMeans`) or, with ``linear=True``, per-arm ridge regression on the contexts
-(:class:`agents.linear.RidgeState`, the state LinUCB uses). Reference for all four:
+(:class:`recsim_causal.agents.linear.RidgeState`, the state LinUCB uses). Reference for all four:
 Sutton & Barto, *Reinforcement Learning: An Introduction* (2nd ed., 2018), ch. 2; for Thompson
 sampling, Chapelle & Li, "An Empirical Evaluation of Thompson Sampling" (NeurIPS 2011).
 """
@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from agents.base import (
+from recsim_causal.agents.base import (
     BasePolicy,
     ScorePolicy,
     argmax_frequencies,
@@ -22,7 +22,7 @@ from agents.base import (
     greedy_probs,
     sample_categorical_shared,
 )
-from agents.linear import RidgeState
+from recsim_causal.agents.linear import RidgeState
 
 
 class EmpiricalMeans:
@@ -116,7 +116,7 @@ class EpsilonGreedy(_ValuePolicy):
 
     ``action_probs = (1 - epsilon) * greedy + epsilon / K``, greedy being one-hot on the highest
     estimated mean with ties split evenly. Estimates are empirical means (context-free) or, with
-    ``linear=True``, per-arm ridge regression on the contexts (:class:`agents.linear.RidgeState`).
+    ``linear=True``, per-arm ridge regression on the contexts (:class:`recsim_causal.agents.linear.RidgeState`).
     In a slate, the uniform part spreads over the actions not yet placed.
 
     Args:

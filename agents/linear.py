@@ -1,7 +1,7 @@
 """Linear contextual bandits on a shared per-arm ridge-regression state: LinUCB and linear Thompson sampling.
 
 :class:`RidgeState` is the one ridge implementation in the package; the linear variants of
-:class:`agents.EpsilonGreedy` and :class:`agents.Softmax` use it too.
+:class:`recsim_causal.agents.EpsilonGreedy` and :class:`recsim_causal.agents.Softmax` use it too.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from agents.base import (
+from recsim_causal.agents.base import (
     BasePolicy,
     ScorePolicy,
     argmax_frequencies,

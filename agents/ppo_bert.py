@@ -13,7 +13,7 @@ branch of the state tower, as in SB3's ``ActorCriticPolicy``.
 
 PPO itself is SB3's (Schulman et al., 2017, "Proximal Policy Optimization Algorithms"),
 not a fork: the head plugs in through the policy class (``ItemEmbeddingPolicy``).
-Training runs on a native Gymnasium vector env through ``envs.sb3.SB3VecEnv``.
+Training runs on a native Gymnasium vector env through ``recsim_causal.envs.sb3.SB3VecEnv``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from agents.base import BasePolicy, check_int
+from recsim_causal.agents.base import BasePolicy, check_int
 from recsim_causal.threads import torch_threads
 
 __all__ = ["ItemScoringHead", "ItemEmbeddingPolicy", "PPOBert"]
@@ -268,7 +268,7 @@ class PPOBert(BasePolicy):
         return self.model
 
     def _wrap(self, vec_env: Any) -> VecEnv:
-        from envs.sb3 import SB3VecEnv
+        from recsim_causal.envs.sb3 import SB3VecEnv
 
         if isinstance(vec_env, VecEnv):
             return vec_env
@@ -294,7 +294,7 @@ class PPOBert(BasePolicy):
     def learn(self, vec_env: Any, total_timesteps: int | None = None, callback: Any = None) -> PPOBert:
         """Train with PPO on ``vec_env`` for ``total_timesteps`` env steps (default: the constructor's).
 
-        ``vec_env`` is a native Gymnasium vector env (wrapped in ``envs.sb3.SB3VecEnv``) or an
+        ``vec_env`` is a native Gymnasium vector env (wrapped in ``recsim_causal.envs.sb3.SB3VecEnv``) or an
         SB3 ``VecEnv``. Calling ``learn`` again continues training (timesteps accumulate;
         the optimizer state is kept even when the number of envs changes).
         """

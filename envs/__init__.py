@@ -1,4 +1,4 @@
-"""Gymnasium environments over a World, registered on ``import envs``:
+"""Gymnasium environments over a World, registered on ``import recsim_causal.envs``:
 
 * ``RecSimCausal/Bandit-v0``: one user, one decision (an item, or a slate when slate_size > 1);
 * ``RecSimCausal/Session-v0``: a session of several steps; the user's state evolves and the user may leave.
@@ -11,15 +11,15 @@ scm (preset name, YAML path or mapping), world_seed, dtype, and Session-v0's dyn
 
 import gymnasium as gym
 
-from envs.bandit import BanditEnv, BanditVectorEnv
-from envs.session import SessionEnv, SessionVectorEnv
+from recsim_causal.envs.bandit import BanditEnv, BanditVectorEnv
+from recsim_causal.envs.session import SessionEnv, SessionVectorEnv
 
 BANDIT_ID = "RecSimCausal/Bandit-v0"
 SESSION_ID = "RecSimCausal/Session-v0"
 
 for _id, _single, _vector in (
-    (BANDIT_ID, "envs.bandit:BanditEnv", "envs.bandit:BanditVectorEnv"),
-    (SESSION_ID, "envs.session:SessionEnv", "envs.session:SessionVectorEnv"),
+    (BANDIT_ID, "recsim_causal.envs.bandit:BanditEnv", "recsim_causal.envs.bandit:BanditVectorEnv"),
+    (SESSION_ID, "recsim_causal.envs.session:SessionEnv", "recsim_causal.envs.session:SessionVectorEnv"),
 ):
     if _id not in gym.registry:
         gym.register(id=_id, entry_point=_single, vector_entry_point=_vector, disable_env_checker=True)

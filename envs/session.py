@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from envs.common import action_space, check_actions, init_vector_spaces, make_world, observation_space, step_info
+from recsim_causal.envs.common import action_space, check_actions, init_vector_spaces, make_world, observation_space, step_info
 from recsim_causal.scm import SCMConfigError, World
 from recsim_causal.scm.mechanisms import sigmoid
 

@@ -27,8 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gymnasium as gym  # noqa: E402
 
-import envs  # noqa: E402
-from agents import LinearThompsonSampling, LinUCB  # noqa: E402
+import recsim_causal.envs  # noqa: E402
+from recsim_causal.agents import LinearThompsonSampling, LinUCB  # noqa: E402
 from recsim_causal.scm import load_scm_config  # noqa: E402
 from recsim_causal.threads import single_threaded_blas  # noqa: E402
 
@@ -63,7 +63,7 @@ def bench_env(repeats: int) -> None:
     print("environments (K = 100 items, observed dim 16)")
     rng = np.random.default_rng(0)
     n = 4096
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point")
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
     acts = [rng.integers(0, 100, n) for _ in range(16)]
 
@@ -75,7 +75,7 @@ def bench_env(repeats: int) -> None:
     row("env", "Bandit-v0 vector, N=4096, expected_reward included", median_rate(vec_steps, repeats),
         "user-steps/s", 1_000_000, reference="(RecSim 1.4k-6.7k, RecoGym 7-9k, SARDINE 8-11k users/s)")
 
-    env = gym.make(envs.BANDIT_ID)
+    env = gym.make(recsim_causal.envs.BANDIT_ID)
     env.reset(seed=0)
 
     def single(users=20_000):
@@ -87,7 +87,7 @@ def bench_env(repeats: int) -> None:
     row("env", "Bandit-v0 single via gym.make, reset()+step() per user", median_rate(single, repeats),
         "users/s", 15_000)
 
-    senv = gym.make_vec(envs.SESSION_ID, num_envs=n, vectorization_mode="vector_entry_point")
+    senv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=n, vectorization_mode="vector_entry_point")
     senv.reset(seed=0)
     row("env", "Session-v0 vector, N=4096", median_rate(lambda: vec_steps(senv, 30), repeats), "user-steps/s", 300_000)
 
@@ -120,7 +120,7 @@ def bench_agents(repeats: int) -> None:
     ten_columns = load_scm_config("default") | {"observed": ["taste_signal", "price_sensitivity", "activity"]}
     for n_items, scm, target in ((50, ten_columns, 300_000), (100, "default", None)):
         n = 1024
-        venv = gym.make_vec(envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point", n_items=n_items, scm=scm)
+        venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point", n_items=n_items, scm=scm)
         obs, _ = venv.reset(seed=0)
         agent = LinUCB(n_actions=n_items, dim=obs.shape[1], alpha=1.0, seed=0)
 
@@ -160,11 +160,11 @@ def bench_ope(repeats: int) -> None:
 
 
 def bench_ppo(repeats: int) -> None:
-    from agents.ppo_bert import PPOBert
+    from recsim_causal.agents.ppo_bert import PPOBert
 
     print("PPO over BERT item embeddings (CPU)")
     n_envs = 256
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", n_items=100)
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", n_items=100)
     world = venv.unwrapped.world
     emb = np.random.default_rng(0).normal(size=(world.n_items, 384)).astype(np.float32)
     agent = PPOBert(n_actions=world.n_items, dim=venv.single_observation_space.shape[0],

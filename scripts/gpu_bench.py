@@ -6,7 +6,7 @@
 
 1. Item encoding: all-MiniLM-L6-v2 over 100,000 item texts of 32 tokens, bfloat16
    (``recsim_causal.embeddings.encode_texts``: tokenization included), target >= 100,000 items/s.
-2. PPO end to end: ``agents.ppo_bert.PPOBert`` on RecSimCausal/Bandit-v0 with 4,096 envs,
+2. PPO end to end: ``recsim_causal.agents.ppo_bert.PPOBert`` on RecSimCausal/Bandit-v0 with 4,096 envs,
    policy on the GPU (rollouts, SB3 adapter, PPO updates: everything ``learn`` does),
    target >= 50,000 env-steps/s. The learned policy's exact value is printed next to
    random's and the oracle's, so a fast run that learns nothing shows.
@@ -32,8 +32,8 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import envs  # noqa: E402
-from agents.ppo_bert import PPOBert  # noqa: E402
+import recsim_causal.envs  # noqa: E402
+from recsim_causal.agents.ppo_bert import PPOBert  # noqa: E402
 from recsim_causal import embeddings  # noqa: E402
 
 ROWS: list[dict] = []
@@ -104,7 +104,7 @@ def bench_encoding(args, device: str) -> None:
 
 
 def policy_value(agent: PPOBert, n_items: int) -> tuple[float, float, float]:
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=20_000, vectorization_mode="vector_entry_point", n_items=n_items)
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=20_000, vectorization_mode="vector_entry_point", n_items=n_items)
     x, _ = venv.reset(seed=12345)
     *_, info = venv.step(np.zeros(20_000, dtype=np.int64))
     q = info["expected_reward"]
@@ -113,7 +113,7 @@ def policy_value(agent: PPOBert, n_items: int) -> tuple[float, float, float]:
 
 def bench_ppo(args, device: str) -> None:
     print(f"\n[PPO end to end] Bandit-v0, {args.envs:,} envs, {args.items_ppo} items, policy on {device}", flush=True)
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=args.envs, vectorization_mode="vector_entry_point",
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=args.envs, vectorization_mode="vector_entry_point",
                         n_items=args.items_ppo)
     texts = venv.unwrapped.world.catalog.texts
     model, label = encoder_choice()

@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-import agents
-from agents import (
+import recsim_causal.agents
+from recsim_causal.agents import (
     BasePolicy,
     EpsilonGreedy,
     LinearThompsonSampling,
@@ -482,5 +482,5 @@ def test_save_load_round_trip(key, tmp_path):
 
 
 def test_public_api():
-    for name in agents.__all__:
-        assert hasattr(agents, name), name
+    for name in recsim_causal.agents.__all__:
+        assert hasattr(recsim_causal.agents, name), name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import EpsilonGreedy, LinearThompsonSampling, LinUCB, RandomPolicy
+from recsim_causal.agents import EpsilonGreedy, LinearThompsonSampling, LinUCB, RandomPolicy
 
 N_ACTIONS, DIM, N_ROUNDS = 10, 5, 2000
 

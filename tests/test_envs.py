@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+import recsim_causal.envs
 from recsim_causal.scm import SCMConfigError
 
 warnings.filterwarnings("ignore", message=".*Box observation space (minimum|maximum) value is.*")
 
 CASES = [
-    (envs.BANDIT_ID, {}),
-    (envs.BANDIT_ID, {"scm": "position_bias", "slate_size": 5}),
-    (envs.SESSION_ID, {}),
-    (envs.SESSION_ID, {"scm": "confounded", "n_items": 20}),
+    (recsim_causal.envs.BANDIT_ID, {}),
+    (recsim_causal.envs.BANDIT_ID, {"scm": "position_bias", "slate_size": 5}),
+    (recsim_causal.envs.SESSION_ID, {}),
+    (recsim_causal.envs.SESSION_ID, {"scm": "confounded", "n_items": 20}),
 ]
 
 
@@ -78,7 +78,7 @@ def test_vector_env_is_deterministic_and_honest(env_id, kw):
 
 
 def test_bandit_vector_env_serves_new_users_every_step():
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=8, vectorization_mode="vector_entry_point")
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=8, vectorization_mode="vector_entry_point")
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     obs0, _ = venv.reset(seed=0)
     obs1, r, term, trunc, info = venv.step(np.zeros(8, dtype=int))
@@ -91,7 +91,7 @@ def test_bandit_vector_env_serves_new_users_every_step():
 
 def test_vector_bandit_random_click_rate_matches_oracle():
     """The vector env's rewards are draws from its own oracle: mean within 3 s.e."""
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=4096, vectorization_mode="vector_entry_point", dtype="float64")
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=4096, vectorization_mode="vector_entry_point", dtype="float64")
     venv.reset(seed=3)
     rng = np.random.default_rng(0)
     rewards, exact = [], []
@@ -105,7 +105,7 @@ def test_vector_bandit_random_click_rate_matches_oracle():
 
 
 def test_session_fatigue_lowers_the_repeated_topic():
-    venv = gym.make_vec(envs.SESSION_ID, num_envs=256, vectorization_mode="vector_entry_point",
+    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=256, vectorization_mode="vector_entry_point",
                         drift=0.0, leave_bias=-30.0, dtype="float64")
     venv.reset(seed=0)
     world = venv.unwrapped.world
@@ -121,7 +121,7 @@ def test_session_fatigue_lowers_the_repeated_topic():
 
 
 def test_session_ends_by_leaving_or_time_budget():
-    venv = gym.make_vec(envs.SESSION_ID, num_envs=512, vectorization_mode="vector_entry_point", max_steps=5)
+    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=512, vectorization_mode="vector_entry_point", max_steps=5)
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     obs, _ = venv.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -144,12 +144,12 @@ def test_session_ends_by_leaving_or_time_budget():
 @pytest.mark.parametrize(
     "env_id, kw, message",
     [
-        (envs.BANDIT_ID, {"scm": "position_bias", "n_items": 5, "slate_size": 6}, r"^env.slate_size"),
-        (envs.SESSION_ID, {"slate_size": 3}, r"^env.slate_size: Session-v0 recommends one item per step"),
-        (envs.SESSION_ID, {"max_steps": 0}, r"^env.max_steps: expected an integer >= 1, got 0"),
-        (envs.SESSION_ID, {"drift": 1.5}, r"^env.drift: expected a number in \[0, 1\], got 1.5"),
-        (envs.SESSION_ID, {"leave_speed": 1}, r"^env.leave_speed: unknown Session-v0 setting"),
-        (envs.BANDIT_ID, {"dtype": "float16"}, r"^env.dtype: expected 'float32' or 'float64'"),
+        (recsim_causal.envs.BANDIT_ID, {"scm": "position_bias", "n_items": 5, "slate_size": 6}, r"^env.slate_size"),
+        (recsim_causal.envs.SESSION_ID, {"slate_size": 3}, r"^env.slate_size: Session-v0 recommends one item per step"),
+        (recsim_causal.envs.SESSION_ID, {"max_steps": 0}, r"^env.max_steps: expected an integer >= 1, got 0"),
+        (recsim_causal.envs.SESSION_ID, {"drift": 1.5}, r"^env.drift: expected a number in \[0, 1\], got 1.5"),
+        (recsim_causal.envs.SESSION_ID, {"leave_speed": 1}, r"^env.leave_speed: unknown Session-v0 setting"),
+        (recsim_causal.envs.BANDIT_ID, {"dtype": "float16"}, r"^env.dtype: expected 'float32' or 'float64'"),
     ],
 )
 def test_invalid_env_settings(env_id, kw, message):
@@ -158,7 +158,7 @@ def test_invalid_env_settings(env_id, kw, message):
 
 
 def test_invalid_actions_are_named():
-    venv = gym.make_vec(envs.BANDIT_ID, num_envs=4, vectorization_mode="vector_entry_point", n_items=10)
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=4, vectorization_mode="vector_entry_point", n_items=10)
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"actions: expected item indices in \[0, 10\)"):
         venv.step(np.array([0, 1, 2, 10]))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from agents import LinUCB, RandomPolicy, Softmax
+from recsim_causal.agents import LinUCB, RandomPolicy, Softmax
 from recsim_causal import World
 from recsim_causal.experiment.ope import collect, fresh_truth, train
 from recsim_causal.experiment.runner import run_job

@@ -12,10 +12,10 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from transformers import BertConfig
 
-import envs
-from agents.base import check_policy
-from agents.ppo_bert import ItemEmbeddingPolicy, PPOBert
-from envs.sb3 import SB3VecEnv
+import recsim_causal.envs
+from recsim_causal.agents.base import check_policy
+from recsim_causal.agents.ppo_bert import ItemEmbeddingPolicy, PPOBert
+from recsim_causal.envs.sb3 import SB3VecEnv
 from recsim_causal.embeddings import encode_texts
 
 K = 20
@@ -28,7 +28,7 @@ def tiny_encoder():
 
 
 def bandit(num_envs, **kw):
-    return gym.make_vec(envs.BANDIT_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
+    return gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
                         **{"n_items": K, **kw})
 
 
@@ -238,7 +238,7 @@ def test_adapter_turns_next_step_autoreset_into_same_step():
 
 
 def test_adapter_on_session_env():
-    venv = gym.make_vec(envs.SESSION_ID, num_envs=64, vectorization_mode="vector_entry_point", n_items=K)
+    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=64, vectorization_mode="vector_entry_point", n_items=K)
     env = SB3VecEnv(venv)
     env.seed(0)
     obs = env.reset()

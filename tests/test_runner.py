@@ -54,7 +54,7 @@ def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
     logged = LoggedFeedback.from_parquet(out / "logged.parquet")
     assert logged.n_rounds == 4096 and logged.n_actions == 20
     assert np.isclose(logged.reward.sum(), summary["cumulative_reward"])
-    assert logged.metadata["config"]["agent"]["_target_"] == "agents.LinUCB"
+    assert logged.metadata["config"]["agent"]["_target_"] == "recsim_causal.agents.LinUCB"
     assert (out / "regret.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     w = wandb_summary(out)
     assert w["state"] == "finished" and w["exit_code"] == 0

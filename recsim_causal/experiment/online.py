@@ -18,11 +18,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (registers the environments)
-from agents import validate_policy_output
+import recsim_causal.envs  # noqa: F401  (registers the environments)
+from recsim_causal.agents import validate_policy_output
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.experiment.plots import regret_plot
 from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.progress import progress
 from recsim_causal.io import write_json
 
 ENV_KEYS_NOT_FOR_MAKE = ("id", "num_envs")
@@ -43,7 +44,7 @@ def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=Non
 
     target = agent_cfg.get("_target_") if hasattr(agent_cfg, "get") else None
     if not target:
-        raise ValueError("agent._target_: missing (expected a Policy class, e.g. agents.LinUCB)")
+        raise ValueError("agent._target_: missing (expected a Policy class, e.g. recsim_causal.agents.LinUCB)")
     try:
         cls = get_class(target)
     except Exception as e:
@@ -104,11 +105,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     total_reward = total_regret = total_oracle = 0.0
     n_decisions = 0
 
-    bar = None
-    if exp.get("progress", True):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_vec_steps * n_envs, unit="step", unit_scale=True, desc=agent_name, leave=False)
+    bar_cm = progress(n_vec_steps * n_envs, desc=agent_name, unit="step", enabled=exp.get("progress", True))
+    bar = bar_cm.__enter__()
     start = time.perf_counter()
     for t in range(n_vec_steps):
         if L == 1:
@@ -146,14 +144,12 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
             curve_reward.append(total_reward / max(n_decisions, 1))
             tracker.log({"cumulative_regret": total_regret, "mean_reward": curve_reward[-1],
                          "steps_per_s": n_decisions / (time.perf_counter() - start)}, step=n_decisions)
-        if bar is not None:
-            bar.update(n_envs)
+        bar.update(n_envs)
         autoreset = term | trunc if venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP \
             else np.zeros(n_envs, dtype=bool)
         obs = next_obs
     wall = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
+    bar_cm.__exit__(None, None, None)
 
     half = np.searchsorted(curve_steps, n_decisions / 2)  # cumulative regret at the curve point nearest half-way
     first_half = float(curve_regret[half]) if half < len(curve_regret) else None

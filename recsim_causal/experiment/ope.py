@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from agents import validate_policy_output
+from recsim_causal.agents import validate_policy_output
 from recsim_causal.data import LoggedFeedback, load_obd
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.plots import errorbar_plot

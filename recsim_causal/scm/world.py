@@ -16,6 +16,7 @@ the actions and the counterfactual "same user, same noise, other action" is exac
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ from recsim_causal.scm.mechanisms import (
     build_mechanism,
 )
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The presets and Hydra configs ship inside the package (conf/ installs as recsim_causal.conf).
+CONF_DIR = Path(str(importlib.resources.files("recsim_causal.conf")))
 TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate"}
 SLATE_MODELS = ("pbm", "cascade")
 

@@ -1,0 +1,1 @@
+"""Hydra configs and SCM presets, shipped inside the package (``pkg://recsim_causal.conf``)."""

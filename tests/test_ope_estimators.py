@@ -14,6 +14,7 @@ from recsim_causal.ope import (
     IPS,
     MIPS,
     SGDR,
+    SNMIPS,
     SNDR,
     SNIPS,
     DRos,
@@ -210,26 +211,41 @@ def test_obp_default_position_and_2d_action_dist():
         assert est.estimate_policy_value(**two_d) == est.estimate_policy_value(**arrays)
 
 
-def test_mips_matches_obp_p_e_a_formula():
+def test_mips_weights_by_the_joint_embedding_hand_example():
+    # K = 2 actions, two embedding dimensions with two categories each:
+    #   p(e1 | a0) = [1, 0],    p(e1 | a1) = [.5, .5]
+    #   p(e2 | a0) = [.5, .5],  p(e2 | a1) = [0, 1]
+    p_e_a = np.array([[[1.0, 0.5], [0.0, 0.5]], [[0.5, 0.0], [0.5, 1.0]]])  # (K, n_cat, n_dim)
+    # row 0: a=1, e=(0, 1): p(e|a0) = 1*.5 = .5, p(e|a1) = .5*1 = .5
+    #        pi_b = [.5, .5] -> p(e|pi_b) = .5;  pi_e = [1, 0] -> p(e|pi_e) = .5;  w = 1
+    # row 1: a=0, e=(0, 0): p(e|a0) = .5, p(e|a1) = .5*0 = 0
+    #        pi_b = [.25, .75] -> .125;          pi_e = [.5, .5] -> .25;           w = 2
+    # (multiplying per-dimension marginals instead would give w = [8/9, 2.4])
+    arrays = dict(reward=np.array([1.0, 0.5]), action=np.array([1, 0]), action_embed=np.array([[0, 1], [0, 0]]),
+                  pi_b=np.array([[0.5, 0.5], [0.25, 0.75]]), action_dist=np.array([[1.0, 0.0], [0.5, 0.5]]),
+                  p_e_a=p_e_a)  # fmt: skip
+    np.testing.assert_allclose(MIPS(n_actions=2).estimate_round_rewards(**arrays), [1.0, 1.0], rtol=1e-15)
+    assert MIPS(n_actions=2).estimate_policy_value(**arrays) == pytest.approx(1.0, rel=1e-15)
+    assert SNMIPS(n_actions=2).estimate_policy_value(**arrays) == pytest.approx(2 / 3, rel=1e-15)
+
+
+def test_mips_multi_dimension_matches_obp_numbers():
+    # OBP 0.5.7 MarginalizedInverseProbabilityWeighting(n_actions=8).estimate_policy_value on
+    # these arrays (run in a scratch venv with obp==0.5.7 on PYTHONPATH): 0.5223067251439054;
+    # its SNMIPW on the first embedding column: 0.5067466301042998.
     rng = np.random.default_rng(9)
-    n, K, C, D = 1000, 8, 3, 2
-    arrays, pi_b = random_logged(rng, n, K, 1)
-    p_e_a = rng.dirichlet(np.ones(C), size=(K, D)).transpose(0, 2, 1)  # (K, C, D)
-    action_embed = np.stack(
-        [(p_e_a[arrays["action"], :, d].cumsum(1) > rng.random((n, 1))).argmax(1) for d in range(D)], axis=1
-    )
-    # OBP 0.5.7 MarginalizedInverseProbabilityWeighting._estimate_round_rewards with p_e_a
-    pos = np.zeros(n, dtype=int)
-    p_e_pi_b, p_e_pi_e = np.ones(n), np.ones(n)
-    for d in range(D):
-        p_e_pi_b *= (pi_b[np.arange(n), :, pos] @ p_e_a[:, :, d])[np.arange(n), action_embed[:, d]]
-        p_e_pi_e *= (arrays["action_dist"][np.arange(n), :, pos] @ p_e_a[:, :, d])[np.arange(n), action_embed[:, d]]
-    ref = arrays["reward"] * p_e_pi_e / p_e_pi_b
-    got = MIPS(n_actions=K).estimate_round_rewards(
-        reward=arrays["reward"], action=arrays["action"], action_dist=arrays["action_dist"],
-        pi_b=pi_b, action_embed=action_embed, p_e_a=p_e_a,
-    )  # fmt: skip
-    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    n, K, C, D = 2000, 8, 3, 3
+    pi_b = rng.dirichlet(np.ones(K), size=n)[:, :, None]
+    pi_e = rng.dirichlet(np.ones(K), size=n)[:, :, None]
+    action = (pi_b[:, :, 0].cumsum(1) > rng.random((n, 1))).argmax(1)
+    reward = rng.random(n)
+    p_e_a = rng.dirichlet(np.ones(C), size=(K, D)).transpose(0, 2, 1)
+    E = np.stack([(p_e_a[action, :, d].cumsum(1) > rng.random((n, 1))).argmax(1) for d in range(D)], axis=1)
+    kw = dict(reward=reward, action=action, action_dist=pi_e, pi_b=pi_b, action_embed=E, p_e_a=p_e_a,
+              position=np.zeros(n, int))  # fmt: skip
+    assert MIPS(n_actions=K).estimate_policy_value(**kw) == pytest.approx(0.5223067251439054, rel=1e-13)
+    one = dict(kw, action_embed=E[:, :1], p_e_a=p_e_a[:, :, :1])
+    assert SNMIPS(n_actions=K).estimate_policy_value(**one) == pytest.approx(0.5067466301042998, rel=1e-13)
 
 
 # --------------------------------------------------------------------------- dense == light

@@ -69,6 +69,8 @@ __all__ = [
     "SGIPW",
     "SGDR",
     "MIPS",
+    "SelfNormalizedMarginalizedInverseProbabilityWeighting",
+    "SNMIPS",
     "estimate_all",
     "estimate_all_light",
     "estimate_all_intervals",
@@ -481,9 +483,12 @@ class MarginalizedInverseProbabilityWeighting(BaseOffPolicyEstimator):
     p(e | x, pi) = sum_a pi(a|x) p(e|a),
 
     with e_i the logged action's embedding (discrete categories; in recsim-causal the
-    cluster id of the item's text embedding). With several embedding dimensions the
-    weight is the product over dimensions of the per-dimension marginal ratios, as OBP
-    computes it from ``p_e_a``. Unbiased when the reward depends on the action only
+    cluster id of the item's text embedding). With several embedding dimensions e is the
+    joint embedding: p(e | a) = prod_d p(e_d | a) (the dimensions independent given the
+    action, as ``p_e_a`` describes them) and p(e | x, pi) = sum_a pi(a|x) prod_d p(e_d|a),
+    exactly as OBP 0.5.7's ``MarginalizedInverseProbabilityWeighting`` computes it from
+    ``p_e_a`` (not the product of per-dimension marginal ratios, which is a different
+    weight). Unbiased when the reward depends on the action only
     through e (no direct effect) and the embedding has common support; its variance
     does not grow with K the way IPS's does.
 
@@ -514,6 +519,24 @@ class MarginalizedInverseProbabilityWeighting(BaseOffPolicyEstimator):
         return RoundTerms(num=inputs.reward * w)
 
 
+@dataclass
+class SelfNormalizedMarginalizedInverseProbabilityWeighting(MarginalizedInverseProbabilityWeighting):
+    """Self-normalized MIPS (SNMIPW / SNMIPS): V = E_n[ w(x_i, e_i) r_i ] / E_n[ w(x_i, e_i) ].
+
+    Same joint-embedding weight as :class:`MarginalizedInverseProbabilityWeighting`. (OBP
+    0.5.7's ``SelfNormalizedMarginalizedInverseProbabilityWeighting`` multiplies
+    per-dimension marginals instead; the two agree for a one-dimensional embedding.)
+
+    References: Y. Saito and T. Joachims, ICML 2022 (as MIPS).
+    """
+
+    estimator_name: str = "snmipw"
+
+    def _terms(self, inputs: LightInputs) -> RoundTerms:
+        w = inputs.cached("w_x_e", lambda: inputs.embed_target_pscore / inputs.embed_pscore)
+        return RoundTerms(num=inputs.reward * w, den=w)
+
+
 def p_e_a_from_clusters(action_cluster: Any, n_clusters: int | None = None) -> np.ndarray:
     """p(e | a) for a deterministic action -> category map: one-hot (K, n_clusters, 1)."""
     c = np.asarray(action_cluster)
@@ -540,6 +563,7 @@ DRos = DoublyRobustWithShrinkage
 SubGaussianIPS = SGIPW = SubGaussianInverseProbabilityWeighting
 SGDR = SubGaussianDoublyRobust
 MIPS = MarginalizedInverseProbabilityWeighting
+SNMIPS = SelfNormalizedMarginalizedInverseProbabilityWeighting
 
 
 # ============================================================================== many at once

@@ -446,14 +446,13 @@ def reduce_dense(
             out["pb_min"] = (pb.min() if L == 1 else PB[s:e].min()) if pb.size else 0.0
             out["unsupported"] = np.where(pb == 0, pi, 0.0).sum(axis=1)
             if E is not None:
-                rows = np.arange(e - s)
-                pe = np.ones(e - s)
-                pbm = np.ones(e - s)
+                # p(e_i | a) of the joint embedding, for every a: prod_d p(e_id | a) (chunk, K);
+                # then p(e_i | x_i, pi) = sum_a pi(a | x_i) p(e_i | a) (OBP 0.5.7's MIPW)
+                pea = np.ones((e - s, K))
                 for d in range(E.shape[1]):
-                    cat = E[s:e, d]
-                    pe *= (pi @ P[:, :, d])[rows, cat]
-                    pbm *= (pb @ P[:, :, d])[rows, cat]
-                out["embed_t"], out["embed_b"] = pe, pbm
+                    pea *= P[:, E[s:e, d], d].T
+                out["embed_t"] = np.einsum("ij,ij->i", pi, pea)
+                out["embed_b"] = np.einsum("ij,ij->i", pb, pea)
         return out
 
     parts = _map_chunks(chunk, n, rows_per_chunk, threads)

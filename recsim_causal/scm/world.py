@@ -126,6 +126,7 @@ class World:
         self.dtype = np.dtype(dtype)
         self.name = cfg.get("name", "custom")
         self.forced_action: np.ndarray | None = None
+        self.intervened_user_nodes: tuple[str, ...] = ()  # set by do(): applied to existing users too
         cat_cfg = cfg.get("catalog") or {}
         if not isinstance(cat_cfg, dict):
             raise SCMConfigError(f"scm.catalog: expected a mapping, got {cat_cfg!r}")
@@ -328,12 +329,31 @@ class World:
         """What agents see: the observed nodes' values, (n, obs_dim) float32 (plus the privileged
         signal columns when ``privileged``)."""
         names = self.observed + (self.privileged if privileged else [])
-        return np.concatenate([users.values[n] for n in names], axis=1).astype(np.float32, copy=False)
+        values = self._user_values(users)
+        return np.concatenate([values[n] for n in names], axis=1).astype(np.float32, copy=False)
+
+    def _user_values(self, users: Users) -> dict[str, np.ndarray]:
+        """The users' values under this world's interventions on user-level nodes
+        (abduction-action-prediction): each user keeps its exogenous noise, every intervened
+        node takes its new value and its descendants are recomputed; other nodes as sampled."""
+        if not self.intervened_user_nodes:
+            return users.values
+        values, changed = dict(users.values), set()
+        for name in self.user_nodes:
+            m = self.mech[name]
+            if name in self.intervened_user_nodes and isinstance(m, Constant):
+                values[name] = m.sample(users.n, None, self.dtype)
+            elif not m.exogenous and (name in self.intervened_user_nodes or changed.intersection(m.parents)):
+                values[name] = m.compute(values, users.noise.get(name), users.n, self.n_items, self.dtype)
+            else:
+                continue
+            changed.add(name)
+        return values
 
     # ------------------------------------------------------------------ responses
 
     def _values(self, users: Users) -> dict[str, Any]:
-        values = {**self.item_values, **users.values}
+        values = {**self.item_values, **self._user_values(users)}
         for name in self.pair_nodes:
             m = self.mech[name]
             values[name] = (m.pair_value(users.n, self.n_items, self.dtype) if isinstance(m, Constant)
@@ -377,9 +397,11 @@ class World:
         return means
 
     def expected_reward(self, users: Users, cond_means: dict | None = None) -> np.ndarray:
-        """Exact E[r | x, do(a)] for every item a, (n, K), with the latent variables of the users
-        included (an item shown alone, or in the top slot of a slate). ``cond_means`` (from
-        ``conditional_means``) skips recomputation."""
+        """Exact E[r | all user variables, latent included, do(a)] for every item a, (n, K): the
+        expectation is over the response noise only (an item shown alone, or in the top slot of
+        a slate). Averaged over users it is V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)]. Under a
+        world from ``do()`` on user-level nodes it is the counterfactual for these same users.
+        ``cond_means`` (from ``conditional_means``) skips recomputation."""
         means = self.response_means(users, cond_means)
         reward = None
         for r, w in self.reward_weights.items():
@@ -477,6 +499,13 @@ class World:
         to p has P(r = 1) = p); ``mechanisms={"affinity": {...}}`` replaces mechanisms;
         ``action=a`` forces the recommended item (or slate) whatever the policy chooses.
         Fixed random parameters of the other nodes, and the catalog, are kept.
+
+        Interventions on user-level nodes act on users sampled before the intervention too
+        (abduction-action-prediction): ``world.do(activity=1.0).expected_reward(users)`` keeps
+        each user's exogenous noise, sets activity to 1 and recomputes its descendants, so it
+        is the counterfactual for those same users. A replaced user-level mechanism is
+        recomputed from its parents and the user's kept noise (an exogenous replacement keeps
+        the sampled value: its noise is the value).
         """
         cfg = copy.deepcopy(self.config)
         fixed = {**(fixed or {}), **kw_fixed}
@@ -493,6 +522,8 @@ class World:
             cfg["nodes"][name] = plain(spec)
         world = World(cfg, n_items=self.n_items, seed=self.seed, slate_size=self.slate_size,
                       dtype=self.dtype, catalog=self.catalog)
+        touched = set(self.intervened_user_nodes) | set(fixed) | set(mechanisms or {})
+        world.intervened_user_nodes = tuple(n for n in world.user_nodes if n in touched)
         if action is not None:
             a = np.asarray(action, dtype=np.int64)
             if a.min() < 0 or a.max() >= self.n_items:

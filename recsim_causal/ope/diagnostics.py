@@ -4,15 +4,27 @@ Every OPE estimate travels with these numbers (architecture, principle 8):
 
 * ``ess``: effective sample size of the weights, (sum w)^2 / sum w^2 (Kong 1992; Owen 2013,
   ch. 9), and ``ess_ratio`` = ess / n. Equal weights give n; one dominant weight gives ~1.
+  Below ~100 (or 1% of n) weight-based estimates hang on a handful of rows and their
+  intervals (bootstrap, normal) under-cover.
 * ``max_weight``: the largest importance weight w = pi_e(a|x) / pi_b(a|x).
 * ``n_rounds``: rows (or trajectories) the weights come from.
+* ``low_support_share``: the share of the target's probability mass on actions whose
+  logged pscore pi_b(a|x) is below 1/(10 K): where the logger (almost) never acts, so
+  IPS-type estimators have (almost) no data. Exact from the logger's full distribution
+  ``pi_b``; without it, estimated from the logged rows as mean(w 1{pscore < 1/(10K)}),
+  which cannot see actions the logger never took (``low_support_source`` says which).
+* ``pscore_one_share``: the share of rows whose pscore is 1: a (near-)deterministic
+  logger, whose log says nothing about the other actions.
 
 :func:`weight_diagnostics` works for one-item weights, slate weights and trajectory weights
-alike (one weight per independent unit). :func:`diagnostic_warnings` turns crossed thresholds
-into ``WARNING ...`` lines.
+alike (one weight per independent unit); :func:`overlap_diagnostics` adds the support
+numbers for one-item logs. :func:`diagnostic_warnings` turns crossed thresholds into
+``WARNING ...`` lines; :func:`is_reliable` says whether there were none.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +32,10 @@ import numpy as np
 MIN_ESS_RATIO = 0.01
 MIN_ESS = 100.0
 MIN_ROUNDS = 100
+MAX_LOW_SUPPORT_SHARE = 0.01
+MAX_PSCORE_ONE_SHARE = 0.5
+#: pscore at or above this counts as 1 (a deterministic logger's rows).
+PSCORE_ONE = 1.0 - 1e-9
 
 
 def weight_diagnostics(weights: np.ndarray) -> dict[str, float]:
@@ -38,6 +54,36 @@ def weight_diagnostics(weights: np.ndarray) -> dict[str, float]:
             "max_weight": float(w.max()) if n else 0.0}
 
 
+def overlap_diagnostics(weights: Any, pscore: Any, n_actions: int, *, action_dist: Any = None,
+                        pi_b: Any = None) -> dict[str, Any]:
+    """:func:`weight_diagnostics` plus the support numbers of a one-item log.
+
+    Args:
+        weights: (n,) w_i = pi_e(a_i|x_i) / pscore_i.
+        pscore: (n,) the logged pscores.
+        n_actions: K (the support threshold is 1 / (10 K)).
+        action_dist: (n, K) the target pi_e(.|x_i), with ``pi_b`` (n, K) the logger's
+            distribution: then ``low_support_share`` is exact.
+    Returns:
+        weight_diagnostics' keys + ``low_support_share``, ``low_support_source``
+        ("pi_b" | "logged rows"), ``pscore_one_share``.
+    """
+    out: dict[str, Any] = weight_diagnostics(weights)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    ps = np.asarray(pscore, dtype=np.float64).reshape(-1)
+    threshold = 1.0 / (10.0 * n_actions)
+    if action_dist is not None and pi_b is not None:
+        pe, pb = np.asarray(action_dist), np.asarray(pi_b)
+        pe, pb = pe.reshape(pe.shape[0], -1), pb.reshape(pb.shape[0], -1)
+        out["low_support_share"] = float(np.where(pb < threshold, pe, 0.0).sum(axis=1).mean()) if len(pe) else 0.0
+        out["low_support_source"] = "pi_b"
+    else:
+        out["low_support_share"] = float(np.mean(w * (ps < threshold))) if len(w) else 0.0
+        out["low_support_source"] = "logged rows"
+    out["pscore_one_share"] = float(np.mean(ps >= PSCORE_ONE)) if len(ps) else 0.0
+    return out
+
+
 def diagnostic_warnings(diag: dict[str, float], who: str = "") -> list[str]:
     """``WARNING ...`` lines for an estimate whose diagnostics cross the module's thresholds."""
     where = f"{who}: " if who else ""
@@ -47,4 +93,16 @@ def diagnostic_warnings(diag: dict[str, float], who: str = "") -> list[str]:
     if "ess" in diag and (diag["ess"] < MIN_ESS or diag.get("ess_ratio", 1.0) < MIN_ESS_RATIO):
         out.append(f"WARNING {where}effective sample size {diag['ess']:,.1f} ({100 * diag.get('ess_ratio', 0):.2f}% of "
                    f"{diag.get('n_rounds', 0):,} rounds): weight-based estimates and their intervals are unreliable")
+    if diag.get("low_support_share", 0.0) > MAX_LOW_SUPPORT_SHARE:
+        out.append(f"WARNING {where}support: {100 * diag['low_support_share']:.1f}% of the target's mass is on actions "
+                   f"the logger takes with probability < 1/(10K) ({diag.get('low_support_source', 'pi_b')}): "
+                   "weight-based estimates miss or blow up there")
+    if diag.get("pscore_one_share", 0.0) > MAX_PSCORE_ONE_SHARE:
+        out.append(f"WARNING {where}near-deterministic logger: {100 * diag['pscore_one_share']:.1f}% of rows have "
+                   "pscore 1: the log says nothing about the other actions")
     return out
+
+
+def is_reliable(diag: dict[str, float]) -> bool:
+    """True when no threshold of :func:`diagnostic_warnings` is crossed."""
+    return not diagnostic_warnings(diag)

@@ -177,6 +177,33 @@ class BaseOffPolicyEstimator(ABC):
     def _iw(self, inputs: LightInputs) -> np.ndarray:
         return inputs.iw(getattr(self, "use_estimated_pscore", False))
 
+    # -- a priori ranges for the finite-sample intervals -----------------------------
+    def effective_max_weight(self, max_weight: float) -> float:
+        """The largest weight the formula uses when importance weights are at most
+        ``max_weight`` (clipping and shrinkage lower it)."""
+        return max_weight
+
+    def term_ranges(self, reward_range: tuple[float, float], max_weight: float,
+                    q_range: tuple[float, float] | None = None) -> dict[str, tuple[float, float]]:
+        """A priori ranges of this estimator's RoundTerms vectors (``base``, ``num``,
+        ``den``) for rewards in ``reward_range``, importance weights in [0, max_weight]
+        and reward-model predictions in ``q_range`` (default: the reward range).
+        Used by the ``bernstein`` and ``hoeffding`` intervals."""
+        r_lo, r_hi = reward_range
+        q_lo, q_hi = q_range if q_range is not None else reward_range
+        W = self.effective_max_weight(float(max_weight))
+        kind = self._kind
+        if kind == "dm":
+            return {"base": (q_lo, q_hi)}
+        if kind == "ipw":
+            out = {"num": (min(0.0, W * r_lo), max(0.0, W * r_hi))}
+        else:  # "dr": qhat(x, pi_e) + w (r - qhat(x, a))
+            out = {"base": (q_lo, q_hi), "num": (W * min(0.0, r_lo - q_hi), W * max(0.0, r_hi - q_lo))}
+        out["den"] = (0.0, W)
+        return out
+
+    _kind: ClassVar[str] = "ipw"  # the shape of the formula: "dm", "ipw" (w r) or "dr"
+
     # -- dense (OBP) API -----------------------------------------------------------
     def estimate_round_rewards(self, **arrays: Any) -> np.ndarray:
         """Per-round estimates (n,) whose mean is the estimate (OBP's _estimate_round_rewards)."""
@@ -195,18 +222,19 @@ class BaseOffPolicyEstimator(ABC):
         random_state: Any = None,
         method: str = "bootstrap",
         bounds: tuple[float, float] | None = None,
+        reward_range: tuple[float, float] | None = None,
+        max_weight: float | None = None,
         **arrays: Any,
     ) -> dict[str, float]:
-        """OBP's ``{"mean", "95.0% CI (lower)", "95.0% CI (upper)"}``; see ``intervals``."""
-        terms = self.terms(_to_inputs(arrays, type(self).__name__))
-        return estimate_interval_from_terms(
-            terms,
-            alpha=alpha,
-            n_bootstrap_samples=n_bootstrap_samples,
-            random_state=random_state,
-            method=method,
-            bounds=bounds,
-        )
+        """OBP's ``{"mean", "95.0% CI (lower)", "95.0% CI (upper)"}``; see ``intervals``.
+
+        For ``method="bernstein"`` / ``"hoeffding"`` pass ``reward_range`` (the a priori
+        range of a reward) and ideally ``max_weight`` (the largest pi_e(a|x) / pi_b(a|x)
+        over all contexts and actions; default: the largest weight in the log)."""
+        return estimate_all_intervals([self], alpha=alpha, n_bootstrap_samples=n_bootstrap_samples,
+                                      random_state=random_state, method=method, bounds=bounds,
+                                      reward_range=reward_range, max_weight=max_weight,
+                                      **arrays)[self.estimator_name]
 
     # -- light API -----------------------------------------------------------------
     def estimate_policy_value_light(self, **vectors: Any) -> float:
@@ -254,6 +282,7 @@ class DirectMethod(BaseOffPolicyEstimator):
 
     estimator_name: str = "dm"
     _requires: ClassVar[tuple[str, ...]] = ("target_q",)
+    _kind: ClassVar[str] = "dm"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         return RoundTerms(base=inputs.target_q)
@@ -281,6 +310,9 @@ class InverseProbabilityWeighting(BaseOffPolicyEstimator):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_lambda(type(self).__name__, self.lambda_)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        return min(max_weight, self.lambda_)
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -332,10 +364,14 @@ class DoublyRobust(BaseOffPolicyEstimator):
     _requires: ClassVar[tuple[str, ...]] = (
         "reward", "pscore", "target_pscore", "target_q", "q_at_action",
     )  # fmt: skip
+    _kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_lambda(type(self).__name__, self.lambda_)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        return min(max_weight, self.lambda_)
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -357,6 +393,7 @@ class SelfNormalizedDoublyRobust(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "sndr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
+    _kind: ClassVar[str] = "dr"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -380,10 +417,14 @@ class SwitchDoublyRobust(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "switch-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
+    _kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_lambda(type(self).__name__, self.lambda_)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        return min(max_weight, self.lambda_)
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -409,10 +450,15 @@ class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "dr-os"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
+    _kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_lambda(type(self).__name__, self.lambda_)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        # lambda w / (w^2 + lambda) <= min(w, sqrt(lambda) / 2)
+        return max_weight if self.lambda_ == np.inf else min(max_weight, math.sqrt(self.lambda_) / 2)
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -430,6 +476,9 @@ class _SubGaussianWeights(BaseOffPolicyEstimator):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_lambda(type(self).__name__, self.lambda_, upper=1.0)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        return max_weight / (1 - self.lambda_ + self.lambda_ * max_weight) if max_weight > 0 else 0.0
 
     def _shrunk_iw(self, inputs: LightInputs) -> np.ndarray:
         iw = self._iw(inputs)
@@ -470,6 +519,7 @@ class SubGaussianDoublyRobust(_SubGaussianWeights):
     use_estimated_pscore: bool = False
     estimator_name: str = "sg-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
+    _kind: ClassVar[str] = "dr"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         return RoundTerms(base=inputs.target_q, num=self._shrunk_iw(inputs) * inputs.residual())
@@ -605,12 +655,23 @@ def estimate_all_intervals(
     random_state: Any = None,
     method: str = "bootstrap",
     bounds: tuple[float, float] | None = None,
+    reward_range: tuple[float, float] | None = None,
+    max_weight: float | None = None,
     **arrays: Any,
 ) -> dict[str, dict[str, float]]:
-    """{estimator_name: interval dict}; the bootstrap resamples are shared by all estimators."""
+    """{estimator_name: interval dict}; the bootstrap resamples are shared by all estimators.
+
+    ``reward_range`` (and ``max_weight``) give the finite-sample methods their a priori
+    ranges (:meth:`BaseOffPolicyEstimator.term_ranges`); see ``intervals``.
+    """
     names = _names(estimators)
     inputs = _to_inputs(arrays, "estimate_all_intervals")
     terms = [est.terms(inputs) for est in estimators]
+    ranges = value_range = None
+    if reward_range is not None:
+        value_range = tuple(float(v) for v in reward_range)
+        ranges = [est.term_ranges(value_range, _max_weight(est, inputs, max_weight), _q_range(inputs, value_range))
+                  for est in estimators]
     out = estimate_intervals_from_terms(
         terms,
         alpha=alpha,
@@ -618,5 +679,27 @@ def estimate_all_intervals(
         random_state=random_state,
         method=method,
         bounds=bounds,
+        ranges=ranges,
+        value_range=value_range,
     )
     return dict(zip(names, out))
+
+
+def _max_weight(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float | None) -> float:
+    """The a priori weight bound: ``given``, else the largest weight in the log."""
+    if given is not None:
+        return float(given)
+    if isinstance(est, MarginalizedInverseProbabilityWeighting):
+        return float((inputs.embed_target_pscore / inputs.embed_pscore).max())
+    if est._kind == "dm":
+        return 0.0
+    return float(est._iw(inputs).max())
+
+
+def _q_range(inputs: LightInputs, reward_range: tuple[float, float]) -> tuple[float, float]:
+    """The reward range, widened to the reward model's predictions when they leave it."""
+    lo, hi = reward_range
+    for v in (inputs.target_q, inputs.q_at_action):
+        if v is not None and v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    return lo, hi

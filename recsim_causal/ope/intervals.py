@@ -21,12 +21,27 @@ normal
 bernstein
     Empirical Bernstein bound (Maurer & Pontil 2009, Thm 4) applied to each side with
     delta = alpha/2: V +- sqrt(2 var(psi) ln(4/alpha) / n) + 7 (b - a) ln(4/alpha) / (3 (n-1)),
-    for round rewards in [a, b]. Pass ``bounds=(a, b)`` when you know them (e.g. rewards in
-    [0, 1] and weights at most w_max give [0, w_max]); without it the observed range is
-    plugged in, which makes the bound approximate. For ratio estimators it is applied to
-    the linearized terms (approximate too). "mean" is the point estimate.
+    for round rewards in [a, b]: a finite-sample guarantee (coverage >= 1 - alpha for every
+    n) when [a, b] is known a priori, as in Thomas et al. 2015's high-confidence OPE.
+hoeffding
+    Hoeffding's bound, the conservative floor: V +- (b - a) sqrt(ln(2/alpha) / (2n)).
+
+Where [a, b] comes from, for the two finite-sample methods:
+
+* ``ranges`` (what the estimators pass, from the reward range and the largest importance
+  weight, see ``BaseOffPolicyEstimator.term_ranges``): a priori ranges of the vectors the
+  estimate is made of (``base``, ``num``, ``den`` of :class:`RoundTerms`). A plain mean is
+  bounded directly; a ratio (SNIPS, SNDR) bounds each mean at level alpha / (number of
+  vectors) and combines them by interval arithmetic (a union bound: still a guarantee).
+  ``value_range`` then clips the interval to where the policy value can lie.
+* ``bounds=(a, b)``: the range of the round rewards (ratios: of their linearized terms).
+* neither: the observed range is plugged in, which makes the bound approximate.
+
+"mean" is the point estimate.
 
 A. Maurer and M. Pontil. "Empirical Bernstein Bounds and Sample Variance Penalization.", COLT 2009.
+P. Thomas, G. Theocharous, M. Ghavamzadeh. "High Confidence Off-Policy Evaluation.", AAAI 2015.
+W. Hoeffding. "Probability Inequalities for Sums of Bounded Random Variables.", JASA 1963.
 B. Efron and R. Tibshirani. "An Introduction to the Bootstrap.", 1993.
 """
 
@@ -46,13 +61,16 @@ from .inputs import RoundTerms, n_threads
 
 __all__ = [
     "METHODS",
+    "FINITE_SAMPLE_METHODS",
     "ci_keys",
     "estimate_interval_from_terms",
     "estimate_intervals_from_terms",
     "bootstrap_estimates",
 ]
 
-METHODS = ("bootstrap", "normal", "bernstein")
+METHODS = ("bootstrap", "normal", "bernstein", "hoeffding")
+#: Methods whose coverage is guaranteed for every n (given a priori ranges).
+FINITE_SAMPLE_METHODS = ("bernstein", "hoeffding")
 
 
 def ci_keys(alpha: float) -> tuple[str, str]:
@@ -220,27 +238,76 @@ def bootstrap_estimates(
     return np.column_stack([t.from_sums(sums[:, s], n) for t, s in zip(terms_list, slots)])
 
 
-def _analytic(terms: RoundTerms, alpha: float, method: str, bounds: tuple[float, float] | None) -> dict:
-    n = terms.n_rounds
-    value = terms.value()
-    psi = terms.influence()
-    var = float(psi.var(ddof=1)) if n > 1 else math.inf
+def _half_width(v: np.ndarray, width: float, alpha: float, method: str) -> float:
+    """Two-sided half-width for mean(v), v in a range of ``width``, at level alpha."""
+    n = v.shape[0]
+    if n < 2:
+        return math.inf
+    if method == "hoeffding":
+        return width * math.sqrt(math.log(2.0 / alpha) / (2.0 * n))
+    var = float(v.var(ddof=1))
     if method == "normal":
-        half = NormalDist().inv_cdf(1.0 - alpha / 2.0) * math.sqrt(var / n)
+        return NormalDist().inv_cdf(1.0 - alpha / 2.0) * math.sqrt(var / n)
+    log_term = math.log(4.0 / alpha)
+    return math.sqrt(2.0 * var * log_term / n) + 7.0 * width * log_term / (3.0 * (n - 1))
+
+
+def _check_range(r: Any, name: str) -> tuple[float, float]:
+    lo, hi = (float(x) for x in r)
+    if not hi >= lo:
+        raise ValueError(f"{name}: expected (low, high) with high >= low, got {tuple(r)}")
+    return lo, hi
+
+
+def _divide(num: tuple[float, float], den: tuple[float, float]) -> tuple[float, float]:
+    if not den[0] > 0:
+        return -math.inf, math.inf
+    q = [num[0] / den[0], num[0] / den[1], num[1] / den[0], num[1] / den[1]]
+    return min(q), max(q)
+
+
+def _from_ranges(terms: RoundTerms, alpha: float, method: str, ranges: dict) -> tuple[float, float]:
+    """Finite-sample interval of V = mean(base + num / mean(den)) from a priori vector ranges."""
+    def interval(v: np.ndarray, key_range: tuple[float, float], a: float) -> tuple[float, float]:
+        lo, hi = key_range
+        m, h = float(v.mean()), _half_width(v, hi - lo, a, method)
+        return max(lo, m - h), min(hi, m + h)  # the mean lies in the range anyway
+
+    parts = [k for k in ("base", "num", "den") if getattr(terms, k) is not None]
+    for k in parts:
+        if k not in ranges:
+            raise ValueError(f"ranges: missing the range of '{k}' (have {sorted(ranges)})")
+    if not terms.is_ratio:  # one mean of bounded round rewards
+        lo = sum(_check_range(ranges[k], f"ranges[{k!r}]")[0] for k in parts)
+        hi = sum(_check_range(ranges[k], f"ranges[{k!r}]")[1] for k in parts)
+        return interval(terms.round_rewards(), (lo, hi), alpha)
+    a = alpha / len(parts)  # union bound over the means the ratio is made of
+    got = {k: interval(getattr(terms, k), _check_range(ranges[k], f"ranges[{k!r}]"), a) for k in parts}
+    lo, hi = _divide(got["num"], got["den"])
+    if "base" in got:
+        lo, hi = lo + got["base"][0], hi + got["base"][1]
+    return lo, hi
+
+
+def _analytic(terms: RoundTerms, alpha: float, method: str, bounds: tuple[float, float] | None,
+              ranges: dict | None = None, value_range: tuple[float, float] | None = None) -> dict:
+    value = terms.value()
+    if method in FINITE_SAMPLE_METHODS and ranges is not None:
+        lo, hi = _from_ranges(terms, alpha, method, ranges)
     else:
+        psi = terms.influence()
         if bounds is not None:
-            lo, hi = bounds
-            if not hi >= lo:
-                raise ValueError(f"bounds: expected (low, high) with high >= low, got {bounds}")
-            width = float(hi - lo)
+            b_lo, b_hi = _check_range(bounds, "bounds")
+            width = b_hi - b_lo
         else:
-            width = float(psi.max() - psi.min())
-        log_term = math.log(4.0 / alpha)
-        half = math.sqrt(2.0 * var * log_term / n) + (
-            7.0 * width * log_term / (3.0 * (n - 1)) if n > 1 else math.inf
-        )
+            width = float(psi.max() - psi.min()) if psi.size else math.inf
+        half = _half_width(psi, width, alpha, method)
+        lo, hi = value - half, value + half
+    if value_range is not None and method in FINITE_SAMPLE_METHODS:
+        vlo, vhi = _check_range(value_range, "value_range")
+        lo, hi = max(lo, vlo), min(hi, vhi)
     lower_key, upper_key = ci_keys(alpha)
-    return {"mean": value, lower_key: value - half, upper_key: value + half}
+    return {"mean": value, lower_key: lo, upper_key: hi}
 
 
 def estimate_intervals_from_terms(
@@ -252,11 +319,20 @@ def estimate_intervals_from_terms(
     method: str = "bootstrap",
     bounds: tuple[float, float] | None = None,
     threads: int | None = None,
+    ranges: Sequence[dict | None] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> list[dict[str, float]]:
-    """One interval dict per RoundTerms (bootstrap resamples shared across them)."""
+    """One interval dict per RoundTerms (bootstrap resamples shared across them).
+
+    ``ranges`` (one dict per RoundTerms, or None) and ``value_range`` serve the
+    finite-sample methods (see the module doc); the other methods ignore them.
+    """
     _check_args(alpha, n_bootstrap_samples, method)
     if method != "bootstrap":
-        return [_analytic(t, alpha, method, bounds) for t in terms_list]
+        ranges = list(ranges) if ranges is not None else [None] * len(terms_list)
+        if len(ranges) != len(terms_list):
+            raise ValueError(f"ranges: expected {len(terms_list)} entries (one per estimator), got {len(ranges)}")
+        return [_analytic(t, alpha, method, bounds, r, value_range) for t, r in zip(terms_list, ranges)]
     boots = bootstrap_estimates(
         terms_list, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state, threads=threads
     )

@@ -96,7 +96,7 @@ def test_unconfounded_run_writes_ope_json_with_truth(tmp_path):
     assert saved["confounded"] is False and saved["warning"] is None
     for target in ("random", "linucb"):
         rows = saved["targets"][target]["estimators"]
-        assert set(rows) == {"dm", "ipw", "ipw-clip", "snipw", "dr", "sndr", "switch-dr", "dr-os", "sg-ipw", "mipw"}
+        assert set(rows) == {"dm", "ipw", "ipw-clip", "snipw", "dr", "sndr", "switch-dr", "dr-os", "sg-ipw", "mipw", "snmipw"}
         for r in rows.values():
             assert {"estimate", "ci_low", "ci_high", "truth", "error", "relative_error"} <= set(r)
             assert r["ci_low"] < r["ci_high"] and np.isfinite(r["estimate"])

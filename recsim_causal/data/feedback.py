@@ -47,6 +47,10 @@ class LoggedFeedback:
         The oracle q(x_i, a) = E[r | x_i, do(a)] from the SCM.
     action_context: (K, dim_action_context) float or None
         Features of each action (item), as OBP's ``action_context``.
+    pscore_full: (n_rounds,) float or None
+        Oracle column of a confounded simulation: the logger's propensity given everything
+        it saw, pi_b(a_i | x_i, s_i), the privileged signal s_i included (``pscore`` is then
+        P(a_i | x_i), the best a log without s allows).
     metadata: dict
         JSON-serializable facts about how the log was made: world config, logging policy,
         seed. Stored in the Parquet schema metadata.
@@ -62,6 +66,7 @@ class LoggedFeedback:
     expected_reward: np.ndarray | None = None
     action_context: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    pscore_full: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = "LoggedFeedback"
@@ -86,6 +91,8 @@ class LoggedFeedback:
 
         self.reward = vec(self.reward, "reward")
         self.pscore = vec(self.pscore, "pscore")
+        if self.pscore_full is not None:
+            self.pscore_full = vec(self.pscore_full, "pscore_full")
 
         self.context = as_float_array(self.context, f"{p}.context")
         if self.context.ndim != 2 or self.context.shape[0] != n:
@@ -246,6 +253,7 @@ class LoggedFeedback:
             expected_reward=take(self.expected_reward),
             action_context=self.action_context,
             metadata=dict(self.metadata),
+            pscore_full=take(self.pscore_full),
         )
 
     def to_parquet(self, path: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """LoggedFeedback <-> Parquet.
 
 Layout: one row per round. Scalar columns ``action`` (int64), ``reward``, ``pscore``
-(float64), ``position`` (int64, only when present). Matrix fields are fixed-size-list
+(float64), ``position`` (int64, only when present), ``pscore_full`` (float64, the oracle
+column of confounded simulations, only when present). Matrix fields are fixed-size-list
 columns of float64, built zero-copy from the numpy buffers: ``context`` (dim_context per
 row), ``action_dist`` and ``expected_reward`` (K or K*L per row, reshaped on load).
 ``n_actions``, the array shapes, ``action_context`` and ``metadata`` are JSON in the
@@ -48,6 +49,8 @@ def save_parquet(
     }
     if feedback.position is not None:
         columns["position"] = pa.array(feedback.position, type=pa.int64())
+    if feedback.pscore_full is not None:
+        columns["pscore_full"] = pa.array(feedback.pscore_full, type=pa.float64())
     shapes: dict[str, list[int]] = {}
     for name in _MATRIX_FIELDS:
         arr = getattr(feedback, name)
@@ -108,6 +111,9 @@ def load_parquet(path: str | Path) -> LoggedFeedback:
     }
     fields["position"] = (
         _column_to_numpy(table, "position", path) if "position" in table.column_names else None
+    )
+    fields["pscore_full"] = (
+        _column_to_numpy(table, "pscore_full", path) if "pscore_full" in table.column_names else None
     )
     for name in _MATRIX_FIELDS:
         shape = meta["shapes"].get(name)

@@ -1,29 +1,37 @@
 """The OPE experiment: how far is each estimator from the exact value of each target policy?
 
+Simulated data (the default), one straight path (:func:`_simulated`):
+
 1. Train a logging policy and the target policies online, each on its own users.
 2. Log ``n_rounds`` with the logger (mixed with ``epsilon`` uniform exploration), keeping the
    logger's full distribution and each round's pscore.
 3. Estimate every target's value with every estimator (cross-fitted reward model for DM/DR
-   and friends; item-topic clusters as MIPS's action embedding) with confidence intervals.
+   and friends; item-topic clusters as MIPS's action embedding), with intervals by every
+   method in ``ci.method``, each marked ``interval_valid`` or not, and the overlap
+   diagnostics of the target's importance weights.
 4. Compare with the truth V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)], exact from the SCM, on the
    logged users (their latent variables included) and on a fresh sample of users.
 
 Confounded worlds (``world.privileged`` non-empty, e.g. ``scm=confounded``): the logger acts on
-the logged context *plus* the privileged signal, which the log does not keep; the logged
-pscore is the propensity given the logged context, P(a | x) = E_s[pi_log(a | x, s)] (Monte
-Carlo over the signal's marginal: signals of other users of the batch, valid when the signal
-is independent of the logged context, as in the preset). That is the best pscore the log
-allows, and the estimators are biased by what it leaves out; the report says so.
+the logged context *plus* the privileged signal, which the log does not keep. The logged
+pscore is the exact propensity given the logged context, P(a | x) = E_s[pi_b(a | x, s)]
+(integrated over the signal's distribution, :mod:`recsim_causal.ope.propensity`), and the
+log keeps the logger's own pi_b(a | x, s) as the oracle column ``pscore_full``. The report
+then shows three rows per target: the bias with the logged pscore, the bias with the oracle
+pscore (zero up to noise), and what remains: the confounding itself, next to the value the
+SCM implies for it (:func:`recsim_causal.ope.truth.ips_confounding_bias`).
 
-External data (``experiment.data``: a Parquet log or an Open Bandit Dataset folder): targets
-are trained on the first half of the log and evaluated on the second, without truth. Targets
-recommend one item, so a log with several positions (OBD's three) is pooled: each logged
-impression, with its own pscore, is one decision of the target.
+External data (``experiment.data``: a Parquet log or an Open Bandit Dataset folder), the other
+straight path (:func:`_external`): targets are trained on the first half of the log and
+evaluated on the second, without truth. Targets recommend one item, so a log with several
+positions (OBD's three) is pooled: each logged impression, with its own pscore, is one
+decision of the target. Diagnostics and WARNING lines are the same on both paths.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +44,17 @@ from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.plots import errorbar_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.io import write_json
-from recsim_causal.ope import (
-    estimate_all,
-    estimate_all_intervals,
-    fit_predict,
-    ope_table,
-    p_e_a_from_clusters,
-    policy_value,
-)
+from recsim_causal.ope import MIPS, estimate_all, estimate_all_intervals, fit_predict, ope_table, p_e_a_from_clusters, policy_value
+from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
+from recsim_causal.ope.intervals import METHODS, ci_keys
+from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
+from recsim_causal.ope.truth import ips_confounding_bias
+from recsim_causal.progress import progress
 from recsim_causal.scm import World
 from recsim_causal.scm.world import CONF_DIR
 
 BATCH = 2048
-SIGNAL_DRAWS = 32
+TABLE_COLUMNS = ["target", "estimator", "estimate", "ci_low", "ci_high", "valid", "truth", "error", "covers"]
 
 
 def agent_config(spec: Any) -> dict:
@@ -60,6 +66,10 @@ def agent_config(spec: Any) -> dict:
             raise ValueError(f"experiment: unknown agent '{spec}' (known: {known})")
         return OmegaConf.to_container(OmegaConf.load(path))
     return dict(spec)
+
+
+def target_name(spec: Any) -> str:
+    return spec if isinstance(spec, str) else agent_config(spec)["_target_"].rsplit(".", 1)[-1]
 
 
 def _context(world: World, users, privileged: bool) -> np.ndarray:
@@ -75,42 +85,58 @@ def train(world: World, agent, n_rounds: int, rng: np.random.Generator, *, privi
         agent.update(x, actions, world.respond(users, actions).reward)
 
 
-def marginal_probs(agent, x: np.ndarray, n_signal: int, rng: np.random.Generator) -> np.ndarray:
-    """E_s[pi(. | x, s)] for contexts x_full = [x, s] whose last ``n_signal`` columns are a
-    signal independent of x: averaged over signals of other rows of the batch."""
-    if n_signal == 0:
-        return agent.action_probs(x)
-    base, signal = x[:, :-n_signal], x[:, -n_signal:]
-    total = np.zeros((len(x), agent.n_actions))
-    for _ in range(SIGNAL_DRAWS):
-        total += agent.action_probs(np.concatenate([base, signal[rng.permutation(len(x))]], axis=1))
-    return total / SIGNAL_DRAWS
+@dataclass
+class Oracle:
+    """What a simulation knows beyond the log: the users of each batch and, in a confounded
+    world, the logger's full distribution pi_b(. | x, s) (n, K) and the quadrature's error
+    bound on the logged pscores."""
+
+    users: list = field(default_factory=list)
+    pi_b_full: np.ndarray | None = None
+    pscore_error_bound: float | None = None
 
 
-def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator) -> tuple[LoggedFeedback, list]:
-    """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration. Returns the
-    feedback (context = the logged, non-privileged context) and the users of each batch."""
-    n_signal = sum(world.mech[n].dim for n in world.privileged)
+def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator) -> tuple[LoggedFeedback, Oracle]:
+    """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration.
+
+    Returns the feedback (context = the logged, non-privileged context; pscore = P(a | x),
+    exact; in a confounded world ``pscore_full`` = pi_b(a | x, s)) and the :class:`Oracle`.
+    """
+    confounded = bool(world.privileged)
+    quantile = signal_quantile(world)[0] if confounded else None
     K = world.n_items
-    parts: dict[str, list] = {k: [] for k in ("context", "action", "reward", "pscore", "action_dist", "expected_reward")}
-    batches = []
-    for start in range(0, n_rounds, BATCH):
-        users = world.sample_users(min(BATCH, n_rounds - start), rng)
-        x_full = _context(world, users, privileged=n_signal > 0)
-        behaviour = (1 - epsilon) * logger.action_probs(x_full) + epsilon / K        # what the logger does
-        recorded = (1 - epsilon) * marginal_probs(logger, x_full, n_signal, rng) + epsilon / K  # P(a | x)
-        validate_policy_output(logger, len(x_full), probs=behaviour)
-        u = rng.random((len(x_full), 1))
-        actions = np.minimum((behaviour.cumsum(axis=1) < u).sum(axis=1), K - 1)
-        parts["context"].append(x_full[:, : x_full.shape[1] - n_signal])
-        parts["action"].append(actions)
-        parts["reward"].append(world.respond(users, actions).reward.astype(np.float64))
-        parts["pscore"].append(recorded[np.arange(len(actions)), actions])
-        parts["action_dist"].append(recorded)
-        parts["expected_reward"].append(world.expected_reward(users).astype(np.float64))
-        batches.append(users)
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return LoggedFeedback(n_actions=K, **arrays), batches
+    parts: dict[str, list] = {k: [] for k in ("context", "action", "reward", "pscore", "action_dist",
+                                              "expected_reward", "pscore_full", "pi_b_full")}
+    oracle, bound = Oracle(), 0.0
+    with progress(n_rounds, "logging", "rounds") as bar:
+        for start in range(0, n_rounds, BATCH):
+            users = world.sample_users(min(BATCH, n_rounds - start), rng)
+            x_full = _context(world, users, privileged=confounded)
+            behaviour = (1 - epsilon) * logger.action_probs(x_full) + epsilon / K  # what the logger does
+            validate_policy_output(logger, len(x_full), probs=behaviour)
+            actions = np.minimum((behaviour.cumsum(axis=1) < rng.random((len(x_full), 1))).sum(axis=1), K - 1)
+            rows = np.arange(len(actions))
+            x = x_full[:, : world.obs_dim]
+            if confounded:
+                marginal, err = marginal_action_probs(logger, x, quantile)
+                recorded = (1 - epsilon) * marginal + epsilon / K  # P(a | x), integrated over s
+                bound = max(bound, (1 - epsilon) * float(err.max(initial=0.0)))
+                parts["pscore_full"].append(behaviour[rows, actions])
+                parts["pi_b_full"].append(behaviour)
+            else:
+                recorded = behaviour
+            parts["context"].append(x)
+            parts["action"].append(actions)
+            parts["reward"].append(world.respond(users, actions).reward.astype(np.float64))
+            parts["pscore"].append(recorded[rows, actions])
+            parts["action_dist"].append(recorded)
+            parts["expected_reward"].append(world.expected_reward(users).astype(np.float64))
+            oracle.users.append(users)
+            bar.update(len(actions))
+    arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
+    if confounded:
+        oracle.pi_b_full, oracle.pscore_error_bound = arrays.pop("pi_b_full"), bound
+    return LoggedFeedback(n_actions=K, **arrays), oracle
 
 
 def fresh_truth(world: World, target, n_users: int, rng: np.random.Generator) -> float:
@@ -132,6 +158,15 @@ def make_estimators(cfg: dict) -> dict:
     return {name: instantiate(cfg["estimators"][name], estimator_name=name) for name in use}
 
 
+def ci_methods(ci: dict) -> list[str]:
+    """``ci.method``: one method or a list; the first is the one the table shows."""
+    methods = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"experiment.ci.method: expected one or a list of {', '.join(METHODS)}, got {ci['method']!r}")
+    return list(methods)
+
+
 def _check(exp: dict) -> None:
     for key in ("n_rounds", "train_rounds", "truth_users"):
         v = exp.get(key)
@@ -142,113 +177,227 @@ def _check(exp: dict) -> None:
         raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
     if not exp.get("targets"):
         raise ValueError("experiment.targets: expected a non-empty list of agents")
+    ci_methods(exp["ci"])
+
+
+def reward_range(world: World) -> tuple[float, float] | None:
+    """The a priori range of the reward: sum of weighted {0, 1} responses; None if unbounded."""
+    from recsim_causal.scm.mechanisms import Bernoulli
+
+    if not all(isinstance(world.mech[r], Bernoulli) for r in world.reward_weights):
+        return None
+    w = list(world.reward_weights.values())
+    return sum(min(0.0, v) for v in w), sum(max(0.0, v) for v in w)
+
+
+def max_weight(action_dist: np.ndarray, pi_b: np.ndarray | None) -> float | None:
+    """max over logged contexts and all actions of pi_e(a|x) / pi_b(a|x) (None without pi_b)."""
+    if pi_b is None:
+        return None
+    ratio = np.divide(action_dist, pi_b, out=np.zeros_like(action_dist), where=pi_b > 0)
+    return float(ratio.max(initial=0.0))
+
+
+# ------------------------------------------------------------------------------- one target
+def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.ndarray, *, ci: dict, seed: int,
+                    reward_bounds: tuple[float, float] | None, truth: float | None = None,
+                    confounded: bool = False) -> dict:
+    """Estimates, intervals by every method (with validity), diagnostics and WARNING lines for
+    one target. ``arrays``: OBP's keyword arrays (reward, action, pscore, pi_b, ...)."""
+    ests = list(estimators.values())
+    estimates = estimate_all(ests, action_dist=action_dist, **arrays)
+    n, K = action_dist.shape
+    weights = action_dist[np.arange(n), arrays["action"]] / arrays["pscore"]
+    diag = overlap_diagnostics(weights, arrays["pscore"], K, action_dist=action_dist, pi_b=arrays.get("pi_b"))
+    warnings = diagnostic_warnings(diag, who=name)
+    # a priori ranges for the finite-sample methods; without known bounds, the observed ones
+    bounds = reward_bounds or (float(arrays["reward"].min()), float(arrays["reward"].max()))
+    w_max = max_weight(action_dist, arrays.get("pi_b"))
+    methods = ci_methods(ci)
+    intervals = {m: estimate_all_intervals(ests, action_dist=action_dist, method=m, alpha=ci["alpha"],
+                                           n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed,
+                                           reward_range=bounds, max_weight=w_max, **arrays)
+                 for m in methods}
+    lo_key, hi_key = ci_keys(ci["alpha"])
+    table: dict[str, dict] = {}
+    for est_name, est in estimators.items():
+        by_method = {}
+        for m in methods:
+            valid, reason = interval_validity(est, m, diag, confounded=confounded, reward_bounded=reward_bounds is not None)
+            iv = intervals[m][est_name]
+            row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
+            if truth is not None:
+                row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])
+            by_method[m] = row
+        primary = by_method[methods[0]]
+        base = (ope_table({est_name: estimates[est_name]}, truth, intervals={est_name: intervals[methods[0]][est_name]})[est_name]
+                if truth is not None else {"estimate": estimates[est_name], "ci_low": primary["ci_low"], "ci_high": primary["ci_high"]})
+        table[est_name] = {**base, "interval_method": methods[0], "interval_valid": primary["interval_valid"],
+                           "invalid_reason": primary["invalid_reason"], "intervals": by_method}
+    return {"truth": truth, "diagnostics": diag, "warnings": warnings, "estimators": table}
+
+
+def table_rows(name: str, result: dict) -> list[list]:
+    """Rows of :data:`TABLE_COLUMNS` for one target's result (from :func:`evaluate_target`)."""
+    return [[name, est, r["estimate"], r.get("ci_low"), r.get("ci_high"), r["interval_valid"], result["truth"],
+             r.get("error"), r.get("covers")] for est, r in result["estimators"].items()]
+
+
+def diagnostics_line(name: str, diag: dict) -> str:
+    """One printed line of a target's overlap diagnostics."""
+    return (f"diagnostics {name}: n {diag['n_rounds']:,}, ESS {diag['ess']:,.0f} ({100 * diag['ess_ratio']:.1f}%), "
+            f"max weight {diag['max_weight']:,.1f}, target mass on pscore < 1/(10K) "
+            f"{100 * diag['low_support_share']:.2f}% ({diag['low_support_source']}), "
+            f"pscore == 1 on {100 * diag['pscore_one_share']:.1f}% of rows")
+
+
+# ------------------------------------------------------------------------------- the two paths
+def _reward_model(feedback: LoggedFeedback, exp: dict, seed: int) -> np.ndarray:
+    return fit_predict(feedback.context, feedback.action, feedback.reward, feedback.n_actions,
+                       base_model=exp["reward_model"], features=exp.get("reward_features", "interaction"),
+                       n_folds=exp["n_folds"], random_state=seed)
+
+
+def make_world(resolved: dict) -> World:
+    env_cfg = resolved["env"]
+    if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
+        raise ValueError(f"env: experiment=ope evaluates one-item bandit policies (Bandit-v0, slate_size=1), "
+                         f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
+    return World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0), dtype="float64")
+
+
+def trained_policies(world: World, exp: dict, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The trained logger (on the logged context plus any privileged signal) and targets."""
+    dim_full = world.obs_dim + sum(world.mech[n].dim for n in world.privileged)
+    logger = make_agent(agent_config(exp["logger"]["agent"]), n_actions=world.n_items, dim=dim_full, seed=seed)
+    train(world, logger, exp["train_rounds"], np.random.default_rng([seed, 3]), privileged=bool(world.privileged))
+    targets = {}
+    for t_i, spec in enumerate(exp["targets"]):
+        target = make_agent(agent_config(spec), n_actions=world.n_items, dim=world.obs_dim, seed=seed + 1 + t_i)
+        train(world, target, exp["train_rounds"], np.random.default_rng([seed, 10 + t_i]))
+        targets[target_name(spec)] = target
+    return logger, targets
+
+
+def _simulated(resolved: dict, estimators: dict, seed: int) -> dict:
+    exp = resolved["experiment"]
+    world = make_world(resolved)
+    logger, targets = trained_policies(world, exp, seed)
+    feedback, oracle = collect(world, logger, exp["n_rounds"], exp["logger"].get("epsilon", 0.0),
+                               np.random.default_rng([seed, 2]))
+    q_hat = _reward_model(feedback, exp, seed)
+    arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore, pi_b=feedback.action_dist,
+                  estimated_rewards_by_reg_model=q_hat)
+    if any(isinstance(e, MIPS) for e in estimators.values()):
+        topic = world.catalog.topic
+        arrays.update(action_embed=topic[feedback.action][:, None], p_e_a=p_e_a_from_clusters(topic, len(np.unique(topic))))
+    confounded, bounds = world.is_confounded, reward_range(world)
+    results, confounding = {}, {}
+    for name, target in targets.items():
+        action_dist = target.action_probs(feedback.context)
+        validate_policy_output(target, len(action_dist), probs=action_dist)
+        truth = policy_value(action_dist, feedback.expected_reward)
+        res = evaluate_target(name, estimators, arrays, action_dist, ci=exp["ci"], seed=seed, reward_bounds=bounds,
+                              truth=truth, confounded=confounded)
+        res["truth_fresh_users"] = fresh_truth(world, target, exp["truth_users"], np.random.default_rng([seed, 4]))
+        results[name] = res
+        if confounded:
+            confounding[name] = _confounding_rows(estimators, arrays, action_dist, feedback, oracle, truth)
+    summary = {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
+               "warning": _warning(world) if confounded else None, "targets": results}
+    if confounded:
+        summary["confounding"] = confounding
+        summary["pscore"] = {"method": "P(a|x) integrated over the signal: " + signal_quantile(world)[1],
+                             "error_bound": oracle.pscore_error_bound}
+    return summary
+
+
+def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, feedback: LoggedFeedback,
+                      oracle: Oracle, truth: float) -> dict:
+    """Bias of each weight-based estimator with the logged P(a|x) (naive) and with the oracle
+    pi_b(a|x,s), their difference, and the IPS bias the SCM implies (exact given the users)."""
+    weight_based = [e for e in estimators.values() if e.kind != "dm" and not isinstance(e, MIPS)]
+    naive = estimate_all(weight_based, action_dist=action_dist, **arrays)
+    oracle_arrays = dict(arrays, pscore=feedback.pscore_full, pi_b=oracle.pi_b_full)
+    oracle_arrays.pop("action_embed", None), oracle_arrays.pop("p_e_a", None)
+    full = estimate_all(weight_based, action_dist=action_dist, **oracle_arrays)
+    implied = ips_confounding_bias(action_dist, feedback.expected_reward, oracle.pi_b_full, feedback.action_dist)
+    return {"implied_ips_bias": implied,
+            "estimators": {k: {"naive_bias": naive[k] - truth, "oracle_bias": full[k] - truth,
+                               "remaining": naive[k] - full[k]} for k in naive}}
+
+
+def _external(resolved: dict, estimators: dict, seed: int) -> dict:
+    exp = resolved["experiment"]
+    feedback = _load_external(exp["data"])
+    n_train = len(feedback.reward) // 2
+    train_log, feedback = feedback.subset(slice(0, n_train)), feedback.subset(slice(n_train, None))
+    estimators = {k: e for k, e in estimators.items() if not isinstance(e, MIPS)}  # no item clusters here
+    q_hat = _reward_model(feedback, exp, seed)
+    arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore,
+                  estimated_rewards_by_reg_model=q_hat)
+    if feedback.action_dist is not None:
+        arrays["pi_b"] = feedback.action_dist
+    K, dim = feedback.n_actions, feedback.context.shape[1]
+    results = {}
+    for t_i, spec in enumerate(exp["targets"]):
+        target = make_agent(agent_config(spec), n_actions=K, dim=dim, seed=seed + 1 + t_i)
+        target.update(train_log.context, train_log.action, train_log.reward)
+        action_dist = target.action_probs(feedback.context)
+        validate_policy_output(target, len(action_dist), probs=action_dist)
+        results[target_name(spec)] = evaluate_target(target_name(spec), estimators, arrays, action_dist, ci=exp["ci"],
+                                                     seed=seed, reward_bounds=None)
+    return {"scm": None, "logger": "external", "confounded": False, "warning": "no truth: external data",
+            "targets": results}
 
 
 def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the OPE experiment; write ope.json and ope.png into ``out_dir``; return the summary."""
     resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
-    exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
+    exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
     _check(exp)
     tracker = tracker or Tracker(mode="disabled")
     estimators = make_estimators(exp)
     start = time.perf_counter()
-    rng = np.random.default_rng([seed, 2])
-
-    if exp.get("data"):
-        world = None
-        feedback = _load_external(exp["data"])
-        n_train = len(feedback.reward) // 2
-        train_log, feedback = feedback.subset(slice(0, n_train)), feedback.subset(slice(n_train, None))
-    else:
-        if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
-            raise ValueError(f"env: experiment=ope evaluates one-item bandit policies (Bandit-v0, slate_size=1), "
-                             f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
-        world = World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0), dtype="float64")
-        dim_full = world.obs_dim + sum(world.mech[n].dim for n in world.privileged)
-        logger = make_agent(agent_config(exp["logger"]["agent"]), n_actions=world.n_items, dim=dim_full, seed=seed)
-        train(world, logger, exp["train_rounds"], np.random.default_rng([seed, 3]), privileged=bool(world.privileged))
-        feedback, _ = collect(world, logger, exp["n_rounds"], exp["logger"].get("epsilon", 0.0), rng)
-        train_log = None
-
-    K, dim = feedback.n_actions, feedback.context.shape[1]
-    q_hat = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=exp["reward_model"],
-                        features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"], random_state=seed)
-    arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore,
-                  estimated_rewards_by_reg_model=q_hat)
-    if feedback.action_dist is not None:  # the logger's distribution: support violations get flagged
-        arrays["pi_b"] = feedback.action_dist
-    if world is not None and "mipw" in estimators:
-        arrays.update(action_embed=world.catalog.topic[feedback.action][:, None],
-                      p_e_a=p_e_a_from_clusters(world.catalog.topic, len(np.unique(world.catalog.topic))))
-    elif "mipw" in estimators:
-        estimators.pop("mipw")  # external data carries no item clusters
-
-    results: dict[str, Any] = {}
-    rows_for_table = []
-    for t_i, spec in enumerate(exp["targets"]):
-        t_cfg = agent_config(spec)
-        target = make_agent(t_cfg, n_actions=K, dim=dim, seed=seed + 1 + t_i)
-        name = spec if isinstance(spec, str) else t_cfg["_target_"].rsplit(".", 1)[-1]
-        if world is not None:
-            train(world, target, exp["train_rounds"], np.random.default_rng([seed, 10 + t_i]))
-        else:
-            target.update(train_log.context, train_log.action, train_log.reward)
-        action_dist = target.action_probs(feedback.context)
-        validate_policy_output(target, len(action_dist), probs=action_dist)
-        ests = list(estimators.values())
-        estimates = estimate_all(ests, action_dist=action_dist, **arrays)
-        intervals = estimate_all_intervals(ests, action_dist=action_dist,
-                                           n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
-                                           alpha=exp["ci"]["alpha"], method=exp["ci"]["method"],
-                                           random_state=seed, **arrays)
-        if world is not None:
-            truth = policy_value(action_dist, feedback.expected_reward)
-            truth_fresh = fresh_truth(world, target, exp["truth_users"], np.random.default_rng([seed, 4]))
-            table = ope_table(estimates, truth, intervals=intervals)
-        else:
-            truth = truth_fresh = None
-            table = {k: {"estimate": v, **dict(zip(("ci_low", "ci_high"), _bounds(intervals[k])))}
-                     for k, v in estimates.items()}
-        results[name] = {"truth": truth, "truth_fresh_users": truth_fresh, "estimators": table}
-        for est, r in table.items():
-            rows_for_table.append([name, est, r["estimate"], r.get("ci_low"), r.get("ci_high"), truth,
-                                   r.get("error"), r.get("relative_error"), r.get("covers")])
-
-    confounded = bool(world is not None and world.is_confounded)
-    summary = {
-        "experiment": "ope",
-        "scm": world.name if world is not None else None,
-        "data": exp.get("data"),
-        "seed": seed,
-        "n_rounds": int(len(feedback.reward)),
-        "logger": exp["logger"] if world is not None else "external",
-        "confounded": confounded,
-        "warning": _warning(world) if confounded else ("no truth: external data" if world is None else None),
-        "reward_model": exp["reward_model"],
-        "targets": results,
-        "wall_s": time.perf_counter() - start,
-    }
+    part = _external(resolved, estimators, seed) if exp.get("data") else _simulated(resolved, estimators, seed)
+    rows = [row for name, res in part["targets"].items() for row in table_rows(name, res)]
+    n_rounds = next(iter(part["targets"].values()))["diagnostics"]["n_rounds"]
+    summary = {"experiment": "ope", "data": exp.get("data"), "seed": seed, "n_rounds": n_rounds,
+               "reward_model": exp["reward_model"], "interval_methods": ci_methods(exp["ci"]), **part,
+               "wall_s": time.perf_counter() - start}
     out_dir = Path(out_dir)
-    columns = ["target", "estimator", "estimate", "ci_low", "ci_high", "truth", "error", "relative_error", "covers"]
-    _plot(rows_for_table, out_dir / "ope.png", summary)
+    _plot(rows, out_dir / "ope.png", summary)
     write_json(out_dir / "ope.json", summary)
-    tracker.table("ope", columns, rows_for_table)
+    tracker.table("ope", TABLE_COLUMNS, rows)
     tracker.image("ope", out_dir / "ope.png")
-    tracker.summary({"confounded": confounded, "n_rounds": summary["n_rounds"], "wall_s": summary["wall_s"]})
-    summary["table"] = format_table(columns, rows_for_table, summary["warning"])
+    tracker.summary({"confounded": summary["confounded"], "n_rounds": n_rounds, "wall_s": summary["wall_s"]})
+    notes = [diagnostics_line(name, res["diagnostics"]) for name, res in summary["targets"].items()]
+    notes += confounding_lines(summary.get("confounding", {}))
+    warnings = [w for res in summary["targets"].values() for w in res["warnings"]]
+    if summary["warning"]:
+        warnings.append(f"WARNING: {summary['warning']}")
+    summary["table"] = format_table(TABLE_COLUMNS, rows, notes + warnings)
     return summary
 
 
-def _bounds(interval: dict) -> tuple[float, float]:
-    lo = next(v for k, v in interval.items() if k.endswith("(lower)"))
-    hi = next(v for k, v in interval.items() if k.endswith("(upper)"))
-    return lo, hi
+def confounding_lines(confounding: dict) -> list[str]:
+    """The three-row confounding story per target (IPS): naive, oracle, what remains."""
+    out = []
+    for name, c in confounding.items():
+        ipw = c["estimators"].get("ipw")
+        if ipw is None:
+            continue
+        out.append(f"confounding {name} (ipw bias): with logged P(a|x) {ipw['naive_bias']:+.4f} | with oracle "
+                   f"pi_b(a|x,s) {ipw['oracle_bias']:+.4f} | remaining = confounding {ipw['remaining']:+.4f} "
+                   f"(SCM implies {c['implied_ips_bias']:+.4f})")
+    return out
 
 
 def _warning(world: World) -> str:
     return (f"confounded world: the logger used {', '.join(world.privileged)}, which the log does not keep, "
             f"and the latent {', '.join(world.confounders)} behind it drives the reward; the logged pscores are "
-            "P(a | logged context), and estimates may miss the truth by more than their CIs")
+            "the exact P(a | logged context), and estimates miss the truth by the confounding bias "
+            "(intervals are marked invalid)")
 
 
 def _load_external(path: str) -> LoggedFeedback:
@@ -270,19 +419,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def format_table(columns: list[str], rows: list[list], warning: str | None) -> str:
+def format_table(columns: list[str], rows: list[list], notes: str | list[str] | None = None) -> str:
+    """A plain-text table; ``notes`` (a line or lines: diagnostics, WARNING ...) follow it.
+    A bare string is printed as ``WARNING: <string>``."""
     cells = [columns] + [[_fmt(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    if warning:
-        lines.append(f"WARNING: {warning}")
+    if isinstance(notes, str):
+        notes = [f"WARNING: {notes}"]
+    lines += list(notes or [])
     return "\n".join(lines)
 
 
 def _plot(rows: list[list], path: Path, summary: dict) -> None:
-    labels = [f"{r[0]} / {r[1]}" for r in rows]
+    labels = [f"{r[0]} / {r[1]}" + ("" if r[5] else " (invalid CI)") for r in rows]
     lows = [r[3] if r[3] is not None else r[2] for r in rows]
     highs = [r[4] if r[4] is not None else r[2] for r in rows]
-    truth = [r[5] for r in rows] if all(r[5] is not None for r in rows) else None
+    truth = [r[6] for r in rows] if all(r[6] is not None for r in rows) else None
     title = "OPE estimates (95% CI) vs the SCM's truth" + (" — CONFOUNDED world" if summary["confounded"] else "")
     errorbar_plot(labels, [r[2] for r in rows], lows, highs, path, xlabel="policy value", title=title, truth=truth)

@@ -103,6 +103,45 @@ def diagnostic_warnings(diag: dict[str, float], who: str = "") -> list[str]:
     return out
 
 
+def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, confounded: bool = False,
+                      reward_bounded: bool = True) -> tuple[bool, str | None]:
+    """Can ``estimator``'s ``method`` interval be read as a confidence interval for V(pi_e)?
+
+    ``(True, None)`` or ``(False, reason)``. Invalid: any interval of a confounded log
+    (pscores are P(a|x): the estimate is biased by the confounding); DM's (the reward
+    model's bias is not in it; see the coverage report); MIPS's (it assumes no direct
+    effect of the action beyond its embedding); clipped or shrunk estimators' (their
+    bias by design is not in it); every interval when the diagnostics flag too few rounds
+    or a near-deterministic logger; bootstrap and normal intervals when the effective
+    sample size or the support is flagged (they under-cover there; the finite-sample
+    bounds keep their guarantee); finite-sample bounds without an a priori reward range.
+    ``estimator`` is duck-typed: ``kind`` ("dm" | "ipw" | "dr"), ``effective_max_weight``.
+    """
+    kind = getattr(estimator, "kind", "ipw")
+    if confounded:
+        return False, "confounded log: the pscore is P(a|x), the logger also used a signal the log lacks"
+    if kind == "dm":
+        return False, "holds the reward model fixed: the model's bias is not in the interval"
+    if "Marginalized" in type(estimator).__name__:
+        return False, "assumes the reward depends on the action only through its embedding"
+    big = 1e300
+    if getattr(estimator, "effective_max_weight", lambda w: w)(big) < big:
+        return False, "clipped or shrunk weights: the estimator's bias is not in the interval"
+    if diag.get("n_rounds", MIN_ROUNDS) < MIN_ROUNDS:
+        return False, f"too few rounds ({diag['n_rounds']} < {MIN_ROUNDS})"
+    if diag.get("pscore_one_share", 0.0) > MAX_PSCORE_ONE_SHARE:
+        return False, "near-deterministic logger"
+    if method in ("bernstein", "hoeffding"):
+        if not reward_bounded:
+            return False, "no a priori reward range: the bound's guarantee needs one"
+        return True, None
+    if "ess" in diag and (diag["ess"] < MIN_ESS or diag.get("ess_ratio", 1.0) < MIN_ESS_RATIO):
+        return False, f"effective sample size {diag['ess']:,.0f}: {method} intervals under-cover"
+    if diag.get("low_support_share", 0.0) > MAX_LOW_SUPPORT_SHARE:
+        return False, "support: target mass where the logger (almost) never acts"
+    return True, None
+
+
 def is_reliable(diag: dict[str, float]) -> bool:
     """True when no threshold of :func:`diagnostic_warnings` is crossed."""
     return not diagnostic_warnings(diag)

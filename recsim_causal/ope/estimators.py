@@ -192,7 +192,7 @@ class BaseOffPolicyEstimator(ABC):
         r_lo, r_hi = reward_range
         q_lo, q_hi = q_range if q_range is not None else reward_range
         W = self.effective_max_weight(float(max_weight))
-        kind = self._kind
+        kind = self.kind
         if kind == "dm":
             return {"base": (q_lo, q_hi)}
         if kind == "ipw":
@@ -202,7 +202,7 @@ class BaseOffPolicyEstimator(ABC):
         out["den"] = (0.0, W)
         return out
 
-    _kind: ClassVar[str] = "ipw"  # the shape of the formula: "dm", "ipw" (w r) or "dr"
+    kind: ClassVar[str] = "ipw"  # the shape of the formula: "dm", "ipw" (w r) or "dr"
 
     # -- dense (OBP) API -----------------------------------------------------------
     def estimate_round_rewards(self, **arrays: Any) -> np.ndarray:
@@ -282,7 +282,7 @@ class DirectMethod(BaseOffPolicyEstimator):
 
     estimator_name: str = "dm"
     _requires: ClassVar[tuple[str, ...]] = ("target_q",)
-    _kind: ClassVar[str] = "dm"
+    kind: ClassVar[str] = "dm"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         return RoundTerms(base=inputs.target_q)
@@ -364,7 +364,7 @@ class DoublyRobust(BaseOffPolicyEstimator):
     _requires: ClassVar[tuple[str, ...]] = (
         "reward", "pscore", "target_pscore", "target_q", "q_at_action",
     )  # fmt: skip
-    _kind: ClassVar[str] = "dr"
+    kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -393,7 +393,7 @@ class SelfNormalizedDoublyRobust(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "sndr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
-    _kind: ClassVar[str] = "dr"
+    kind: ClassVar[str] = "dr"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -417,7 +417,7 @@ class SwitchDoublyRobust(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "switch-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
-    _kind: ClassVar[str] = "dr"
+    kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -450,7 +450,7 @@ class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
     use_estimated_pscore: bool = False
     estimator_name: str = "dr-os"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
-    _kind: ClassVar[str] = "dr"
+    kind: ClassVar[str] = "dr"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -519,7 +519,7 @@ class SubGaussianDoublyRobust(_SubGaussianWeights):
     use_estimated_pscore: bool = False
     estimator_name: str = "sg-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
-    _kind: ClassVar[str] = "dr"
+    kind: ClassVar[str] = "dr"
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         return RoundTerms(base=inputs.target_q, num=self._shrunk_iw(inputs) * inputs.residual())
@@ -691,7 +691,7 @@ def _max_weight(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float |
         return float(given)
     if isinstance(est, MarginalizedInverseProbabilityWeighting):
         return float((inputs.embed_target_pscore / inputs.embed_pscore).max())
-    if est._kind == "dm":
+    if est.kind == "dm":
         return 0.0
     return float(est._iw(inputs).max())
 

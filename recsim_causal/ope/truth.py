@@ -19,7 +19,7 @@ import numpy as np
 
 from .inputs import reduce_dense
 
-__all__ = ["policy_value", "ope_table"]
+__all__ = ["policy_value", "ope_table", "ips_confounding_bias"]
 
 
 def policy_value(action_dist: Any, expected_reward: Any, position: Any = None) -> float:
@@ -96,3 +96,19 @@ def ope_table(
             "covers": (lo <= truth <= hi) if lo is not None and hi is not None else None,
         }
     return rows
+
+
+def ips_confounding_bias(action_dist: Any, expected_reward: Any, pi_b_full: Any, pi_b_marginal: Any) -> float:
+    """E[IPS] - V(pi_e) given the logged users, when the pscore is P(a|x) but the logger drew
+    a from pi_b(a | x, s): exact from the SCM (expectation over actions and rewards only).
+
+        bias = (1/n) sum_i sum_a pi_e(a|x_i) q_i(a) (pi_b(a|x_i,s_i) / P(a|x_i) - 1)
+
+    with q_i(a) = E[r | all of user i's variables, do(a)]. Averaged over users it is
+    E_x sum_a pi_e(a|x) Cov(q(a), pi_b(a|x,S) | x) / P(a|x): the confounding itself.
+    All arrays (n, K).
+    """
+    pe, q = np.asarray(action_dist, np.float64), np.asarray(expected_reward, np.float64)
+    full, marg = np.asarray(pi_b_full, np.float64), np.asarray(pi_b_marginal, np.float64)
+    ratio = np.divide(full, marg, out=np.ones_like(full), where=marg > 0)
+    return float((pe * q * (ratio - 1.0)).sum(axis=1).mean())

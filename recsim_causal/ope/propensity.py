@@ -111,10 +111,10 @@ def marginal_action_probs(
     quantile: Callable[[np.ndarray], np.ndarray],
     *,
     n_grid: int = 64,
-    refine: int = 16,
-    levels: int = 3,
+    refine: int = 8,
+    levels: int = 4,
     jump: float = 0.02,
-    batch_rows: int = 256,
+    batch_rows: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(a | x) = E_s[pi(a | [x, s])] for a one-dimensional signal s appended as the last column.
 
@@ -141,7 +141,7 @@ def marginal_action_probs(
         if out is None:
             out = np.empty((n, f.shape[2]))
         h = np.full((b, n_grid), u0[1] - u0[0])
-        integral = _trapezoid(f[:, :-1], f[:, 1:], h).sum(axis=1)
+        integral = h[:, :1] * (f.sum(axis=1) - 0.5 * (f[:, 0] + f[:, -1]))  # the trapezoid rule
         # cells to refine: (row, left u, width, f_left, f_right)
         d = np.abs(f[:, 1:] - f[:, :-1]).max(axis=2)
         rows, cells = np.nonzero(d > jump)
@@ -150,13 +150,13 @@ def marginal_action_probs(
         for _ in range(levels):
             if rows.size == 0:
                 break
-            np.subtract.at(integral, rows, _trapezoid(fl, fr, w))
+            _scatter_add(integral, rows, -_trapezoid(fl, fr, w))
             t = np.arange(1, refine) / refine
             u = lu[:, None] + w[:, None] * t[None, :]  # (c, refine - 1) interior nodes
             fi = _probs_at(policy, xb[rows], quantile(u.ravel()).reshape(u.shape))
             nodes = np.concatenate([fl[:, None], fi, fr[:, None]], axis=1)  # (c, refine + 1, K)
             sub_w = w / refine
-            np.add.at(integral, rows, _trapezoid(nodes[:, :-1], nodes[:, 1:], np.repeat(sub_w[:, None], refine, 1)).sum(axis=1))
+            _scatter_add(integral, rows, _trapezoid(nodes[:, :-1], nodes[:, 1:], np.repeat(sub_w[:, None], refine, 1)).sum(axis=1))
             dd = np.abs(nodes[:, 1:] - nodes[:, :-1]).max(axis=2)
             c, k = np.nonzero(dd > jump)
             rows, lu, w = rows[c], lu[c] + sub_w[c] * k, sub_w[c]
@@ -166,6 +166,12 @@ def marginal_action_probs(
         total = integral.sum(axis=1, keepdims=True)  # the grid covers [edge, 1 - edge]
         out[start : start + b] = integral / total
     return out, bound
+
+
+def _scatter_add(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """target[rows] += values with repeated rows summed (np.add.at, column by column: faster)."""
+    for k in range(target.shape[1]):
+        target[:, k] += np.bincount(rows, weights=values[:, k], minlength=target.shape[0])
 
 
 def _probs_at(policy: Any, x: np.ndarray, s: np.ndarray) -> np.ndarray:

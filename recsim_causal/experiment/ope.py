@@ -96,7 +96,8 @@ class Oracle:
     pscore_error_bound: float | None = None
 
 
-def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator) -> tuple[LoggedFeedback, Oracle]:
+def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator, *,
+            show_progress: bool = True) -> tuple[LoggedFeedback, Oracle]:
     """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration.
 
     Returns the feedback (context = the logged, non-privileged context; pscore = P(a | x),
@@ -108,7 +109,7 @@ def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.
     parts: dict[str, list] = {k: [] for k in ("context", "action", "reward", "pscore", "action_dist",
                                               "expected_reward", "pscore_full", "pi_b_full")}
     oracle, bound = Oracle(), 0.0
-    with progress(n_rounds, "logging", "rounds") as bar:
+    with progress(n_rounds, "logging", "rounds", enabled=show_progress) as bar:
         for start in range(0, n_rounds, BATCH):
             users = world.sample_users(min(BATCH, n_rounds - start), rng)
             x_full = _context(world, users, privileged=confounded)

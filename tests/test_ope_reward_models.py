@@ -26,10 +26,10 @@ def _design(x, a, ac):
 
 def test_kfold_matches_sklearn_shuffled_kfold():
     # sklearn's KFold(3, shuffle=True, random_state=0) on 10 rows: test folds are consecutive
-    # chunks (sizes 4, 3, 3) of RandomState(0).permutation(10); train indices are sorted
+    # chunks (sizes 4, 3, 3) of RandomState(0).permutation(10), sorted; train indices are sorted
     perm = np.random.RandomState(0).permutation(10)
     folds = list(kfold_indices(10, 3, 0))
-    assert [t.tolist() for _, t in folds] == [perm[:4].tolist(), perm[4:7].tolist(), perm[7:].tolist()]
+    assert [t.tolist() for _, t in folds] == [sorted(perm[:4]), sorted(perm[4:7]), sorted(perm[7:])]
     for train, test in folds:
         assert train.tolist() == sorted(set(range(10)) - set(test.tolist()))
     with pytest.raises(ValueError, match="n_folds"):
@@ -59,11 +59,37 @@ def test_logistic_concat_solves_the_penalized_likelihood():
     ac = np.eye(K)  # OBP's default action features: one-hot
     m = RegressionModel("logistic", K, alpha=1.0)
     learner = m._new_learner().fit(x, a, y, np.ones(x.shape[0]))
+    beta = np.r_[learner.fitted.coef_[0], learner.fitted.intercept_]
     X = _design(x, a, ac)
-    mu = 1 / (1 + np.exp(-X @ learner.beta))
+    mu = 1 / (1 + np.exp(-X @ beta))
     penalty = np.r_[np.ones(X.shape[1] - 1), 0.0]
-    grad = X.T @ (mu - y) + penalty * learner.beta  # KKT: sklearn LogisticRegression(C=1)'s optimum
-    assert np.max(np.abs(grad)) < 1e-7
+    grad = X.T @ (mu - y) + penalty * beta  # KKT of the penalized likelihood (C = 1)
+    assert np.max(np.abs(grad)) < 1e-4
+    np.testing.assert_allclose(learner.predict_all(x)[np.arange(len(a)), a], mu, rtol=1e-10)
+
+
+def test_scikit_learn_base_models_follow_obp_regression_model_contract():
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import Ridge
+
+    x, a, y, _ = _data(n=800)
+    K = 4
+    # a regressor on OBP's concat features equals our exact ridge on the same features
+    ours = fit_predict(x, a, y, K, base_model="ridge", alpha=0.7, n_folds=2, random_state=0)
+    theirs = fit_predict(x, a, y, K, base_model=Ridge(alpha=0.7), n_folds=2, random_state=0)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-8, atol=1e-10)
+    # a classifier: cross-fitted predict_proba[:, 1] of a clone fitted on the other fold
+    forest = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0)
+    out = fit_predict(x, a, y, K, base_model=forest, n_folds=2, random_state=0)
+    train, test = next(kfold_indices(x.shape[0], 2, 0))
+    ref = clone(forest).fit(np.c_[x[train], np.eye(K)[a[train]]], y[train])
+    for k in range(K):
+        np.testing.assert_allclose(out[test, k, 0], ref.predict_proba(np.c_[x[test], np.tile(np.eye(K)[k], (len(test), 1))])[:, 1])
+    with pytest.raises(ValueError, match=r"^RegressionModel.features: a scikit-learn base_model uses OBP's 'concat'"):
+        RegressionModel(Ridge(), K, features="interaction")
+    with pytest.raises(ValueError, match=r"^RegressionModel.base_model: expected one of \('ridge', 'logistic', 'mlp'"):
+        RegressionModel("forest", K)
 
 
 def test_interaction_models_are_per_action_fits():

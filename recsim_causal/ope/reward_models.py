@@ -1,18 +1,25 @@
-"""Reward models qhat(x, a) for DM / DR: OBP's ``RegressionModel`` without scikit-learn.
+"""Reward models qhat(x, a) for DM / DR: OBP's ``RegressionModel``.
 
 ``RegressionModel(base_model, n_actions, len_list=1, action_context=None,
 fitting_method="normal")`` mirrors OBP 0.5.7: one model per position, ``fit_predict`` with
-k-fold cross-fitting (folds identical to ``sklearn.model_selection.KFold(n_folds,
-shuffle=True, random_state)``), and the output shape (n_rounds, n_actions, len_list)
-that the estimators take as ``estimated_rewards_by_reg_model``.
+k-fold cross-fitting (``sklearn.model_selection.KFold(n_folds, shuffle=True,
+random_state)``), and the output shape (n_rounds, n_actions, len_list) that the estimators
+take as ``estimated_rewards_by_reg_model``.
 
-Base learners (``base_model``):
+Base learners (``base_model``): a name from :data:`REWARD_MODELS` (add one with
+:func:`register_reward_model`), or any scikit-learn classifier or regressor (OBP's contract:
+``fit(X, y[, sample_weight])`` and ``predict_proba`` (classifiers: column 1 is qhat) or
+``predict``; cloned for every fold and position), e.g. ``RandomForestClassifier()`` or
+``lightgbm.LGBMClassifier()``; it sees OBP's "concat" features [x, action_context[a]].
 
 - "ridge": least squares, sum_i w_i (y_i - f_i)^2 / 2 + alpha/2 ||coef||^2, intercept not
-  penalized (= ``sklearn.linear_model.Ridge(alpha)``), solved exactly.
+  penalized (= ``sklearn.linear_model.Ridge(alpha)``), solved exactly from the Gram matrix
+  without building the design matrix.
 - "logistic": sum_i w_i CE(y_i, sigmoid(f_i)) + alpha/2 ||coef||^2 (=
-  ``LogisticRegression(C=1/alpha)``), Newton's method (IRLS) with step halving, in numpy.
-  Rewards must lie in [0, 1].
+  ``LogisticRegression(C=1/alpha)``). With "interaction" features: our per-action Newton
+  (IRLS) fits in numpy (much faster than K scikit-learn fits, see scripts/bench.py); with
+  "concat": scikit-learn's ``LogisticRegression`` (faster than a hand-written Newton on the
+  (d + K)-column design). Rewards must lie in [0, 1].
 - "mlp": a small torch MLP (ReLU hidden layers), Adam on minibatches, cross-entropy for
   rewards in {0, 1}, squared error otherwise.
 
@@ -46,9 +53,7 @@ from recsim_causal.threads import torch_threads
 
 from ..data.checks import as_float_array, as_int_array, check_finite, check_rows
 
-__all__ = ["RegressionModel", "fit_predict", "kfold_indices"]
-
-BASE_MODELS = ("logistic", "ridge", "mlp")
+__all__ = ["RegressionModel", "fit_predict", "kfold_indices", "REWARD_MODELS", "register_reward_model"]
 FEATURES = ("concat", "interaction")
 FITTING_METHODS = ("normal", "iw", "mrdr")
 
@@ -58,29 +63,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def kfold_indices(n: int, n_folds: int, random_state: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs exactly as ``KFold(n_folds, shuffle=True, random_state)``."""
+    """(train, test) index pairs of ``KFold(n_folds, shuffle=True, random_state)``."""
+    from sklearn.model_selection import KFold
+
     if n_folds < 2 or n_folds > n:
         raise ValueError(f"n_folds: expected 2 <= n_folds <= n_rounds={n}, got {n_folds}")
-    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
-    order = np.arange(n)
-    rng.shuffle(order)
-    sizes = np.full(n_folds, n // n_folds, dtype=np.int64)
-    sizes[: n % n_folds] += 1
-    start = 0
-    for size in sizes:
-        test = order[start : start + size]
-        mask = np.zeros(n, dtype=bool)
-        mask[test] = True
-        yield np.flatnonzero(~mask), test
-        start += size
+    yield from KFold(n_folds, shuffle=True, random_state=random_state).split(np.empty((n, 1)))
 
 
 # ============================================================================ linear learners
-class _LinearConcat:
-    """f(x, a) = x.wx + ac[a].wa + b, fitted by ridge or penalized logistic regression."""
+class _RidgeConcat:
+    """f(x, a) = x.wx + ac[a].wa + b by ridge regression, from the Gram matrix."""
 
-    def __init__(self, loss: str, alpha: float, ac: np.ndarray, max_iter: int = 100, tol: float = 1e-10):
-        self.loss, self.alpha, self.ac, self.max_iter, self.tol = loss, alpha, ac, max_iter, tol
+    def __init__(self, alpha: float, ac: np.ndarray):
+        self.alpha, self.ac = alpha, ac
 
     # X = [x, ac[a], 1]; the Gram matrix and X'v are built without materializing X
     def _xt(self, x: np.ndarray, a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -109,32 +105,43 @@ class _LinearConcat:
         d = x.shape[1]
         return x @ beta[:d] + (self.ac @ beta[d:-1])[a] + beta[-1]
 
-    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _LinearConcat:
+    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _RidgeConcat:
         p = x.shape[1] + self.ac.shape[1] + 1
-        penalty = np.full(p, self.alpha)
-        penalty[-1] = 0.0
-        if self.loss == "squared":
-            G = self._gram(x, a, w)
-            G[np.diag_indices(p)] += penalty
-            self.beta = _solve(G, self._xt(x, a, w * y))
-            return self
-        beta = np.zeros(p)
-
-        def objective(b: np.ndarray) -> float:
-            eta = self._eta(x, a, b)
-            return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * (penalty * b) @ b)
-
-        def grad_hess(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            mu = _sigmoid(self._eta(x, a, b))
-            return self._xt(x, a, w * (mu - y)), self._gram(x, a, w * mu * (1.0 - mu))
-
-        self.beta = _newton(beta, objective, grad_hess, penalty, self.tol, self.max_iter)
+        G = self._gram(x, a, w)
+        G[np.diag_indices(p)] += np.r_[np.full(p - 1, self.alpha), 0.0]  # intercept not penalized
+        self.beta = _solve(G, self._xt(x, a, w * y))
         return self
 
     def predict_all(self, x: np.ndarray) -> np.ndarray:
         d = x.shape[1]
-        eta = (x @ self.beta[:d])[:, None] + (self.ac @ self.beta[d:-1] + self.beta[-1])[None, :]
-        return _sigmoid(eta) if self.loss == "logistic" else eta
+        return (x @ self.beta[:d])[:, None] + (self.ac @ self.beta[d:-1] + self.beta[-1])[None, :]
+
+
+class _SklearnConcat:
+    """A scikit-learn model on OBP's concat features [x, ac[a]] (OBP's ``RegressionModel``)."""
+
+    def __init__(self, model: Any, ac: np.ndarray):
+        self.model, self.ac = model, ac
+
+    def fit(self, x: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> _SklearnConcat:
+        from sklearn.base import clone
+
+        self.fitted = clone(self.model)
+        X = np.concatenate([x, self.ac[a]], axis=1)
+        if np.all(w == 1.0):
+            self.fitted.fit(X, y)
+        else:
+            self.fitted.fit(X, y, sample_weight=w)
+        return self
+
+    def predict_all(self, x: np.ndarray) -> np.ndarray:
+        n, K = x.shape[0], self.ac.shape[0]
+        out = np.empty((n, K))
+        proba = hasattr(self.fitted, "predict_proba")
+        for k in range(K):
+            X = np.concatenate([x, np.broadcast_to(self.ac[k], (n, self.ac.shape[1]))], axis=1)
+            out[:, k] = self.fitted.predict_proba(X)[:, 1] if proba else self.fitted.predict(X)
+        return out
 
 
 class _LinearInteraction:
@@ -316,6 +323,47 @@ class _MLP:
         return out
 
 
+# ============================================================================ the menu of learners
+#: name -> builder(model: RegressionModel) -> a learner with ``fit(x, a, y, w)`` and
+#: ``predict_all(x) -> (n, K)``. Extend with :func:`register_reward_model`.
+REWARD_MODELS: dict[str, Callable[["RegressionModel"], Any]] = {}
+
+
+def register_reward_model(name: str) -> Callable:
+    """Decorator: ``@register_reward_model("bert")`` adds ``builder(model) -> learner``."""
+    def deco(builder: Callable) -> Callable:
+        REWARD_MODELS[name] = builder
+        return builder
+    return deco
+
+
+@register_reward_model("ridge")
+def _ridge(m: "RegressionModel") -> Any:
+    if m.features == "concat":
+        return _RidgeConcat(float(m.alpha), m.action_context)
+    return _LinearInteraction("squared", float(m.alpha), m.n_actions)
+
+
+@register_reward_model("logistic")
+def _logistic(m: "RegressionModel") -> Any:
+    if m.features == "concat":
+        from sklearn.linear_model import LogisticRegression
+
+        C = 1.0 / m.alpha if m.alpha > 0 else np.inf
+        return _SklearnConcat(LogisticRegression(C=C, tol=1e-8, max_iter=1000), m.action_context)
+    return _LinearInteraction("logistic", float(m.alpha), m.n_actions)
+
+
+@register_reward_model("mlp")
+def _mlp(m: "RegressionModel") -> Any:
+    return _MLP(m.features, m.action_context, tuple(m.hidden_sizes), m.n_epochs, m.batch_size, m.learning_rate,
+                m.alpha, m.random_state)
+
+
+def _is_sklearn_model(obj: Any) -> bool:
+    return not isinstance(obj, str) and hasattr(obj, "fit") and (hasattr(obj, "predict_proba") or hasattr(obj, "predict"))
+
+
 # ============================================================================ RegressionModel
 @dataclass
 class RegressionModel:
@@ -323,7 +371,8 @@ class RegressionModel:
 
     Parameters
     ----------
-    base_model: "logistic" | "ridge" | "mlp".
+    base_model: a name in :data:`REWARD_MODELS` ("logistic" | "ridge" | "mlp") or a
+        scikit-learn classifier / regressor (concat features; see the module doc).
     n_actions: number of actions K.
     len_list: number of positions L (one model per position).
     action_context: (K, dim_action_context) action features; one-hot when None.
@@ -334,7 +383,7 @@ class RegressionModel:
     random_state: seeds the MLP's initialization and minibatches.
     """
 
-    base_model: str
+    base_model: Any
     n_actions: int
     len_list: int = 1
     action_context: np.ndarray | None = None
@@ -349,10 +398,13 @@ class RegressionModel:
 
     def __post_init__(self) -> None:
         p = "RegressionModel"
-        if self.base_model not in BASE_MODELS:
-            raise ValueError(f"{p}.base_model: expected one of {BASE_MODELS}, got {self.base_model!r}")
+        if not (_is_sklearn_model(self.base_model) or (isinstance(self.base_model, str) and self.base_model in REWARD_MODELS)):
+            raise ValueError(f"{p}.base_model: expected one of {tuple(REWARD_MODELS)} or a scikit-learn estimator "
+                             f"(fit + predict_proba or predict), got {self.base_model!r}")
         if self.features not in FEATURES:
             raise ValueError(f"{p}.features: expected one of {FEATURES}, got {self.features!r}")
+        if _is_sklearn_model(self.base_model) and self.features != "concat":
+            raise ValueError(f"{p}.features: a scikit-learn base_model uses OBP's 'concat' features, got {self.features!r}")
         if self.fitting_method not in FITTING_METHODS:
             raise ValueError(f"{p}.fitting_method: expected one of {FITTING_METHODS}, got {self.fitting_method!r}")
         for name, low in (("n_actions", 1), ("len_list", 1), ("n_epochs", 1), ("batch_size", 1)):
@@ -372,13 +424,9 @@ class RegressionModel:
         self.models_: list[Any] = []
 
     def _new_learner(self) -> Any:
-        if self.base_model == "mlp":
-            return _MLP(self.features, self.action_context, tuple(self.hidden_sizes), self.n_epochs,
-                        self.batch_size, self.learning_rate, self.alpha, self.random_state)  # fmt: skip
-        loss = "squared" if self.base_model == "ridge" else "logistic"
-        if self.features == "concat":
-            return _LinearConcat(loss, float(self.alpha), self.action_context)
-        return _LinearInteraction(loss, float(self.alpha), self.n_actions)
+        if _is_sklearn_model(self.base_model):
+            return _SklearnConcat(self.base_model, self.action_context)
+        return REWARD_MODELS[self.base_model](self)
 
     def _check(self, context: Any, action: Any, reward: Any, pscore: Any, position: Any, action_dist: Any) -> tuple:
         x = as_float_array(context, "context")
@@ -395,7 +443,7 @@ class RegressionModel:
         check_finite(y, "reward")
         if n and (a.min() < 0 or a.max() >= self.n_actions):
             raise ValueError(f"action: values must be in [0, {self.n_actions}) (n_actions)")
-        if self.base_model == "logistic" and n and (y.min() < 0 or y.max() > 1):
+        if isinstance(self.base_model, str) and self.base_model == "logistic" and n and (y.min() < 0 or y.max() > 1):
             raise ValueError(
                 f"RegressionModel(base_model='logistic'): rewards must lie in [0, 1], got "
                 f"[{y.min():.6g}, {y.max():.6g}]; use base_model='ridge'"
@@ -479,7 +527,7 @@ def fit_predict(
     n_actions: int,
     *,
     action_context: Any = None,
-    base_model: str = "logistic",
+    base_model: Any = "logistic",
     features: str = "concat",
     n_folds: int = 2,
     random_state: Any = 0,

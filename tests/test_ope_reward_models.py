@@ -30,7 +30,11 @@ def test_kfold_matches_sklearn_shuffled_kfold():
     perm = np.random.RandomState(0).permutation(10)
     folds = list(kfold_indices(10, 3, 0))
     assert [t.tolist() for _, t in folds] == [sorted(perm[:4]), sorted(perm[4:7]), sorted(perm[7:])]
-    for train, test in folds:
+    from sklearn.model_selection import KFold
+
+    for (train, test), (ref_train, ref_test) in zip(folds, KFold(3, shuffle=True, random_state=0).split(np.zeros((10, 1)))):
+        np.testing.assert_array_equal(train, ref_train)
+        np.testing.assert_array_equal(test, ref_test)
         assert train.tolist() == sorted(set(range(10)) - set(test.tolist()))
     with pytest.raises(ValueError, match="n_folds"):
         list(kfold_indices(5, 1, 0))

@@ -2,8 +2,8 @@
 
 ``RegressionModel(base_model, n_actions, len_list=1, action_context=None,
 fitting_method="normal")`` mirrors OBP 0.5.7: one model per position, ``fit_predict`` with
-k-fold cross-fitting (``sklearn.model_selection.KFold(n_folds, shuffle=True,
-random_state)``), and the output shape (n_rounds, n_actions, len_list) that the estimators
+k-fold cross-fitting (folds identical to ``sklearn.model_selection.KFold(n_folds,
+shuffle=True, random_state)``), and the output shape (n_rounds, n_actions, len_list) that the estimators
 take as ``estimated_rewards_by_reg_model``.
 
 Base learners (``base_model``): a name from :data:`REWARD_MODELS` (add one with
@@ -63,12 +63,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def kfold_indices(n: int, n_folds: int, random_state: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs of ``KFold(n_folds, shuffle=True, random_state)``."""
-    from sklearn.model_selection import KFold
+    """(train, test) index pairs exactly as ``KFold(n_folds, shuffle=True, random_state).split``.
 
+    Kept by hand (12 lines): importing scikit-learn costs seconds, and the default reward
+    models (logistic and ridge with interaction features) do not need it."""
     if n_folds < 2 or n_folds > n:
         raise ValueError(f"n_folds: expected 2 <= n_folds <= n_rounds={n}, got {n_folds}")
-    yield from KFold(n_folds, shuffle=True, random_state=random_state).split(np.empty((n, 1)))
+    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
+    order = np.arange(n)
+    rng.shuffle(order)
+    sizes = np.full(n_folds, n // n_folds, dtype=np.int64)
+    sizes[: n % n_folds] += 1
+    start = 0
+    for size in sizes:
+        mask = np.zeros(n, dtype=bool)
+        mask[order[start : start + size]] = True
+        yield np.flatnonzero(~mask), np.flatnonzero(mask)
+        start += size
 
 
 # ============================================================================ linear learners

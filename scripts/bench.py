@@ -156,6 +156,52 @@ def bench_ope(repeats: int) -> None:
         higher_is_better=False, reference="(OBP: 100 resamples in 7.3 s)")
 
 
+def bench_ope_trust(repeats: int) -> None:
+    """Reward models (ours vs scikit-learn) and exact propensities (issue 9)."""
+    from recsim_causal.ope.bench import bench_reward_models
+
+    print("trustworthy OPE: reward models and exact propensities")
+    t = bench_reward_models(n=20_000, K=100, d=16, repeats=max(1, repeats // 3))
+    for ours, theirs, what in (("ours_logistic_interaction", "sklearn_logistic_per_action", "logistic, interaction"),
+                               ("ours_ridge_interaction", "sklearn_ridge_per_action", "ridge, interaction"),
+                               ("ours_ridge_concat", "sklearn_ridge_concat", "ridge, concat")):
+        row("ope_trust", f"reward model fit ({what}), 20k rounds x 100 actions", t[ours], "s", None,
+            higher_is_better=False, reference=f"(scikit-learn: {t[theirs]:.2f} s, {t[theirs] / t[ours]:.1f}x slower)")
+    row("ope_trust", "reward model fit (logistic, concat): scikit-learn's, used as is", t["sklearn_logistic_concat"], "s",
+        None, higher_is_better=False)
+    from recsim_causal.experiment.ope import train
+    from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
+    from recsim_causal.scm import World
+
+    world = World("confounded", n_items=100, seed=0)
+    logger = LinUCB(n_actions=100, dim=world.obs_dim + 1, alpha=1.0, seed=0)
+    train(world, logger, 10_000, np.random.default_rng(0), privileged=True)
+    x = world.observe(world.sample_users(2048, np.random.default_rng(1))).astype(np.float64)
+    quantile = signal_quantile(world)[0]
+    row("ope_trust", "exact P(a|x) by quadrature, confounded world, LinUCB logger, K=100",
+        median_rate(lambda: (marginal_action_probs(logger, x, quantile), len(x))[1], max(1, repeats // 3)),
+        "rows/s", None)
+
+
+def bench_coverage(repeats: int) -> None:
+    """The coverage report at the issue's size: R=100 logs of n=20,000 rounds (minutes)."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from recsim_causal.experiment.coverage import run_coverage
+    from recsim_causal.scm.world import CONF_DIR
+
+    print("coverage report (experiment=ope_coverage), default world")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=ope_coverage", "wandb.mode=disabled"])
+    with tempfile.TemporaryDirectory() as out:
+        summary = run_coverage(cfg, out)
+    t = summary["timing_s"]
+    row("coverage", "R=100 x n=20,000, 4 targets x 11 estimators x 4 interval methods", t["total"], "s", 600.0,
+        higher_is_better=False, reference=f"(replications {t['replications']:.0f} s, training + truth {t['train_and_truth']:.0f} s)")
+
+
 # ----------------------------------------------------------------------------- PPO
 
 
@@ -177,12 +223,15 @@ def bench_ppo(repeats: int) -> None:
         reference="(the >= 50k target is for a GPU: scripts/gpu_check.sh; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
 
 
-GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "ppo": bench_ppo}
+GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "ope_trust": bench_ope_trust,
+          "ppo": bench_ppo, "coverage": bench_coverage}
+SLOW_GROUPS = ("coverage",)  # minutes: run with --only coverage
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups ({', '.join(GROUPS)})")
+    parser.add_argument("--only", default=",".join(g for g in GROUPS if g not in SLOW_GROUPS),
+                        help=f"comma-separated groups ({', '.join(GROUPS)}; default: all but {', '.join(SLOW_GROUPS)})")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()

@@ -19,7 +19,7 @@ def test_obp_keys():
     assert ci_keys(0.05) == ("95.0% CI (lower)", "95.0% CI (upper)")
     assert ci_keys(0.1) == ("90.0% CI (lower)", "90.0% CI (upper)")
     t = RoundTerms(num=np.arange(10.0))
-    for method in ("bootstrap", "normal", "bernstein"):
+    for method in ("bootstrap", "normal", "bernstein", "hoeffding"):
         out = estimate_interval_from_terms(t, method=method, n_bootstrap_samples=200, random_state=0)
         assert list(out) == ["mean", "95.0% CI (lower)", "95.0% CI (upper)"]
         assert out["95.0% CI (lower)"] < 4.5 < out["95.0% CI (upper)"]
@@ -148,3 +148,51 @@ def test_estimator_interval_methods_share_the_bootstrap():
         q_at_action=arrays["estimated_rewards_by_reg_model"][np.arange(500), arrays["action"]],
     )  # fmt: skip
     assert light == pytest.approx(alone, rel=1e-12)
+
+
+def test_hoeffding_and_bernstein_by_hand():
+    # n = 8 rewards in [0, 1]: mean 0.5, sample variance 2/7
+    v = np.array([0, 1, 0, 1, 0, 1, 0, 1.0])
+    t = RoundTerms(num=v)
+    h = estimate_interval_from_terms(t, method="hoeffding", ranges=None, bounds=(0.0, 1.0))
+    half = np.sqrt(np.log(2 / 0.05) / 16)
+    assert h["95.0% CI (upper)"] == pytest.approx(0.5 + half) and h["95.0% CI (lower)"] == pytest.approx(0.5 - half)
+    b = estimate_interval_from_terms(t, method="bernstein", bounds=(0.0, 1.0))
+    half = np.sqrt(2 * (2 / 7) * np.log(80) / 8) + 7 * np.log(80) / 21
+    assert b["95.0% CI (upper)"] == pytest.approx(0.5 + half)
+
+
+def test_ratio_bounds_combine_the_parts_by_interval_arithmetic():
+    from recsim_causal.ope.intervals import estimate_intervals_from_terms
+
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 2, 5000)
+    r = rng.binomial(1, 0.3, 5000).astype(float)
+    t = RoundTerms(num=w * r, den=w)
+    out = estimate_intervals_from_terms([t], method="hoeffding", ranges=[{"num": (0, 2), "den": (0, 2)}],
+                                        value_range=(0.0, 1.0))[0]
+    # each mean gets alpha / 2: num in mean(w r) +- 2 sqrt(ln(80) / 10000), den likewise
+    h = 2 * np.sqrt(np.log(2 / 0.025) / (2 * 5000))
+    num, den = (w * r).mean(), w.mean()
+    assert out["95.0% CI (lower)"] == pytest.approx((num - h) / (den + h))
+    assert out["95.0% CI (upper)"] == pytest.approx((num + h) / (den - h))
+
+
+def test_finite_sample_intervals_never_under_cover():
+    cov = _coverage_ranges(reps=150)
+    for k, c in cov.items():
+        assert c >= 0.95, (k, c)
+
+
+def _coverage_ranges(reps, n=800):
+    world = DiscreteWorld()
+    rng = np.random.default_rng(12)
+    hits = {}
+    for rep in range(reps):
+        arrays = world.sample(n, rng)
+        for m in ("bernstein", "hoeffding"):
+            out = estimate_all_intervals([IPS(), SNIPS(), DR()], method=m, reward_range=(0.0, 1.0),
+                                         max_weight=float((world.pi_e / world.pi_b).max()), **arrays)
+            for k, v in out.items():
+                hits[(k, m)] = hits.get((k, m), 0) + (v["95.0% CI (lower)"] <= world.truth <= v["95.0% CI (upper)"])
+    return {k: v / reps for k, v in hits.items()}

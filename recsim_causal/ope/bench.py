@@ -170,6 +170,36 @@ def bench_bootstrap(n: int = 1_000_000, B: int = 1000, repeats: int = 1, seed: i
     }
 
 
+def bench_reward_models(n: int = 20_000, K: int = 100, d: int = 16, repeats: int = 1, seed: int = 0) -> dict[str, float]:
+    """Seconds to fit one reward model on n rounds (no cross-fitting): ours vs scikit-learn
+    on the same problem (logistic and ridge, interaction and concat features)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from .reward_models import RegressionModel
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    a = rng.integers(0, K, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x[:, 0] + 0.01 * a - 1.0)))).astype(float)
+    onehot = np.eye(K)[a]
+
+    def sk_per_action(model: Any) -> None:  # interaction features: one fit per action
+        for k in range(K):
+            rows = a == k
+            model.fit(x[rows], y[rows])
+
+    out = {
+        "ours_logistic_interaction": _measure(lambda: RegressionModel("logistic", K, features="interaction").fit(x, a, y), repeats)[0],
+        "sklearn_logistic_per_action": _measure(lambda: sk_per_action(LogisticRegression(C=1.0)), repeats)[0],
+        "ours_ridge_interaction": _measure(lambda: RegressionModel("ridge", K, features="interaction").fit(x, a, y), repeats)[0],
+        "sklearn_ridge_per_action": _measure(lambda: sk_per_action(Ridge(alpha=1.0)), repeats)[0],
+        "ours_ridge_concat": _measure(lambda: RegressionModel("ridge", K, features="concat").fit(x, a, y), repeats)[0],
+        "sklearn_ridge_concat": _measure(lambda: Ridge(alpha=1.0).fit(np.c_[x, onehot], y), repeats)[0],
+        "sklearn_logistic_concat": _measure(lambda: LogisticRegression(C=1.0).fit(np.c_[x, onehot], y), repeats)[0],
+    }
+    return out
+
+
 def run_all(small: bool = False) -> list[dict[str, Any]]:
     """All figures; ``small`` shrinks the sizes 10x for a quick look."""
     s = 10 if small else 1

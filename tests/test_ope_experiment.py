@@ -108,6 +108,14 @@ def test_unconfounded_run_writes_ope_json_with_truth(tmp_path):
         for r in rows.values():
             assert {"estimate", "ci_low", "ci_high", "truth", "error", "relative_error"} <= set(r)
             assert r["ci_low"] < r["ci_high"] and np.isfinite(r["estimate"])
+    # DM: the refitting bootstrap is shown (wider than the fixed-model one) and never called valid
+    dm = saved["targets"]["random"]["estimators"]["dm"]
+    assert dm["interval_method"] == "bootstrap_refit" and dm["interval_valid"] is False
+    fixed = dm["intervals"]["bootstrap"]
+    assert dm["ci_high"] - dm["ci_low"] > fixed["ci_high"] - fixed["ci_low"]
+    for est in ("ipw", "snipw", "dr", "sndr"):  # quiet diagnostics: valid intervals
+        assert saved["targets"]["random"]["estimators"][est]["interval_valid"] is True
+    assert "diagnostics random: n 5,000" in summary["table"]
     # the uniform target is evaluated by IPS within its CI here
     assert saved["targets"]["random"]["estimators"]["ipw"]["covers"]
     assert abs(saved["targets"]["random"]["truth"] - saved["targets"]["random"]["truth_fresh_users"]) < 0.03

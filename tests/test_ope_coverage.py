@@ -48,3 +48,19 @@ def test_ips_snips_dr_sndr_intervals_cover_the_exact_truth(tmp_path):
 def test_coverage_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match=r"^experiment.n_replications: expected an integer >= 2, got 1$"):
         run_job(_compose(["experiment.n_replications=1"]), tmp_path)
+
+
+@pytest.mark.slow
+def test_coverage_sweeps_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run.py"), "-m", "experiment=ope_coverage",
+                          "experiment.n_rounds=500,1000", "experiment.logger.epsilon=0.3", "experiment.n_replications=2",
+                          "experiment.train_rounds=500", "experiment.truth_users=2000", "experiment.targets=[random]",
+                          "experiment.use=[ipw,dr]", "experiment.ci.n_bootstrap_samples=50", "env.n_items=10",
+                          "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    runs = sorted(json.loads(p.read_text())["n_rounds"] for p in sweep.glob("*/coverage.json"))
+    assert runs == [500, 1000] and len(list(sweep.glob("*/coverage.png"))) == 2

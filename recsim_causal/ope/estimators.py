@@ -7,7 +7,8 @@ offers three entry points, in a dense (OBP) and a light form:
                           estimated_rewards_by_reg_model=None, position=None, ...) -> float
     estimate_round_rewards(...)  -> (n,) array whose mean is the estimate
     estimate_interval(..., alpha=0.05, n_bootstrap_samples=10000, random_state=None,
-                      method="bootstrap" | "normal" | "bernstein") -> OBP's interval dict
+                      method="bootstrap" | "normal" | "bernstein" | "hoeffding",
+                      reward_range=None, max_weight=None) -> OBP's interval dict
 
     estimate_policy_value_light(*, reward, pscore, target_pscore, target_q, q_at_action)
     estimate_round_rewards_light(...), estimate_interval_light(...)

@@ -60,7 +60,8 @@ def test_coverage_sweeps_from_the_command_line(tmp_path):
                           "experiment.n_rounds=500,1000", "experiment.logger.epsilon=0.3", "experiment.n_replications=2",
                           "experiment.train_rounds=500", "experiment.truth_users=2000", "experiment.targets=[random]",
                           "experiment.use=[ipw,dr]", "experiment.ci.n_bootstrap_samples=50", "env.n_items=10",
-                          "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=600)
+                          "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     runs = sorted(json.loads(p.read_text())["n_rounds"] for p in sweep.glob("*/coverage.json"))
     assert runs == [500, 1000] and len(list(sweep.glob("*/coverage.png"))) == 2

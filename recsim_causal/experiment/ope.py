@@ -46,6 +46,7 @@ from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.io import write_json
 from recsim_causal.ope import MIPS, estimate_all, estimate_all_intervals, fit_predict, ope_table, p_e_a_from_clusters, policy_value
 from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
+from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.intervals import METHODS, ci_keys
 from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
 from recsim_causal.ope.truth import ips_confounding_bias
@@ -279,8 +280,10 @@ def _add_dm_refit(results: dict, feedback: LoggedFeedback, dists: dict, estimato
     for name, res in results.items():
         for dm in dm_names:
             row, truth = res["estimators"][dm], res["truth"]
-            iv = {**refit[name], "interval_valid": False,
-                  "invalid_reason": "refits the reward model (its variance is in), but its bias is not in the interval"}
+            reason = row["invalid_reason"] or ""
+            if not reason.startswith("confounded"):
+                reason = "refits the reward model (its variance is in), but its bias is not in the interval"
+            iv = {**refit[name], "interval_valid": False, "invalid_reason": reason}
             if truth is not None:
                 iv["covers"] = bool(iv["ci_low"] <= truth <= iv["ci_high"])
             row["intervals"]["bootstrap_refit"] = iv
@@ -357,14 +360,17 @@ def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, f
     """Bias of each weight-based estimator with the logged P(a|x) (naive) and with the oracle
     pi_b(a|x,s), their difference, and the IPS bias the SCM implies (exact given the users)."""
     weight_based = [e for e in estimators.values() if e.kind != "dm" and not isinstance(e, MIPS)]
-    naive = estimate_all(weight_based, action_dist=action_dist, **arrays)
-    oracle_arrays = dict(arrays, pscore=feedback.pscore_full, pi_b=oracle.pi_b_full)
-    oracle_arrays.pop("action_embed", None), oracle_arrays.pop("p_e_a", None)
-    full = estimate_all(weight_based, action_dist=action_dist, **oracle_arrays)
+    plain = {k: v for k, v in arrays.items() if k not in ("action_embed", "p_e_a")}
+    naive_inputs = reduce_dense(action_dist=action_dist, **plain)
+    full_inputs = reduce_dense(action_dist=action_dist, **dict(plain, pscore=feedback.pscore_full, pi_b=oracle.pi_b_full))
     implied = ips_confounding_bias(action_dist, feedback.expected_reward, oracle.pi_b_full, feedback.action_dist)
-    return {"implied_ips_bias": implied,
-            "estimators": {k: {"naive_bias": naive[k] - truth, "oracle_bias": full[k] - truth,
-                               "remaining": naive[k] - full[k]} for k in naive}}
+    rows = {}
+    for e in weight_based:
+        naive, full = e.terms(naive_inputs), e.terms(full_inputs)
+        rows[e.estimator_name] = {"naive_bias": naive.value() - truth, "oracle_bias": full.value() - truth,
+                                  "remaining": naive.value() - full.value(),
+                                  "se": float(naive.influence().std(ddof=1) / np.sqrt(naive.n_rounds))}
+    return {"implied_ips_bias": implied, "estimators": rows}
 
 
 def _external(resolved: dict, estimators: dict, seed: int) -> dict:
@@ -430,7 +436,7 @@ def confounding_lines(confounding: dict) -> list[str]:
             continue
         out.append(f"confounding {name} (ipw bias): with logged P(a|x) {ipw['naive_bias']:+.4f} | with oracle "
                    f"pi_b(a|x,s) {ipw['oracle_bias']:+.4f} | remaining = confounding {ipw['remaining']:+.4f} "
-                   f"(SCM implies {c['implied_ips_bias']:+.4f})")
+                   f"(SCM implies {c['implied_ips_bias']:+.4f}; IPS s.e. {ipw['se']:.4f})")
     return out
 
 

@@ -208,7 +208,7 @@ def coverage_plot(summary: dict, path: Path) -> Path:
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("coverage")
         ax.set_title(f"target {k}", fontsize=9)
-    axes[0, 0].legend(fontsize=8, ncol=len(methods))
+    axes[0, 0].legend(fontsize=8, ncol=len(methods), loc="lower right", framealpha=0.9)
     fig.suptitle(f"interval coverage over {R} logs of {summary['n_rounds']:,} rounds ({summary['scm']})", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -385,6 +385,10 @@ def _external(resolved: dict, estimators: dict, seed: int) -> dict:
     if feedback.action_dist is not None:
         arrays["pi_b"] = feedback.action_dist
     K, dim = feedback.n_actions, feedback.context.shape[1]
+    # finite-sample bounds need a priori ranges: clicks are in [0, 1], and the logger's full
+    # distribution bounds the weights; without both they are not called valid
+    binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
+    bounds = (0.0, 1.0) if binary and feedback.action_dist is not None else None
     results, dists = {}, {}
     for t_i, spec in enumerate(exp["targets"]):
         target = make_agent(agent_config(spec), n_actions=K, dim=dim, seed=seed + 1 + t_i)
@@ -392,7 +396,7 @@ def _external(resolved: dict, estimators: dict, seed: int) -> dict:
         action_dist = dists[target_name(spec)] = target.action_probs(feedback.context)
         validate_policy_output(target, len(action_dist), probs=action_dist)
         results[target_name(spec)] = evaluate_target(target_name(spec), estimators, arrays, action_dist, ci=exp["ci"],
-                                                     seed=seed, reward_bounds=None)
+                                                     seed=seed, reward_bounds=bounds)
     _add_dm_refit(results, feedback, dists, estimators, exp, seed)
     return {"scm": None, "logger": "external", "confounded": False, "warning": "no truth: external data",
             "targets": results}

@@ -35,12 +35,12 @@ from recsim_causal.experiment.ope import agent_config
 from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.ope.sequential import (
+from recsim_causal.ope import (
     FQE,
-    DirectMethod,
-    DoublyRobust,
+    SequentialDirectMethod,
+    SequentialDoublyRobust,
     PerDecisionImportanceSampling,
-    SelfNormalizedDR,
+    SelfNormalizedSequentialDoublyRobust,
     SelfNormalizedPDIS,
     SelfNormalizedTIS,
     TrajectoryWiseImportanceSampling,
@@ -49,8 +49,8 @@ from recsim_causal.ope.sequential import (
 
 BATCH = 2048
 ESTIMATORS = {
-    "dm": DirectMethod, "tis": TrajectoryWiseImportanceSampling, "pdis": PerDecisionImportanceSampling,
-    "sntis": SelfNormalizedTIS, "snpdis": SelfNormalizedPDIS, "dr": DoublyRobust, "sndr": SelfNormalizedDR,
+    "dm": SequentialDirectMethod, "tis": TrajectoryWiseImportanceSampling, "pdis": PerDecisionImportanceSampling,
+    "sntis": SelfNormalizedTIS, "snpdis": SelfNormalizedPDIS, "dr": SequentialDoublyRobust, "sndr": SelfNormalizedSequentialDoublyRobust,
 }  # fmt: skip
 ENV_KEYS = ("n_items", "world_seed", "dtype", "max_steps", "drift", "fatigue_rate", "fatigue_decay",
             "satisfaction_rate", "leave_bias", "leave_satisfaction")

@@ -36,7 +36,7 @@ from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope import fit_predict
-from recsim_causal.ope.slate import (
+from recsim_causal.ope import (
     SelfNormalizedSlateIndependentIPS,
     SelfNormalizedSlateRewardInteractionIPS,
     SelfNormalizedSlateStandardIPS,

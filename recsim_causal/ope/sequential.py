@@ -14,7 +14,10 @@ the trajectory weight w_{0:T-1}, and E_n the mean over trajectories:
     DM      E_n[ Vhat(s_0) ], Qhat from fitted-Q evaluation (:class:`FittedQEvaluation`, Le et al. 2019)
 
 These are SCOPE-RL's ``tis``, ``pdis``, ``sntis``, ``snpdis``, ``dr``, ``sndr``, ``dm``
-(SCOPE-RL adds 1e-10 to the self-normalizing means; we do not). Its inputs are SCOPE-RL's too
+(SCOPE-RL adds 1e-10 to the self-normalizing means; we do not). SCOPE-RL's DoublyRobust,
+SelfNormalizedDR and DirectMethod are :class:`SequentialDoublyRobust` (``SeqDR``),
+:class:`SelfNormalizedSequentialDoublyRobust` (``SNSeqDR``) and :class:`SequentialDirectMethod`
+(``SeqDM``) here, beside the one-item DR and DM. Its inputs are SCOPE-RL's too
 (``action``, ``reward``, ``pscore``, ``evaluation_policy_action_dist``,
 ``state_action_value_prediction``, ``gamma``, ``step_per_trajectory``), and sessions of
 different lengths are given by ``trajectory_id`` instead: rows grouped by trajectory, in time
@@ -50,15 +53,16 @@ __all__ = [
     "PerDecisionImportanceSampling",
     "SelfNormalizedTIS",
     "SelfNormalizedPDIS",
-    "DoublyRobust",
-    "SelfNormalizedDR",
-    "DirectMethod",
+    "SequentialDoublyRobust",
+    "SelfNormalizedSequentialDoublyRobust",
+    "SequentialDirectMethod",
     "TIS",
     "PDIS",
     "SNTIS",
     "SNPDIS",
     "SeqDR",
     "SNSeqDR",
+    "SeqDM",
     "FQE",
     "FittedQEvaluation",
     "estimate_all_sequential",
@@ -267,7 +271,7 @@ class SelfNormalizedPDIS(BaseSequentialEstimator):
 
 
 @dataclass
-class DoublyRobust(BaseSequentialEstimator):
+class SequentialDoublyRobust(BaseSequentialEstimator):
     """DR (per-decision, Jiang & Li 2016; Thomas & Brunskill 2016):
     E_n[sum_t gamma^t (w_{0:t} (r_t - Qhat(s_t, a_t)) + w_{0:t-1} Vhat(s_t))]."""
 
@@ -281,7 +285,7 @@ class DoublyRobust(BaseSequentialEstimator):
 
 
 @dataclass
-class SelfNormalizedDR(BaseSequentialEstimator):
+class SelfNormalizedSequentialDoublyRobust(BaseSequentialEstimator):
     """SNDR: DR with w_{0:t} / E_n[w_{0:t}] and w_{0:t-1} / E_n[w_{0:t-1}] at each step."""
 
     estimator_name: str = "sndr"
@@ -298,7 +302,7 @@ class SelfNormalizedDR(BaseSequentialEstimator):
 
 
 @dataclass
-class DirectMethod(BaseSequentialEstimator):
+class SequentialDirectMethod(BaseSequentialEstimator):
     """DM: E_n[Vhat(s_0)] with Vhat(s) = sum_a pi_e(a|s) Qhat(s, a) (Qhat from FQE)."""
 
     estimator_name: str = "dm"
@@ -309,7 +313,7 @@ class DirectMethod(BaseSequentialEstimator):
 
 
 TIS, PDIS, SNTIS, SNPDIS = TrajectoryWiseImportanceSampling, PerDecisionImportanceSampling, SelfNormalizedTIS, SelfNormalizedPDIS
-SeqDR, SNSeqDR = DoublyRobust, SelfNormalizedDR
+SeqDR, SNSeqDR, SeqDM = SequentialDoublyRobust, SelfNormalizedSequentialDoublyRobust, SequentialDirectMethod
 
 
 def estimate_all_sequential(estimators: Sequence[BaseSequentialEstimator], *, gamma: float = 1.0, intervals: bool = True,

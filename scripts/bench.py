@@ -156,6 +156,92 @@ def bench_ope(repeats: int) -> None:
         higher_is_better=False, reference="(OBP: 100 resamples in 7.3 s)")
 
 
+# ----------------------------------------------------------------------------- slates and sessions
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_slate(repeats: int) -> None:
+    from recsim_causal.agents.slate import PlackettLuceSlate
+    from recsim_causal.ope import (SelfNormalizedSlateIndependentIPS, SelfNormalizedSlateRewardInteractionIPS,
+                                   SelfNormalizedSlateStandardIPS, SlateCascadeDoublyRobust, SlateIndependentIPS,
+                                   SlateRewardInteractionIPS, SlateStandardIPS, estimate_all_slate, slate_long_format)
+
+    print("slate OPE (K=100 items, L=5 slots)")
+    rng = np.random.default_rng(0)
+    n, K, L = 1_000_000, 100, 5
+    ratio = lambda shape: rng.uniform(0.2, 1.0, shape)  # noqa: E731
+    cascade, e_cascade = np.cumprod(ratio((n, L)), axis=1), np.cumprod(ratio((n, L)), axis=1)
+    arrays = slate_long_format(reward=rng.binomial(1, 0.1, (n, L)).astype(float), pscore=cascade[:, -1],
+                               evaluation_policy_pscore=e_cascade[:, -1], pscore_cascade=cascade,
+                               evaluation_policy_pscore_cascade=e_cascade, pscore_item_position=ratio((n, L)),
+                               evaluation_policy_pscore_item_position=ratio((n, L)))
+    six = [c(len_list=L) for c in (SlateStandardIPS, SlateIndependentIPS, SlateRewardInteractionIPS,
+                                   SelfNormalizedSlateStandardIPS, SelfNormalizedSlateIndependentIPS,
+                                   SelfNormalizedSlateRewardInteractionIPS)]
+    row("slate", "6 slate IPS estimators, 1M logged slates (5M rows), estimates",
+        _timed(lambda: estimate_all_slate(six, intervals=False, **arrays), repeats), "s", None)
+    row("slate", "  the same with bootstrap CIs, 100 resamples over slates",
+        _timed(lambda: estimate_all_slate(six, n_bootstrap_samples=100, random_state=0, **arrays), 1), "s", None)
+    m, K_dr = 100_000, 100  # Cascade-DR's q_hat and action_dist are (n * L, K): 100k slates = 2 x 400 MB
+    sub = {k: v[: m * L] for k, v in arrays.items()}
+    sub.update(action=rng.integers(0, K_dr, m * L), q_hat=rng.random((m * L, K_dr)),
+               evaluation_policy_action_dist=np.full((m * L, K_dr), 1.0 / K_dr))
+    cdr = SlateCascadeDoublyRobust(len_list=L, n_unique_action=K_dr)
+    row("slate", "Cascade-DR, 100k logged slates (dense q_hat 500k x 100)",
+        _timed(lambda: cdr.estimate_policy_value(**sub), repeats), "s", None)
+    del sub
+    probs = rng.dirichlet(np.full(K, 0.3), size=10_000) * 0.8 + 0.2 / K
+
+    class _P:
+        n_actions = K
+
+    pl = PlackettLuceSlate(_P(), L)
+    slates = pl.sample(probs, rng)
+    row("slate", "exact Plackett-Luce propensities (3 kinds), 10k slates",
+        _timed(lambda: pl.propensities(probs, slates), 1), "s", None,
+        reference="(item-position marginals by quadrature dominate; linear in slates)")
+
+
+def bench_session(repeats: int) -> None:
+    from recsim_causal.ope import FQE, PDIS, SNPDIS, SNTIS, TIS, SeqDM, SeqDR, SNSeqDR, estimate_all_sequential
+
+    print("session OPE (100k sessions of 1..20 steps)")
+    rng = np.random.default_rng(0)
+    n = 100_000
+    lengths = rng.integers(1, 21, n)
+    steps = int(lengths.sum())
+    tid = np.repeat(np.arange(n), lengths)
+    base = dict(trajectory_id=tid, reward=rng.binomial(1, 0.2, steps).astype(float), pscore=rng.uniform(0.2, 1, steps),
+                evaluation_policy_pscore=rng.uniform(0.1, 1, steps))
+    four = [TIS(), PDIS(), SNTIS(), SNPDIS()]
+    row("session", f"TIS, PDIS, SNTIS, SNPDIS on 100k sessions ({steps / 1e6:.2f}M steps), estimates",
+        _timed(lambda: estimate_all_sequential(four, intervals=False, **base), repeats), "s", None)
+    row("session", "  the same with bootstrap CIs, 1,000 resamples over sessions",
+        _timed(lambda: estimate_all_sequential(four, n_bootstrap_samples=1000, random_state=0, **base), 1), "s", None)
+    K, d = 10, 13
+    dist = rng.dirichlet(np.ones(K), steps)
+    action = rng.integers(0, K, steps)
+    dense = dict(base, action=action, evaluation_policy_action_dist=dist, state_action_value_prediction=rng.random((steps, K)))
+    dense.pop("evaluation_policy_pscore")
+    three = [SeqDM(), SeqDR(), SNSeqDR()]
+    row("session", f"DM, DR, SNDR on 100k sessions (K={K}), estimates",
+        _timed(lambda: estimate_all_sequential(three, intervals=False, **dense), repeats), "s", None)
+    x = rng.normal(size=(steps, d))
+    row("session", f"FQE (ridge per action, 20 iterations), 100k sessions, K={K}, d={d}",
+        _timed(lambda: FQE(K).fit_predict(context=x, action=action, reward=base["reward"], trajectory_id=tid,
+                                          evaluation_policy_action_dist=dist), 1), "s", None)
+
+
 # ----------------------------------------------------------------------------- PPO
 
 
@@ -177,7 +263,8 @@ def bench_ppo(repeats: int) -> None:
         reference="(the >= 50k target is for a GPU: scripts/gpu_check.sh; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
 
 
-GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "ppo": bench_ppo}
+GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "slate": bench_slate, "session": bench_session,
+          "ppo": bench_ppo}
 
 
 def main() -> None:

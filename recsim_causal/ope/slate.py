@@ -102,10 +102,13 @@ class SlateRows:
             self.n_slates = len(uniq)
         self.n_rows, self.slate_id, self.position = n, sid, pos
         same = self.unit[1:] == self.unit[:-1]
-        if not (ordered and (pos[1:][same] > pos[:-1][same]).all()):  # the fast check failed: sort
+        # rows sorted by (slate, position): checks along the slate are neighbour comparisons
+        self._order = None if ordered and (pos[1:][same] > pos[:-1][same]).all() else np.lexsort((pos, self.unit))
+        if self._order is not None:
             key = self.unit * (int(pos.max()) + 1) + pos
             if np.unique(key).size != n:
                 raise ValueError("position: must not be duplicated in each slate")
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
 
     @staticmethod
     def _vector(x: Any, name: str, n: int) -> np.ndarray:
@@ -131,23 +134,38 @@ class SlateRows:
         """Sum of ``values`` (n_rows,) within each slate: (n_slates,)."""
         return np.bincount(self.unit, weights=values, minlength=self.n_slates)
 
+    def _along(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` in (slate, position) order, and whether each row continues the previous row's slate."""
+        u = self.unit if self._order is None else self.unit[self._order]
+        return (x if self._order is None else x[self._order]), u[1:] == u[:-1]
+
     def check_constant(self, x: np.ndarray, name: str) -> None:
         """OBP: the whole-slate pscore must be the same on every row of a slate."""
-        hi = np.full(self.n_slates, -np.inf)
-        lo = np.full(self.n_slates, np.inf)
-        np.maximum.at(hi, self.unit, x)
-        np.minimum.at(lo, self.unit, x)
-        if (hi != lo).any():
-            raise ValueError(f"{name}: must be unique in each slate; {int((hi != lo).sum())} slates have several values")
+        xs, same = self._along(x)
+        bad = same & (xs[1:] != xs[:-1])
+        if bad.any():
+            raise ValueError(f"{name}: must be unique in each slate; {int(bad.sum())} rows differ from the row above")
 
     def check_non_increasing(self, x: np.ndarray, name: str) -> None:
         """OBP: a cascade pscore cannot grow down the slate."""
-        order = np.lexsort((self.position, self.unit))
-        xs, us = x[order], self.unit[order]
-        bad = (us[1:] == us[:-1]) & (xs[1:] > xs[:-1])
+        xs, same = self._along(x)
+        bad = same & (xs[1:] > xs[:-1])
         if bad.any():
             raise ValueError(f"{name}: must be a non-increasing sequence in each slate; "
                              f"{int(bad.sum())} rows increase")
+
+    def weights(self, behaviour_key: str, target_key: str, arrays: Mapping[str, Any]) -> np.ndarray:
+        """evaluation / behaviour pscore per row, validated once per pair of columns."""
+        key = (behaviour_key, target_key)
+        if key not in self._cache:
+            behaviour = self.pscore(arrays.get(behaviour_key), behaviour_key, behaviour=True)
+            target = self.pscore(arrays.get(target_key), target_key, behaviour=False)
+            check = {"pscore": self.check_constant, "pscore_cascade": self.check_non_increasing}.get(behaviour_key)
+            if check is not None:
+                check(behaviour, behaviour_key)
+                check(target, target_key)
+            self._cache[key] = target / behaviour
+        return self._cache[key]
 
 
 # --------------------------------------------------------------------------- estimators
@@ -197,16 +215,7 @@ class BaseSlateEstimator:
         return w
 
     def _weights(self, rows: SlateRows, arrays: Mapping[str, Any]) -> np.ndarray:
-        b, e = self._keys
-        behaviour = rows.pscore(arrays.get(b), b, behaviour=True)
-        target = rows.pscore(arrays.get(e), e, behaviour=False)
-        if b == "pscore":
-            rows.check_constant(behaviour, b)
-            rows.check_constant(target, e)
-        if b == "pscore_cascade":
-            rows.check_non_increasing(behaviour, b)
-            rows.check_non_increasing(target, e)
-        return target / behaviour
+        return rows.weights(*self._keys, arrays)
 
 
 class _SlateIPS(BaseSlateEstimator):

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import check_action_probs, check_float, check_int, sample_categorical
+from .base import check_action_probs, check_float, check_int, restricted_probs, sample_categorical
 
 __all__ = ["SlatePolicy", "PlackettLuceSlate", "GreedySlate", "all_slates", "slate_probs_all",
            "ENUMERATION_LIMIT"]
@@ -137,13 +137,7 @@ class PlackettLuceSlate(SlatePolicy):
     kind = "plackett_luce"
 
     def conditional(self, probs: np.ndarray, taken: np.ndarray) -> np.ndarray:
-        w = np.where(taken, 0.0, probs)
-        total = w.sum(axis=1, keepdims=True)
-        empty = total[:, 0] <= 0
-        if empty.any():
-            w[empty] = ~taken[empty]
-            total[empty] = w[empty].sum(axis=1, keepdims=True)
-        return w / total
+        return restricted_probs(probs, taken)
 
     def item_position(self, probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
         L, K = slates.shape[1], probs.shape[1]

@@ -24,8 +24,9 @@ TermSum = Sequence[RoundTerms]
 
 
 def sum_value(parts: TermSum) -> float:
-    """V = sum of the parts' values."""
-    return float(sum(t.value() for t in parts))
+    """V = sum of the parts' values (NaN when a self-normalizing mean is 0: every weight is 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(sum(t.value() for t in parts))
 
 
 def sum_influence(parts: TermSum) -> np.ndarray:
@@ -49,11 +50,20 @@ def sum_intervals(
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-zero weights: NaN, flagged by the diagnostics
+        return _sum_intervals(estimators, alpha, n_bootstrap_samples, random_state, method)
+
+
+def _sum_intervals(estimators: Sequence[TermSum], alpha: float, n_bootstrap_samples: int, random_state: Any,
+                   method: str) -> list[dict[str, float]]:
     if method != "bootstrap":
         return estimate_intervals_from_terms([RoundTerms(base=sum_influence(p)) for p in estimators],
                                              alpha=alpha, method=method)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise ValueError(f"alpha: expected a float in (0, 1), got {alpha!r}")
+    if isinstance(n_bootstrap_samples, bool) or not isinstance(n_bootstrap_samples, (int, np.integer)) \
+            or n_bootstrap_samples < 1:
+        raise ValueError(f"n_bootstrap_samples: expected a positive int, got {n_bootstrap_samples!r}")
     flat = [t for parts in estimators for t in parts]
     boots = bootstrap_estimates(flat, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state)
     lower, upper = ci_keys(alpha)

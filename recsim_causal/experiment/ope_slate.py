@@ -30,12 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.agents.slate import GreedySlate, PlackettLuceSlate, SlatePolicy, all_slates, slate_probs_all
+from recsim_causal.agents.slate import (
+    ENUMERATION_LIMIT,
+    GreedySlate,
+    PlackettLuceSlate,
+    SlatePolicy,
+    all_slates,
+    slate_probs_all,
+)
 from recsim_causal.experiment.ope import BATCH, agent_config, train
 from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.ope import fit_predict
 from recsim_causal.ope import (
     SelfNormalizedSlateIndependentIPS,
     SelfNormalizedSlateRewardInteractionIPS,
@@ -45,6 +51,7 @@ from recsim_causal.ope import (
     SlateRewardInteractionIPS,
     SlateStandardIPS,
     estimate_all_slate,
+    fit_predict,
     slate_long_format,
 )
 from recsim_causal.scm import World
@@ -211,6 +218,8 @@ def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict
         "experiment": "ope", "setting": "slate", "scm": world.name, "click_model": world.slate_model,
         "seed": seed, "n_rounds": log.n_rounds, "n_items": K, "slate_size": L,
         "logger": {**exp["logger"], "slate": logger.kind}, "reward_model": exp["reward_model"],
+        "item_position_pscores": ("exact enumeration" if math.perm(K - 1, L - 1) <= ENUMERATION_LIMIT else
+                                  "exponential-race quadrature (relative error < 2e-10)") + " for Plackett-Luce; greedy: exact",
         "targets": results, "wall_s": time.perf_counter() - start,
     }
     return write_report(summary, rows, warnings, out_dir, tracker,

@@ -204,16 +204,6 @@ class BaseSlateEstimator:
     def _parts(self, rows: SlateRows, arrays: Mapping[str, Any]) -> list[RoundTerms]:  # pragma: no cover
         raise NotImplementedError
 
-    def importance_weights(self, rows: SlateRows | None = None, **arrays: Any) -> np.ndarray:
-        """The weights the estimator uses: one per slate (SIPS) or per row (the others)."""
-        rows = rows or self._rows(arrays)
-        w = self._weights(rows, arrays)
-        if self._keys[0] == "pscore":  # one weight per slate
-            out = np.zeros(rows.n_slates)
-            out[rows.unit] = w
-            return out
-        return w
-
     def _weights(self, rows: SlateRows, arrays: Mapping[str, Any]) -> np.ndarray:
         return rows.weights(*self._keys, arrays)
 

@@ -90,7 +90,7 @@ def test_session_sweep_over_gamma_and_logger_epsilon(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ([*SLATE, "experiment.slate.estimators=[sips,sipz]"], r"^experiment.slate.estimators: unknown estimator 'sipz'"),
     ([*SLATE, "experiment.slate.targets=[{agent: random, slate: topk}]"], r"^experiment.slate.targets\[0\].slate: unknown slate policy 'topk'"),
-    ([*SLATE, "experiment.slate.n_rounds=0"], r"^experiment.slate.n_rounds: expected an integer > 0, got 0$"),
+    ([*SLATE, "experiment.slate.n_rounds=0"], r"^experiment.slate.n_rounds: expected an integer >= 1, got 0$"),
     ([*SESSION, "experiment.session.gamma=0"], r"^experiment.session.gamma: expected a number in \(0, 1\], got 0$"),
     ([*SESSION, "experiment.session.estimators=[pdis,wis]"], r"^experiment.session.estimators: unknown estimator 'wis'"),
 ])

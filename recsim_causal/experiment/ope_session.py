@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.agents.base import sample_categorical
+from recsim_causal.config import check_integer
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.experiment.ope import agent_config
@@ -122,8 +123,7 @@ def _check(exp: dict, sess: dict) -> None:
     for where, v in (("experiment.session.n_trajectories", sess.get("n_trajectories")),
                      ("experiment.session.truth_trajectories", sess.get("truth_trajectories")),
                      ("experiment.train_rounds", exp.get("train_rounds"))):
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{where}: expected an integer > 0, got {v!r}")
+        check_integer(v, where, minimum=1)
     gamma = sess.get("gamma", 1.0)
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
         raise ValueError(f"experiment.session.gamma: expected a number in (0, 1], got {gamma!r}")

@@ -38,7 +38,8 @@ from recsim_causal.agents.slate import (
     all_slates,
     slate_probs_all,
 )
-from recsim_causal.experiment.ope import BATCH, agent_config, train
+from recsim_causal.config import check_integer
+from recsim_causal.experiment.ope import agent_config, train
 from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
@@ -56,6 +57,7 @@ from recsim_causal.ope import (
 )
 from recsim_causal.scm import World
 
+BATCH = 2048  # users per batch of logging and truth
 SLATE_POLICIES = {"plackett_luce": PlackettLuceSlate, "greedy": GreedySlate}
 ESTIMATORS = {
     "sips": SlateStandardIPS, "iips": SlateIndependentIPS, "rips": SlateRewardInteractionIPS,
@@ -150,8 +152,7 @@ def slot_reward_model(log: SlateLog, n_actions: int, exp: dict, seed: int) -> np
 def _check(exp: dict, slate: dict) -> None:
     for where, v in (("experiment.slate.n_rounds", slate.get("n_rounds")), ("experiment.train_rounds", exp.get("train_rounds")),
                      ("experiment.slate.truth_slates", slate.get("truth_slates"))):
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{where}: expected an integer > 0, got {v!r}")
+        check_integer(v, where, minimum=1)
     eps = exp["logger"].get("epsilon", 0.0)
     if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
         raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")

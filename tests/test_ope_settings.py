@@ -97,3 +97,19 @@ def test_session_sweep_over_gamma_and_logger_epsilon(tmp_path):
 def test_invalid_slate_and_session_settings(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         run_job(compose_ope(overrides), tmp_path)
+
+
+def test_a_logged_session_parquet_is_evaluated_without_truth(tmp_path):
+    first = tmp_path / "first"
+    small = [o for o in SESSION if "_trajectories=" not in o]
+    run_job(compose_ope([*small, "experiment.session.n_trajectories=600", "experiment.session.truth_trajectories=2000",
+                         "experiment.session.targets=[random]"]), first)
+    summary = run_job(compose_ope([*small, f"experiment.data={first / 'logged.parquet'}",
+                                   "experiment.session.targets=[random,epsilon_greedy]"]), tmp_path / "second")
+    assert summary["warning"] == "no truth: external data" and summary["n_rounds"] == 300
+    for t in summary["targets"].values():
+        assert t["truth"] is None and t["estimators"]["pdis"]["truth"] is None
+        assert t["estimators"]["pdis"]["ci_low"] <= t["estimators"]["pdis"]["ci_high"]
+    assert (tmp_path / "second" / "ope.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match=r"^experiment.data: expected a .parquet log of sessions"):
+        run_job(compose_ope([*small, f"experiment.data={tmp_path / 'nothing.csv'}"]), tmp_path / "third")

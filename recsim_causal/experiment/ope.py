@@ -148,7 +148,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     """Run the OPE experiment; write ope.json and ope.png into ``out_dir``; return the summary."""
     resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
     exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
-    if not exp.get("data") and (env_cfg["id"] == "RecSimCausal/Session-v0" or env_cfg.get("slate_size", 1) > 1):
+    if env_cfg["id"] == "RecSimCausal/Session-v0" or (not exp.get("data") and env_cfg.get("slate_size", 1) > 1):
         from recsim_causal.experiment.ope_paths import run_setting  # slates and sessions: their own paths
 
         return run_setting(resolved, out_dir, tracker or Tracker(mode="disabled"))

@@ -20,15 +20,18 @@ from recsim_causal.ope.diagnostics import diagnostic_warnings, weight_diagnostic
 COLUMNS = ["target", "estimator", "estimate", "ci_low", "ci_high", "truth", "error", "relative_error", "covers"]
 
 
-def target_result(name: str, estimates: dict[str, float], intervals: dict[str, dict], truth: float,
+def target_result(name: str, estimates: dict[str, float], intervals: dict[str, dict], truth: float | None,
                   weights: dict[str, np.ndarray], extra: dict[str, Any] | None = None
                   ) -> tuple[dict[str, Any], list[list], list[str]]:
     """One target's json block, its table rows and its WARNING lines.
 
     ``weights`` maps an estimator (or a family of them) to the importance weights it uses, one
     per independent unit; their diagnostics (ESS, max weight) go into the json, and crossed
-    thresholds into WARNING lines."""
-    table = ope_table(estimates, truth, intervals=intervals)
+    thresholds into WARNING lines. ``truth`` None (external data): no error columns."""
+    table = ope_table(estimates, 0.0 if truth is None else truth, intervals=intervals)
+    if truth is None:  # external data: estimates and intervals only
+        none = dict.fromkeys(("truth", "error", "abs_error", "relative_error", "squared_error", "covers"))
+        table = {k: {**v, **none} for k, v in table.items()}
     diagnostics = {k: weight_diagnostics(w) for k, w in weights.items()}
     warnings = [line for k, d in diagnostics.items() for line in diagnostic_warnings(d, f"{name}/{k}")]
     rows = [[name, est, r["estimate"], r["ci_low"], r["ci_high"], truth, r["error"], r["relative_error"], r["covers"]]
@@ -62,7 +65,7 @@ def write_report(summary: dict[str, Any], rows: list[list], warnings: list[str],
     summary["warnings"] = warnings
     errorbar_plot([f"{r[0]} / {r[1]}" for r in rows], [r[2] for r in rows], [r[3] for r in rows],
                   [r[4] for r in rows], out_dir / "ope.png", xlabel="policy value", title=title,
-                  truth=[r[5] for r in rows])
+                  truth=None if any(r[5] is None for r in rows) else [r[5] for r in rows])
     write_json(out_dir / "ope.json", summary)
     tracker.table("ope", COLUMNS, rows)
     tracker.image("ope", out_dir / "ope.png")

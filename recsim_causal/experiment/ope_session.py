@@ -16,6 +16,10 @@ One straight path:
             ``truth_se`` is reported, with a WARNING when it is not below 1/10 of the
             estimators' median standard error (CI width / 3.92).
 5. report   ope.json, ope.png, the W&B run (:mod:`recsim_causal.experiment.ope_report`).
+
+The data source is the one thing that changes with ``experiment.data`` (a Parquet log of
+sessions in the same columns, e.g. another run's logged.parquet): :class:`LoggedSessions`
+instead of :class:`SimulatedSessions`, with the same path and no truth.
 """
 
 from __future__ import annotations
@@ -137,34 +141,81 @@ def _check(exp: dict, sess: dict) -> None:
         raise ValueError("experiment.session.targets: expected a non-empty list of agents")
 
 
+class SimulatedSessions:
+    """Session-v0 as the data source: the trained logger's logged sessions, targets trained online,
+    the truth by on-policy rollouts."""
+
+    def __init__(self, resolved: dict, seed: int, gamma: float):
+        exp, sess = resolved["experiment"], resolved["experiment"]["session"]
+        self.exp, self.sess, self.seed, self.gamma = exp, sess, seed, gamma
+        self.env = make_env(resolved, BATCH)
+        self.n_actions, self.dim = self.env.world.n_items, self.env.single_observation_space.shape[0]
+        logger = make_agent(agent_config(exp["logger"]["agent"]), n_actions=self.n_actions, dim=self.dim, seed=seed)
+        train_on_sessions(self.env, logger, exp["train_rounds"], [seed, 3])
+        eps, K = float(exp["logger"].get("epsilon", 0.0)), self.n_actions
+        behaviour = lambda x: (1 - eps) * logger.action_probs(x) + eps / K  # noqa: E731
+        _, steps = run_sessions(self.env, behaviour, sess["n_trajectories"], [seed, 2], gamma=gamma, record=True)
+        self.feedback = LoggedFeedback(n_actions=K, **steps,
+                                       metadata={"env": resolved["env"], "logger": exp["logger"], "seed": seed})
+        self.facts = {"scm": self.env.world.name, "max_steps": self.env.core.max_steps, "logger": exp["logger"]}
+
+    def train(self, agent: Any, t_i: int) -> None:
+        train_on_sessions(self.env, agent, self.exp["train_rounds"], [self.seed, 10 + t_i])
+
+    def truth(self, agent: Any, t_i: int) -> dict[str, Any]:
+        returns, _ = run_sessions(self.env, agent.action_probs, self.sess["truth_trajectories"], [self.seed, 4, t_i],
+                                  gamma=self.gamma)
+        return {"truth": float(returns.mean()), "truth_se": float(returns.std(ddof=1) / math.sqrt(len(returns))),
+                "truth_trajectories": len(returns)}
+
+
+class LoggedSessions:
+    """A Parquet log of sessions from elsewhere (LoggedFeedback with ``trajectory_id``, e.g. a
+    previous run's logged.parquet): targets learn from its first half of sessions (as contextual
+    bandits on the logged steps) and are evaluated on the second half, without truth."""
+
+    def __init__(self, path: str):
+        p = Path(path)
+        if p.suffix != ".parquet" or not p.is_file():
+            raise ValueError(f"experiment.data: expected a .parquet log of sessions, got '{path}'")
+        log = LoggedFeedback.from_parquet(p)
+        if log.trajectory_id is None:
+            raise ValueError(f"experiment.data: {path} has no trajectory_id column (a one-item log: use env=bandit)")
+        ids = np.unique(log.trajectory_id)
+        first = np.isin(log.trajectory_id, ids[: len(ids) // 2])
+        self.train_log, self.feedback = log.subset(first), log.subset(~first)
+        self.n_actions, self.dim = log.n_actions, log.dim_context
+        self.facts = {"data": str(path), "logger": "external", "warning": "no truth: external data"}
+
+    def train(self, agent: Any, t_i: int) -> None:
+        agent.update(self.train_log.context, self.train_log.action, self.train_log.reward)
+
+    def truth(self, agent: Any, t_i: int) -> None:
+        return None
+
+
 def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict:
     """The session OPE experiment (module doc); writes ope.json, ope.png, logged.parquet."""
     exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
     sess = exp.get("session") or {}
     _check(exp, sess)
     start = time.perf_counter()
-    gamma, eps = float(sess.get("gamma", 1.0)), float(exp["logger"].get("epsilon", 0.0))
-    env = make_env(resolved, BATCH)
-    K = env.world.n_items
-    dim = env.single_observation_space.shape[0]
-    logger = make_agent(agent_config(exp["logger"]["agent"]), n_actions=K, dim=dim, seed=seed)
-    train_on_sessions(env, logger, exp["train_rounds"], [seed, 3])
-    behaviour = lambda x: (1 - eps) * logger.action_probs(x) + eps / K  # noqa: E731
-    _, steps = run_sessions(env, behaviour, sess["n_trajectories"], [seed, 2], gamma=gamma, record=True)
-    feedback = LoggedFeedback(n_actions=K, metadata={"env": resolved["env"], "logger": exp["logger"], "seed": seed},
-                              **steps)
-    feedback.to_parquet(Path(out_dir) / "logged.parquet")
+    gamma = float(sess.get("gamma", 1.0))
+    source = LoggedSessions(exp["data"]) if exp.get("data") else SimulatedSessions(resolved, seed, gamma)
+    feedback, K = source.feedback, source.n_actions
+    if isinstance(source, SimulatedSessions):
+        feedback.to_parquet(Path(out_dir) / "logged.parquet")
 
     names = sess.get("estimators") or list(ESTIMATORS)
     estimators = [ESTIMATORS[n]() for n in names]
     fqe_cfg = sess.get("fqe") or {}
     needs_q = any(e.needs_q for e in estimators)
-    lengths = np.bincount(feedback.trajectory_id)
+    lengths = np.unique(feedback.trajectory_id, return_counts=True)[1]
     results, rows, warnings = {}, [], []
     for t_i, spec in enumerate(sess["targets"]):
         name = spec if isinstance(spec, str) else f"target{t_i}"
-        agent = make_agent(agent_config(spec), n_actions=K, dim=dim, seed=seed + 1 + t_i)
-        train_on_sessions(env, agent, exp["train_rounds"], [seed, 10 + t_i])
+        agent = make_agent(agent_config(spec), n_actions=K, dim=source.dim, seed=seed + 1 + t_i)
+        source.train(agent, t_i)
         dist = agent.action_probs(feedback.context)
         arrays = dict(trajectory_id=feedback.trajectory_id, action=feedback.action, reward=feedback.reward,
                       pscore=feedback.pscore, evaluation_policy_action_dist=dist)
@@ -176,22 +227,22 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
         estimates, intervals, data = estimate_all_sequential(
             estimators, gamma=gamma, alpha=exp["ci"]["alpha"], method=exp["ci"]["method"],
             n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"], random_state=seed, **arrays)
-        returns, _ = run_sessions(env, agent.action_probs, sess["truth_trajectories"], [seed, 4, t_i], gamma=gamma)
-        truth, truth_se = float(returns.mean()), float(returns.std(ddof=1) / math.sqrt(len(returns)))
-        block, r, w = target_result(name, estimates, intervals, truth, {"trajectory": data.trajectory_weights()},
-                                    {"truth_se": truth_se, "truth_trajectories": len(returns)})
+        truth = source.truth(agent, t_i) or {"truth": None}
+        block, r, w = target_result(name, estimates, intervals, truth.pop("truth"),
+                                    {"trajectory": data.trajectory_weights()}, truth)
         est_se = float(np.median([(r_[4] - r_[3]) / (2 * 1.96) for r_ in r]))  # from each CI's width
         block["estimator_se_median"] = est_se
-        if truth_se > 0.1 * est_se:
-            w.append(f"WARNING {name}: truth_se {truth_se:.4g} is not below 1/10 of the estimators' median s.e. "
-                     f"({est_se:.4g}): raise experiment.session.truth_trajectories")
+        if truth.get("truth_se", 0.0) > 0.1 * est_se:
+            w.append(f"WARNING {name}: truth_se {truth['truth_se']:.4g} is not below 1/10 of the estimators' median "
+                     f"s.e. ({est_se:.4g}): raise experiment.session.truth_trajectories")
             block["warnings"] = w
         results[name], rows, warnings = block, rows + r, warnings + w
 
     summary = {
-        "experiment": "ope", "setting": "session", "scm": env.world.name, "seed": seed, "gamma": gamma,
+        "experiment": "ope", "setting": "session", "seed": seed, "gamma": gamma, **source.facts,
         "n_rounds": int(len(lengths)), "n_steps": feedback.n_rounds, "mean_session_length": float(lengths.mean()),
-        "max_steps": env.core.max_steps, "logger": exp["logger"], "targets": results, "wall_s": time.perf_counter() - start,
+        "targets": results, "wall_s": time.perf_counter() - start,
     }
     return write_report(summary, rows, warnings, out_dir, tracker,
-                        title=f"Session OPE (gamma={gamma:g}, 95% CI) vs rollout truth")
+                        title=f"Session OPE (gamma={gamma:g}, 95% CI)" + (" vs rollout truth" if isinstance(
+                            source, SimulatedSessions) else ", external data: no truth"))

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.agents.base import sample_categorical
-from recsim_causal.config import check_integer
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.experiment.ope import agent_config
+from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
@@ -123,22 +123,11 @@ def train_on_sessions(env: SessionVectorEnv, agent: Any, n_steps: int, seed: Any
                  on_step=lambda x, a, r: agent.update(x, a, r) if len(a) else None)
 
 
-def _check(exp: dict, sess: dict) -> None:
-    for where, v in (("experiment.session.n_trajectories", sess.get("n_trajectories")),
-                     ("experiment.session.truth_trajectories", sess.get("truth_trajectories")),
-                     ("experiment.train_rounds", exp.get("train_rounds"))):
-        check_integer(v, where, minimum=1)
-    gamma = sess.get("gamma", 1.0)
+def _check(exp: dict) -> None:
+    check_setting(exp, "session", ("n_trajectories", "truth_trajectories"), ESTIMATORS)
+    gamma = (exp.get("session") or {}).get("gamma", 1.0)
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
         raise ValueError(f"experiment.session.gamma: expected a number in (0, 1], got {gamma!r}")
-    eps = exp["logger"].get("epsilon", 0.0)
-    if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
-    unknown = [e for e in sess.get("estimators") or [] if e not in ESTIMATORS]
-    if unknown:
-        raise ValueError(f"experiment.session.estimators: unknown estimator '{unknown[0]}' (known: {', '.join(ESTIMATORS)})")
-    if not sess.get("targets"):
-        raise ValueError("experiment.session.targets: expected a non-empty list of agents")
 
 
 class SimulatedSessions:
@@ -198,7 +187,7 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
     """The session OPE experiment (module doc); writes ope.json, ope.png, logged.parquet."""
     exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
     sess = exp.get("session") or {}
-    _check(exp, sess)
+    _check(exp)
     start = time.perf_counter()
     gamma = float(sess.get("gamma", 1.0))
     source = LoggedSessions(exp["data"]) if exp.get("data") else SimulatedSessions(resolved, seed, gamma)

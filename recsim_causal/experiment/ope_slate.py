@@ -38,8 +38,8 @@ from recsim_causal.agents.slate import (
     all_slates,
     slate_probs_all,
 )
-from recsim_causal.config import check_integer
 from recsim_causal.experiment.ope import agent_config, train
+from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import target_result, write_report
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
@@ -149,25 +149,11 @@ def slot_reward_model(log: SlateLog, n_actions: int, exp: dict, seed: int) -> np
     return q[np.arange(n * L), :, pos]
 
 
-def _check(exp: dict, slate: dict) -> None:
-    for where, v in (("experiment.slate.n_rounds", slate.get("n_rounds")), ("experiment.train_rounds", exp.get("train_rounds")),
-                     ("experiment.slate.truth_slates", slate.get("truth_slates"))):
-        check_integer(v, where, minimum=1)
-    eps = exp["logger"].get("epsilon", 0.0)
-    if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
-    unknown = [e for e in slate.get("estimators") or [] if e not in ESTIMATORS]
-    if unknown:
-        raise ValueError(f"experiment.slate.estimators: unknown estimator '{unknown[0]}' (known: {', '.join(ESTIMATORS)})")
-    if not slate.get("targets"):
-        raise ValueError("experiment.slate.targets: expected a non-empty list of {agent, slate}")
-
-
 def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict:
     """The slate OPE experiment (module doc); writes ope.json and ope.png, returns the summary."""
     exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
     slate_cfg = exp.get("slate") or {}
-    _check(exp, slate_cfg)
+    check_setting(exp, "slate", ("n_rounds", "truth_slates"), ESTIMATORS)
     start = time.perf_counter()
     L = env_cfg.get("slate_size", 1)
     world = World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0),

@@ -128,13 +128,14 @@ class CTRConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None, **defaults: Any) -> "CTRConfig":
-        """A config from a mapping (e.g. a Hydra section); unknown keys are a one-line error."""
+        """A config from a mapping (e.g. a Hydra section); unknown keys are a one-line error.
+        ``encoder: {bert_config: {...}}`` builds a randomly initialized BERT of that shape."""
         values = {**defaults, **(values or {})}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"ctr: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
-        return cls(**values)
+        return cls.from_json(values)
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -145,10 +146,14 @@ class CTRConfig:
     @classmethod
     def from_json(cls, values: dict) -> "CTRConfig":
         values = dict(values)
-        if isinstance(values.get("encoder"), dict):
+        encoder = values.get("encoder")
+        if isinstance(encoder, dict):
+            if set(encoder) != {"bert_config"} or not isinstance(encoder["bert_config"], dict):
+                raise ValueError(f"ctr.encoder: expected 'default', a model directory or {{bert_config: {{...}}}}, "
+                                 f"got {encoder!r}")
             from transformers import BertConfig
 
-            values["encoder"] = BertConfig.from_dict(values["encoder"]["bert_config"])
+            values["encoder"] = BertConfig.from_dict(encoder["bert_config"])
         return cls(**values)
 
 
@@ -369,9 +374,16 @@ class CTRModel:
         """Everything random (init, dropout) under ``seed``; the global torch RNG restored after."""
         import torch
 
-        with torch.random.fork_rng(devices=[]), torch_threads(self.config.threads):
+        with torch.random.fork_rng(devices=[]), torch_threads(self._threads()):
             torch.manual_seed(seed)
             yield
+
+    def _threads(self) -> int | None:
+        """The configured thread count; the small models default to one thread (their layers are
+        tiny: more threads only add barrier waits, as for the OPE reward models' MLP)."""
+        if self.config.threads is None and self.config.model != "bert":
+            return 1
+        return self.config.threads
 
     def _build(self) -> None:
         import torch
@@ -562,7 +574,8 @@ class CTRModel:
                 self.history.append(record)
                 bar.set_postfix_str(f"loss {loss:.4f}")
             self._sync()
-            self.finetune_rows_per_s = n * cfg.n_epochs / (time.perf_counter() - tuning_start)
+            if self.text is not None:
+                self.finetune_rows_per_s = n * cfg.n_epochs / (time.perf_counter() - tuning_start)
 
     def _sync(self) -> None:
         import torch
@@ -621,7 +634,7 @@ class CTRModel:
         x_np, a_np = self._check_rows(context, action)
         self._eval_mode()
         out = np.empty(x_np.shape[0])
-        with torch.no_grad(), torch_threads(self.config.threads), self._autocast():
+        with torch.no_grad(), torch_threads(self._threads()), self._autocast():
             table = None if self.config.model in ("logistic", "mlp") else self._item_inputs_all()
             for s in range(0, x_np.shape[0], batch_size):
                 x = self._x(x_np[s : s + batch_size])
@@ -637,7 +650,7 @@ class CTRModel:
         x_np, _ = self._check_rows(context, np.zeros(len(np.asarray(context)), np.int64))
         self._eval_mode()
         out = np.empty((x_np.shape[0], self.n_actions))
-        with torch.no_grad(), torch_threads(self.config.threads), self._autocast():
+        with torch.no_grad(), torch_threads(self._threads()), self._autocast():
             table = None if self.config.model in ("logistic", "mlp") else self._item_inputs_all()
             for s in range(0, x_np.shape[0], batch_size):
                 x = self._x(x_np[s : s + batch_size])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from recsim_causal.ctr import CTRConfig, CTRModel, catalog_item_features, click_metrics, cold_start_split
+from recsim_causal.ctr import MODELS, CTRConfig, CTRModel, catalog_item_features, click_metrics, cold_start_split
 from recsim_causal.ctr.metrics import reliability_bins, roc_curve
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.ope import agent_config, collect, format_table, train
@@ -49,10 +49,13 @@ def _check(exp: dict) -> None:
     if not models or not isinstance(models, list):
         raise ValueError(f"experiment.models: expected a non-empty list of models, got {models!r}")
     for m in models:
-        CTRConfig.from_dict(None, model=m)  # an unknown model is a one-line error, before any work
+        if m not in MODELS:
+            raise ValueError(f"experiment.models: unknown model '{m}' (known: {', '.join(MODELS)})")
     unknown = sorted(set(exp.get("settings") or {}) - set(models))
     if unknown:
         raise ValueError(f"experiment.settings: '{unknown[0]}' is not in experiment.models ({', '.join(models)})")
+    for m in models:  # every setting checked before any work
+        model_config(exp, m, 0)
 
 
 def model_config(exp: dict, name: str, seed: int) -> CTRConfig:
@@ -107,7 +110,7 @@ def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
             predictions[s][name] = model.predict(x[rows], a[rows])
         training[name] = {"seconds": model.fit_seconds, "rows_per_s": model.rows_per_s,
                           "finetune_rows_per_s": model.finetune_rows_per_s, "rows": int(len(tr)),
-                          "config": config.to_json(), "history": model.history}
+                          "train_items": model.train_items, "config": config.to_json(), "history": model.history}
         if exp.get("save_models"):
             model.save(Path(out_dir) / f"model_{name}")
         tracker.log({f"train/{name}_seconds": model.fit_seconds, f"train/{name}_rows_per_s": model.rows_per_s})

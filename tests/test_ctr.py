@@ -319,7 +319,8 @@ def test_ope_with_the_bert_reward_model(tmp_path):
     (dict(model="transformer"), "ctr.model: expected one of logistic, mlp, features, bert, got 'transformer'"),
     (dict(model="bert", finetune="some"), "ctr.finetune: expected one of full, last_layers, frozen, got 'some'"),
     (dict(model="bert", batch_sz=3), "ctr: unknown setting 'batch_sz'"),
-    (dict(model="mlp", n_epochs=0), "ctr.n_epochs: expected an integer >= 1, got 0"),
+    (dict(model="mlp", n_epochs=0), "ctr: n_epochs must be >= 1, got 0"),
+    (dict(model="mlp", learning_rate=-1.0), "ctr: learning_rate must be >= 0, got -1.0"),
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -348,3 +349,13 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     assert result["device"].startswith("cpu") and result["finetune"] == "full"
     assert result["rows_per_s"] > 0 and 0 <= result["auc"]["cold"] <= 1
     assert "rows/s" in out.stdout
+
+
+def test_bert_q_hat_needs_a_simulated_world_and_valid_settings():
+    from recsim_causal.experiment.ctr import ope_q_hat
+
+    with pytest.raises(ValueError, match="experiment.reward_model: 'bert' reads the item texts of a simulated world"):
+        ope_q_hat(None, None, {"n_folds": 2}, 0)
+    world = World("default", n_items=5, seed=0)
+    with pytest.raises(ValueError, match="experiment.bert: finetune: expected one of full, last_layers, frozen"):
+        ope_q_hat(world, None, {"n_folds": 2, "bert": {"finetune": "all"}}, 0)

@@ -114,17 +114,15 @@ class CTRConfig:
             raise ValueError(f"{p}.finetune: expected one of {', '.join(FINETUNE)}, got {self.finetune!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"{p}.precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        from recsim_causal.agents.base import check_float, check_int
+
         for name, low in (("hidden", 1), ("embed_dim", 1), ("n_epochs", 1), ("batch_size", 1),
-                          ("trainable_layers", 1), ("max_length", 2), ("probe_epochs", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{p}.{name}: expected an integer >= {low}, got {v!r}")
+                          ("trainable_layers", 1), ("max_length", 2), ("probe_epochs", 0), ("seed", 0)):
+            check_int(p, name, getattr(self, name), low)
         for name in ("learning_rate", "encoder_learning_rate", "weight_decay", "alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{p}.{name}: expected a finite number >= 0, got {v!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"{p}.threads: expected null or an integer >= 1, got {self.threads!r}")
+            check_float(p, name, getattr(self, name), low=0.0)
+        if self.threads is not None:
+            check_int(p, "threads", self.threads, 1)
 
     @classmethod
     def from_dict(cls, values: dict | None, **defaults: Any) -> "CTRConfig":

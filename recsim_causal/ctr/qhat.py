@@ -17,7 +17,7 @@ import numpy as np
 from recsim_causal.ctr.model import CTRConfig, CTRModel
 from recsim_causal.ope.reward_models import kfold_indices
 
-__all__ = ["fit_predict_ctr", "ope_q_hat"]
+__all__ = ["fit_predict_ctr"]
 
 
 def fit_predict_ctr(context: Any, action: Any, reward: Any, n_actions: int, *, item_texts: Sequence[str] | None = None,
@@ -47,17 +47,3 @@ def fit_predict_ctr(context: Any, action: Any, reward: Any, n_actions: int, *, i
         out[test, :, 0] = model().fit(x[train], a[train], y[train]).predict_all(x[test])
     return out
 
-
-def ope_q_hat(world: Any, feedback: Any, exp: dict, seed: int) -> np.ndarray:
-    """q-hat of ``experiment=ope experiment.reward_model=bert``: the text model over the world's
-    item texts, cross-fitted on the logged rounds with ``experiment.n_folds`` folds;
-    ``experiment.bert`` holds its CTRConfig settings."""
-    if world is None:
-        raise ValueError("experiment.reward_model: 'bert' reads the item texts of a simulated world; "
-                         "external data (experiment.data) has none: use logistic, ridge or mlp")
-    try:
-        config = CTRConfig.from_dict(exp.get("bert"), model="bert", seed=seed)
-    except ValueError as err:
-        raise ValueError(f"experiment.bert: {str(err).removeprefix('ctr.')}") from None
-    return fit_predict_ctr(feedback.context, feedback.action, feedback.reward, world.n_items,
-                           item_texts=world.catalog.texts, n_folds=exp["n_folds"], random_state=seed, config=config)

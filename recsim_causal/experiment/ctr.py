@@ -18,6 +18,7 @@ test set) and a W&B run.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,16 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from recsim_causal.ctr import MODELS, CTRConfig, CTRModel, catalog_item_features, click_metrics, cold_start_split
+from recsim_causal.ctr import (
+    MODELS,
+    CTRConfig,
+    CTRModel,
+    catalog_item_features,
+    click_metrics,
+    cold_start_split,
+    fit_predict_ctr,
+)
+from recsim_causal.agents.base import check_float, check_int
 from recsim_causal.ctr.metrics import reliability_bins, roc_curve
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.ope import agent_config, collect, format_table, train
@@ -39,12 +49,8 @@ TEST_SETS = ("warm", "cold")
 
 def _check(exp: dict) -> None:
     for key in ("n_rounds", "train_rounds"):
-        v = exp.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"experiment.{key}: expected an integer > 0, got {v!r}")
-    eps = exp["logger"].get("epsilon", 0.0)
-    if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
+        check_int("experiment", key, exp.get(key), 1)
+    check_float("experiment.logger", "epsilon", exp["logger"].get("epsilon", 0.0), low=0.0, high=1.0)
     models = exp.get("models")
     if not models or not isinstance(models, list):
         raise ValueError(f"experiment.models: expected a non-empty list of models, got {models!r}")
@@ -64,7 +70,27 @@ def model_config(exp: dict, name: str, seed: int) -> CTRConfig:
         return CTRConfig.from_dict((exp.get("settings") or {}).get(name), model=name, seed=seed,
                                    device=exp.get("device", "cpu"), threads=exp.get("threads"))
     except ValueError as err:
-        raise ValueError(f"experiment.settings.{name}: {str(err).removeprefix('ctr.')}") from None
+        raise ValueError(f"experiment.settings.{name}: {_unprefixed(err)}") from None
+
+
+def _unprefixed(err: Exception) -> str:
+    """A CTRConfig error without its ``ctr.`` / ``ctr: `` prefix (the caller names the section)."""
+    return re.sub(r"^ctr(\.|: )", "", str(err))
+
+
+def ope_q_hat(world: World | None, feedback: Any, exp: dict, seed: int) -> np.ndarray:
+    """q-hat of ``experiment=ope experiment.reward_model=bert``: the text model over the world's
+    item texts, cross-fitted on the logged rounds with ``experiment.n_folds`` folds;
+    ``experiment.bert`` holds its CTRConfig settings. (n_rounds, K, 1)."""
+    if world is None:
+        raise ValueError("experiment.reward_model: 'bert' reads the item texts of a simulated world; "
+                         "external data (experiment.data) has none: use logistic, ridge or mlp")
+    try:
+        config = CTRConfig.from_dict(exp.get("bert"), model="bert", seed=seed)
+    except ValueError as err:
+        raise ValueError(f"experiment.bert: {_unprefixed(err)}") from None
+    return fit_predict_ctr(feedback.context, feedback.action, feedback.reward, world.n_items,
+                           item_texts=world.catalog.texts, n_folds=exp["n_folds"], random_state=seed, config=config)
 
 
 def log_clicks(world: World, exp: dict, seed: int):

@@ -172,7 +172,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
 
     K, dim = feedback.n_actions, feedback.context.shape[1]
     if exp["reward_model"] == "bert":  # the text-aware click model (recsim_causal.ctr), cross-fitted
-        from recsim_causal.ctr.qhat import ope_q_hat
+        from recsim_causal.experiment.ctr import ope_q_hat
 
         q_hat = ope_q_hat(world, feedback, exp, seed)
     else:

@@ -114,25 +114,25 @@ class CTRConfig:
             raise ValueError(f"{p}.finetune: expected one of {', '.join(FINETUNE)}, got {self.finetune!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"{p}.precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        from recsim_causal.agents.base import check_float, check_int
+        from recsim_causal.agents.base import check_float
+        from recsim_causal.config import check_integer
 
         for name, low in (("hidden", 1), ("embed_dim", 1), ("n_epochs", 1), ("batch_size", 1),
                           ("trainable_layers", 1), ("max_length", 2), ("probe_epochs", 0), ("seed", 0)):
-            check_int(p, name, getattr(self, name), low)
+            check_integer(getattr(self, name), f"{p}.{name}", low)
         for name in ("learning_rate", "encoder_learning_rate", "weight_decay", "alpha"):
             check_float(p, name, getattr(self, name), low=0.0)
         if self.threads is not None:
-            check_int(p, "threads", self.threads, 1)
+            check_integer(self.threads, f"{p}.threads", 1)
 
     @classmethod
     def from_dict(cls, values: dict | None, **defaults: Any) -> "CTRConfig":
         """A config from a mapping (e.g. a Hydra section); unknown keys are a one-line error.
         ``encoder: {bert_config: {...}}`` builds a randomly initialized BERT of that shape."""
+        from recsim_causal.config import check_keys
+
         values = {**defaults, **(values or {})}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"ctr: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        check_keys(values, [f.name for f in dataclasses.fields(cls)], "ctr")
         return cls.from_json(values)
 
     def to_json(self) -> dict:

@@ -35,7 +35,8 @@ from recsim_causal.ctr import (
     cold_start_split,
     fit_predict_ctr,
 )
-from recsim_causal.agents.base import check_float, check_int
+from recsim_causal.agents.base import check_float
+from recsim_causal.config import check_integer
 from recsim_causal.ctr.metrics import reliability_bins, roc_curve
 from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.ope import agent_config, collect, format_table, train
@@ -49,7 +50,7 @@ TEST_SETS = ("warm", "cold")
 
 def _check(exp: dict) -> None:
     for key in ("n_rounds", "train_rounds"):
-        check_int("experiment", key, exp.get(key), 1)
+        check_integer(exp.get(key), f"experiment.{key}", 1)
     check_float("experiment.logger", "epsilon", exp["logger"].get("epsilon", 0.0), low=0.0, high=1.0)
     models = exp.get("models")
     if not models or not isinstance(models, list):

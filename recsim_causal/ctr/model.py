@@ -502,7 +502,8 @@ class CTRModel:
             if cfg.model == "logistic":
                 self._fit_lbfgs(x, a, y)
             else:
-                if self.text is not None:
+                if self.text is not None:  # a second fit starts from the encoder as it is now
+                    self.text.reset_cache()
                     self.text.standardize_on(torch.as_tensor(self.train_items, device=self.device))
                 self._fit_adamw(x, a, y, eval_set)
         self.fit_seconds = time.perf_counter() - start

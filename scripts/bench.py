@@ -3,6 +3,7 @@
 
     python scripts/bench.py                  # everything (a few minutes on 2 cores)
     python scripts/bench.py --only env,agents --repeats 5 --json bench.json
+    python scripts/bench.py --only ctr        # the BERT click model: AUC targets, rows/s
 
 Targets are the issues' (on a 2-core machine); "x target" > 1 means the target is met.
 References are figures measured on the same kind of machine for other tools.
@@ -263,8 +264,61 @@ def bench_ppo(repeats: int) -> None:
         reference="(the >= 50k target is for a GPU: scripts/gpu_check.sh; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
 
 
+# ----------------------------------------------------------------------------- CTR
+
+
+def bench_ctr(repeats: int) -> None:
+    """The default ``experiment=ctr`` (its wall time and the issue's AUC targets) and the BERT
+    click model's CPU fine-tuning throughput (training rows/s, finetune=last_layers)."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from recsim_causal.ctr import CTRModel
+    from recsim_causal.experiment.ctr import log_clicks, run_ctr
+    from recsim_causal.scm import World
+    from recsim_causal.scm.world import CONF_DIR
+
+    print("CTR: the BERT click model (default world, K = 100, experiment=ctr defaults)")
+    exp = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / "ctr.yaml"))
+    cfg = {"seed": 0, "env": {"id": "RecSimCausal/Bandit-v0", "n_items": 100, "slate_size": 1}, "scm": "default",
+           "experiment": {**exp, "settings": {m: {**v, "progress": False} for m, v in exp["settings"].items()}}}
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        summary = run_ctr(cfg, out, resolved=cfg)
+        wall = time.perf_counter() - t0
+    row("ctr", "experiment=ctr default (20k rounds, 4 models), wall time", wall, "s", 300.0, higher_is_better=False)
+    cold, warm = summary["results"]["cold"]["models"], summary["results"]["warm"]["models"]
+    best = max((m for m in warm if m != "bert"), key=lambda m: warm[m]["auc"])
+    row("ctr", "cold-start AUC bert (target: logistic + 0.05)", cold["bert"]["auc"], "AUC",
+        round(cold["logistic"]["auc"] + 0.05, 4), reference=f"(logistic {cold['logistic']['auc']:.4f})")
+    row("ctr", "cold-start AUC bert (target: features - 0.05)", cold["bert"]["auc"], "AUC",
+        round(cold["features"]["auc"] - 0.05, 4), reference=f"(features {cold['features']['auc']:.4f}, "
+        f"ceiling {summary['results']['cold']['ceiling']['auc']:.4f})")
+    row("ctr", f"warm AUC bert (target: best baseline {best} - 0.02)", warm["bert"]["auc"], "AUC",
+        round(warm[best]["auc"] - 0.02, 4), reference=f"(ceiling {summary['results']['warm']['ceiling']['auc']:.4f})")
+    row("ctr", "bert fine-tuning, last_layers (1 layer), 1 thread, in experiment=ctr",
+        summary["training"]["bert"]["finetune_rows_per_s"], "rows/s", None)
+
+    world = World("default", n_items=100, seed=0)
+    fb = log_clicks(world, {"logger": {"agent": "linucb", "epsilon": 0.3}, "train_rounds": 2000, "n_rounds": 4096}, 0)
+    for threads in (1, 2):
+        for finetune in ("last_layers", "frozen"):
+            settings = dict(model="bert", finetune=finetune, probe_epochs=0, n_epochs=1, batch_size=512,
+                            threads=threads, progress=False)
+
+            def fit(settings=settings):
+                model = CTRModel(settings, 100, fb.context.shape[1], item_texts=world.catalog.texts)
+                model.fit(fb.context, fb.action, fb.reward)
+                return model.finetune_rows_per_s
+
+            rates = [fit() for _ in range(max(1, repeats // 2))]
+            row("ctr", f"bert training, finetune={finetune}, batch 512, {threads} thread(s)",
+                statistics.median(rates), "rows/s", None)
+
+
 GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "slate": bench_slate, "session": bench_session,
-          "ppo": bench_ppo}
+          "ppo": bench_ppo, "ctr": bench_ctr}
 
 
 def main() -> None:

@@ -175,8 +175,14 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
         train_log = None
 
     K, dim = feedback.n_actions, feedback.context.shape[1]
-    q_hat = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=exp["reward_model"],
-                        features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"], random_state=seed)
+    if exp["reward_model"] == "bert":  # the text-aware click model (recsim_causal.ctr), cross-fitted
+        from recsim_causal.experiment.ctr import ope_q_hat
+
+        q_hat = ope_q_hat(world, feedback, exp, seed)
+    else:
+        q_hat = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=exp["reward_model"],
+                            features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"],
+                            random_state=seed)
     arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore,
                   estimated_rewards_by_reg_model=q_hat)
     if feedback.action_dist is not None:  # the logger's distribution: support violations get flagged

@@ -25,7 +25,7 @@ def test_ips_snips_dr_sndr_intervals_cover_the_exact_truth(tmp_path):
     cfg = _compose([f"experiment.n_replications={R}", "experiment.n_rounds=3000", "experiment.train_rounds=3000",
                     "experiment.truth_users=400000", "env.n_items=10", "experiment.targets=[random,softmax]",
                     "experiment.use=[dm,ipw,snipw,dr,sndr]", "experiment.ci.n_bootstrap_samples=300",
-                    "experiment.ci.method=[bootstrap,bernstein,hoeffding]"])
+                    "experiment.ci.more_methods=[bernstein,hoeffding]"])
     summary = run_job(cfg, tmp_path)
     saved = json.loads((tmp_path / "coverage.json").read_text())
     assert (tmp_path / "coverage.png").exists() and saved["n_replications"] == R

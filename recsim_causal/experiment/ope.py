@@ -161,12 +161,16 @@ def make_estimators(cfg: dict) -> dict:
 
 
 def ci_methods(ci: dict) -> list[str]:
-    """``ci.method``: one method or a list; the first is the one the table shows."""
-    methods = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise ValueError(f"experiment.ci.method: expected one or a list of {', '.join(METHODS)}, got {ci['method']!r}")
-    return list(methods)
+    """``ci.method`` (the one the table shows; one method or a list) then ``ci.more_methods``."""
+    for key in ("method", "more_methods"):
+        given = ci.get(key) or []
+        given = given if isinstance(given, (list, tuple)) else [given]
+        bad = [m for m in given if m not in METHODS]
+        if bad or (key == "method" and not given):
+            raise ValueError(f"experiment.ci.{key}: expected one or a list of {', '.join(METHODS)}, got {ci.get(key)!r}")
+    first = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
+    more = ci.get("more_methods") or []
+    return list(dict.fromkeys([*first, *(more if isinstance(more, (list, tuple)) else [more])]))
 
 
 def _check(exp: dict) -> None:
@@ -294,7 +298,12 @@ def _add_dm_refit(results: dict, feedback: LoggedFeedback, dists: dict, estimato
 
 
 # ------------------------------------------------------------------------------- the two paths
-def _reward_model(feedback: LoggedFeedback, exp: dict, seed: int) -> np.ndarray:
+def _reward_model(feedback: LoggedFeedback, exp: dict, seed: int, world: World | None = None) -> np.ndarray:
+    """Cross-fitted qhat (n, K, 1) from ``experiment.reward_model``."""
+    if exp["reward_model"] == "bert":  # the text-aware click model (recsim_causal.ctr), cross-fitted
+        from recsim_causal.experiment.ctr import ope_q_hat
+
+        return ope_q_hat(world, feedback, exp, seed)
     return fit_predict(feedback.context, feedback.action, feedback.reward, feedback.n_actions,
                        base_model=exp["reward_model"], features=exp.get("reward_features", "interaction"),
                        n_folds=exp["n_folds"], random_state=seed)
@@ -327,7 +336,7 @@ def _simulated(resolved: dict, estimators: dict, seed: int) -> dict:
     logger, targets = trained_policies(world, exp, seed)
     feedback, oracle = collect(world, logger, exp["n_rounds"], exp["logger"].get("epsilon", 0.0),
                                np.random.default_rng([seed, 2]))
-    q_hat = _reward_model(feedback, exp, seed)
+    q_hat = _reward_model(feedback, exp, seed, world)
     arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore, pi_b=feedback.action_dist,
                   estimated_rewards_by_reg_model=q_hat)
     if any(isinstance(e, MIPS) for e in estimators.values()):
@@ -405,7 +414,11 @@ def _external(resolved: dict, estimators: dict, seed: int) -> dict:
 def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the OPE experiment; write ope.json and ope.png into ``out_dir``; return the summary."""
     resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
-    exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
+    exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
+    if env_cfg["id"] == "RecSimCausal/Session-v0" or (not exp.get("data") and env_cfg.get("slate_size", 1) > 1):
+        from recsim_causal.experiment.ope_paths import run_setting  # slates and sessions: their own paths
+
+        return run_setting(resolved, out_dir, tracker or Tracker(mode="disabled"))
     _check(exp)
     tracker = tracker or Tracker(mode="disabled")
     estimators = make_estimators(exp)

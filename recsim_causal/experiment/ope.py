@@ -258,7 +258,7 @@ def diagnostics_line(name: str, diag: dict) -> str:
 
 
 def dm_refit_intervals(feedback: LoggedFeedback, action_dists: dict[str, np.ndarray], exp: dict, seed: int,
-                       n_refits: int, alpha: float) -> dict[str, dict]:
+                       n_refits: int, alpha: float, world: World | None = None) -> dict[str, dict]:
     """DM's percentile bootstrap that refits the cross-fitted reward model on every resample of
     the rounds (so the reward model's variance is in the interval; its bias still is not).
     One refit serves every target. Returns {target: {"ci_low", "ci_high"}}."""
@@ -267,20 +267,22 @@ def dm_refit_intervals(feedback: LoggedFeedback, action_dists: dict[str, np.ndar
     values = {k: np.empty(n_refits) for k in action_dists}
     for b in range(n_refits):
         idx = rng.integers(0, n, n)
-        q = _reward_model(feedback.subset(idx), exp, seed + 1 + b)[:, :, 0]
+        q = _reward_model(feedback.subset(idx), exp, seed + 1 + b, world)[:, :, 0]
         for k, pi in action_dists.items():
             values[k][b] = float((pi[idx] * q).sum(axis=1).mean())
     return {k: {"ci_low": float(np.quantile(v, alpha / 2)), "ci_high": float(np.quantile(v, 1 - alpha / 2))}
             for k, v in values.items()}
 
 
-def _add_dm_refit(results: dict, feedback: LoggedFeedback, dists: dict, estimators: dict, exp: dict, seed: int) -> None:
-    """Attach DM's refitting bootstrap (``ci.dm_refits`` > 0) to each target's DM row, and show it."""
+def _add_dm_refit(results: dict, feedback: LoggedFeedback, dists: dict, estimators: dict, exp: dict, seed: int,
+                  world: World | None = None) -> None:
+    """Attach DM's refitting bootstrap (``ci.dm_refits`` > 0) to each target's DM row, and show
+    it. Not for ``reward_model=bert`` (a fine-tuning per resample would take too long)."""
     n_refits = int(exp["ci"].get("dm_refits", 0) or 0)
     dm_names = [k for k, e in estimators.items() if e.kind == "dm"]
-    if n_refits <= 0 or not dm_names:
+    if n_refits <= 0 or not dm_names or exp["reward_model"] == "bert":
         return
-    refit = dm_refit_intervals(feedback, dists, exp, seed, n_refits, exp["ci"]["alpha"])
+    refit = dm_refit_intervals(feedback, dists, exp, seed, n_refits, exp["ci"]["alpha"], world)
     for name, res in results.items():
         for dm in dm_names:
             row, truth = res["estimators"][dm], res["truth"]
@@ -354,7 +356,7 @@ def _simulated(resolved: dict, estimators: dict, seed: int) -> dict:
         results[name] = res
         if confounded:
             confounding[name] = _confounding_rows(estimators, arrays, action_dist, feedback, oracle, truth)
-    _add_dm_refit(results, feedback, dists, estimators, exp, seed)
+    _add_dm_refit(results, feedback, dists, estimators, exp, seed, world)
     summary = {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
                "warning": _warning(world) if confounded else None, "targets": results}
     if confounded:

@@ -48,7 +48,7 @@ from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.io import write_json
 from recsim_causal.ope import MIPS, p_e_a_from_clusters
 from recsim_causal.ope.diagnostics import interval_validity, is_reliable, overlap_diagnostics
-from recsim_causal.ope.estimators import _max_weight, _q_range
+from recsim_causal.ope.estimators import reward_model_range, weight_bound
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.intervals import estimate_intervals_from_terms
 from recsim_causal.progress import progress
@@ -126,7 +126,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
                     terms.append(tm)
                     est[r, t_i, e_i] = tm.value()
                     rr = bounds or (float(part.reward.min()), float(part.reward.max()))
-                    ranges.append(e.term_ranges(rr, _max_weight(e, inputs, w_max), _q_range(inputs, rr)))
+                    ranges.append(e.term_ranges(rr, weight_bound(e, inputs, w_max), reward_model_range(inputs, rr)))
                     for m_i, m in enumerate(methods):
                         valid[r, t_i, e_i, m_i] = interval_validity(e, m, diag, confounded=confounded,
                                                                     reward_bounded=bounds is not None)[0]

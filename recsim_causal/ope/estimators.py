@@ -671,8 +671,8 @@ def estimate_all_intervals(
     ranges = value_range = None
     if reward_range is not None:
         value_range = tuple(float(v) for v in reward_range)
-        ranges = [est.term_ranges(value_range, _max_weight(est, inputs, max_weight), _q_range(inputs, value_range))
-                  for est in estimators]
+        ranges = [est.term_ranges(value_range, weight_bound(est, inputs, max_weight),
+                                  reward_model_range(inputs, value_range)) for est in estimators]
     out = estimate_intervals_from_terms(
         terms,
         alpha=alpha,
@@ -686,8 +686,9 @@ def estimate_all_intervals(
     return dict(zip(names, out))
 
 
-def _max_weight(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float | None) -> float:
-    """The a priori weight bound: ``given``, else the largest weight in the log."""
+def weight_bound(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float | None) -> float:
+    """The weight bound for ``est``'s finite-sample ranges: ``given`` (a priori), else the
+    largest weight in the log (then the bound is approximate)."""
     if given is not None:
         return float(given)
     if isinstance(est, MarginalizedInverseProbabilityWeighting):
@@ -697,7 +698,7 @@ def _max_weight(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float |
     return float(est._iw(inputs).max())
 
 
-def _q_range(inputs: LightInputs, reward_range: tuple[float, float]) -> tuple[float, float]:
+def reward_model_range(inputs: LightInputs, reward_range: tuple[float, float]) -> tuple[float, float]:
     """The reward range, widened to the reward model's predictions when they leave it."""
     lo, hi = reward_range
     for v in (inputs.target_q, inputs.q_at_action):

@@ -183,7 +183,24 @@ def differing_keys(runs: list[Run], always: Iterable[str] = ()) -> list[str]:
         values = {json.dumps(r.config.get(k, "<missing>"), sort_keys=True, default=str) for r in runs}
         if len(values) > 1 or k in always:
             out.append(k)
-    return out
+    # a parameter that is constant among the runs of each _target_ (LinUCB's alpha next to
+    # RandomPolicy, which has none) says nothing the target does not: keep the label short
+    return [k for k in out if k in always or not _fixed_by_target(runs, k)]
+
+
+def _fixed_by_target(runs: list[Run], key: str) -> bool:
+    """True when ``key``'s value (missing included) is the same for all runs sharing the
+    ``_target_`` next to it (``agent.alpha`` next to ``agent._target_``)."""
+    prefix = key.rsplit(".", 1)[0] if "." in key else ""
+    target = f"{prefix}._target_"
+    if key.endswith("_target_") or not any(target in r.config for r in runs):
+        return False
+    seen: dict[str, str] = {}
+    for r in runs:
+        value = json.dumps(r.config.get(key, "<missing>"), sort_keys=True, default=str)
+        if seen.setdefault(str(r.config.get(target)), value) != value:
+            return False
+    return True
 
 
 def config_label(config: dict[str, Any]) -> str:
@@ -500,7 +517,9 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     runs = [r for r in runs if r.kind == kind]
     metric = metric or DEFAULT_METRIC[kind]
     paths = report_paths(sweep_dir, metric, kind)
-    extra = {"curves_png": sweep_dir / "curves.png", "curves_json": sweep_dir / "curves.json"} if kind == "online" else {}
+    # curves do not depend on the metric: written with the default metric's report
+    extra = {"curves_png": sweep_dir / "curves.png", "curves_json": sweep_dir / "curves.json"} \
+        if kind == "online" and metric == DEFAULT_METRIC[kind] else {}
     existing = [p for p in [*paths.values(), *extra.values()] if p.exists()]
     if existing and not force:
         raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
@@ -520,7 +539,7 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     leaderboard_plot({s: [(r["label"], r["metrics"][metric]) for r in rs] for s, rs in panels.items()},
                      paths["png"], metric=metric, better=direction(metric))
     written = list(paths.values())
-    if kind == "online":
+    if extra:
         curves = collect_curves(runs, rows)
         if curves:
             write_json(extra["curves_json"], curves)

@@ -82,8 +82,11 @@ def run_names(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> tuple[str, str]
     the name says what the run is: agent (online) or experiment, env, scm, swept values, seed."""
     choices = dict(hydra_cfg.runtime.choices) if hydra_cfg is not None else {}
     exp = cfg.experiment.get("name")
+    task = [str(o) for o in hydra_cfg.overrides.task] if hydra_cfg is not None else []
     if exp == "online":
-        head = choices.get("agent") or str(cfg.agent.get("_target_", "agent")).rsplit(".", 1)[-1]
+        head = choices.get("agent")
+        if not head or any(o.startswith("agent._target_=") for o in task):  # a policy given by its _target_
+            head = str(cfg.agent.get("_target_", "agent")).rsplit(".", 1)[-1]
     else:
         head = exp
     env = choices.get("env") or str(cfg.env.get("id", "env")).rsplit("/", 1)[-1]

@@ -198,3 +198,11 @@ def test_groups_are_named_by_date_and_time(tmp_path):
     from datetime import datetime
 
     assert date_time_name(tmp_path, stamp) == f"{tmp_path.name}-{datetime.fromtimestamp(1_800_000_000):%Y-%m-%d_%H-%M-%S}"
+
+
+def test_wandb_run_names_carry_scm_swept_values_and_seed(tmp_path):
+    from tests.test_runner import wandb_summary
+
+    out = sweep(tmp_path, "agent=linucb", "agent.alpha=0.1,1.0", "scm=confounded", *SMALL[:-1])
+    names = {wandb_summary(p.parent)["name"] for p in out.glob("*/summary.json")}
+    assert names == {"linucb-bandit-confounded-alpha=0.1-seed0", "linucb-bandit-confounded-alpha=1.0-seed0"}

@@ -267,7 +267,7 @@ def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *
             p = paired_ci(runs[a][m], runs[b][m])
             if unpaired:
                 u = welch_ci(independent[a][m], independent[b][m])
-                p.update(unpaired=u, width_ratio=u["ci_width"] / p["ci_width"] if p["ci_width"] > 0 else None)
+                p.update(unpaired=u, width_ratio=_ratio(u["ci_width"], p["ci_width"]))
             entry[m] = p
         if ab[(a, b)]:
             tests = ab[(a, b)]
@@ -277,8 +277,8 @@ def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *
                 "unpaired_coverage": float(np.mean([t["unpaired_covers"] for t in tests])),
                 "mean_ci_width": float(np.mean([t["ci_width"] for t in tests])),
                 "mean_unpaired_ci_width": float(np.mean([t["unpaired_ci_width"] for t in tests])),
-                "width_ratio": float(np.mean([t["unpaired_ci_width"] for t in tests]) /
-                                     np.mean([t["ci_width"] for t in tests])),
+                "width_ratio": _ratio(np.mean([t["unpaired_ci_width"] for t in tests]),
+                                      np.mean([t["ci_width"] for t in tests])),
                 "replications": tests,
             }
         pairs.append(entry)
@@ -301,6 +301,11 @@ def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *
     tracker.table("compare", columns, rows)
     tracker.summary({"wall_s": summary["wall_s"], "n_seeds": R, "steps": steps})
     return {**summary, "table": format_table(columns, rows, summary)}
+
+
+def _ratio(unpaired_width: float, paired_width: float) -> float | None:
+    """How many times narrower the paired interval is (None when it has width 0)."""
+    return float(unpaired_width / paired_width) if paired_width > 0 else None
 
 
 def _agent_seed(seed: int, replication: int, stream: int) -> int:

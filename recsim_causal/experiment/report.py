@@ -151,8 +151,9 @@ def find_runs(sweep_dir: str | Path) -> list[Run]:
                 raise ValueError(f"report: cannot read {p} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
             if not isinstance(result, dict):
                 continue
-            config = load_config(p.parent, result)
-            flat = flatten(config)
+            flat = flatten(load_config(p.parent, result))
+            if kind != "online":  # agent.* is the unused online default there: never a row key
+                flat = {k: v for k, v in flat.items() if not k.startswith("agent.")}
             seed = flat.get("seed", result.get("seed"))
             runs.append(Run(p.parent, kind, result, flat, seed))
     return runs
@@ -219,6 +220,12 @@ def config_label(config: dict[str, Any]) -> str:
     return " ".join(parts) or "(all runs alike)"
 
 
+def new_row(label: str, setting: dict, config: dict, runs: list[Run]) -> dict:
+    """A leaderboard row (metrics filled in by the caller)."""
+    return {"setting": label, "setting_values": setting, "config": config, "label": config_label(config),
+            "n_seeds": len(runs), "seeds": [r.seed for r in runs], "runs": [str(r.path) for r in runs], "metrics": {}}
+
+
 def _group(runs: list[Run], always: Iterable[str] = ()) -> dict[tuple, tuple[dict, list[Run]]]:
     """Runs of one setting grouped by their differing config values."""
     keys = differing_keys(runs, always)
@@ -258,9 +265,7 @@ def online_rows(runs: list[Run], metric: str) -> list[dict]:
         srows = []
         for cfg, group in _group(srs, always=["agent._target_"]).values():
             group.sort(key=lambda r: (str(r.seed), str(r.path)))
-            row = {"setting": label, "setting_values": setting, "config": cfg, "label": config_label(cfg),
-                   "n_seeds": len(group), "seeds": [r.seed for r in group], "runs": [str(r.path) for r in group],
-                   "metrics": {}}
+            row = new_row(label, setting, cfg, group)
             for m in metrics:
                 vals = [r.result.get(m) for r in group]
                 vals = [float(v) for v in vals if isinstance(v, (int, float))]
@@ -311,9 +316,6 @@ def ope_rows(runs: list[Run], metric: str) -> list[dict]:
         raise ValueError(f"report.metric: '{metric}' is not an OPE metric (known: {', '.join(allowed)})")
     rows = []
     for label, (setting, srs) in by_setting(runs).items():
-        # agent.* is the unused online default in an OPE run: never a row key
-        for r in srs:
-            r.config = {k: v for k, v in r.config.items() if not k.startswith("agent.")}
         for cfg, group in _group(srs).values():
             cells: dict[tuple, list[tuple[Run, dict]]] = defaultdict(list)
             for r in group:
@@ -333,9 +335,7 @@ def _num(v: Any) -> float | None:
 
 def _ope_row(label: str, setting: dict, cfg: dict, target: str, est: str, recs: list[tuple[Run, dict]]) -> dict:
     full = {**cfg, "target": target, "estimator": est}
-    row: dict[str, Any] = {"setting": label, "setting_values": setting, "config": full, "label": config_label(full),
-                           "n_seeds": len(recs), "seeds": [r.seed for r, _ in recs],
-                           "runs": [str(r.path) for r, _ in recs], "metrics": {}}
+    row = new_row(label, setting, full, [r for r, _ in recs])
     estimates = [_num(rec.get("estimate")) for _, rec in recs]
     truths = [_num(rec.get("_truth")) for _, rec in recs]
     errors = [e - t for e, t in zip(estimates, truths) if e is not None and t is not None]
@@ -401,8 +401,6 @@ def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
         raise ValueError(f"report.metric: '{metric}' is not a coverage metric (known: {', '.join(COVERAGE_FIELDS)})")
     rows = []
     for label, (setting, srs) in by_setting(runs).items():
-        for r in srs:
-            r.config = {k: v for k, v in r.config.items() if not k.startswith("agent.")}
         for cfg, group in _group(srs).values():
             cells: dict[str, list[tuple[Run, dict, dict]]] = defaultdict(list)
             for r in group:
@@ -411,9 +409,7 @@ def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
             crow = []
             for recs in cells.values():
                 full = {**cfg, **recs[0][1]}
-                row = {"setting": label, "setting_values": setting, "config": full, "label": config_label(full),
-                       "n_seeds": len(recs), "seeds": [r.seed for r, _, _ in recs],
-                       "runs": [str(r.path) for r, _, _ in recs], "metrics": {}}
+                row = new_row(label, setting, full, [r for r, _, _ in recs])
                 for f in COVERAGE_FIELDS:
                     vals = [_num(rec.get(f)) for _, _, rec in recs]
                     vals = [v for v in vals if v is not None]

@@ -24,7 +24,7 @@ from recsim_causal.progress import PREFIX_ENV
 from recsim_causal.threads import single_threaded_blas
 
 EXPERIMENTS = ("online", "ope", "compare")
-_NAMED_KEYS = ("agent", "env", "scm", "seed", "experiment")  # group choices already in the name
+_NAMED_KEYS = ("agent", "env", "scm", "seed", "experiment", "setting")  # group choices already in the name
 
 
 def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:

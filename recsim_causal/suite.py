@@ -10,8 +10,9 @@ slates of 5 on ``position_bias``, sessions on ``default`` (Session-v0). Every ag
 env steps first). One Hydra multirun over settings x agents x seeds (joblib, ``--jobs``
 processes; PPO and policies given by ``_target_`` in their own), then the report writes
 leaderboard.md/.json/.png and curves.png/.json into the suite directory, one table per setting.
-A run that fails (a policy without ``act_slate`` in the slate setting) is listed in a WARNING
-line and missing from its table.
+PPO (one item per decision) sits out the slate setting. A run that fails (a policy without
+``act_slate`` in the slate setting) stops its sweep: a WARNING line says how many runs are
+missing from the tables and which failed.
 """
 
 from __future__ import annotations
@@ -46,12 +47,26 @@ def suite_commands(out: Path, *, agents: list[str], added: list[str], seeds: int
     cmds = []
     if named:
         cmds.append([*base, f"agent={','.join(named)}", *common, f"hydra.sweep.dir={out / 'agents'}"])
-    if "ppo_bert" in agents:
-        cmds.append([*base, "agent=ppo_bert", f"agent.total_timesteps={ppo_timesteps}", *common,
+    if "ppo_bert" in agents:  # PPO recommends one item: it sits out the slate setting
+        one_item = ",".join(s for s in settings if not s.startswith("slate"))
+        cmds.append([*base, "agent=ppo_bert", f"agent.total_timesteps={ppo_timesteps}",
+                     *[f"+setting={one_item}" if c.startswith("+setting=") else c for c in common],
                      f"hydra.sweep.dir={out / 'ppo_bert'}"])
     for i, target in enumerate(a for a in added if "." in a):
         cmds.append([*base, "agent=random", f"agent._target_={target}", *common, f"hydra.sweep.dir={out / f'added{i}'}"])
     return cmds
+
+
+def expected_runs(cmds: list[list[str]]) -> int:
+    """How many runs the multiruns ``cmds`` launch: the product of their swept lists."""
+    total = 0
+    for cmd in cmds:
+        n = 1
+        for arg in cmd:
+            if "=" in arg and not arg.startswith(("hydra", "wandb")) and "[" not in arg:
+                n *= len(arg.split("=", 1)[1].split(","))
+        total += n
+    return total
 
 
 def failed_jobs(out: Path) -> list[str]:
@@ -82,9 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("multirun") / "suite" / stamp
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for cmd in suite_commands(out, agents=agents, added=args.add, seeds=args.seeds, steps=args.steps,
-                              ppo_timesteps=args.ppo_timesteps, jobs=args.jobs, config_dir=args.config_dir,
-                              extra=args.overrides, group=f"suite-{stamp}"):
+    cmds = suite_commands(out, agents=agents, added=args.add, seeds=args.seeds, steps=args.steps,
+                          ppo_timesteps=args.ppo_timesteps, jobs=args.jobs, config_dir=args.config_dir,
+                          extra=args.overrides, group=f"suite-{stamp}")
+    for cmd in cmds:
         print("+ " + " ".join(cmd[1:] if cmd[0].endswith("recsim-run") else cmd), flush=True)
         subprocess.run(cmd)  # a failed job fails its sweep at the end; the others' results stay
     from recsim_causal.experiment.report import build_report
@@ -95,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: suite: {e}", file=sys.stderr)
         sys.exit(1)
     print(table)
-    failed = failed_jobs(out)
-    if failed:
-        print(f"WARNING: {len(failed)} run(s) failed and are missing from the tables: {', '.join(failed)}")
+    expected, done = expected_runs(cmds), len(list(out.glob("*/*/summary.json")))
+    if done < expected:  # a failed job stops its sweep: later jobs may not have started
+        failed = failed_jobs(out)
+        print(f"WARNING: {expected - done} of {expected} runs are missing from the tables (failed: "
+              f"{', '.join(failed) or 'none recorded'}; the rest did not start after a failure)")
     print(f"suite: {time.perf_counter() - start:.0f} s; written into {out}: {', '.join(p.name for p in written)}")

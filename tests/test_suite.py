@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recsim_causal.suite import SETTINGS, suite_commands
+from recsim_causal.suite import SETTINGS, expected_runs, suite_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,11 +18,13 @@ def test_suite_commands_cover_settings_agents_and_seeds(tmp_path):
     cmds = suite_commands(tmp_path, agents=["linucb", "ppo_bert"], added=["popular", "my_pkg.Mine"], seeds=3, steps=1000,
                           ppo_timesteps=5000, jobs=2, config_dir="my_conf", extra=["wandb.mode=disabled"], group="g")
     assert len(cmds) == 3  # named agents, PPO (its own training budget), the _target_ policy
+    assert expected_runs(cmds) == 2 * 4 * 3 + 1 * 3 * 3 + 1 * 4 * 3
     for cmd in cmds:
-        assert f"+setting={','.join(SETTINGS)}" in cmd and "seed=0,1,2" in cmd and "experiment.steps=1000" in cmd
+        assert any(c.startswith("+setting=") for c in cmd) and "seed=0,1,2" in cmd and "experiment.steps=1000" in cmd
         assert cmd[cmd.index("--config-dir") + 1] == "my_conf" and cmd[-2] == "wandb.mode=disabled"
-    assert "agent=linucb,popular" in cmds[0]
+    assert "agent=linucb,popular" in cmds[0] and f"+setting={','.join(SETTINGS)}" in cmds[0]
     assert "agent=ppo_bert" in cmds[1] and "agent.total_timesteps=5000" in cmds[1]
+    assert "+setting=bandit_default,bandit_confounded,session_default" in cmds[1]  # PPO: one item per decision
     assert "agent._target_=my_pkg.Mine" in cmds[2]
     for name in SETTINGS:  # every setting is a config of the setting group
         assert (ROOT / "conf" / "setting" / f"{name}.yaml").is_file()

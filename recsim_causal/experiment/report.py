@@ -238,11 +238,12 @@ def _group(runs: list[Run], always: Iterable[str] = ()) -> dict[tuple, tuple[dic
 
 
 def by_setting(runs: list[Run]) -> dict[str, tuple[dict, list[Run]]]:
+    """Runs by setting label, settings in alphabetical order."""
     out: dict[str, tuple[dict, list[Run]]] = {}
     for r in runs:
         s = setting_of(r)
         out.setdefault(setting_label(s), (s, []))[1].append(r)
-    return out
+    return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------- online runs

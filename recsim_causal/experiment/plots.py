@@ -124,18 +124,19 @@ def curves_plot(curves: list[dict], path: str | Path) -> Path:
     settings: dict[str, list[dict]] = {}
     for c in curves:
         settings.setdefault(c["setting"], []).append(c)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(c["label"] for c in curves))}
     fig, axes = plt.subplots(len(settings), 2, figsize=(12, 3.8 * len(settings)), squeeze=False)
     for row, (title, entries) in zip(axes, settings.items()):
         for ax, key, ylabel in ((row[0], "cumulative_regret", "cumulative regret (lower is better)"),
                                 (row[1], "mean_reward", "mean reward so far (higher is better)")):
-            for i, e in enumerate(entries):
+            for e in entries:
                 if key not in e:
                     continue
-                x = np.asarray(e["step"])
+                x, color = np.asarray(e["step"]), colors[e["label"]]  # one colour per config in every panel
                 label = f"{e['label']} ({e['n_seeds']} seed{'s' if e['n_seeds'] > 1 else ''})"
-                ax.plot(x, e[key]["mean"], color=f"C{i % 10}", lw=1.8, label=label)
+                ax.plot(x, e[key]["mean"], color=color, lw=1.8, label=label)
                 if e["n_seeds"] > 1:
-                    ax.fill_between(x, e[key]["low"], e[key]["high"], color=f"C{i % 10}", alpha=0.2, lw=0)
+                    ax.fill_between(x, e[key]["low"], e[key]["high"], color=color, alpha=0.2, lw=0)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("steps (user decisions)")
             ax.set_ylabel(ylabel, fontsize=9)

@@ -115,7 +115,7 @@ class BanditEnv(gym.Env):
         if self._acted:
             raise gym.error.ResetNeeded("Call reset() before step(): a bandit episode is one step.")
         b, i = self._block, self._i
-        actions = check_actions(self.world, np.asarray(action)[None], 1)
+        actions = check_actions(self.world, action, 1, single=True)
         row = slice(i, i + 1)
         users = b.users.take(row)
         out = self.world.respond(users, actions, cond_means={r: c[row] for r, c in b.cond.items()})

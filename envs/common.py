@@ -47,17 +47,28 @@ def observation_space(world: World, extra_low: list[float] = (), extra_high: lis
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def check_actions(world: World, actions: Any, n: int) -> np.ndarray:
-    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range.
+def check_actions(world: World, actions: Any, n: int, *, single: bool = False) -> np.ndarray:
+    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong type, shape or range.
 
-    A slate may repeat an item (the action space, MultiDiscrete, allows it): each slot is its
-    own impression with its own noise. The built-in slate policies never repeat."""
-    actions = np.asarray(actions, dtype=np.int64)
+    Item indices must be integers (Python or numpy ints, or integer arrays): floats, strings,
+    bools and None are refused rather than cast. A slate lists L distinct items. ``single``:
+    one env's action (an int, or a slate of L), returned as a batch of one."""
+    arr = np.asarray(actions)
+    if arr.dtype.kind not in "iu":
+        got = type(actions).__name__ if arr.dtype.kind == "O" or arr.ndim == 0 else f"an array of {arr.dtype}"
+        raise ValueError(f"actions: expected integer item indices (an int or an integer array), got {got}"
+                         + (f" {actions!r}" if arr.ndim == 0 else ""))
+    actions = arr.astype(np.int64, copy=False)[None] if single else arr.astype(np.int64, copy=False)
     shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
     if actions.shape != shape:
         raise ValueError(f"actions: expected shape {shape}, got {actions.shape}")
     if actions.size and (actions.min() < 0 or actions.max() >= world.n_items):
         raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{actions.min()}, {actions.max()}]")
+    if actions.ndim == 2 and actions.shape[1] > 1:
+        ranked = np.sort(actions, axis=1)
+        dup = np.flatnonzero((ranked[:, 1:] == ranked[:, :-1]).any(axis=1))
+        if dup.size:
+            raise ValueError(f"actions: a slate lists distinct items, row {dup[0]} repeats one: {actions[dup[0]].tolist()}")
     return actions
 
 

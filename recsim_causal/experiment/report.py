@@ -549,12 +549,9 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
 
 
 def read_curve(run: Run) -> dict[str, list] | None:
-    """A run's learning curve as columns (``step``, ``cumulative_regret``, ``mean_reward``):
-    ``summary["curve"]`` when the run kept it (columns or a list of points), else the
-    runner's ``curve.json``."""
+    """A run's learning curve as columns (``step``, ``cumulative_regret``, ``mean_reward``) from
+    ``summary["curve"]`` (columns, ``steps`` or ``step``, or a list of points); None without one."""
     c = run.result.get("curve")
-    if c is None and (run.path / "curve.json").is_file():
-        c = json.loads((run.path / "curve.json").read_text())
     if isinstance(c, list) and c and isinstance(c[0], dict):
         c = {k: [p.get(k) for p in c] for k in c[0]}
     if not isinstance(c, dict):

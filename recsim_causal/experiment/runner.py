@@ -1,4 +1,4 @@
-"""One Hydra job: pick the experiment, open the W&B run, run, print the summary table.
+"""One Hydra job: check the config, pick the experiment, open the W&B run, run, print the summary table.
 
 Naming: the W&B run is ``<agent or experiment>-<env>-<scm>[-<swept key=value>...]-seed<seed>``
 (``linucb-bandit-default-alpha=0.1-seed0``; an OPE run is ``ope-bandit-default-...``: its
@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
+from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
+from recsim_causal.config import check_integer, check_keys
 from recsim_causal.experiment.tracking import tracker_from_config
-from recsim_causal.io import write_json
 from recsim_causal.progress import PREFIX_ENV
 from recsim_causal.threads import single_threaded_blas
 
@@ -33,6 +35,9 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment.name: expected one of {', '.join(EXPERIMENTS)}, got {name!r}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    check_integer(resolved.get("seed"), "seed", minimum=0)
+    check_experiment_keys(resolved["experiment"])
+    check_run_dir(out_dir, bool(resolved.get("overwrite", False)))
     group, job = run_names(cfg, out_dir, hydra_cfg)
     prefix = f"[{job}] " if _is_multirun(hydra_cfg) else ""
     # The hot products (users x features x items, per-arm ridge updates) are small: one BLAS
@@ -43,9 +48,6 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
             from recsim_causal.experiment.online import run_online
 
             summary = run_online(cfg, out_dir, tracker, resolved=resolved)
-            curve = tracker.curve("cumulative_regret")
-            if "curve" not in summary and curve is not None:  # the learning curve, for curves.png
-                write_json(Path(out_dir) / "curve.json", curve)
         elif name == "ope":
             from recsim_causal.experiment.ope import run_ope
 
@@ -146,3 +148,52 @@ def print_summary(summary: dict, out_dir: Path, prefix: str = "") -> None:
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append(f"outputs: {out_dir}")
     print("\n".join(prefix + line for line in lines), flush=True)
+
+
+def _experiment_defaults() -> dict[str, dict]:
+    """The packaged experiment configs (conf/experiment/*.yaml), by their ``name``."""
+    from recsim_causal.scm.world import CONF_DIR
+
+    out = {}
+    for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
+        default = OmegaConf.to_container(OmegaConf.load(path))
+        out.setdefault(default.get("name", path.stem), default)
+    return out
+
+
+def check_experiment_keys(exp: dict, defaults: dict | None = None, where: str = "experiment") -> None:
+    """Every key of an experiment config must be one its packaged default has (recursively; a
+    mapping of mappings, like ``estimators``, is a table of free names and is not checked)."""
+    if defaults is None:
+        defaults = _experiment_defaults().get(exp.get("name"))
+        if defaults is None:
+            return
+    check_keys(exp, defaults, where)
+    for key, value in exp.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict) and default \
+                and not all(isinstance(v, dict) for v in default.values()):
+            check_experiment_keys(value, default, f"{where}.{key}")
+
+
+def check_run_dir(out_dir: Path, overwrite: bool = False) -> None:
+    """Refuse a run directory that already holds another run's results (anything but Hydra's
+    ``.hydra/`` and log files), unless ``overwrite=true``."""
+    if overwrite or not out_dir.is_dir():
+        return
+    taken = sorted(p.name for p in out_dir.iterdir() if p.name != ".hydra" and p.suffix != ".log")
+    if taken:
+        raise ValueError(f"hydra.run.dir: {out_dir} already holds another run's results ({', '.join(taken[:3])}); "
+                         "choose another directory or pass overwrite=true")
+
+
+class RunDirGuard(Callback):
+    """Hydra callback: check the run directory before Hydra writes its ``.hydra/`` files into it,
+    so a refused run leaves the earlier run's config untouched."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        try:
+            check_run_dir(Path(str(config.hydra.run.dir)), bool(config.get("overwrite", False)))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)

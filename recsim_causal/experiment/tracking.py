@@ -35,7 +35,6 @@ class Tracker:
             raise ValueError(f"wandb.mode: expected one of {', '.join(MODES)}, got {mode!r}")
         self.run = None
         self.mode = mode
-        self.history: list[tuple[int | None, dict[str, Any]]] = []  # every log() call, tracked or not
         if mode == "disabled":
             return
         try:
@@ -59,20 +58,8 @@ class Tracker:
         return Path(self.run.dir).parent if self.run is not None else None
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log ``metrics`` at ``step``; kept in :attr:`history` as well (the runner writes the
-        learning curve to curve.json from it, W&B or not)."""
-        self.history.append((step, dict(metrics)))
         if self.run is not None:
             self.run.log(dict(metrics), step=step)
-
-    def curve(self, key: str = "cumulative_regret") -> dict[str, list] | None:
-        """The logged learning curve as columns: ``step`` and every metric of the log() calls
-        that carry ``key`` (None when none did)."""
-        rows = [(step, m) for step, m in self.history if key in m]
-        if not rows:
-            return None
-        names = [k for k in rows[0][1] if all(k in m for _, m in rows)]
-        return {"step": [s for s, _ in rows], **{k: [m[k] for _, m in rows] for k in names}}
 
     def summary(self, values: Mapping[str, Any]) -> None:
         if self.run is not None:

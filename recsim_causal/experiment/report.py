@@ -504,7 +504,8 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     runs = find_runs(sweep_dir)
     kinds = sorted({r.kind for r in runs} - {"compare"})
     if not kinds:
-        raise ValueError(f"report: no summary.json, ope.json or coverage.json under '{sweep_dir}'")
+        hint = " (experiment=compare runs: each compare.json is its own report)" if runs else ""
+        raise ValueError(f"report: no summary.json, ope.json or coverage.json under '{sweep_dir}'{hint}")
     if kind is None:
         if len(kinds) > 1:
             raise ValueError(f"report: the sweep holds {', '.join(kinds)} runs; pick one with --kind")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -106,7 +106,6 @@ class Run:
     result: dict
     config: dict[str, Any]
     seed: Any = None
-    extra: dict = field(default_factory=dict)
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:

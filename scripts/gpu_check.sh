@@ -9,7 +9,8 @@
 # 1. installs the wheels in .whl/ into /tmp/site (no index, no dependencies resolved);
 # 2. runs the CUDA tests: pytest -m gpu;
 # 3. runs scripts/gpu_bench.py: MiniLM item encoding (100,000 items x 32 tokens, bf16) and PPO
-#    end to end (4,096 envs), ending with a table headed by the card's name.
+#    end to end (4,096 envs), ending with a table headed by the card's name;
+# 4. runs scripts/gpu_ctr.py: the BERT click model fully fine-tuned in bf16 (rows/s, AUCs, the card).
 # Results also go to $OUT/gpu_bench.json when OUT is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +51,8 @@ fi
 JSON=()
 [ -n "${OUT:-}" ] && JSON=(--json "$OUT/gpu_bench.json")
 "$PYTHON" scripts/gpu_bench.py $DRY "${JSON[@]}" || status=$?
+# 4. the BERT click model fully fine-tuned on the GPU (bf16): rows/s, warm / cold AUCs, the card
+CTR_JSON=()
+[ -n "${OUT:-}" ] && CTR_JSON=(--json "$OUT/gpu_ctr.json")
+"$PYTHON" scripts/gpu_ctr.py $DRY "${CTR_JSON[@]}" || status=$?
 exit $status

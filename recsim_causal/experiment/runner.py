@@ -25,7 +25,7 @@ from recsim_causal.experiment.tracking import tracker_from_config
 from recsim_causal.progress import PREFIX_ENV
 from recsim_causal.threads import single_threaded_blas
 
-EXPERIMENTS = ("online", "ope", "compare")
+EXPERIMENTS = ("online", "ope", "ctr", "compare")
 _NAMED_KEYS = ("agent", "env", "scm", "seed", "experiment", "setting")  # group choices already in the name
 
 
@@ -48,6 +48,10 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
             from recsim_causal.experiment.online import run_online
 
             summary = run_online(cfg, out_dir, tracker, resolved=resolved)
+        elif name == "ctr":
+            from recsim_causal.experiment.ctr import run_ctr
+
+            summary = run_ctr(cfg, out_dir, tracker, resolved=resolved)
         elif name == "ope":
             from recsim_causal.experiment.ope import run_ope
 

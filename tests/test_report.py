@@ -206,3 +206,20 @@ def test_wandb_run_names_carry_scm_swept_values_and_seed(tmp_path):
     out = sweep(tmp_path, "agent=linucb", "agent.alpha=0.1,1.0", "scm=confounded", *SMALL[:-1])
     names = {wandb_summary(p.parent)["name"] for p in out.glob("*/summary.json")}
     assert names == {"linucb-bandit-confounded-alpha=0.1-seed0", "linucb-bandit-confounded-alpha=1.0-seed0"}
+
+
+def test_ope_diagnostics_are_read_per_estimator_or_family(tmp_path):
+    """A hand-written ope.json whose target has weight diagnostics per estimator family."""
+    d = tmp_path / "0_seed=0"
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text("seed: 0\nenv: {id: RecSimCausal/Bandit-v0, slate_size: 1}\n"
+                                             "scm: {name: default}\nexperiment: {name: ope}\n")
+    est = {"estimate": 0.3, "ci_low": 0.2, "ci_high": 0.4, "truth": 0.25, "covers": True}
+    (d / "ope.json").write_text(json.dumps({"targets": {"random": {
+        "truth": 0.25, "estimators": {"ipw": est, "ipw-clip": est, "dm": est},
+        "diagnostics": {"ipw": {"ess_ratio": 0.5, "max_weight": 9.0}}}}}))
+    write_report(tmp_path)
+    rows = {r["config"]["estimator"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())["rows"]}
+    assert rows["ipw"]["metrics"]["ess_ratio"]["mean"] == 0.5 == rows["ipw-clip"]["metrics"]["ess_ratio"]["mean"]
+    assert "ess_ratio" not in rows["dm"]["metrics"] and rows["dm"]["n_seeds"] == 1
+    assert math.isclose(rows["dm"]["metrics"]["rmse"]["mean"], 0.05)

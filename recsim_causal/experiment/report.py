@@ -305,7 +305,21 @@ def _ope_records(result: dict) -> Iterable[tuple[str, str, dict]]:
             continue
         for est, rec in ests.items():
             if isinstance(rec, dict):
-                yield target, est, {**rec, "_truth": rec.get("truth", t.get("truth")), "_diag": t.get("diagnostics")}
+                yield target, est, {**rec, "_truth": rec.get("truth", t.get("truth")),
+                                    "_diag": _diagnostics_for(t.get("diagnostics"), est)}
+
+
+def _diagnostics_for(diag: Any, est: str) -> dict | None:
+    """A target's weight diagnostics for estimator ``est``: ``diagnostics[est]``, else the entry of
+    the family whose name starts ``est`` (``ipw`` for ``ipw-clip``), else a flat block."""
+    if not isinstance(diag, dict):
+        return None
+    if isinstance(diag.get(est), dict):
+        return diag[est]
+    family = [k for k, v in diag.items() if isinstance(v, dict) and est.startswith(k)]
+    if family:
+        return diag[max(family, key=len)]
+    return diag if "ess_ratio" in diag else None
 
 
 def ope_rows(runs: list[Run], metric: str) -> list[dict]:
@@ -360,8 +374,7 @@ def _ope_row(label: str, setting: dict, cfg: dict, target: str, est: str, recs: 
     if widths:
         m["mean_width"] = {**mean_ci(widths, "mean_width"), "values": widths}
     for key in ("ess_ratio", "max_weight"):  # diagnostics, where the OPE run wrote them
-        vals = [_num((rec.get("_diag") or {}).get(key)) if isinstance(rec.get("_diag"), dict) else _num(rec.get(key))
-                for _, rec in recs]
+        vals = [_num((rec.get("_diag") or {}).get(key, rec.get(key))) for _, rec in recs]
         vals = [v for v in vals if v is not None]
         if vals:
             m[key] = {**mean_ci(vals, key), "values": vals}

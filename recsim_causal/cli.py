@@ -97,16 +97,25 @@ def run() -> None:
 
 
 def report(argv: list[str] | None = None) -> None:
-    """``recsim-report SWEEP_DIR [--metric cumulative_regret]``: leaderboard.md and .png of a sweep."""
-    from recsim_causal.experiment.report import write_report
+    """``recsim-report SWEEP_DIR [--metric M] [--kind online|ope|coverage] [--force]``: a sweep's leaderboard."""
+    from recsim_causal.experiment.report import build_report
 
-    parser = argparse.ArgumentParser(prog="recsim-report", description=report.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="recsim-report", description=report.__doc__.splitlines()[0],
+        epilog="Rows are keyed by the config values that differ across runs; seeds are averaged; one table "
+               "per env x scm x slate size. Writes leaderboard.md/.json/.png (leaderboard_<metric>.* for a "
+               "non-default metric) and, for online sweeps, curves.png/.json into the sweep directory.")
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--metric", default="cumulative_regret")
+    parser.add_argument("--metric", default=None,
+                        help="ranking metric (default: cumulative_regret online, rmse for OPE and coverage)")
+    parser.add_argument("--kind", choices=("online", "ope", "coverage"), default=None,
+                        help="which runs to tabulate when a sweep holds several kinds")
+    parser.add_argument("--force", action="store_true", help="overwrite an earlier report of the same metric")
     args = parser.parse_args(argv)
     try:
-        print(write_report(args.sweep_dir, args.metric))
+        table, written = build_report(args.sweep_dir, args.metric, force=args.force, kind=args.kind)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
-    print(f"\nwritten: {args.sweep_dir / 'leaderboard.md'}, {args.sweep_dir / 'leaderboard.png'}")
+    print(table)
+    print(f"written into {args.sweep_dir}: {', '.join(p.name for p in written)}")

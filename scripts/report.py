@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Leaderboard of a sweep: ``python scripts/report.py <sweep dir> [--metric cumulative_regret]``.
+"""Leaderboard of a sweep: ``python scripts/report.py <sweep dir> [--metric M] [--kind K] [--force]``.
 
 The same command as ``recsim-report`` (see :mod:`recsim_causal.cli`).
 """

@@ -227,3 +227,43 @@ def test_peak_memory_stays_flat_as_steps_grow(tmp_path):
     """The log streams to Parquet in chunks: 8x the decisions, about the same peak RSS."""
     small, large = _peak_rss_mb(tmp_path, 250_000), _peak_rss_mb(tmp_path, 2_000_000)
     assert large < 1.3 * small, (small, large)
+
+
+def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
+    """The README's policy has no act_slate: in a slate run it is ranked by Plackett-Luce over
+    its distribution, and the logged per-position pscores multiply to the slate's probability."""
+    import numpy as np
+
+    from recsim_causal.data import LoggedFeedback
+
+    (tmp_path / "plain.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        class Plain:
+            def __init__(self, n_actions, dim, seed=0):
+                self.n_actions = n_actions
+                self.p = np.random.default_rng(seed).dirichlet(np.ones(n_actions))
+
+            def action_probs(self, contexts):
+                return np.tile(self.p, (len(contexts), 1))
+
+            def act(self, contexts, rng):
+                a = rng.choice(self.n_actions, len(contexts), p=self.p)
+                return a, self.p[a]
+
+            def update(self, contexts, actions, rewards):
+                pass
+    """))
+    out = tmp_path / "r"
+    res = run(["agent=random", "agent._target_=plain.Plain", "env=slate", "scm=position_bias", *SMALL,
+               f"hydra.run.dir={out}"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    log = LoggedFeedback.from_parquet(out / "logged.parquet")
+    p = np.random.default_rng(0).dirichlet(np.ones(20))
+    slates, pscores = log.action.reshape(-1, 5), log.pscore.reshape(-1, 5)
+    for slate, ps in zip(slates[:50], pscores[:50]):  # hand computation: draws without replacement
+        left, expect = 1.0, []
+        for item in slate:
+            expect.append(p[item] / left)
+            left -= p[item]
+        np.testing.assert_allclose(ps, expect, rtol=1e-12)

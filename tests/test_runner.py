@@ -97,11 +97,14 @@ def test_multirun_sweep_then_leaderboard(tmp_path):
     assert len(summaries) == 4
     table = write_report(sweep)
     assert table.index("LinUCB") < table.index("RandomPolicy")  # lower regret ranks first
-    assert (sweep / "leaderboard.png").exists() and (sweep / "leaderboard.md").read_text().startswith("| rank")
-    groups = {wandb_summary(p.parent)["name"] for p in summaries}
-    assert groups == {"random-bandit-seed0", "random-bandit-seed1", "linucb-bandit-seed0", "linucb-bandit-seed1"}
-    rep = subprocess.run([PY, str(ROOT / "scripts" / "report.py"), str(sweep)], capture_output=True, text=True)
-    assert rep.returncode == 0 and "| 1 | LinUCB" in rep.stdout
+    assert (sweep / "leaderboard.png").exists() and "| rank | config | seeds |" in (sweep / "leaderboard.md").read_text()
+    names = {wandb_summary(p.parent)["name"] for p in summaries}  # W&B run names: agent, env, scm, seed
+    assert names == {"random-bandit-default-seed0", "random-bandit-default-seed1", "linucb-bandit-default-seed0",
+                     "linucb-bandit-default-seed1"}
+    for name in names:  # under -m every summary line of a job starts with its name
+        assert f"[{name}] cumulative_regret" in res.stdout
+    rep = subprocess.run([PY, str(ROOT / "scripts" / "report.py"), str(sweep), "--force"], capture_output=True, text=True)
+    assert rep.returncode == 0 and "| 1 | LinUCB | 2 |" in rep.stdout
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
@@ -111,6 +114,9 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Joblib" in res.stderr + res.stdout
     assert len(list(sweep.glob("*/summary.json"))) == 2
+    lines = [line for line in res.stdout.splitlines() if "cumulative_regret" in line]
+    assert len(lines) == 2 and all(line.startswith(("[epsilon_greedy-bandit-default-seed0] cumulative_regret",
+                                                    "[thompson-bandit-default-seed0] cumulative_regret")) for line in lines)
 
 
 @pytest.mark.slow

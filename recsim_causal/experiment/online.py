@@ -21,6 +21,7 @@ import numpy as np
 
 import recsim_causal.envs  # noqa: F401  (registers the environments)
 from recsim_causal.agents import validate_policy_output
+from recsim_causal.agents.slate import PlackettLuceSlate
 from recsim_causal.config import check_integer, check_keys
 from recsim_causal.data import LoggedFeedback, ParquetLogWriter
 from recsim_causal.experiment.plots import regret_plot
@@ -104,7 +105,14 @@ class Slate(OneItem):
         self.L = L
 
     def decide(self, agent, obs, rng, check):
-        return agent.act_slate(obs, self.L, rng)
+        if hasattr(agent, "act_slate"):
+            return agent.act_slate(obs, self.L, rng)
+        # A policy without slates of its own (a user's): Plackett-Luce over its distribution.
+        pl = PlackettLuceSlate(agent, self.L)
+        probs = pl.probs(obs)
+        slates = pl.sample(probs, rng)
+        prefix = pl.cascade(probs, slates)  # P(a_1..a_l | x); per position: the ratio of successive prefixes
+        return slates, prefix / np.concatenate([np.ones((len(prefix), 1)), prefix[:, :-1]], axis=1)
 
     def values(self, actions, info):
         return info["slate_expected_reward"], info["optimal_slate_reward"]

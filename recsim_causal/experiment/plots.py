@@ -1,9 +1,13 @@
-"""PNG plots of runs, sweeps and OPE results, written atomically (matplotlib, Agg backend)."""
+"""PNG plots of runs, sweeps and OPE results, written atomically (matplotlib, Agg backend).
+
+Step axes use short tick labels (``50k``, ``1.5M``) and at most six ticks, so large step counts
+never run together; titles name the env, the scm and the slate size (:func:`setting_title`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -27,13 +31,38 @@ def save_figure(fig, path: str | Path) -> Path:
     return Path(path)
 
 
+def short_number(x: float, _pos: Any = None) -> str:
+    """Tick label: 950, 12k, 100k, 1.5M, 2B."""
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def readable_axis(axis: Any, nbins: int = 6) -> None:
+    """At most ``nbins`` ticks with short labels on a matplotlib axis (``ax.xaxis``)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=nbins))
+    axis.set_major_formatter(FuncFormatter(short_number))
+
+
+def setting_title(env: str, scm: str, slate_size: int = 1) -> str:
+    """``Bandit-v0 · scm=default · one item`` or ``... · slates of 5``."""
+    env = str(env).rsplit("/", 1)[-1]
+    return f"{env} · scm={scm} · " + ("one item" if int(slate_size) == 1 else f"slates of {int(slate_size)}")
+
+
 def regret_plot(steps: np.ndarray, cumulative_regret: np.ndarray, path: str | Path, title: str) -> Path:
-    """Cumulative regret over steps (user decisions)."""
+    """Cumulative regret over steps (user decisions), short step labels."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, cumulative_regret, lw=2)
     ax.set_xlabel("steps (user decisions)")
-    ax.set_ylabel("cumulative regret")
+    ax.set_ylabel("cumulative regret (lower is better)")
+    readable_axis(ax.xaxis)
+    readable_axis(ax.yaxis)
+    ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
@@ -55,4 +84,67 @@ def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="x")
+    return save_figure(fig, path)
+
+
+def leaderboard_plot(panels: Mapping[str, list[tuple[str, dict]]], path: str | Path, *, metric: str,
+                     better: str) -> Path:
+    """One panel per setting: each row's mean with its 95% CI over seeds (rows without an
+    interval, a single seed, are drawn as open markers), best at the top.
+
+    ``panels``: setting title -> [(row label, {mean, ci_low, ci_high}), ...] in rank order.
+    """
+    plt = _figure()
+    heights = [0.42 * len(rows) + 1.2 for rows in panels.values()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    arrow = {"lower": "lower is better ←", "higher": "higher is better →"}.get(better, better)
+    for ax, (title, rows) in zip(axes[:, 0], panels.items()):
+        y = np.arange(len(rows))
+        for i, (_, m) in enumerate(rows):
+            if m.get("ci_low") is None:
+                ax.plot([m["mean"]], [i], "o", mfc="none", color="C0")
+            else:
+                ax.errorbar([m["mean"]], [i], xerr=[[m["mean"] - m["ci_low"]], [m["ci_high"] - m["mean"]]],
+                            fmt="o", capsize=4, color="C0")
+        ax.set_yticks(y, [label for label, _ in rows])
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+        readable_axis(ax.xaxis)
+        ax.set_xlabel(f"{metric}: mean, 95% CI over seeds ({arrow})", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def curves_plot(curves: list[dict], path: str | Path) -> Path:
+    """Per setting (a row of panels): mean cumulative regret and mean reward over steps per
+    config, with a 95% band over seeds. ``curves``: the entries of ``report.collect_curves``."""
+    plt = _figure()
+    settings: dict[str, list[dict]] = {}
+    for c in curves:
+        settings.setdefault(c["setting"], []).append(c)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(c["label"] for c in curves))}
+    fig, axes = plt.subplots(len(settings), 2, figsize=(12, 3.8 * len(settings)), squeeze=False)
+    for row, (title, entries) in zip(axes, settings.items()):
+        for ax, key, ylabel in ((row[0], "cumulative_regret", "cumulative regret (lower is better)"),
+                                (row[1], "mean_reward", "mean reward so far (higher is better)")):
+            for e in entries:
+                if key not in e:
+                    continue
+                x, color = np.asarray(e["step"]), colors[e["label"]]  # one colour per config in every panel
+                label = f"{e['label']} ({e['n_seeds']} seed{'s' if e['n_seeds'] > 1 else ''})"
+                ax.plot(x, e[key]["mean"], color=color, lw=1.8, label=label)
+                if e["n_seeds"] > 1:
+                    ax.fill_between(x, e[key]["low"], e[key]["high"], color=color, alpha=0.2, lw=0)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("steps (user decisions)")
+            ax.set_ylabel(ylabel, fontsize=9)
+            readable_axis(ax.xaxis)
+            readable_axis(ax.yaxis)
+            ax.grid(alpha=0.3)
+        row[0].set_ylim(bottom=0)
+        row[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("mean over seeds, band: 95% CI", fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -1,9 +1,27 @@
-"""Turn a sweep into an answer: a leaderboard of agents, mean and 95% CI over seeds.
+"""Turn a sweep into an answer: leaderboards keyed by what differs, one table per setting.
 
-    python scripts/report.py multirun/2026-11-27/12-00-00 [--metric cumulative_regret]
+    python scripts/report.py multirun/2026-11-27/12-00-00 [--metric cumulative_regret] [--force]
 
-Reads every ``summary.json`` under the sweep directory, groups runs by (agent, env, scm),
-and writes ``leaderboard.md`` and ``leaderboard.png`` (error bars) into the sweep directory.
+Every run directory under the sweep is read: ``summary.json`` (online), ``ope.json`` (OPE) or
+``coverage.json`` (OPE coverage), with the run's resolved config from ``.hydra/config.yaml``
+(or the ``config`` kept in the result file). Runs are split by *setting* (env id x scm x slate
+size): ranks are only ever within one setting, and a mixed sweep gives one table per setting.
+Inside a setting, a row is keyed by the resolved config values that differ across its runs
+(agent target and parameters, experiment settings, ...); only seeds are averaged, each metric
+with its mean and a 95% Student t interval over seeds (clipped to the metric's range: regret
+is never below 0). With one seed a row says "1 seed, no interval".
+
+OPE sweeps give one row per (config, target, estimator): mean error with its interval, RMSE,
+the share of intervals that covered the truth (with a Wilson 95% interval) and the mean
+interval width. Coverage sweeps give one row per (config, target, estimator, interval method)
+with the replications' bias, RMSE, coverage and mean width.
+
+Files, into the sweep directory: ``leaderboard.md``, ``leaderboard.json`` (rows: ``setting``,
+``config`` (the differing values), ``n_seeds``, every metric's mean, 95% CI and which direction
+is better, and the per-seed values it came from), ``leaderboard.png`` (one panel per setting),
+and for online sweeps ``curves.png`` / ``curves.json``. A metric other than the default is
+written as ``leaderboard_<metric>.*``; an existing report is never overwritten without
+``force``.
 """
 
 from __future__ import annotations
@@ -11,73 +29,578 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 
-from recsim_causal.experiment.plots import errorbar_plot
-from recsim_causal.io import atomic_write
+import numpy as np
+
+from recsim_causal.io import atomic_write, write_json
 
 # two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (1.96 beyond)
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-LOWER_IS_BETTER = {"cumulative_regret", "regret_second_half", "regret_first_half", "wall_s"}
+RESULT_FILES = {"summary.json": "online", "ope.json": "ope", "coverage.json": "coverage", "compare.json": "compare"}
+DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rmse"}
+# keys that never distinguish configs: the seed is averaged; tracking and display knobs change no number
+IGNORED_PREFIXES = ("seed", "wandb.", "hydra.", "experiment.progress", "experiment.curve_points",
+                    "experiment.save_log", "experiment.name")
+SETTING_KEYS = ("env.id", "env.slate_size", "scm.name")
+LOWER_WORDS = ("regret", "error", "rmse", "bias", "width", "wall", "loss")
+NONNEGATIVE_WORDS = ("regret", "rmse", "width", "wall", "steps_per_s", "coverage", "bias_se")
+UNIT_INTERVAL = ("coverage",)
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t confidence interval (0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, (T975[n - 2] if n - 1 <= len(T975) else 1.96) * sd / math.sqrt(n)
+def direction(metric: str) -> str:
+    """'lower' or 'higher': which direction of ``metric`` is better."""
+    if metric in ("mean_error", "bias"):
+        return "closer to 0"
+    return "lower" if any(w in metric for w in LOWER_WORDS) else "higher"
 
 
-def load_summaries(sweep_dir: str | Path) -> list[dict]:
-    paths = sorted(Path(sweep_dir).rglob("summary.json"))
-    return [json.loads(p.read_text()) | {"_path": str(p)} for p in paths]
+def t975(df: int) -> float:
+    return T975[df - 1] if df <= len(T975) else 1.96
 
 
-def leaderboard(summaries: list[dict], metric: str = "cumulative_regret") -> list[dict]:
-    """One row per (agent, env, scm): n_seeds, mean and 95% CI of ``metric`` and of mean_reward,
-    best first."""
-    if not summaries:
-        raise ValueError("report: no summary.json found under the sweep directory")
-    if metric not in summaries[0]:
-        raise ValueError(f"report.metric: unknown metric '{metric}' (known: {', '.join(k for k in summaries[0] if not k.startswith('_'))})")
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for s in summaries:
-        groups[(s.get("agent"), s.get("env"), s.get("scm"))].append(s)
+def mean_ci(values: Iterable[float], metric: str = "") -> dict:
+    """Mean and 95% t interval over seeds: ``{mean, ci_low, ci_high, ci95, n}``.
+
+    The interval is clipped to the metric's range (>= 0 for regret, RMSE, widths, times; [0, 1]
+    for coverage): clipping a confidence interval to the parameter space keeps its coverage.
+    One value: no interval (``ci_low``/``ci_high``/``ci95`` None).
+    """
+    v = np.asarray([float(x) for x in values], float)
+    n = len(v)
+    out: dict[str, Any] = {"mean": float(v.mean()), "ci_low": None, "ci_high": None, "ci95": None, "n": n,
+                           "better": direction(metric)}
+    if n >= 2:
+        half = t975(n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+        lo, hi = out["mean"] - half, out["mean"] + half
+        if any(w in metric for w in NONNEGATIVE_WORDS):
+            lo = max(lo, 0.0)
+        if metric in UNIT_INTERVAL:
+            hi = min(hi, 1.0)
+        out.update(ci_low=lo, ci_high=hi, ci95=half)
+    return out
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95% interval for a proportion k / n (the coverage of n intervals)."""
+    z = 1.959964
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# ---------------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    """One run of a sweep: its directory, kind (online | ope | coverage | compare), result
+    file contents, flattened resolved config (dotted keys) and seed."""
+
+    path: Path
+    kind: str
+    result: dict
+    config: dict[str, Any]
+    seed: Any = None
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"agent": {"alpha": 1}}`` -> ``{"agent.alpha": 1}``; lists become their JSON text."""
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, (list, tuple)):
+        out[prefix[:-1]] = json.dumps(d, sort_keys=True, default=str)
+    else:
+        out[prefix[:-1]] = d
+    return out
+
+
+def load_config(run_dir: Path, result: dict) -> dict:
+    """The run's resolved config: ``.hydra/config.yaml`` (Hydra's record of the job), else the
+    ``config`` kept in the result file, else {}."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if path.is_file():
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(path)
+        try:
+            return OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # an interpolation that needs Hydra's runtime: keep it as written
+            return OmegaConf.to_container(cfg, resolve=False)
+    for key in ("config", "resolved_config"):
+        if isinstance(result.get(key), dict):
+            return result[key]
+    return {}
+
+
+def find_runs(sweep_dir: str | Path) -> list[Run]:
+    """Every run under ``sweep_dir`` (a directory holding one of the result files)."""
+    runs = []
+    for name, kind in RESULT_FILES.items():
+        for p in sorted(Path(sweep_dir).rglob(name)):
+            try:
+                result = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(f"report: cannot read {p} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            if not isinstance(result, dict):
+                continue
+            flat = flatten(load_config(p.parent, result))
+            if kind != "online":  # agent.* is the unused online default there: never a row key
+                flat = {k: v for k, v in flat.items() if not k.startswith("agent.")}
+            seed = flat.get("seed", result.get("seed"))
+            runs.append(Run(p.parent, kind, result, flat, seed))
+    return runs
+
+
+def setting_of(run: Run) -> dict[str, Any]:
+    """env id x scm x slate size of a run (from its config, else its result file)."""
+    c, r = run.config, run.result
+    env = c.get("env.id") or r.get("env") or "?"
+    if run.kind in ("ope", "coverage") and (c.get("experiment.data") or r.get("data")):
+        env = f"data:{c.get('experiment.data') or r.get('data')}"
+    scm = c.get("scm.name") or r.get("scm") or "?"
+    return {"env": str(env).rsplit("/", 1)[-1], "scm": scm, "slate_size": int(c.get("env.slate_size") or 1)}
+
+
+def setting_label(s: dict) -> str:
+    return f"{s['env']} · scm={s['scm']} · slate size {s['slate_size']}"
+
+
+def differing_keys(runs: list[Run], always: Iterable[str] = ()) -> list[str]:
+    """Config keys whose values differ across ``runs`` (a key missing in some runs differs),
+    minus the seed, tracking knobs and the setting itself; ``always`` are kept regardless."""
+    keys = sorted({k for r in runs for k in r.config})
+    out = []
+    for k in keys:
+        if k.startswith(IGNORED_PREFIXES) or k in SETTING_KEYS:
+            continue
+        values = {json.dumps(r.config.get(k, "<missing>"), sort_keys=True, default=str) for r in runs}
+        if len(values) > 1 or k in always:
+            out.append(k)
+    # a parameter that is constant among the runs of each _target_ (LinUCB's alpha next to
+    # RandomPolicy, which has none) says nothing the target does not: keep the label short
+    return [k for k in out if k in always or not _fixed_by_target(runs, k)]
+
+
+def _fixed_by_target(runs: list[Run], key: str) -> bool:
+    """True when ``key``'s value (missing included) is the same for all runs sharing the
+    ``_target_`` next to it (``agent.alpha`` next to ``agent._target_``)."""
+    prefix = key.rsplit(".", 1)[0] if "." in key else ""
+    target = f"{prefix}._target_"
+    if key.endswith("_target_") or not any(target in r.config for r in runs):
+        return False
+    seen: dict[str, str] = {}
+    for r in runs:
+        value = json.dumps(r.config.get(key, "<missing>"), sort_keys=True, default=str)
+        if seen.setdefault(str(r.config.get(target)), value) != value:
+            return False
+    return True
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """A short row label: the agent's class name, then ``name=value`` for the other keys (last
+    dotted part when that is unambiguous)."""
+    lasts = [k.rsplit(".", 1)[-1] for k in config]
+    parts = []
+    for k, v in config.items():
+        if v is None and k != "agent._target_":
+            continue
+        if k.endswith("_target_"):
+            parts.append(str(v).rsplit(".", 1)[-1])
+            continue
+        name = k.rsplit(".", 1)[-1]
+        parts.append(f"{name if lasts.count(name) == 1 else k}={v}")
+    return " ".join(parts) or "(all runs alike)"
+
+
+def new_row(label: str, setting: dict, config: dict, runs: list[Run]) -> dict:
+    """A leaderboard row (metrics filled in by the caller)."""
+    return {"setting": label, "setting_values": setting, "config": config, "label": config_label(config),
+            "n_seeds": len(runs), "seeds": [r.seed for r in runs], "runs": [str(r.path) for r in runs], "metrics": {}}
+
+
+def _group(runs: list[Run], always: Iterable[str] = ()) -> dict[tuple, tuple[dict, list[Run]]]:
+    """Runs of one setting grouped by their differing config values."""
+    keys = differing_keys(runs, always)
+    groups: dict[tuple, tuple[dict, list[Run]]] = {}
+    for r in runs:
+        cfg = {k: r.config.get(k) for k in keys}
+        key = tuple(json.dumps(cfg[k], sort_keys=True, default=str) for k in keys)
+        groups.setdefault(key, (cfg, []))[1].append(r)
+    return groups
+
+
+def by_setting(runs: list[Run]) -> dict[str, tuple[dict, list[Run]]]:
+    """Runs by setting label, settings in alphabetical order."""
+    out: dict[str, tuple[dict, list[Run]]] = {}
+    for r in runs:
+        s = setting_of(r)
+        out.setdefault(setting_label(s), (s, []))[1].append(r)
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- online runs
+
+
+def numeric_metrics(result: dict) -> list[str]:
+    return [k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"]
+
+
+def online_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Leaderboard rows of online runs: per setting, per differing config, ranked by ``metric``."""
+    known = sorted({k for r in runs for k in numeric_metrics(r.result)})
+    if metric not in known:
+        if any(metric in r.result for r in runs):
+            raise ValueError(f"report.metric: '{metric}' is not a numeric metric (numeric: {', '.join(known)})")
+        raise ValueError(f"report.metric: unknown metric '{metric}' (known: {', '.join(known)})")
+    metrics = [metric] + [m for m in ("mean_reward", "cumulative_regret") if m != metric and m in known]
     rows = []
-    for (agent, env, scm), runs in groups.items():
-        m, ci = mean_ci([float(r[metric]) for r in runs])
-        rm, rci = mean_ci([float(r["mean_reward"]) for r in runs])
-        rows.append({"agent": agent, "env": env, "scm": scm, "n_seeds": len(runs), "metric": metric,
-                     "mean": m, "ci95": ci, "mean_reward": rm, "mean_reward_ci95": rci})
-    rows.sort(key=lambda r: r["mean"], reverse=metric not in LOWER_IS_BETTER)
+    for label, (setting, srs) in by_setting(runs).items():
+        srows = []
+        for cfg, group in _group(srs, always=["agent._target_"]).values():
+            group.sort(key=lambda r: (str(r.seed), str(r.path)))
+            row = new_row(label, setting, cfg, group)
+            for m in metrics:
+                vals = [r.result.get(m) for r in group]
+                vals = [float(v) for v in vals if isinstance(v, (int, float))]
+                if vals:
+                    row["metrics"][m] = {**mean_ci(vals, m), "values": vals}
+            srows.append(row)
+        rows.extend(_rank(srows, metric))
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    metric = rows[0]["metric"]
-    lines = [f"| rank | agent | env | scm | seeds | {metric} (mean ± 95% CI) | mean_reward (mean ± 95% CI) |",
-             "|---:|---|---|---|---:|---:|---:|"]
+def _rank(rows: list[dict], metric: str) -> list[dict]:
+    better = direction(metric)
+
+    def key(r):
+        m = r["metrics"].get(metric)
+        if m is None:
+            return math.inf
+        return m["mean"] if better == "lower" else abs(m["mean"]) if better == "closer to 0" else -m["mean"]
+
+    rows.sort(key=key)
     for i, r in enumerate(rows, 1):
-        lines.append(f"| {i} | {r['agent']} | {r['env']} | {r['scm']} | {r['n_seeds']} | "
-                     f"{r['mean']:,.2f} ± {r['ci95']:,.2f} | {r['mean_reward']:.4f} ± {r['mean_reward_ci95']:.4f} |")
-    return "\n".join(lines)
+        r["rank"] = i
+    return rows
 
 
-def write_report(sweep_dir: str | Path, metric: str = "cumulative_regret") -> str:
-    """Write leaderboard.md and leaderboard.png into ``sweep_dir``; return the markdown table."""
+# ------------------------------------------------------------------------------ OPE runs
+
+
+def _ope_records(result: dict) -> Iterable[tuple[str, str, dict]]:
+    """(target, estimator, record) of an ope.json, read defensively (fields may be added)."""
+    targets = result.get("targets")
+    if not isinstance(targets, dict):
+        return
+    for target, t in targets.items():
+        ests = t.get("estimators") if isinstance(t, dict) else None
+        if not isinstance(ests, dict):
+            continue
+        for est, rec in ests.items():
+            if isinstance(rec, dict):
+                yield target, est, {**rec, "_truth": rec.get("truth", t.get("truth")),
+                                    "_diag": _diagnostics_for(t.get("diagnostics"), est)}
+
+
+def _diagnostics_for(diag: Any, est: str) -> dict | None:
+    """A target's weight diagnostics for estimator ``est``: ``diagnostics[est]``, else the entry of
+    the family whose name starts ``est`` (``ipw`` for ``ipw-clip``), else a flat block."""
+    if not isinstance(diag, dict):
+        return None
+    if isinstance(diag.get(est), dict):
+        return diag[est]
+    family = [k for k, v in diag.items() if isinstance(v, dict) and est.startswith(k)]
+    if family:
+        return diag[max(family, key=len)]
+    return diag if "ess_ratio" in diag else None
+
+
+def ope_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Per setting, per differing config, per target x estimator: mean error (95% CI over seeds),
+    RMSE, coverage (Wilson interval), mean width; ranked by ``metric`` within config x target."""
+    allowed = ("rmse", "mean_error", "coverage_error", "mean_width", "abs_error")
+    if metric not in allowed:
+        raise ValueError(f"report.metric: '{metric}' is not an OPE metric (known: {', '.join(allowed)})")
+    rows = []
+    for label, (setting, srs) in by_setting(runs).items():
+        for cfg, group in _group(srs).values():
+            cells: dict[tuple, list[tuple[Run, dict]]] = defaultdict(list)
+            for r in group:
+                for target, est, rec in _ope_records(r.result):
+                    cells[(target, est)].append((r, rec))
+            by_target: dict[str, list[dict]] = defaultdict(list)
+            for (target, est), recs in cells.items():
+                by_target[target].append(_ope_row(label, setting, cfg, target, est, recs))
+            for target_rows in by_target.values():
+                rows.extend(_rank(target_rows, metric))
+    return rows
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _ope_row(label: str, setting: dict, cfg: dict, target: str, est: str, recs: list[tuple[Run, dict]]) -> dict:
+    full = {**cfg, "target": target, "estimator": est}
+    row = new_row(label, setting, full, [r for r, _ in recs])
+    estimates = [_num(rec.get("estimate")) for _, rec in recs]
+    truths = [_num(rec.get("_truth")) for _, rec in recs]
+    errors = [e - t for e, t in zip(estimates, truths) if e is not None and t is not None]
+    widths = [_num(rec.get("ci_high")) - _num(rec.get("ci_low")) for _, rec in recs
+              if _num(rec.get("ci_high")) is not None and _num(rec.get("ci_low")) is not None]
+    covers = [bool(rec["covers"]) for _, rec in recs if isinstance(rec.get("covers"), (bool, int))]
+    m = row["metrics"]
+    ests = [e for e in estimates if e is not None]
+    if ests:
+        m["estimate"] = {**mean_ci(ests, "estimate"), "values": ests}
+    if errors:
+        m["mean_error"] = {**mean_ci(errors, "mean_error"), "values": errors}
+        m["abs_error"] = {**mean_ci(np.abs(errors), "abs_error"), "values": list(np.abs(errors))}
+        m["rmse"] = {"mean": math.sqrt(float(np.mean(np.square(errors)))), "ci_low": None, "ci_high": None,
+                     "ci95": None, "n": len(errors), "better": "lower"}
+    if covers:
+        k, n = sum(covers), len(covers)
+        lo, hi = wilson(k, n)
+        m["coverage"] = {"mean": k / n, "ci_low": lo, "ci_high": hi, "n": n, "better": "closer to 0.95",
+                         "values": covers}
+        m["coverage_error"] = {"mean": abs(k / n - 0.95), "n": n, "better": "lower"}
+    if widths:
+        m["mean_width"] = {**mean_ci(widths, "mean_width"), "values": widths}
+    for key in ("ess_ratio", "max_weight"):  # diagnostics, where the OPE run wrote them
+        vals = [_num((rec.get("_diag") or {}).get(key, rec.get(key))) for _, rec in recs]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            m[key] = {**mean_ci(vals, key), "values": vals}
+    return row
+
+
+# ------------------------------------------------------------------------- coverage runs
+
+
+COVERAGE_FIELDS = ("bias", "bias_se", "rmse", "coverage", "mean_width", "truth")
+
+
+def _coverage_records(obj: Any, path: tuple = ()) -> Iterable[tuple[dict, dict]]:
+    """(identity, record) of every record in a coverage.json that carries coverage and rmse:
+    a list of rows with target / estimator / method fields, or nested mappings whose keys are
+    the identity. Read defensively: the format may grow."""
+    if isinstance(obj, dict):
+        if _num(obj.get("coverage")) is not None and ("rmse" in obj or "bias" in obj):
+            ident = {k: obj[k] for k in ("target", "estimator", "method", "interval", "interval_method", "n_rounds")
+                     if k in obj and not isinstance(obj[k], (dict, list))}
+            if not ident:
+                ident = {f"key{i}": p for i, p in enumerate(path)}
+            yield ident, obj
+            return
+        for k, v in obj.items():
+            if k not in ("config",):
+                yield from _coverage_records(v, (*path, k) if not isinstance(k, int) else path)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _coverage_records(v, path)
+
+
+def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Per setting, per differing config, per (target, estimator, interval method): each
+    coverage field's mean over seeds (with a 95% CI when there are several)."""
+    if metric not in COVERAGE_FIELDS:
+        raise ValueError(f"report.metric: '{metric}' is not a coverage metric (known: {', '.join(COVERAGE_FIELDS)})")
+    rows = []
+    for label, (setting, srs) in by_setting(runs).items():
+        for cfg, group in _group(srs).values():
+            cells: dict[str, list[tuple[Run, dict, dict]]] = defaultdict(list)
+            for r in group:
+                for ident, rec in _coverage_records(r.result):
+                    cells[json.dumps(ident, sort_keys=True, default=str)].append((r, ident, rec))
+            crow = []
+            for recs in cells.values():
+                full = {**cfg, **recs[0][1]}
+                row = new_row(label, setting, full, [r for r, _, _ in recs])
+                for f in COVERAGE_FIELDS:
+                    vals = [_num(rec.get(f)) for _, _, rec in recs]
+                    vals = [v for v in vals if v is not None]
+                    if vals:
+                        row["metrics"][f] = {**mean_ci(vals, f), "values": vals}
+                crow.append(row)
+            rows.extend(_rank(crow, metric))
+    return rows
+
+
+# ------------------------------------------------------------------------------- output
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+
+
+def fmt_stat(m: dict | None) -> str:
+    """``mean ± half-width``; ``mean [low, high]`` when the interval was clipped; one seed says so."""
+    if m is None:
+        return "-"
+    if m.get("ci_low") is None:
+        return f"{fmt(m['mean'])} (1 seed, no interval)" if m.get("n", 1) == 1 and "ci95" in m else fmt(m["mean"])
+    if m.get("ci95") is not None and math.isclose(m["mean"] - m["ci_low"], m["ci_high"] - m["mean"], rel_tol=1e-9):
+        return f"{fmt(m['mean'])} ± {fmt(m['ci95'])}"
+    return f"{fmt(m['mean'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
+
+
+def _arrow(better: str) -> str:
+    return {"lower": "↓ lower is better", "higher": "↑ higher is better"}.get(better, better)
+
+
+def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
+    """One table per setting; ``metric`` first, ranked; the others after."""
+    out = []
+    settings: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        settings[r["setting"]].append(r)
+    for label, srows in settings.items():
+        names = [metric] + [m for m in _columns(kind) if m != metric and any(m in r["metrics"] for r in srows)]
+        head = [f"{m} ({_arrow(direction(m) if m != 'coverage' else 'closer to 0.95')})" for m in names]
+        out.append(f"### {label}\n")
+        out.append("| rank | config | seeds | " + " | ".join(head) + " |")
+        out.append("|---:|---|---:|" + "---:|" * len(names))
+        for r in srows:
+            cells = [_cell(r["metrics"].get(m), m) for m in names]
+            out.append(f"| {r['rank']} | {r['label']} | {r['n_seeds']} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _columns(kind: str) -> tuple[str, ...]:
+    if kind == "online":
+        return ("cumulative_regret", "mean_reward")
+    if kind == "ope":
+        return ("rmse", "mean_error", "coverage", "mean_width", "ess_ratio")
+    return ("rmse", "bias", "coverage", "mean_width", "truth")
+
+
+def _cell(m: dict | None, name: str) -> str:
+    if m is None:
+        return "-"
+    if name == "coverage" and isinstance(m.get("values"), list) and m["values"] and isinstance(m["values"][0], bool):
+        return f"{m['mean']:.0%} ({sum(m['values'])}/{m['n']})"
+    return fmt_stat(m)
+
+
+def report_paths(sweep_dir: Path, metric: str, kind: str) -> dict[str, Path]:
+    stem = "leaderboard" if metric == DEFAULT_METRIC.get(kind) else f"leaderboard_{metric}"
+    return {ext: sweep_dir / f"{stem}.{ext}" for ext in ("md", "json", "png")}
+
+
+def write_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
+                 kind: str | None = None) -> str:
+    """Write the leaderboard (md, json, png) and, for online sweeps, curves.png/.json into
+    ``sweep_dir``; return the markdown. ``kind`` picks online | ope | coverage when a sweep
+    holds several; ``force`` overwrites an earlier report of the same metric."""
+    return build_report(sweep_dir, metric, force=force, kind=kind)[0]
+
+
+def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
+                 kind: str | None = None) -> tuple[str, list[Path]]:
+    """:func:`write_report`, returning (markdown, the files written)."""
+    from recsim_causal.experiment.plots import curves_plot, leaderboard_plot
+
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ValueError(f"report: sweep directory '{sweep_dir}' does not exist")
-    rows = leaderboard(load_summaries(sweep_dir), metric)
-    table = to_markdown(rows)
-    with atomic_write(sweep_dir / "leaderboard.md") as f:
-        f.write(table + "\n")
-    labels = [f"{r['agent']} ({r['scm']})" if len({x['scm'] for x in rows}) > 1 else r["agent"] for r in rows]
-    errorbar_plot(labels, [r["mean"] for r in rows], [r["mean"] - r["ci95"] for r in rows],
-                  [r["mean"] + r["ci95"] for r in rows], sweep_dir / "leaderboard.png",
-                  xlabel=f"{metric} (mean, 95% CI over seeds)", title=f"Leaderboard: {sweep_dir.name}")
-    return table
+    runs = find_runs(sweep_dir)
+    kinds = sorted({r.kind for r in runs} - {"compare"})
+    if not kinds:
+        hint = " (experiment=compare runs: each compare.json is its own report)" if runs else ""
+        raise ValueError(f"report: no summary.json, ope.json or coverage.json under '{sweep_dir}'{hint}")
+    if kind is None:
+        if len(kinds) > 1:
+            raise ValueError(f"report: the sweep holds {', '.join(kinds)} runs; pick one with --kind")
+        kind = kinds[0]
+    elif kind not in kinds:
+        raise ValueError(f"report.kind: no {kind} runs under '{sweep_dir}' (found: {', '.join(kinds)})")
+    runs = [r for r in runs if r.kind == kind]
+    metric = metric or DEFAULT_METRIC[kind]
+    paths = report_paths(sweep_dir, metric, kind)
+    # curves do not depend on the metric: written with the default metric's report
+    extra = {"curves_png": sweep_dir / "curves.png", "curves_json": sweep_dir / "curves.json"} \
+        if kind == "online" and metric == DEFAULT_METRIC[kind] else {}
+    existing = [p for p in [*paths.values(), *extra.values()] if p.exists()]
+    if existing and not force:
+        raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
+
+    rows = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows}[kind](runs, metric)
+    if not rows:
+        raise ValueError(f"report: no {kind} results to tabulate under '{sweep_dir}'")
+    table = to_markdown(rows, metric, kind)
+    with atomic_write(paths["md"]) as f:
+        f.write(table)
+    write_json(paths["json"], {"sweep": str(sweep_dir), "kind": kind, "metric": metric,
+                               "better": direction(metric), "n_runs": len(runs), "rows": rows})
+    panels = defaultdict(list)
+    for r in rows:
+        if metric in r["metrics"]:
+            panels[r["setting"]].append(r)
+    leaderboard_plot({s: [(r["label"], r["metrics"][metric]) for r in rs] for s, rs in panels.items()},
+                     paths["png"], metric=metric, better=direction(metric))
+    written = list(paths.values())
+    if extra:
+        curves = collect_curves(runs, rows)
+        if curves:
+            write_json(extra["curves_json"], curves)
+            curves_plot(curves, extra["curves_png"])
+            written += list(extra.values())
+    return table, written
+
+
+# -------------------------------------------------------------------------------- curves
+
+
+def read_curve(run: Run) -> dict[str, list] | None:
+    """A run's learning curve as columns (``step``, ``cumulative_regret``, ``mean_reward``) from
+    ``summary["curve"]`` (columns, ``steps`` or ``step``, or a list of points); None without one."""
+    c = run.result.get("curve")
+    if isinstance(c, list) and c and isinstance(c[0], dict):
+        c = {k: [p.get(k) for p in c] for k in c[0]}
+    if not isinstance(c, dict):
+        return None
+    step = c.get("step", c.get("steps"))
+    if step is None or "cumulative_regret" not in c:
+        return None
+    return {"step": list(step), **{k: list(c[k]) for k in ("cumulative_regret", "mean_reward") if k in c}}
+
+
+def collect_curves(runs: list[Run], rows: list[dict]) -> list[dict]:
+    """Per setting, per leaderboard row: the mean curve over seeds and a 95% t band, on the
+    first seed's step grid (other seeds interpolated onto it)."""
+    by_path = {str(r.path): r for r in runs}
+    out = []
+    for row in rows:
+        curves = [c for c in (read_curve(by_path[p]) for p in row["runs"]) if c is not None]
+        if not curves:
+            continue
+        grid = np.asarray(curves[0]["step"], float)
+        entry = {"setting": row["setting"], "setting_values": row["setting_values"], "label": row["label"],
+                 "n_seeds": len(curves), "step": grid.tolist()}
+        for key in ("cumulative_regret", "mean_reward"):
+            ys = [np.interp(grid, np.asarray(c["step"], float), np.asarray(c[key], float)) for c in curves if key in c]
+            if not ys:
+                continue
+            y = np.stack(ys)
+            mean = y.mean(axis=0)
+            if len(ys) > 1:
+                half = t975(len(ys) - 1) * y.std(axis=0, ddof=1) / math.sqrt(len(ys))
+                lo, hi = mean - half, mean + half
+                if key == "cumulative_regret":
+                    lo = np.maximum(lo, 0.0)
+            else:
+                lo = hi = mean
+            entry[key] = {"mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist(),
+                          "per_seed": [v.tolist() for v in y]}
+        out.append(entry)
+    return out

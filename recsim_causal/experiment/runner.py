@@ -1,20 +1,32 @@
-"""One Hydra job: check the config, pick the experiment, open the W&B run, run, print the summary table."""
+"""One Hydra job: check the config, pick the experiment, open the W&B run, run, print the summary table.
+
+Naming: the W&B run is ``<agent or experiment>-<env>-<scm>[-<swept key=value>...]-seed<seed>``
+(``linucb-bandit-default-alpha=0.1-seed0``; an OPE run is ``ope-bandit-default-...``: its
+``agent`` default is unused), grouped by the sweep's (or the run's) date and time
+(``2026-11-28_00-50-00``). Under ``-m`` every console line of the job (progress lines and the
+summary) starts with the job's name, so parallel jobs (joblib, Ray) cannot be confused.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from recsim_causal.config import check_integer, check_keys
-
 from recsim_causal.experiment.tracking import tracker_from_config
+from recsim_causal.progress import PREFIX_ENV
 from recsim_causal.threads import single_threaded_blas
 
-EXPERIMENTS = ("online", "ope", "ope_coverage", "ctr")
+EXPERIMENTS = ("online", "ope", "ope_coverage", "ctr", "compare")
+_NAMED_KEYS = ("agent", "env", "scm", "seed", "experiment", "setting")  # group choices already in the name
 
 
 def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
@@ -26,10 +38,11 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     check_integer(resolved.get("seed"), "seed", minimum=0)
     check_experiment_keys(resolved["experiment"])
     check_run_dir(out_dir, bool(resolved.get("overwrite", False)))
-    group, job = _names(cfg, out_dir, hydra_cfg)
+    group, job = run_names(cfg, out_dir, hydra_cfg)
+    prefix = f"[{job}] " if _is_multirun(hydra_cfg) else ""
     # The hot products (users x features x items, per-arm ridge updates) are small: one BLAS
     # thread does them fastest, and two threads on a busy 2-core machine spin 10x slower.
-    with single_threaded_blas(), \
+    with _job_prefix(prefix), single_threaded_blas(), \
             tracker_from_config(cfg, out_dir, default_group=group, name=job) as tracker:
         if name == "online":
             from recsim_causal.experiment.online import run_online
@@ -43,32 +56,106 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
             from recsim_causal.experiment.ctr import run_ctr
 
             summary = run_ctr(cfg, out_dir, tracker, resolved=resolved)
-        else:
+        elif name == "ope":
             from recsim_causal.experiment.ope import run_ope
 
             summary = run_ope(cfg, out_dir, tracker, resolved=resolved)
-    print_summary(summary, out_dir)
+        else:
+            from recsim_causal.experiment.compare import run_compare
+
+            summary = run_compare(cfg, out_dir, tracker, resolved=resolved)
+    print_summary(summary, out_dir, prefix)
     return summary
 
 
-def _names(cfg: Any, out_dir: Path, hydra_cfg: Any) -> tuple[str, str]:
-    """W&B group (the sweep directory under -m, else the run directory) and job name."""
+@contextlib.contextmanager
+def _job_prefix(prefix: str) -> Iterator[None]:
+    """Set the progress lines' prefix (``RECSIM_JOB_PREFIX``) for this job, restored after."""
+    old = os.environ.get(PREFIX_ENV)
+    if prefix:
+        os.environ[PREFIX_ENV] = prefix
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PREFIX_ENV, None)
+        else:
+            os.environ[PREFIX_ENV] = old
+
+
+def _is_multirun(hydra_cfg: Any) -> bool:
+    return hydra_cfg is not None and str(hydra_cfg.mode) == "RunMode.MULTIRUN"
+
+
+def run_names(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> tuple[str, str]:
+    """(W&B group, run name) of a job: the group is the sweep's (else the run's) date and time;
+    the name says what the run is: agent (online) or experiment, env, scm, swept values, seed."""
     choices = dict(hydra_cfg.runtime.choices) if hydra_cfg is not None else {}
-    job = f"{choices.get('agent', cfg.agent.get('_target_', 'agent'))}-{choices.get('env', '')}-seed{cfg.seed}"
-    multirun = hydra_cfg is not None and str(hydra_cfg.mode) == "RunMode.MULTIRUN"
-    group = Path(hydra_cfg.sweep.dir).name if multirun else out_dir.name
+    exp = cfg.experiment.get("name")
+    task = [str(o) for o in hydra_cfg.overrides.task] if hydra_cfg is not None else []
+    if exp == "online":
+        head = choices.get("agent")
+        if not head or any(o.startswith("agent._target_=") for o in task):  # a policy given by its _target_
+            head = str(cfg.agent.get("_target_", "agent")).rsplit(".", 1)[-1]
+    else:
+        head = exp
+    env = choices.get("env") or str(cfg.env.get("id", "env")).rsplit("/", 1)[-1]
+    scm = cfg.scm.get("name") or choices.get("scm") or "scm"
+    swept = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in swept_overrides(hydra_cfg).items()
+             if k not in _NAMED_KEYS and not k.startswith("hydra")]
+    job = "-".join([str(head), str(env), str(scm), *swept, f"seed{cfg.seed}"])
+    if _is_multirun(hydra_cfg):
+        sweep_dir = Path(str(hydra_cfg.sweep.dir))
+        group = date_time_name(sweep_dir, sweep_dir / "multirun.yaml")
+    else:
+        group = date_time_name(Path(out_dir))
     return group, job
 
 
-def print_summary(summary: dict, out_dir: Path) -> None:
-    if "table" in summary:  # OPE: the table is already formatted
-        print(summary["table"])
+def swept_overrides(hydra_cfg: Any) -> dict[str, str]:
+    """This job's values of the keys that the sweep varies (``agent.alpha=0.1,1.0`` -> alpha),
+    read from the sweep's ``multirun.yaml`` (the command line as given). Empty outside -m."""
+    if not _is_multirun(hydra_cfg):
+        return {}
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    path = Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"
+    try:
+        given = list(OmegaConf.load(path).hydra.overrides.task)
+    except Exception:  # no multirun.yaml (a launcher that writes none): no swept values in the name
+        return {}
+    parser = OverridesParser.create()
+    swept = {o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()}
+    mine = parser.parse_overrides(list(hydra_cfg.overrides.task))
+    return {o.key_or_group: o.value() if not isinstance(o.value(), (list, dict)) else str(o.value())
+            for o in mine if o.key_or_group in swept}
+
+
+def date_time_name(path: Path, stamp_file: Path | None = None) -> str:
+    """``YYYY-MM-DD_HH-MM-SS`` from a Hydra directory (``multirun/<date>/<time>``,
+    ``outputs/<date>/<time>_<agent>``); elsewhere the directory's name plus the date and time of
+    ``stamp_file`` (shared by a sweep's jobs) or of now."""
+    date = path.parent.name
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and re.match(r"\d{2}-\d{2}-\d{2}", path.name):
+        return f"{date}_{path.name}"
+    try:
+        when = datetime.fromtimestamp(stamp_file.stat().st_mtime) if stamp_file is not None else datetime.now()
+    except OSError:
+        when = datetime.now()
+    return f"{path.name}-{when:%Y-%m-%d_%H-%M-%S}"
+
+
+def print_summary(summary: dict, out_dir: Path, prefix: str = "") -> None:
+    """The job's result on stdout, every line starting with ``prefix`` (the job's name under -m)."""
+    if "table" in summary:  # OPE and compare: the table is already formatted
+        lines = str(summary["table"]).splitlines()
     else:
         rows = [(k, f"{v:,.4f}" if isinstance(v, float) else str(v)) for k, v in summary.items()
                 if not isinstance(v, (dict, list))]
         width = max(len(k) for k, _ in rows)
-        print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    print(f"outputs: {out_dir}")
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.append(f"outputs: {out_dir}")
+    print("\n".join(prefix + line for line in lines), flush=True)
 
 
 def _experiment_defaults() -> dict[str, dict]:

@@ -1,4 +1,21 @@
-"""What the two environments share: building the World from env kwargs, and honest spaces."""
+"""What the two environments share: building the World from env kwargs, honest spaces, the
+actions check and the oracle's step info.
+
+Backends. ``backend="torch", device=...`` puts the env's World on torch: the vector envs then
+return torch tensors on that device, as Gymnasium's ``NumpyToTorch`` wrapper would
+(observations float32, rewards in the world's dtype, ``terminated``/``truncated`` bool, every
+array in ``info`` a tensor) and take actions as tensors (or anything ``as_tensor`` takes).
+The single envs are Gymnasium's numpy view whatever the backend (numpy observations inside
+their Box, float rewards), so ``gymnasium.utils.env_checker.check_env`` applies to them.
+
+Oracle. ``oracle="full"`` (the default) puts the (N, K) ``info["expected_reward"]`` in every
+step: cost N x K. ``"chosen"`` gives only ``chosen_expected_reward`` (N,), the exact
+E[r | x, do(a)] of the chosen items: a step then costs O(N (d + L)) whatever K.
+``"best"`` adds the exact best item's value and index (``optimal_expected_reward``,
+``optimal_action``) by a blockwise maximum inner product (``World.top_items``), without an
+(N, K) array. Every mode gives ``chosen_expected_reward``; "full" and "best" give
+``optimal_expected_reward``, so regret = optimal - chosen in both.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +28,33 @@ from gymnasium.vector.utils import batch_space
 from recsim_causal.scm import SCMConfigError, World
 
 
+ORACLES = ("full", "chosen", "best")
+
+
 def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: int = 1, world_seed: int = 0,
-               dtype: str = "float32", world: World | None = None) -> World:
-    """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size, world_seed)."""
+               dtype: str = "float32", world: World | None = None, backend: str = "numpy",
+               device: Any = None) -> World:
+    """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size,
+    world_seed, dtype, backend, device)."""
     if world is not None:
         return world
     if dtype not in ("float32", "float64"):
         raise SCMConfigError(f"env.dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype)
+    if backend not in ("numpy", "torch"):
+        raise SCMConfigError(f"env.backend: expected 'numpy' or 'torch', got {backend!r}")
+    try:
+        return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype, backend=backend,
+                     device=device)
+    except ValueError as e:
+        if isinstance(e, SCMConfigError) or not str(e).startswith(("device:", "backend:")):
+            raise
+        raise SCMConfigError(f"env.{e}") from None
+
+
+def check_oracle(oracle: Any) -> str:
+    if oracle not in ORACLES:
+        raise SCMConfigError(f"env.oracle: expected one of {', '.join(ORACLES)}, got {oracle!r}")
+    return oracle
 
 
 def init_vector_spaces(env, world: World, num_envs: int, single_observation_space: spaces.Box) -> None:
@@ -47,11 +83,14 @@ def observation_space(world: World, extra_low: list[float] = (), extra_high: lis
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def check_actions(world: World, actions: Any, n: int) -> np.ndarray:
+def check_actions(world: World, actions: Any, n: int) -> Any:
     """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range.
 
     A slate may repeat an item (the action space, MultiDiscrete, allows it): each slot is its
-    own impression with its own noise. The built-in slate policies never repeat."""
+    own impression with its own noise. The built-in slate policies never repeat.
+    On the torch backend: an int64 tensor on the world's device (see ``_check_tensor_actions``)."""
+    if world.xp.is_torch:
+        return _check_tensor_actions(world, actions, n)
     actions = np.asarray(actions, dtype=np.int64)
     shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
     if actions.shape != shape:
@@ -61,9 +100,46 @@ def check_actions(world: World, actions: Any, n: int) -> np.ndarray:
     return actions
 
 
-def step_info(world: World, q: np.ndarray, slate: bool) -> dict[str, Any]:
-    """The info every step carries: the oracle values and the best action (and slate positions)."""
-    info: dict[str, Any] = {"expected_reward": q, "optimal_action": q.argmax(axis=1)}
-    if slate:
-        info["position"] = np.broadcast_to(np.arange(world.slate_size), (q.shape[0], world.slate_size))
+def _check_tensor_actions(world: World, actions: Any, n: int) -> Any:
+    """Actions for a torch world: integer tensors (any device) or arrays, as int64 on the world's device."""
+    torch = world.xp.torch
+    if isinstance(actions, torch.Tensor):
+        if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+            raise ValueError(f"actions: expected integer item indices, got a tensor of {actions.dtype}")
+        actions = actions.to(device=world.device, dtype=torch.int64)
+    else:
+        arr = np.asarray(actions)
+        if arr.dtype.kind not in "iu":
+            raise ValueError(f"actions: expected integer item indices, got dtype {arr.dtype}")
+        actions = world.xp.as_index(arr)
+    shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
+    if tuple(actions.shape) != shape:
+        raise ValueError(f"actions: expected shape {shape}, got {tuple(actions.shape)}")
+    lo, hi = world.xp.min_max(actions)
+    if lo < 0 or hi >= world.n_items:
+        raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{lo}, {hi}]")
+    return actions
+
+
+def oracle_info(world: World, users: Any, actions: Any, oracle: str, q: Any = None,
+                cond: dict | None = None) -> dict[str, Any]:
+    """The oracle's part of a step's info for single-item actions (N,): see the module docstring.
+    ``q`` (N, K) (oracle "full") and ``cond`` (the users' conditional means) skip recomputation."""
+    xp = world.xp
+    if oracle == "full":
+        return {"expected_reward": q, "optimal_action": xp.argmax(q), "chosen_expected_reward": xp.take_along(q, actions),
+                "optimal_expected_reward": xp.max(q)}
+    info = {"chosen_expected_reward": world.expected_reward_at(users, actions, cond)}
+    if oracle == "best":
+        value, item = world.top_items(users, 1)
+        info.update(optimal_expected_reward=value[:, 0], optimal_action=item[:, 0])
     return info
+
+
+def one_user_info(world: World, info: dict[str, Any]) -> dict[str, Any]:
+    """A one-user batch's info as a single env gives it: numpy arrays and Python scalars."""
+    out = {}
+    for k, v in info.items():
+        x = world.xp.to_numpy(v)[0]
+        out[k] = x.item() if x.ndim == 0 else x
+    return out

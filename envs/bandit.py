@@ -77,7 +77,7 @@ class BanditVectorEnv(VectorEnv):
         if actions.ndim == 2:
             info = self._slate_info(b, actions, out.slot_reward)
         else:
-            info = oracle_info(world, b.users, actions, self.oracle, b.q, b.cond)
+            info = oracle_info(world, b.users, actions, self.oracle, b.q, b.cond, out.expected_reward)
         info["final_obs"] = b.obs
         info["_final_obs"] = self._done
         self._batch = _UserBatch(world, self.num_envs, self.np_random, self.oracle)
@@ -157,7 +157,8 @@ class BanditEnv(gym.Env):
                 q = world.xp.to_numpy(b.q[i])
                 info.update(expected_reward=q, optimal_action=int(q.argmax()))
         else:
-            info = oracle_info(world, users, actions, self.oracle, None if b.q is None else b.q[row], cond)
+            info = oracle_info(world, users, actions, self.oracle, None if b.q is None else b.q[row], cond,
+                               out.expected_reward)
             info = one_user_info(world, info)
         self._acted = True
         return self._obs[i].copy(), float(world.xp.to_numpy(out.reward)[0]), True, False, info

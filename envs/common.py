@@ -121,15 +121,19 @@ def _check_tensor_actions(world: World, actions: Any, n: int) -> Any:
     return actions
 
 
-def oracle_info(world: World, users: Any, actions: Any, oracle: str, q: Any = None,
-                cond: dict | None = None) -> dict[str, Any]:
+def oracle_info(world: World, users: Any, actions: Any, oracle: str, q: Any = None, cond: dict | None = None,
+                chosen: Any = None) -> dict[str, Any]:
     """The oracle's part of a step's info for single-item actions (N,): see the module docstring.
-    ``q`` (N, K) (oracle "full") and ``cond`` (the users' conditional means) skip recomputation."""
+    ``q`` (N, K) (oracle "full"), ``cond`` (the users' conditional means) and ``chosen`` (the
+    chosen items' expected reward, ``Outcome.expected_reward``) skip recomputation."""
     xp = world.xp
     if oracle == "full":
-        return {"expected_reward": q, "optimal_action": xp.argmax(q), "chosen_expected_reward": xp.take_along(q, actions),
-                "optimal_expected_reward": xp.max(q)}
-    info = {"chosen_expected_reward": world.expected_reward_at(users, actions, cond)}
+        best, best_item = xp.max_argmax(q)
+        return {"expected_reward": q, "optimal_action": best_item, "chosen_expected_reward": xp.take_along(q, actions),
+                "optimal_expected_reward": best}
+    if chosen is None:
+        chosen = world.expected_reward_at(users, actions, cond)
+    info = {"chosen_expected_reward": chosen}
     if oracle == "best":
         value, item = world.top_items(users, 1)
         info.update(optimal_expected_reward=value[:, 0], optimal_action=item[:, 0])

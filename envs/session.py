@@ -102,7 +102,7 @@ class _SessionCore:
         truncated, info (info describes the step just taken)."""
         d, values, xp = self.d, self.users.values, self.xp
         out = self.world.respond(self.users, actions, cond_means=self.cond)
-        info = oracle_info(self.world, self.users, actions, self.oracle, self.q, self.cond)
+        info = oracle_info(self.world, self.users, actions, self.oracle, self.q, self.cond, out.expected_reward)
         r = out.reward if active is None else xp.astype(xp.where(active, out.reward, 0.0))
         on = (xp.ones((self.n,)) if active is None else xp.astype(active))[:, None]
         if self.interest is not None:

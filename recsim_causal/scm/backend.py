@@ -125,6 +125,11 @@ class NumpyBackend:
     def max(self, x: np.ndarray, axis: int = 1) -> np.ndarray:
         return x.max(axis=axis)
 
+    def max_argmax(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's maximum and its index: (n, K) -> (n,), (n,)."""
+        i = x.argmax(axis=1)
+        return np.take_along_axis(x, i[:, None], 1)[:, 0], i
+
     def topk(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k largest entries of each row, best first: (values (n, k), indices (n, k))."""
         if k == 1:
@@ -285,10 +290,13 @@ class TorchBackend:
         return x.gather(1, idx)
 
     def argmax(self, x, axis: int = 1):
-        return x.argmax(dim=axis)
+        return x.max(dim=axis).indices
 
     def max(self, x, axis: int = 1):
         return x.amax(dim=axis)
+
+    def max_argmax(self, x):
+        return x.max(dim=1)  # one pass; torch's argmax alone is several times slower on the CPU
 
     def topk(self, x, k: int):
         return self.torch.topk(x, k, dim=1, largest=True, sorted=True)
@@ -312,6 +320,9 @@ class TorchBackend:
         return self.torch.log(x)
 
     def sigmoid(self, x):
+        """In place when ``x`` is a fresh float tensor (as numpy's), else a new tensor."""
+        if x.is_floating_point() and not x.requires_grad and x._base is None:
+            return self.torch.sigmoid(x, out=x)
         return self.torch.sigmoid(x)
 
     # -- sampling --------------------------------------------------------------------------

@@ -109,6 +109,7 @@ class Outcome:
     reward: Any
     responses: dict[str, Any] = field(default_factory=dict)
     slot_reward: Any = None  # (n, L) for slates: the reward of each slot
+    expected_reward: Any = None  # (n,) for single items: the exact E[r | x, do(a)] of the items shown
 
 
 class World:
@@ -534,7 +535,7 @@ class World:
         reward = xp.astype(sum(w * outcomes[r] for r, w in self.reward_weights.items()))
         if slate:
             return Outcome(reward.sum(axis=1), outcomes, slot_reward=reward)
-        return Outcome(reward, outcomes)
+        return Outcome(reward, outcomes, expected_reward=self._reward_of(self._gated(p)))
 
     def counterfactual(self, users: Users, actions: np.ndarray) -> Outcome:
         """The outcome for the same users under the same exogenous noise and other actions

@@ -350,7 +350,7 @@ class TorchBackend:
         t = self.torch
         if isinstance(x, t.Tensor):
             return x.to(device=self.device, dtype=t.int64)
-        return t.as_tensor(np.asarray(x, dtype=np.int64), device=self.device)
+        return t.as_tensor(np.array(x, dtype=np.int64), device=self.device)
 
     def min_max(self, x) -> tuple[int, int]:
         lo_hi = self.torch.aminmax(x)

@@ -480,7 +480,7 @@ class World:
             if best_v is None:
                 best_v, best_i = v, i
             else:
-                best_v, pick = xp.topk(xp.concat([best_v, v], axis=1), k)
+                best_v, pick = xp.topk(xp.concat([best_v, v], axis=1), min(k, best_v.shape[1] + v.shape[1]))
                 best_i = xp.take_along(xp.concat([best_i, i], axis=1), pick)
         if mips:
             best_v = w0 * self.mech[r0].expected(best_v, xp)

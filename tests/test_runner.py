@@ -134,6 +134,9 @@ def test_ppo_bert_from_the_runner(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
     assert s["agent"] == "PPOBert" and s["train_steps"] == 60000 and s["device"] == "cpu"
+    assert "PPOBert: training on cpu (device=cpu)" in res.stderr
+    curves = s["train_curves"]  # SB3's curves, without +agent.verbose=1
+    assert curves["steps"][-1] >= 60000 and len(curves["steps"]) == len(curves["train/entropy_loss"]) > 3
     rnd = run(["agent=random", *SMALL, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'random'}"])
     assert rnd.returncode == 0, rnd.stderr
     r = json.loads((tmp_path / "random" / "summary.json").read_text())
@@ -200,6 +203,14 @@ def test_invalid_config_values(tmp_path, overrides, message):
         run_job(cfg, tmp_path)
     assert "\n" not in str(e.value)
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.parquet"))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_without_cuda_is_one_line(tmp_path):
+    cfg = compose_cfg(["agent=ppo_bert", "agent.device=cuda"])
+    with pytest.raises(ValueError, match=r"^agent.device: 'cuda' was asked for, but torch .* sees no CUDA device") as e:
+        run_job(cfg, tmp_path)
+    assert "\n" not in str(e.value)
 
 
 class NaNPolicy:

@@ -60,6 +60,8 @@ def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=Non
     except InstantiationException as e:
         cause = e.__cause__ or e
         msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if msg.split(":", 1)[0] in agent_cfg:  # the agent named one of its parameters: say its config path
+            raise ValueError(f"agent.{msg}") from None
         raise ValueError(f"agent ({target}): {msg}") from None
 
 
@@ -94,7 +96,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     train_steps = 0
     if hasattr(agent, "learn"):  # deep-RL agents train with their own loop first (e.g. PPO)
         train_steps = int(resolved["agent"].get("total_timesteps", 0))
-        agent.learn(venv, total_timesteps=train_steps)
+        takes_tracker = "tracker" in inspect.signature(agent.learn).parameters
+        agent.learn(venv, total_timesteps=train_steps, **({"tracker": tracker} if takes_tracker else {}))
 
     n_vec_steps = -(-exp["steps"] // n_envs)
     every = max(1, n_vec_steps // exp.get("curve_points", 100))
@@ -174,6 +177,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         summary["train_steps_per_s"] = agent.learn_stats.get("steps_per_s")
         summary["train_wall_s"] = agent.learn_stats.get("wall_s")
         summary["device"] = agent.learn_stats.get("device")
+        if "curves" in agent.learn_stats:
+            summary["train_curves"] = agent.learn_stats["curves"]
 
     feedback = _feedback(log, world, L, resolved, agent_name, seed)
     out_dir.mkdir(parents=True, exist_ok=True)

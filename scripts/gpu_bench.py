@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
@@ -115,28 +116,11 @@ def policy_value(agent: PPOBert, n_items: int) -> tuple[float, float, float]:
     return float((agent.action_probs(x) * q).sum(1).mean()), float(q.mean()), float(q.max(1).mean())
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def world_rate(backend: str, device: str, n: int, n_items: int, oracle: str, steps: int) -> float:
     """user-steps/s of the vector Bandit-v0 (``steps`` vector steps of ``n`` users, after a warm-up)."""
-    kw = {"device": device} if backend == "torch" else {}
-    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point",
-                        n_items=n_items, backend=backend, oracle=oracle, **kw)
-    venv.reset(seed=0)
-    g = np.random.default_rng(0)
-    acts = [g.integers(0, n_items, n) for _ in range(4)]
-    if backend == "torch":
-        acts = [torch.as_tensor(a, device=device) for a in acts]
-    venv.step(acts[0])
-    sync(device)
-    t0 = time.perf_counter()
-    for t in range(steps):
-        venv.step(acts[t % 4])
-    sync(device)
-    return steps * n / (time.perf_counter() - t0)
+    from bench import vector_rate  # scripts/bench.py: the same measurement as the CPU table's
+
+    return vector_rate(backend, n_items, oracle, 1, n=n, threads=None, device=device, steps=steps)
 
 
 def bench_world(args, device: str) -> None:

@@ -146,7 +146,7 @@ class BanditEnv(gym.Env):
         if self._acted:
             raise gym.error.ResetNeeded("Call reset() before step(): a bandit episode is one step.")
         b, i, world = self._block, self._i, self.world
-        actions = check_actions(world, np.asarray(action)[None], 1)
+        actions = check_actions(world, action, 1, single=True)
         row = slice(i, i + 1)
         users = b.users.take(row)
         cond = None if b.cond is None else {r: c[row] for r, c in b.cond.items()}

@@ -83,41 +83,54 @@ def observation_space(world: World, extra_low: list[float] = (), extra_high: lis
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def check_actions(world: World, actions: Any, n: int) -> Any:
-    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong shape or range.
+def check_actions(world: World, actions: Any, n: int, *, single: bool = False) -> Any:
+    """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong type, shape or range.
 
-    A slate may repeat an item (the action space, MultiDiscrete, allows it): each slot is its
-    own impression with its own noise. The built-in slate policies never repeat.
-    On the torch backend: an int64 tensor on the world's device (see ``_check_tensor_actions``)."""
-    if world.xp.is_torch:
-        return _check_tensor_actions(world, actions, n)
-    actions = np.asarray(actions, dtype=np.int64)
+    Item indices must be integers (Python or numpy ints, or integer arrays): floats, strings,
+    bools and None are refused rather than cast. A slate lists L distinct items. ``single``:
+    one env's action (an int, or a slate of L), returned as a batch of one.
+    On the torch backend: an int64 tensor on the world's device (tensors are checked there)."""
+    if world.xp.is_torch and world.xp.is_array(actions):
+        return _check_tensor_actions(world, actions, n, single)
+    arr = np.asarray(actions)
+    if arr.dtype.kind not in "iu":
+        got = type(actions).__name__ if arr.dtype.kind == "O" or arr.ndim == 0 else f"an array of {arr.dtype}"
+        raise ValueError(f"actions: expected integer item indices (an int or an integer array), got {got}"
+                         + (f" {actions!r}" if arr.ndim == 0 else ""))
+    actions = arr.astype(np.int64, copy=False)[None] if single else arr.astype(np.int64, copy=False)
     shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
     if actions.shape != shape:
         raise ValueError(f"actions: expected shape {shape}, got {actions.shape}")
     if actions.size and (actions.min() < 0 or actions.max() >= world.n_items):
         raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{actions.min()}, {actions.max()}]")
-    return actions
+    if actions.ndim == 2 and actions.shape[1] > 1:
+        ranked = np.sort(actions, axis=1)
+        dup = np.flatnonzero((ranked[:, 1:] == ranked[:, :-1]).any(axis=1))
+        if dup.size:
+            raise ValueError(f"actions: a slate lists distinct items, row {dup[0]} repeats one: {actions[dup[0]].tolist()}")
+    return world.xp.as_index(actions)
 
 
-def _check_tensor_actions(world: World, actions: Any, n: int) -> Any:
-    """Actions for a torch world: integer tensors (any device) or arrays, as int64 on the world's device."""
+def _check_tensor_actions(world: World, actions: Any, n: int, single: bool) -> Any:
+    """``check_actions`` for a torch tensor: the same rules, checked on the world's device."""
     torch = world.xp.torch
-    if isinstance(actions, torch.Tensor):
-        if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
-            raise ValueError(f"actions: expected integer item indices, got a tensor of {actions.dtype}")
-        actions = actions.to(device=world.device, dtype=torch.int64)
-    else:
-        arr = np.asarray(actions)
-        if arr.dtype.kind not in "iu":
-            raise ValueError(f"actions: expected integer item indices, got dtype {arr.dtype}")
-        actions = world.xp.as_index(arr)
+    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        raise ValueError(f"actions: expected integer item indices (an int or an integer array), got a tensor of "
+                         f"{actions.dtype}")
+    actions = actions.to(device=world.device, dtype=torch.int64)
+    actions = actions[None] if single else actions
     shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
     if tuple(actions.shape) != shape:
         raise ValueError(f"actions: expected shape {shape}, got {tuple(actions.shape)}")
     lo, hi = world.xp.min_max(actions)
     if lo < 0 or hi >= world.n_items:
         raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{lo}, {hi}]")
+    if actions.ndim == 2 and actions.shape[1] > 1:
+        ranked = actions.sort(dim=1).values
+        dup = torch.nonzero((ranked[:, 1:] == ranked[:, :-1]).any(dim=1)).flatten()
+        if dup.numel():
+            row = int(dup[0])
+            raise ValueError(f"actions: a slate lists distinct items, row {row} repeats one: {actions[row].tolist()}")
     return actions
 
 

@@ -204,7 +204,7 @@ class SessionEnv(gym.Env):
     def step(self, action):
         if self._done:
             raise gym.error.ResetNeeded("Call reset() before step(): the session has ended.")
-        actions = check_actions(self.world, np.asarray(action)[None], 1)
+        actions = check_actions(self.world, action, 1, single=True)
         r, term, trunc, info = self.core.step(actions, self.np_random)
         self._done = bool(term[0] or trunc[0])
         info = one_user_info(self.world, info)

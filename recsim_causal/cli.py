@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+import recsim_causal
+import recsim_causal.agents
+import recsim_causal.envs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,16 +31,64 @@ def _one_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+_OURS = tuple(str(Path(p).resolve()) for p in (
+    *recsim_causal.__path__, *recsim_causal.agents.__path__, *recsim_causal.envs.__path__))
+
+
+_LIBRARIES = tuple(str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib"))
+
+
+def _raised_in_user_code(e: BaseException) -> str | None:
+    """Where ``e`` was raised (``Class.method at file:line``) when the innermost frame that is
+    neither recsim_causal's nor an installed library's is user code (a policy, a mechanism,
+    a callback); None when it is recsim_causal's own (a config or input check)."""
+    tb, last = e.__traceback__, None
+    while tb is not None:
+        filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+        if filename.startswith(_OURS):
+            last = None
+        elif not filename.startswith(_LIBRARIES):
+            last = tb
+        tb = tb.tb_next
+    if last is None:
+        return None
+    code, owner = last.tb_frame.f_code, last.tb_frame.f_locals.get("self")
+    name = f"{type(owner).__name__}.{code.co_name}" if owner is not None else code.co_name
+    return f"{name} at {code.co_filename}:{last.tb_lineno}"
+
+
+def run_guarded(job) -> Any:
+    """Run ``job()`` the way the console commands report failures.
+
+    Config and input errors (ValueError, TypeError, KeyError raised by recsim_causal's own
+    checks), a missing file and a size that cannot fit in memory: one ``error:`` line, exit 2.
+    An exception raised inside user code (a policy, a mechanism, a callback) keeps its
+    traceback, followed by one line naming where it came from, exit 1.
+    """
+    try:
+        return job()
+    except FileNotFoundError as e:
+        print(f"error: file not found: {e.filename}" if e.filename else f"error: {_one_line(e)}", file=sys.stderr)
+    except MemoryError as e:
+        print(f"error: out of memory: {_one_line(e)}", file=sys.stderr)
+    except Exception as e:
+        where = _raised_in_user_code(e)
+        if where is not None:
+            traceback.print_exc()
+            print(f"error: {type(e).__name__} raised in user code ({where})", file=sys.stderr)
+            sys.exit(1)
+        if not isinstance(e, (ValueError, TypeError, KeyError)):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+    sys.exit(2)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://recsim_causal.conf", config_name="config")
 def _run_app(cfg: DictConfig) -> dict | None:
     from recsim_causal.experiment.runner import run_job
 
     hc = HydraConfig.get()
-    try:
-        return run_job(cfg, Path(hc.runtime.output_dir), hc)
-    except (ValueError, TypeError, KeyError) as e:  # config and input errors: one line, no traceback
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        sys.exit(2)
+    return run_guarded(lambda: run_job(cfg, Path(hc.runtime.output_dir), hc))
 
 
 def run() -> None:

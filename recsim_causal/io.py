@@ -21,7 +21,9 @@ import contextlib
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -31,34 +33,67 @@ import numpy as np
 __all__ = ["atomic_path", "atomic_write", "write_json", "read_json", "to_jsonable"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class Terminated(SystemExit):
+    """SIGTERM turned into an exception, so ``finally`` blocks (temporary files) run."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (instead of killing the process
+    outright) when the default handler is in place and this is the main thread."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on a clean exit, rename it onto ``path``.
 
     The temporary name keeps the final suffix (``.x.png.tmp123.png``), so writers that
     infer a format from the extension (matplotlib, pyarrow) behave as for the final name.
-    If the block raises, the temporary file is removed and ``path`` is left untouched.
-    Parent directories are created.
+    If the block raises, or the process gets SIGINT or SIGTERM, the temporary file is removed
+    and ``path`` is left untouched. The file gets the mode the umask gives (0644 under umask
+    022), like a plain ``open``. Parent directories are created.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"atomic_path: the writer did not create {tmp}")
-        if fsync:
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with _sigterm_unwinds():
+        fd, tmp_name = tempfile.mkstemp(
+            dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}"
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())
+            yield tmp
+            if not tmp.exists():
+                raise FileNotFoundError(f"atomic_path: the writer did not create {tmp}")
+            os.chmod(tmp, 0o666 & ~_umask())  # a writer may have replaced the file
+            if fsync:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
 
 
 @contextlib.contextmanager

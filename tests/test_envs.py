@@ -164,3 +164,28 @@ def test_invalid_actions_are_named():
         venv.step(np.array([0, 1, 2, 10]))
     with pytest.raises(ValueError, match=r"actions: expected shape \(4,\), got \(3,\)"):
         venv.step(np.array([0, 1, 2]))
+
+
+@pytest.mark.parametrize("action, got", [
+    (3.7, "got float 3.7"), ("3", "got str '3'"), (True, "got bool True"), (None, "got NoneType None"),
+    (np.float32(2.0), r"got float32 np.float32\(2.0\)"),
+])
+def test_step_refuses_non_integer_actions(action, got):
+    env = gym.make(recsim_causal.envs.BANDIT_ID, n_items=10)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"^actions: expected integer item indices \(an int or an integer array\), " + got):
+        env.step(action)
+    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=2, vectorization_mode="vector_entry_point", n_items=10)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"^actions: expected integer item indices"):
+        venv.step(np.array([action, action]))
+    env.reset(seed=0)
+    env.step(np.int32(3))  # numpy integers are integers
+
+
+def test_slate_with_a_repeated_item_is_an_error():
+    env = gym.make(recsim_causal.envs.BANDIT_ID, scm="position_bias", n_items=10, slate_size=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"^actions: a slate lists distinct items, row 0 repeats one: \[1, 1, 2\]"):
+        env.step([1, 1, 2])
+    env.step([1, 2, 3])

@@ -320,8 +320,10 @@ def test_adapter_turns_next_step_autoreset_into_same_step():
                 assert infos[i] == {}
 
 
-def test_adapter_on_session_env():
-    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=64, vectorization_mode="vector_entry_point", n_items=K)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_adapter_on_session_env(backend):
+    venv = gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=64, vectorization_mode="vector_entry_point", n_items=K,
+                        backend=backend)
     env = SB3VecEnv(venv)
     env.seed(0)
     obs = env.reset()

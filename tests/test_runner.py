@@ -190,7 +190,7 @@ def test_invalid_value_is_one_line_naming_the_field(tmp_path):
     [
         (["agent.alpha=-1"], r"alpha"),
         (["agent=epsilon_greedy", "agent.epsilon=1.5"], r"epsilon"),
-        (["experiment.steps=0"], r"^experiment.steps: expected an integer > 0, got 0$"),
+        (["experiment.steps=0"], r"^experiment.steps: expected an integer >= 1, got 0$"),
         (["env=slate", "scm=position_bias", "env.n_items=3"], r"^env.slate_size: expected an integer in \[1, n_items=3\], got 5"),
         (["env.num_envs=0"], r"^env.num_envs: expected an integer >= 1, got 0"),
         (["wandb.mode=sometimes"], r"^wandb.mode: expected one of offline, online, disabled, got 'sometimes'"),

@@ -2,6 +2,6 @@
 
 from .feedback import LoggedFeedback
 from .obp import from_obp, load_obd, to_obp
-from .parquet import load_parquet, save_parquet
+from .parquet import ParquetLogWriter, load_parquet, save_parquet
 
-__all__ = ["LoggedFeedback", "save_parquet", "load_parquet", "to_obp", "from_obp", "load_obd"]
+__all__ = ["LoggedFeedback", "save_parquet", "load_parquet", "ParquetLogWriter", "to_obp", "from_obp", "load_obd"]

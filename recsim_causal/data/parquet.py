@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ..io import atomic_path, to_jsonable
 from .feedback import LoggedFeedback
 
-__all__ = ["save_parquet", "load_parquet", "METADATA_KEY"]
+__all__ = ["save_parquet", "load_parquet", "ParquetLogWriter", "METADATA_KEY"]
 
 METADATA_KEY = b"recsim_causal"
 _FORMAT = "recsim_causal.LoggedFeedback"
@@ -37,10 +37,9 @@ def _fixed_list(arr: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float64()), width)
 
 
-def save_parquet(
-    feedback: LoggedFeedback, path: str | Path, *, compression: str | None = "snappy"
-) -> Path:
-    """Write ``feedback`` to ``path`` (Parquet), atomically. Returns the path."""
+def _table(feedback: LoggedFeedback, n_rounds: int | None) -> pa.Table:
+    """The Parquet table of ``feedback`` with its schema metadata (``n_rounds`` None: rows
+    are appended later, so the shapes' first dimension is left open (-1))."""
     columns: dict[str, pa.Array] = {
         "action": pa.array(feedback.action, type=pa.int64()),
         "reward": pa.array(feedback.reward, type=pa.float64()),
@@ -54,11 +53,11 @@ def save_parquet(
         if arr is None:
             continue
         columns[name] = _fixed_list(arr)
-        shapes[name] = list(arr.shape)
+        shapes[name] = [-1 if n_rounds is None else n_rounds, *arr.shape[1:]]
     meta = {
         "format": _FORMAT,
         "version": _VERSION,
-        "n_rounds": feedback.n_rounds,
+        "n_rounds": n_rounds,
         "n_actions": feedback.n_actions,
         "shapes": shapes,
         "action_context": (
@@ -70,11 +69,58 @@ def save_parquet(
         "metadata": to_jsonable(feedback.metadata, _where="LoggedFeedback.metadata"),
     }
     table = pa.table(columns)
-    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode("utf-8")})
+    return table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode("utf-8")})
+
+
+def save_parquet(
+    feedback: LoggedFeedback, path: str | Path, *, compression: str | None = "snappy"
+) -> Path:
+    """Write ``feedback`` to ``path`` (Parquet), atomically. Returns the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(_table(feedback, feedback.n_rounds), tmp, compression=compression)
     return path
+
+
+class ParquetLogWriter:
+    """Stream LoggedFeedback chunks into one Parquet file, so a long run's log never sits in
+    memory whole. Atomic like :func:`save_parquet`: the file appears only when the ``with``
+    block ends cleanly; an exception, SIGINT or SIGTERM leaves no file (and no temporary one).
+
+        with ParquetLogWriter("logged.parquet") as log:
+            for chunk in chunks:          # LoggedFeedback objects with the same columns
+                log.write(chunk)
+
+    The first chunk fixes the columns and the metadata (``n_actions``, ``action_context``,
+    ``metadata``); :func:`load_parquet` reads the result like any other log.
+    """
+
+    def __init__(self, path: str | Path, *, compression: str | None = "snappy"):
+        self.path, self.compression = Path(path), compression
+        self.n_rounds = 0
+        self._atomic = self._tmp = self._writer = self._schema = None
+
+    def __enter__(self) -> "ParquetLogWriter":
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, feedback: LoggedFeedback) -> None:
+        table = _table(feedback, None)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression=self.compression)
+        self._writer.write_table(table.replace_schema_metadata(self._schema.metadata))
+        self.n_rounds += feedback.n_rounds
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        if self._writer is not None:
+            self._writer.close()
+        elif exc[0] is None:  # nothing to write: no file (the temporary one is removed)
+            err = ValueError(f"{self.path}: no rounds were written")
+            self._atomic.__exit__(ValueError, err, None)
+            raise err
+        return self._atomic.__exit__(*exc)
 
 
 def _column_to_numpy(table: pa.Table, name: str, path: Path) -> np.ndarray:
@@ -112,7 +158,7 @@ def load_parquet(path: str | Path) -> LoggedFeedback:
     for name in _MATRIX_FIELDS:
         shape = meta["shapes"].get(name)
         fields[name] = (
-            None if shape is None else _column_to_numpy(table, name, path).reshape(shape)
+            None if shape is None else _column_to_numpy(table, name, path).reshape(-1, *shape[1:])
         )
     ac = meta.get("action_context")
     fields["action_context"] = (

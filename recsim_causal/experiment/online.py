@@ -10,6 +10,7 @@ from each slot: (context, item in slot j, reward of slot j), one row per slot.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from pathlib import Path
@@ -20,13 +21,15 @@ import numpy as np
 
 import recsim_causal.envs  # noqa: F401  (registers the environments)
 from recsim_causal.agents import validate_policy_output
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.config import check_integer, check_keys
+from recsim_causal.data import LoggedFeedback, ParquetLogWriter
 from recsim_causal.experiment.plots import regret_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.progress import progress
 from recsim_causal.io import write_json
 
 ENV_KEYS_NOT_FOR_MAKE = ("id", "num_envs")
+LOG_CHUNK_ROWS = 1 << 16  # logged rows held in memory before they are written out
 
 
 def make_vector_env(env_cfg: dict, scm: Any, num_envs: int | None = None) -> gym.vector.VectorEnv:
@@ -54,6 +57,8 @@ def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=Non
         offered["item_texts"] = world.catalog.texts
     params = inspect.signature(cls).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        check_keys([k for k in agent_cfg if not str(k).startswith("_")], params, "agent")
     extra = {k: v for k, v in offered.items() if (k in params or takes_any) and k not in agent_cfg}
     try:
         return instantiate(agent_cfg, **extra)
@@ -66,22 +71,68 @@ def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=Non
 
 
 def _check_experiment(exp: dict) -> None:
-    steps = exp.get("steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"experiment.steps: expected an integer > 0, got {steps!r}")
-    points = exp.get("curve_points", 100)
-    if not isinstance(points, int) or points < 1:
-        raise ValueError(f"experiment.curve_points: expected an integer >= 1, got {points!r}")
+    check_integer(exp.get("steps"), "experiment.steps", minimum=1)
+    check_integer(exp.get("curve_points", 100), "experiment.curve_points", minimum=1)
+
+
+class OneItem:
+    """One recommendation per user: the agent's ``act``; one logged row per decision."""
+
+    def __init__(self, n_envs: int):
+        self.rows = np.arange(n_envs)
+
+    def decide(self, agent, obs: np.ndarray, rng: np.random.Generator, check: bool) -> tuple[np.ndarray, np.ndarray]:
+        actions, pscores = agent.act(obs, rng)
+        validate_policy_output(agent, len(obs), actions=actions, pscores=pscores,
+                               probs=agent.action_probs(obs) if check else None)
+        return actions, pscores
+
+    def values(self, actions: np.ndarray, info: dict) -> tuple[np.ndarray, np.ndarray]:
+        """E[r | x, do(chosen)] and max_a E[r | x, do(a)] per user."""
+        q = info["expected_reward"]
+        return q[self.rows, actions], q.max(axis=1)
+
+    def rows_of(self, live, obs, actions, pscores, reward, info) -> dict[str, np.ndarray]:
+        """The logged (and learned-from) rows of the ``live`` users: context, action, reward, pscore."""
+        return {"context": obs[live], "action": actions[live], "reward": reward[live], "pscore": pscores[live]}
+
+
+class Slate(OneItem):
+    """A slate of L items per user (Plackett-Luce over the agent's distribution): one row per
+    slot, (context, item in slot j, reward of slot j, pscore, position j), as in OBP."""
+
+    def __init__(self, n_envs: int, L: int):
+        super().__init__(n_envs)
+        self.L = L
+
+    def decide(self, agent, obs, rng, check):
+        return agent.act_slate(obs, self.L, rng)
+
+    def values(self, actions, info):
+        return info["slate_expected_reward"], info["optimal_slate_reward"]
+
+    def rows_of(self, live, obs, actions, pscores, reward, info):
+        n = int(live.sum())
+        return {"context": np.repeat(obs[live], self.L, axis=0), "action": actions[live].reshape(-1),
+                "reward": info["slot_reward"][live].reshape(-1), "pscore": pscores[live].reshape(-1),
+                "position": np.tile(np.arange(self.L), n)}
 
 
 def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
-    """Run the online experiment described by ``cfg`` (Hydra config or plain dict); returns the summary."""
+    """Run the online experiment described by ``cfg`` (Hydra config or plain dict); returns the summary.
+
+    The loop runs whole vector steps until at least ``experiment.steps`` user decisions are
+    made (Session-v0's reset steps, where a slot only starts a new session, are not decisions).
+    The log streams to ``logged.parquet`` in chunks (memory stays flat however many steps)
+    unless ``experiment.save_log`` is false.
+    """
     from omegaconf import OmegaConf
 
     resolved = resolved or (OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg)
     exp, env_cfg = resolved["experiment"], resolved["env"]
     _check_experiment(exp)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     tracker = tracker or Tracker(mode="disabled")
     seed = int(resolved.get("seed", 0))
 
@@ -91,6 +142,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     agent = make_agent(cfg["agent"], n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
                        seed=seed, world=world)
     agent_name = type(agent).__name__
+    setting = OneItem(n_envs) if L == 1 else Slate(n_envs, L)
     rng = np.random.default_rng([seed, 1])
 
     train_steps = 0
@@ -99,70 +151,68 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         takes_tracker = "tracker" in inspect.signature(agent.learn).parameters
         agent.learn(venv, total_timesteps=train_steps, **({"tracker": tracker} if takes_tracker else {}))
 
-    n_vec_steps = -(-exp["steps"] // n_envs)
-    every = max(1, n_vec_steps // exp.get("curve_points", 100))
+    steps = exp["steps"]
+    every = max(1, steps // n_envs // exp.get("curve_points", 100))
+    next_step_autoreset = venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    meta = {"config": resolved, "logging_policy": agent_name, "seed": seed, "world": world.config}
+    log = ParquetLogWriter(out_dir / "logged.parquet") if exp.get("save_log", True) else None
+    chunk: list[dict[str, np.ndarray]] = []
+    curve = {"steps": [], "cumulative_regret": [], "mean_reward": []}
+    total_reward = total_regret = total_oracle = 0.0
+    n_decisions = env_steps = t = 0
+
     obs, _ = venv.reset(seed=seed)
     autoreset = np.zeros(n_envs, dtype=bool)  # next-step autoreset (Session-v0): those slots only reset
-    log = {k: [] for k in ("context", "action", "reward", "pscore", "position")}
-    curve_steps, curve_regret, curve_reward = [], [], []
-    total_reward = total_regret = total_oracle = 0.0
-    n_decisions = 0
+    with contextlib.ExitStack() as stack:
+        if log is not None:
+            stack.enter_context(log)
+        bar = stack.enter_context(progress(steps, desc=agent_name, unit="decision", enabled=exp.get("progress", True)))
+        start = time.perf_counter()
+        while n_decisions < steps:
+            actions, pscores = setting.decide(agent, obs, rng, check=t == 0)
+            next_obs, reward, term, trunc, info = venv.step(actions)
+            live = ~autoreset
+            chosen, best = setting.values(actions, info)
+            rows = setting.rows_of(live, obs, actions, pscores, reward, info)
+            if live.any():
+                agent.update(rows["context"], rows["action"], rows["reward"])
+            n_live = int(live.sum())
+            total_reward += float(reward[live].sum())
+            total_regret += float((best - chosen)[live].sum())
+            total_oracle += float(best[live].sum())
+            n_decisions += n_live
+            env_steps += n_envs
+            t += 1
+            if log is not None:
+                chunk.append(rows)
+                if sum(len(c["action"]) for c in chunk) >= LOG_CHUNK_ROWS:
+                    log.write(_feedback(chunk, world.n_items, meta))
+                    chunk = []
+            if t % every == 0 or n_decisions >= steps:
+                curve["steps"].append(n_decisions)
+                curve["cumulative_regret"].append(total_regret)
+                curve["mean_reward"].append(total_reward / max(n_decisions, 1))
+                tracker.log({"cumulative_regret": total_regret, "mean_reward": curve["mean_reward"][-1],
+                             "steps_per_s": n_decisions / (time.perf_counter() - start)}, step=n_decisions)
+            bar.update(n_live)
+            autoreset = (term | trunc) if next_step_autoreset else autoreset
+            obs = next_obs
+        wall = time.perf_counter() - start
+        if log is not None and chunk:
+            log.write(_feedback(chunk, world.n_items, meta))
 
-    bar_cm = progress(n_vec_steps * n_envs, desc=agent_name, unit="step", enabled=exp.get("progress", True))
-    bar = bar_cm.__enter__()
-    start = time.perf_counter()
-    for t in range(n_vec_steps):
-        if L == 1:
-            actions, pscores = agent.act(obs, rng)
-            validate_policy_output(agent, n_envs, actions=actions, pscores=pscores,
-                                   probs=agent.action_probs(obs) if t == 0 else None)
-        else:
-            actions, pscores = agent.act_slate(obs, L, rng)
-        next_obs, reward, term, trunc, info = venv.step(actions)
-        live = ~autoreset
-        q = info["expected_reward"]
-        if L == 1:
-            chosen = q[np.arange(n_envs), actions]
-            best = q.max(axis=1)
-        else:
-            chosen, best = info["slate_expected_reward"], info["optimal_slate_reward"]
-        regret = (best - chosen)[live]
-        if L == 1:
-            learn = (obs[live], actions[live], reward[live])
-        else:  # each slot's reward updates its item (position bias is left to the agent to handle)
-            learn = (np.repeat(obs, L, axis=0), actions.reshape(-1), info["slot_reward"].reshape(-1))
-        if live.any():
-            agent.update(*learn)
-        log["context"].append(obs[live])
-        log["action"].append(actions[live])
-        log["reward"].append(reward[live] if L == 1 else info["slot_reward"][live])
-        log["pscore"].append(pscores[live])
-        total_reward += float(reward[live].sum())
-        total_regret += float(regret.sum())
-        total_oracle += float(best[live].sum())
-        n_decisions += int(live.sum())
-        if (t + 1) % every == 0 or t == n_vec_steps - 1:
-            curve_steps.append(n_decisions)
-            curve_regret.append(total_regret)
-            curve_reward.append(total_reward / max(n_decisions, 1))
-            tracker.log({"cumulative_regret": total_regret, "mean_reward": curve_reward[-1],
-                         "steps_per_s": n_decisions / (time.perf_counter() - start)}, step=n_decisions)
-        bar.update(n_envs)
-        autoreset = term | trunc if venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP \
-            else np.zeros(n_envs, dtype=bool)
-        obs = next_obs
-    wall = time.perf_counter() - start
-    bar_cm.__exit__(None, None, None)
-
-    half = np.searchsorted(curve_steps, n_decisions / 2)  # cumulative regret at the curve point nearest half-way
-    first_half = float(curve_regret[half]) if half < len(curve_regret) else None
+    half = np.searchsorted(curve["steps"], n_decisions / 2)  # cumulative regret at the curve point nearest half-way
+    first_half = float(curve["cumulative_regret"][half]) if half < len(curve["steps"]) else None
     summary = {
         "agent": agent_name,
         "agent_config": resolved["agent"].get("_target_"),
         "env": env_cfg["id"],
         "scm": world.name,
+        "slate_size": L,
         "seed": seed,
         "steps": n_decisions,
+        "steps_counted": "user decisions (whole vector steps; Session-v0 reset steps excluded)",
+        "env_steps": env_steps,
         "train_steps": train_steps,
         "cumulative_reward": total_reward,
         "cumulative_regret": total_regret,
@@ -172,6 +222,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         "regret_second_half": None if first_half is None else total_regret - first_half,
         "steps_per_s": n_decisions / wall,
         "wall_s": wall,
+        "logged_rows": log.n_rounds if log is not None else 0,
     }
     if getattr(agent, "learn_stats", None):
         summary["train_steps_per_s"] = agent.learn_stats.get("steps_per_s")
@@ -179,30 +230,19 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         summary["device"] = agent.learn_stats.get("device")
         if "curves" in agent.learn_stats:
             summary["train_curves"] = agent.learn_stats["curves"]
+    summary["curve"] = curve
 
-    feedback = _feedback(log, world, L, resolved, agent_name, seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    feedback.to_parquet(out_dir / "logged.parquet")
-    regret_plot(np.asarray(curve_steps), np.asarray(curve_regret), out_dir / "regret.png",
-                f"{agent_name} on {env_cfg['id']} ({world.name})")
+    title = f"{agent_name} on {env_cfg['id']}{f' (slates of {L})' if L > 1 else ''}, scm={world.name}"
+    regret_plot(np.asarray(curve["steps"]), np.asarray(curve["cumulative_regret"]), out_dir / "regret.png", title)
     write_json(out_dir / "summary.json", summary)
-    tracker.summary(summary)
+    tracker.summary({k: v for k, v in summary.items() if k != "curve"})
     tracker.image("regret", out_dir / "regret.png")
     return summary
 
 
-def _feedback(log: dict, world, L: int, resolved: dict, agent_name: str, seed: int) -> LoggedFeedback:
-    """The logged rounds as LoggedFeedback: slates become one row per (user, position), as in OBP."""
-    context = np.concatenate(log["context"])
-    action, reward, pscore = (np.concatenate(log[k]) for k in ("action", "reward", "pscore"))
-    position = None
-    if L > 1:
-        n = len(context)
-        context = np.repeat(context, L, axis=0)
-        position = np.tile(np.arange(L), n)
-        action, pscore, reward = action.reshape(-1), pscore.reshape(-1), reward.reshape(-1)
-    return LoggedFeedback(
-        context=context, action=action, reward=reward.astype(np.float64), pscore=pscore, n_actions=world.n_items,
-        position=position,
-        metadata={"config": resolved, "logging_policy": agent_name, "seed": seed, "world": world.config},
-    )
+def _feedback(chunk: list[dict[str, np.ndarray]], n_actions: int, metadata: dict) -> LoggedFeedback:
+    """Logged rows (one per decision, or per slot for slates) as LoggedFeedback."""
+    cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+    return LoggedFeedback(context=cols["context"], action=cols["action"], reward=cols["reward"].astype(np.float64),
+                          pscore=cols["pscore"], position=cols.get("position"), n_actions=n_actions,
+                          metadata=metadata)

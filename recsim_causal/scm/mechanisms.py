@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from recsim_causal.scm.backend import NUMPY64, NumpyBackend, TorchBackend
+from recsim_causal.config import check_keys, check_memory
+from recsim_causal.scm.backend import NUMPY64
 
 USER, ITEM, PAIR, RESPONSE = "user", "item", "user_item", "response"
 
@@ -167,6 +168,9 @@ class Mechanism:
     exogenous: bool = False  # value drawn directly (no parents): its draw is the node's noise
     noise_dim: int = 0       # extra per-user exogenous noise (e.g. additive noise), drawn at sampling
 
+    #: The config keys this mechanism reads; any other key in its node is a one-line error.
+    KEYS: frozenset[str] = frozenset({"type"})
+
     def __init__(self, name: str, spec: dict, where: str, rng: np.random.Generator):
         self.name, self.spec, self.where = name, spec, where
         self.parents: list[str] = []
@@ -226,6 +230,8 @@ def combine_levels(levels: list[str]) -> str:
 class _Exogenous(Mechanism):
     exogenous = True
 
+    KEYS = Mechanism.KEYS | {"level", "parents", "dim"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.level = _get(spec, "level", where, USER, check=lambda v: v in (USER, ITEM), expect="'user' or 'item'")
@@ -242,6 +248,8 @@ class _Exogenous(Mechanism):
 
 @register_mechanism("normal")
 class Normal(_Exogenous):
+    KEYS = _Exogenous.KEYS | {"loc", "scale"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.loc = float(_get(spec, "loc", where, 0.0, check=_is_number, expect="a number"))
@@ -258,6 +266,8 @@ class Normal(_Exogenous):
 
 @register_mechanism("uniform")
 class Uniform(_Exogenous):
+    KEYS = _Exogenous.KEYS | {"low", "high"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.low = float(_get(spec, "low", where, 0.0, check=_is_number, expect="a number"))
@@ -273,6 +283,8 @@ class Uniform(_Exogenous):
 
 @register_mechanism("lognormal")
 class LogNormal(_Exogenous):
+    KEYS = _Exogenous.KEYS | {"mean", "sigma"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.mean = float(_get(spec, "mean", where, 0.0, check=_is_number, expect="a number"))
@@ -288,6 +300,8 @@ class LogNormal(_Exogenous):
 @register_mechanism("categorical")
 class Categorical(_Exogenous):
     """One-hot draw from ``probs``: value (n, C)."""
+
+    KEYS = _Exogenous.KEYS | {"probs"}
 
     def __init__(self, name, spec, where, rng):
         spec = {k: v for k, v in spec.items() if k != "dim"}
@@ -315,6 +329,8 @@ class State(_Exogenous):
     """A user-level state, initialized to ``init`` (a number), evolved by an environment
     (e.g. the session env's fatigue). Not random: it has no noise of its own."""
 
+    KEYS = _Exogenous.KEYS | {"init"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         if self.level != USER:
@@ -330,6 +346,8 @@ class CatalogFeature(Mechanism):
     """An item feature read from the catalog: ``{type: catalog, field: price}``."""
 
     exogenous = True
+
+    KEYS = Mechanism.KEYS | {"field"}
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
@@ -353,6 +371,8 @@ class Constant(Mechanism):
     """A fixed value (what ``World.do(node=value)`` puts in a node's place)."""
 
     exogenous = True
+
+    KEYS = Mechanism.KEYS | {"level", "value", "dim"}
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
@@ -425,6 +445,8 @@ class Linear(Mechanism):
     E[r | x, do(a)] is exact).
     """
 
+    KEYS = Mechanism.KEYS | {"parents", "bias", "noise", "dim"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.coefs = _parent_coefs(spec, where)
@@ -467,6 +489,8 @@ class Linear(Mechanism):
 class _ScaledPair(Mechanism):
     """Two parents and a ``scale``; at user_item level the value is the outer form
     ``scale * user_i . item_k`` as a PairValue."""
+
+    KEYS = Mechanism.KEYS | {"parents", "scale"}
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
@@ -529,6 +553,8 @@ class MLP(Mechanism):
     and ``do()`` on another node leaves them unchanged). User or item level.
     """
 
+    KEYS = Mechanism.KEYS | {"parents", "hidden", "gain", "dim"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.parents = self._parent_list(spec)
@@ -548,6 +574,8 @@ class MLP(Mechanism):
             raise SCMConfigError(f"{self.where}.parents: an mlp node is user or item level; its parents mix "
                                  "user and item nodes (use bilinear/product/linear for user_item)")
         sizes = [sum(graph[p].dim for p in self.parents), *self.hidden, self.dim]
+        check_memory(8.0 * sum(a * b for a, b in zip(sizes, sizes[1:])), f"{self.where}.hidden",
+                     f"an mlp with layer sizes {sizes}")
         self.weights = [self.rng.normal(0, self.gain / np.sqrt(a), size=(a, b)) for a, b in zip(sizes, sizes[1:])]
 
     def compute(self, parents, noise, n, n_items, xp):
@@ -565,6 +593,8 @@ class MLP(Mechanism):
 class Response(Mechanism):
     """An outcome of recommending an item to a user. ``probability`` / ``mean`` are exact
     functions of user and item variables, so E[r | x, do(a)] is exact."""
+
+    KEYS = Mechanism.KEYS | {"parents", "bias", "gate"}
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
@@ -624,6 +654,8 @@ class LogNormalResponse(Response):
 
     noise_kind = "normal"
 
+    KEYS = Response.KEYS | {"sigma"}
+
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
         self.sigma = float(_get(spec, "sigma", where, 0.5, check=_positive, expect="a number > 0"))
@@ -648,4 +680,5 @@ def build_mechanism(name: str, spec: Any, where: str, rng: np.random.Generator) 
     kind = spec.get("type")
     if kind not in MECHANISMS:
         raise SCMConfigError(f"{where}.type: unknown mechanism {kind!r} (known: {', '.join(sorted(MECHANISMS))})")
+    check_keys(spec, MECHANISMS[kind].KEYS, where, SCMConfigError)
     return MECHANISMS[kind](name, spec, where, rng)

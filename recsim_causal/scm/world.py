@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from recsim_causal.catalog import Catalog
+from recsim_causal.config import check_keys, check_memory
 from recsim_causal.scm.backend import NUMPY64, get_backend
 from recsim_causal.scm.mechanisms import (
     ITEM,
@@ -53,6 +54,7 @@ from recsim_causal.scm.mechanisms import (
 
 # The presets and Hydra configs ship inside the package (conf/ installs as recsim_causal.conf).
 CONF_DIR = Path(str(importlib.resources.files("recsim_causal.conf")))
+ITEM_BYTES = 1024
 TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate"}
 SLATE_MODELS = ("pbm", "cascade")
 
@@ -134,11 +136,14 @@ class World:
         cfg = load_scm_config(config)
         if not isinstance(cfg, dict):
             raise SCMConfigError(f"scm: expected a mapping, got {type(cfg).__name__}")
-        unknown = set(cfg) - TOP_LEVEL_KEYS
-        if unknown:
-            raise SCMConfigError(f"scm: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(TOP_LEVEL_KEYS))})")
-        if not isinstance(n_items, int) or n_items < 1:
+        check_keys(cfg, TOP_LEVEL_KEYS, "scm", SCMConfigError)
+        if not isinstance(n_items, (int, np.integer)) or isinstance(n_items, bool) or n_items < 1:
             raise SCMConfigError(f"env.n_items: expected an integer >= 1, got {n_items!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise SCMConfigError(f"env.world_seed: expected an integer >= 0, got {seed!r}")
+        # The catalog's features and texts, and the item-level node values: ~1 KiB an item
+        # at the presets' sizes. Refused before anything is allocated.
+        check_memory(ITEM_BYTES * n_items, "env.n_items", f"a catalog of {n_items:,} items")
         if not isinstance(slate_size, int) or not 1 <= slate_size <= n_items:
             raise SCMConfigError(f"env.slate_size: expected an integer in [1, n_items={n_items}], got {slate_size!r}")
         self.config, self.n_items, self.seed, self.slate_size = cfg, n_items, seed, slate_size
@@ -191,6 +196,12 @@ class World:
                 m.item_array = m.bind(self.catalog)
             m.resolve(self.mech)
         self.user_nodes = [n for n in self.order if self.mech[n].level == USER]
+        for level, count in ((USER, 4096), (ITEM, self.n_items)):  # a batch of users; the catalog
+            widths = {n: self.mech[n].dim for n in self.order if self.mech[n].level == level}
+            if widths:
+                widest = max(widths, key=widths.get)
+                check_memory(8.0 * count * sum(widths.values()), f"scm.nodes.{widest}.dim",
+                             f"{count:,} {level}s x {sum(widths.values()):,} {level}-level columns")
         self.pair_nodes = [n for n in self.order if self.mech[n].level == PAIR]
         self.responses = [n for n in self.order if self.mech[n].level == RESPONSE]
         if not self.responses:

@@ -129,6 +129,7 @@ class BanditEnv(gym.Env):
         self.render_mode = render_mode
         self._block: _UserBatch | None = None
         self._obs: np.ndarray | None = None
+        self._q: np.ndarray | None = None
         self._i = -1
         self._acted = True
 
@@ -137,6 +138,9 @@ class BanditEnv(gym.Env):
         if seed is not None or self._block is None or self._i + 1 >= self.block_size:
             self._block = _UserBatch(self.world, self.block_size, self.np_random, self.oracle)
             self._obs = self.world.xp.to_numpy(self._block.obs)
+            if self._block.q is not None:  # the whole block's oracle at once, read one user at a time
+                self._q = self.world.xp.to_numpy(self._block.q)
+                self._best_item = self._q.argmax(axis=1)
             self._i = -1
         self._i += 1
         self._acted = False
@@ -151,15 +155,17 @@ class BanditEnv(gym.Env):
         users = b.users.take(row)
         cond = None if b.cond is None else {r: c[row] for r, c in b.cond.items()}
         out = world.respond(users, actions, cond_means=cond)
-        if world.slate_size > 1:
-            info: dict[str, Any] = {"position": np.arange(world.slate_size)}
-            if b.q is not None:
-                q = world.xp.to_numpy(b.q[i])
-                info.update(expected_reward=q, optimal_action=int(q.argmax()))
+        if b.q is not None:
+            q, best = self._q[i], int(self._best_item[i])
+            info: dict[str, Any] = {"expected_reward": q, "optimal_action": best}
+            if world.slate_size > 1:
+                info["position"] = np.arange(world.slate_size)
+            else:
+                info.update(chosen_expected_reward=float(q[int(actions[0])]), optimal_expected_reward=float(q[best]))
+        elif world.slate_size > 1:
+            info = {"position": np.arange(world.slate_size)}
         else:
-            info = oracle_info(world, users, actions, self.oracle, None if b.q is None else b.q[row], cond,
-                               out.expected_reward)
-            info = one_user_info(world, info)
+            info = one_user_info(world, oracle_info(world, users, actions, self.oracle, chosen=out.expected_reward))
         self._acted = True
         return self._obs[i].copy(), float(world.xp.to_numpy(out.reward)[0]), True, False, info
 

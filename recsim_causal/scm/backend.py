@@ -115,9 +115,8 @@ class NumpyBackend:
 
     def take_along(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """x (n, K) at idx (n,) -> (n,), or at idx (n, L) -> (n, L)."""
-        if idx.ndim == 1:
-            return np.take_along_axis(x, idx[:, None], 1)[:, 0]
-        return np.take_along_axis(x, idx, 1)
+        rows = np.arange(idx.shape[0])
+        return x[rows, idx] if idx.ndim == 1 else x[rows[:, None], idx]
 
     def argmax(self, x: np.ndarray, axis: int = 1) -> np.ndarray:
         return x.argmax(axis=axis)
@@ -128,7 +127,7 @@ class NumpyBackend:
     def max_argmax(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's maximum and its index: (n, K) -> (n,), (n,)."""
         i = x.argmax(axis=1)
-        return np.take_along_axis(x, i[:, None], 1)[:, 0], i
+        return x[np.arange(x.shape[0]), i], i
 
     def topk(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k largest entries of each row, best first: (values (n, k), indices (n, k))."""

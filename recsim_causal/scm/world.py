@@ -166,6 +166,7 @@ class World:
         self.observed = self._node_list(cfg, "observed", required=True)
         self.privileged = self._node_list(cfg, "privileged", required=False)
         self.reward_weights = self._reward(cfg.get("reward", "click"))
+        self._reward_needed = self._needed(self.reward_weights)  # the reward's responses and their gates
         self._build_slate(cfg.get("slate"))
         self._build_item_factors()
 
@@ -408,7 +409,7 @@ class World:
 
     def conditional_means(self, users: Users, names: list[str] | None = None) -> dict[str, Any]:
         """Each response's mean given its gate fired, (n, K): P(click), P(purchase | click), ..."""
-        names = names or self._needed(self.reward_weights)
+        names = names or self._reward_needed
         factors = self._user_factors(users, names)
         out = {}
         for r in names:
@@ -433,7 +434,7 @@ class World:
 
     def response_means(self, users: Users, cond_means: dict | None = None) -> dict[str, Any]:
         """Each response's unconditional mean E[response | x, do(a)] for every item, (n, K)."""
-        return self._gated(cond_means or self.conditional_means(users, self._needed(self.reward_weights)))
+        return self._gated(cond_means or self.conditional_means(users, self._reward_needed))
 
     def _reward_of(self, means: dict[str, Any]) -> Any:
         """sum_r w_r * means[r] over the reward's responses."""
@@ -469,7 +470,7 @@ class World:
         if not 1 <= k <= K:
             raise ValueError(f"k: expected an integer in [1, n_items={K}], got {k!r}")
         block = block_size or max(k, min(K, (1 << 22) // max(n, 1)))
-        needed = self._needed(self.reward_weights)
+        needed = self._reward_needed
         r0, w0 = next(iter(self.reward_weights.items()))
         mips = (needed == [r0] and w0 > 0 and not isinstance(self.mech[r0], Constant)
                 and getattr(self.mech[r0], "monotone", False))
@@ -500,13 +501,13 @@ class World:
     def _gated(self, cond: dict[str, Any]) -> dict[str, Any]:
         """Unconditional means from conditional ones: each response times its gate's mean."""
         means = {}
-        for r in self._needed(self.reward_weights):
+        for r in self._reward_needed:
             g = getattr(self.mech[r], "gate", None)
             means[r] = cond[r] * means[g] if g is not None else cond[r]
         return means
 
     def _cond_at(self, users: Users, actions: Any, cond: dict | None) -> dict[str, Any]:
-        names = self._needed(self.reward_weights)
+        names = self._reward_needed
         if cond is not None:
             return {r: self.xp.take_along(cond[r], actions) for r in names}
         factors = self._user_factors(users, names)

@@ -168,6 +168,24 @@ def test_one_step_env_equal_on_shared_noise(name):
             close(sn[4][k], st[4][k], F64)
 
 
+@pytest.mark.parametrize("oracle", ["full", "best", "chosen"])
+def test_slate_env_equal_on_shared_noise(oracle):
+    kw = dict(num_envs=128, vectorization_mode="vector_entry_point", n_items=30, slate_size=3, scm="position_bias",
+              dtype="float64", oracle=oracle)
+    en = gym.make_vec(BANDIT_ID, **kw)
+    et = gym.make_vec(BANDIT_ID, world=World("position_bias", n_items=30, slate_size=3, dtype="float64",
+                                             backend=SharedNoiseTorch("float64", "cpu")), **kw)
+    en.reset(seed=2)
+    et.reset(seed=2)
+    slates = np.argsort(np.random.default_rng(0).random((128, 30)), axis=1)[:, :3]
+    sn, st = en.step(slates), et.step(torch.as_tensor(slates))
+    for x, y in zip(sn[:4], st[:4]):
+        close(x, y, F64)
+    assert set(sn[4]) == set(st[4])
+    for k, v in sn[4].items():
+        close(v, st[4][k], F64)
+
+
 @pytest.mark.parametrize("oracle", ["full", "chosen"])
 def test_session_equal_on_shared_noise(oracle):
     kw = dict(num_envs=64, vectorization_mode="vector_entry_point", n_items=25, dtype="float64", max_steps=6,

@@ -240,6 +240,12 @@ def test_ppo_on_cuda(item_embeddings, held_out):
     check_policy(agent, held_out[0][:100], np.random.default_rng(0))
     x, q = held_out
     assert policy_value(agent, held_out) > q.mean() + 0.4 * (q.max(axis=1).mean() - q.mean())
+    on_gpu = PPOBert(K, 16, item_embeddings=item_embeddings, **{**TRAIN, "device": "cuda"})
+    venv = bandit(1024, backend="torch", device="cuda")  # the world on the same card
+    on_gpu.learn(venv, total_timesteps=200_000)
+    obs, _ = venv.reset(seed=0)
+    assert obs.is_cuda and on_gpu.action_probs(obs).shape == (1024, K)
+    assert policy_value(on_gpu, held_out) > q.mean() + 0.4 * (q.max(axis=1).mean() - q.mean())
 
 
 # ---------------------------------------------------------------------------- SB3VecEnv

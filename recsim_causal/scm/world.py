@@ -371,8 +371,10 @@ class World:
     def adopt(self, users: Users) -> Users:
         """The same users (values and kept noise) as arrays of this world's backend and dtype,
         e.g. users drawn by a numpy world, to replay them in a torch world."""
-        move = lambda d: {k: self.xp.asarray(self.xp.to_numpy(v) if not self.xp.is_array(v) else v)  # noqa: E731
-                          for k, v in d.items()}
+        def move(arrays: dict[str, Any]) -> dict[str, Any]:
+            host = lambda v: v.detach().cpu().numpy() if hasattr(v, "detach") else v  # noqa: E731 (a tensor elsewhere)
+            return {k: self.xp.asarray(v if self.xp.is_array(v) else host(v)) for k, v in arrays.items()}
+
         return Users(move(users.values), move(users.noise), users.n)
 
     def recompute(self, users: Users) -> None:

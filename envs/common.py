@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
+import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
@@ -160,3 +161,26 @@ def one_user_info(world: World, info: dict[str, Any]) -> dict[str, Any]:
         x = world.xp.to_numpy(v)[0]
         out[k] = x.item() if x.ndim == 0 else x
     return out
+
+
+class NumpyView(gym.vector.VectorWrapper):
+    """A vector env on the torch backend seen with numpy arrays (what the runner and numpy agents
+    take): observations, rewards, flags and every ``info`` array come back to the host; actions
+    are passed as they are. The world keeps computing on its device."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return _host(obs), {k: _host(v) for k, v in info.items()}
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        return (_host(obs), _host(reward), _host(terminated), _host(truncated), {k: _host(v) for k, v in info.items()})
+
+
+def _host(x: Any) -> Any:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else x
+
+
+def numpy_view(venv: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """``venv`` itself when its world is numpy's, else a ``NumpyView`` of it."""
+    return NumpyView(venv) if venv.unwrapped.world.xp.is_torch else venv

@@ -205,6 +205,21 @@ def test_invalid_config_values(tmp_path, overrides, message):
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.parquet"))
 
 
+def test_world_on_the_torch_backend_from_the_runner(tmp_path, capsys):
+    """+env.backend=torch: the world computes with torch, the runner and its agents see numpy."""
+    summaries = {}
+    for backend in ("numpy", "torch"):
+        cfg = compose_cfg(["agent=linucb", f"+env.backend={backend}", "env.dtype=float64"])
+        summaries[backend] = run_job(cfg, tmp_path / backend)
+    s = summaries["torch"]
+    assert (s["env_backend"], s["env_device"]) == ("torch", "cpu") and summaries["numpy"]["env_backend"] == "numpy"
+    assert "env: the world computes with torch on cpu" in capsys.readouterr().err
+    assert s["steps"] == summaries["numpy"]["steps"] and 0 < s["mean_reward"] < 1
+    # different noise streams, the same world: mean rewards within a few standard errors
+    se = (0.25 / s["steps"]) ** 0.5 * 2
+    assert abs(s["oracle_mean_reward"] - summaries["numpy"]["oracle_mean_reward"]) < 5 * se
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_asked_for_without_cuda_is_one_line(tmp_path):
     cfg = compose_cfg(["agent=ppo_bert", "agent.device=cuda"])

@@ -85,6 +85,7 @@ def test_action_probs_and_act_follow_the_contract(trained, held_out):
     np.testing.assert_array_equal(trained.action_probs(torch.as_tensor(x)), probs)  # tensors are taken as they are
 
 
+@pytest.mark.slow
 def test_update_learns_from_its_own_feedback(item_embeddings, held_out):
     """update() runs PPO on the policy's own (context, action, reward) rows: from an untrained
     policy, feedback alone (no learn) closes part of the random-to-oracle gap."""

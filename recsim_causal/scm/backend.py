@@ -97,7 +97,10 @@ class NumpyBackend:
         return np.stack(arrays, axis=axis)
 
     def matmul_t(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b.T``: (n, m) x (K, m) -> (n, K), on one BLAS thread (the products are small)."""
+        """``a @ b.T``: (n, m) x (K, m) -> (n, K); a large one on one BLAS thread (the factors are
+        thin: two threads only spin), a small one directly (the thread limit costs more than it)."""
+        if a.shape[0] * b.shape[0] < 1 << 16:
+            return a @ b.T
         with single_threaded_blas():
             return a @ b.T
 

@@ -260,6 +260,18 @@ def sample_categorical_shared(
     return actions, probs[actions]
 
 
+def restricted_probs(probs: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """``probs`` (B, K) restricted to the actions not ``taken`` (B, K) bool and renormalized; a row
+    with no mass left is uniform over its remaining actions (Plackett-Luce's next position)."""
+    weights = np.where(taken, 0.0, probs)
+    total = weights.sum(axis=1, keepdims=True)
+    empty = total[:, 0] <= 0
+    if empty.any():
+        weights[empty] = ~taken[empty]
+        total[empty] = weights[empty].sum(axis=1, keepdims=True)
+    return weights / total
+
+
 def argmax_frequencies(draws: np.ndarray) -> np.ndarray:
     """How often each action wins: ``draws (B, n, K) -> (B, K)`` float64, each row summing to 1.
 
@@ -412,13 +424,7 @@ class BasePolicy:
 
     def _position_probs(self, base: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """The distribution over the actions not ``taken``: ``base`` restricted and renormalized."""
-        weights = np.where(taken, 0.0, base)
-        total = weights.sum(axis=1, keepdims=True)
-        empty = total[:, 0] <= 0
-        if empty.any():
-            weights[empty] = ~taken[empty]
-            total[empty] = weights[empty].sum(axis=1, keepdims=True)
-        return weights / total
+        return restricted_probs(base, taken)
 
     # ---- input helpers --------------------------------------------------------------------
 

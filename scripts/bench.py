@@ -3,6 +3,7 @@
 
     python scripts/bench.py                  # everything (a few minutes on 2 cores)
     python scripts/bench.py --only env,agents --repeats 5 --json bench.json
+    python scripts/bench.py --only ctr        # the BERT click model: AUC targets, rows/s
 
 Targets are the issues' (on a 2-core machine); "x target" > 1 means the target is met.
 References are figures measured on the same kind of machine for other tools.
@@ -217,6 +218,92 @@ def bench_ope(repeats: int) -> None:
         higher_is_better=False, reference="(OBP: 100 resamples in 7.3 s)")
 
 
+# ----------------------------------------------------------------------------- slates and sessions
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_slate(repeats: int) -> None:
+    from recsim_causal.agents.slate import PlackettLuceSlate
+    from recsim_causal.ope import (SelfNormalizedSlateIndependentIPS, SelfNormalizedSlateRewardInteractionIPS,
+                                   SelfNormalizedSlateStandardIPS, SlateCascadeDoublyRobust, SlateIndependentIPS,
+                                   SlateRewardInteractionIPS, SlateStandardIPS, estimate_all_slate, slate_long_format)
+
+    print("slate OPE (K=100 items, L=5 slots)")
+    rng = np.random.default_rng(0)
+    n, K, L = 1_000_000, 100, 5
+    ratio = lambda shape: rng.uniform(0.2, 1.0, shape)  # noqa: E731
+    cascade, e_cascade = np.cumprod(ratio((n, L)), axis=1), np.cumprod(ratio((n, L)), axis=1)
+    arrays = slate_long_format(reward=rng.binomial(1, 0.1, (n, L)).astype(float), pscore=cascade[:, -1],
+                               evaluation_policy_pscore=e_cascade[:, -1], pscore_cascade=cascade,
+                               evaluation_policy_pscore_cascade=e_cascade, pscore_item_position=ratio((n, L)),
+                               evaluation_policy_pscore_item_position=ratio((n, L)))
+    six = [c(len_list=L) for c in (SlateStandardIPS, SlateIndependentIPS, SlateRewardInteractionIPS,
+                                   SelfNormalizedSlateStandardIPS, SelfNormalizedSlateIndependentIPS,
+                                   SelfNormalizedSlateRewardInteractionIPS)]
+    row("slate", "6 slate IPS estimators, 1M logged slates (5M rows), estimates",
+        _timed(lambda: estimate_all_slate(six, intervals=False, **arrays), repeats), "s", None)
+    row("slate", "  the same with bootstrap CIs, 100 resamples over slates",
+        _timed(lambda: estimate_all_slate(six, n_bootstrap_samples=100, random_state=0, **arrays), 1), "s", None)
+    m, K_dr = 100_000, 100  # Cascade-DR's q_hat and action_dist are (n * L, K): 100k slates = 2 x 400 MB
+    sub = {k: v[: m * L] for k, v in arrays.items()}
+    sub.update(action=rng.integers(0, K_dr, m * L), q_hat=rng.random((m * L, K_dr)),
+               evaluation_policy_action_dist=np.full((m * L, K_dr), 1.0 / K_dr))
+    cdr = SlateCascadeDoublyRobust(len_list=L, n_unique_action=K_dr)
+    row("slate", "Cascade-DR, 100k logged slates (dense q_hat 500k x 100)",
+        _timed(lambda: cdr.estimate_policy_value(**sub), repeats), "s", None)
+    del sub
+    probs = rng.dirichlet(np.full(K, 0.3), size=10_000) * 0.8 + 0.2 / K
+
+    class _P:
+        n_actions = K
+
+    pl = PlackettLuceSlate(_P(), L)
+    slates = pl.sample(probs, rng)
+    row("slate", "exact Plackett-Luce propensities (3 kinds), 10k slates",
+        _timed(lambda: pl.propensities(probs, slates), 1), "s", None,
+        reference="(item-position marginals by quadrature dominate; linear in slates)")
+
+
+def bench_session(repeats: int) -> None:
+    from recsim_causal.ope import FQE, PDIS, SNPDIS, SNTIS, TIS, SeqDM, SeqDR, SNSeqDR, estimate_all_sequential
+
+    print("session OPE (100k sessions of 1..20 steps)")
+    rng = np.random.default_rng(0)
+    n = 100_000
+    lengths = rng.integers(1, 21, n)
+    steps = int(lengths.sum())
+    tid = np.repeat(np.arange(n), lengths)
+    base = dict(trajectory_id=tid, reward=rng.binomial(1, 0.2, steps).astype(float), pscore=rng.uniform(0.2, 1, steps),
+                evaluation_policy_pscore=rng.uniform(0.1, 1, steps))
+    four = [TIS(), PDIS(), SNTIS(), SNPDIS()]
+    row("session", f"TIS, PDIS, SNTIS, SNPDIS on 100k sessions ({steps / 1e6:.2f}M steps), estimates",
+        _timed(lambda: estimate_all_sequential(four, intervals=False, **base), repeats), "s", None)
+    row("session", "  the same with bootstrap CIs, 1,000 resamples over sessions",
+        _timed(lambda: estimate_all_sequential(four, n_bootstrap_samples=1000, random_state=0, **base), 1), "s", None)
+    K, d = 10, 13
+    dist = rng.dirichlet(np.ones(K), steps)
+    action = rng.integers(0, K, steps)
+    dense = dict(base, action=action, evaluation_policy_action_dist=dist, state_action_value_prediction=rng.random((steps, K)))
+    dense.pop("evaluation_policy_pscore")
+    three = [SeqDM(), SeqDR(), SNSeqDR()]
+    row("session", f"DM, DR, SNDR on 100k sessions (K={K}), estimates",
+        _timed(lambda: estimate_all_sequential(three, intervals=False, **dense), repeats), "s", None)
+    x = rng.normal(size=(steps, d))
+    row("session", f"FQE (ridge per action, 20 iterations), 100k sessions, K={K}, d={d}",
+        _timed(lambda: FQE(K).fit_predict(context=x, action=action, reward=base["reward"], trajectory_id=tid,
+                                          evaluation_policy_action_dist=dist), 1), "s", None)
+
+
 # ----------------------------------------------------------------------------- PPO
 
 
@@ -238,8 +325,61 @@ def bench_ppo(repeats: int) -> None:
         reference="(the >= 50k target is for a GPU: scripts/gpu_check.sh; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
 
 
+# ----------------------------------------------------------------------------- CTR
+
+
+def bench_ctr(repeats: int) -> None:
+    """The default ``experiment=ctr`` (its wall time and the issue's AUC targets) and the BERT
+    click model's CPU fine-tuning throughput (training rows/s, finetune=last_layers)."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from recsim_causal.ctr import CTRModel
+    from recsim_causal.experiment.ctr import log_clicks, run_ctr
+    from recsim_causal.scm import World
+    from recsim_causal.scm.world import CONF_DIR
+
+    print("CTR: the BERT click model (default world, K = 100, experiment=ctr defaults)")
+    exp = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / "ctr.yaml"))
+    cfg = {"seed": 0, "env": {"id": "RecSimCausal/Bandit-v0", "n_items": 100, "slate_size": 1}, "scm": "default",
+           "experiment": {**exp, "settings": {m: {**v, "progress": False} for m, v in exp["settings"].items()}}}
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        summary = run_ctr(cfg, out, resolved=cfg)
+        wall = time.perf_counter() - t0
+    row("ctr", "experiment=ctr default (20k rounds, 4 models), wall time", wall, "s", 300.0, higher_is_better=False)
+    cold, warm = summary["results"]["cold"]["models"], summary["results"]["warm"]["models"]
+    best = max((m for m in warm if m != "bert"), key=lambda m: warm[m]["auc"])
+    row("ctr", "cold-start AUC bert (target: logistic + 0.05)", cold["bert"]["auc"], "AUC",
+        round(cold["logistic"]["auc"] + 0.05, 4), reference=f"(logistic {cold['logistic']['auc']:.4f})")
+    row("ctr", "cold-start AUC bert (target: features - 0.05)", cold["bert"]["auc"], "AUC",
+        round(cold["features"]["auc"] - 0.05, 4), reference=f"(features {cold['features']['auc']:.4f}, "
+        f"ceiling {summary['results']['cold']['ceiling']['auc']:.4f})")
+    row("ctr", f"warm AUC bert (target: best baseline {best} - 0.02)", warm["bert"]["auc"], "AUC",
+        round(warm[best]["auc"] - 0.02, 4), reference=f"(ceiling {summary['results']['warm']['ceiling']['auc']:.4f})")
+    row("ctr", "bert fine-tuning, last_layers (1 layer), 1 thread, in experiment=ctr",
+        summary["training"]["bert"]["finetune_rows_per_s"], "rows/s", None)
+
+    world = World("default", n_items=100, seed=0)
+    fb = log_clicks(world, {"logger": {"agent": "linucb", "epsilon": 0.3}, "train_rounds": 2000, "n_rounds": 4096}, 0)
+    for threads in (1, 2):
+        for finetune in ("last_layers", "frozen"):
+            settings = dict(model="bert", finetune=finetune, probe_epochs=0, n_epochs=1, batch_size=512,
+                            threads=threads, progress=False)
+
+            def fit(settings=settings):
+                model = CTRModel(settings, 100, fb.context.shape[1], item_texts=world.catalog.texts)
+                model.fit(fb.context, fb.action, fb.reward)
+                return model.finetune_rows_per_s
+
+            rates = [fit() for _ in range(max(1, repeats // 2))]
+            row("ctr", f"bert training, finetune={finetune}, batch 512, {threads} thread(s)",
+                statistics.median(rates), "rows/s", None)
+
+
 GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,
-          "ope": bench_ope, "ppo": bench_ppo}
+          "ope": bench_ope, "slate": bench_slate, "session": bench_session, "ppo": bench_ppo, "ctr": bench_ctr}
 
 
 def main() -> None:

@@ -10,7 +10,8 @@
 # 2. runs the CUDA tests: pytest -m gpu;
 # 3. runs scripts/gpu_bench.py: the World on the GPU (N=1M users, K=100; a K sweep to 1M items),
 #    MiniLM item encoding (100,000 items x 32 tokens, bf16) and PPO end to end (4,096 envs; world on
-#    the host and on the GPU), ending with a table headed by the card's name.
+#    the host and on the GPU), ending with a table headed by the card's name;
+# 4. runs scripts/gpu_ctr.py: the BERT click model fully fine-tuned in bf16 (rows/s, AUCs, the card).
 # Results also go to $OUT/gpu_bench.json when OUT is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +52,8 @@ fi
 JSON=()
 [ -n "${OUT:-}" ] && JSON=(--json "$OUT/gpu_bench.json")
 "$PYTHON" scripts/gpu_bench.py $DRY "${JSON[@]}" || status=$?
+# 4. the BERT click model fully fine-tuned on the GPU (bf16): rows/s, warm / cold AUCs, the card
+CTR_JSON=()
+[ -n "${OUT:-}" ] && CTR_JSON=(--json "$OUT/gpu_ctr.json")
+"$PYTHON" scripts/gpu_ctr.py $DRY "${CTR_JSON[@]}" || status=$?
 exit $status

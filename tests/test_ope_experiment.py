@@ -134,7 +134,6 @@ def test_open_bandit_dataset_folder_is_evaluated_without_truth(tmp_path):
     (["experiment.logger.epsilon=1.5"], r"^experiment.logger.epsilon: expected a number in \[0, 1\]"),
     (["experiment.targets=[linucbb]"], r"^experiment: unknown agent 'linucbb' \(known: "),
     (["experiment.use=[ipw,dr2]"], r"^experiment.use: unknown estimator 'dr2'"),
-    (["env=session"], r"^env: experiment=ope evaluates one-item bandit policies"),
     (["experiment.data=/nonexistent/log.csv"], r"^experiment.data: expected a .parquet log or an Open Bandit"),
 ])
 def test_invalid_ope_settings(tmp_path, overrides, message):

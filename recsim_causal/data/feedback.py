@@ -50,6 +50,12 @@ class LoggedFeedback:
     metadata: dict
         JSON-serializable facts about how the log was made: world config, logging policy,
         seed. Stored in the Parquet schema metadata.
+    trajectory_id, step: (n_rounds,) int64 or None
+        Sessions (trajectories): the session each row belongs to and the step's index in it
+        (0-based); a session's rows are contiguous and in time order.
+    terminated, truncated: (n_rounds,) bool or None
+        Whether the session ended after this step because the user left (terminated) or the
+        time budget ran out (truncated), Gymnasium's two done flags.
     """
 
     context: np.ndarray
@@ -62,6 +68,10 @@ class LoggedFeedback:
     expected_reward: np.ndarray | None = None
     action_context: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    trajectory_id: np.ndarray | None = None
+    step: np.ndarray | None = None
+    terminated: np.ndarray | None = None
+    truncated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = "LoggedFeedback"
@@ -154,12 +164,37 @@ class LoggedFeedback:
                 )
             check_finite(self.action_context, f"{p}.action_context")
 
+        self._check_trajectories()
+
         if not isinstance(self.metadata, dict):
             raise ValueError(f"{p}.metadata: expected a dict, got {type(self.metadata).__name__}")
         try:
             json.dumps(to_jsonable(self.metadata, _where=f"{p}.metadata"))
         except TypeError as exc:
             raise ValueError(str(exc)) from None
+
+    def _check_trajectories(self) -> None:
+        p, n = "LoggedFeedback", self.n_rounds
+        for name in ("trajectory_id", "step"):
+            x = getattr(self, name)
+            if x is None:
+                continue
+            x = as_int_array(x, f"{p}.{name}")
+            if x.shape != (n,):
+                raise ValueError(f"{p}.{name}: expected shape ({n},), got {x.shape}")
+            if n and x.min() < 0:
+                raise ValueError(f"{p}.{name}: must be >= 0, min is {x.min()}")
+            setattr(self, name, x)
+        for name in ("terminated", "truncated"):
+            x = getattr(self, name)
+            if x is None:
+                continue
+            x = np.asarray(x)
+            if x.shape != (n,) or x.dtype.kind not in "bui":
+                raise ValueError(f"{p}.{name}: expected booleans of shape ({n},), got {x.dtype} {x.shape}")
+            setattr(self, name, x.astype(bool))
+        if self.step is not None and self.trajectory_id is None:
+            raise ValueError(f"{p}.step: given without trajectory_id")
 
     def _check_logger_dist(self) -> None:
         p = "LoggedFeedback"
@@ -246,6 +281,10 @@ class LoggedFeedback:
             expected_reward=take(self.expected_reward),
             action_context=self.action_context,
             metadata=dict(self.metadata),
+            trajectory_id=take(self.trajectory_id),
+            step=take(self.step),
+            terminated=take(self.terminated),
+            truncated=take(self.truncated),
         )
 
     def to_parquet(self, path: str | Path) -> Path:
@@ -277,7 +316,7 @@ class LoggedFeedback:
     def __repr__(self) -> str:
         extras = [
             name
-            for name in ("position", "action_dist", "expected_reward", "action_context")
+            for name in ("position", "action_dist", "expected_reward", "action_context", "trajectory_id")
             if getattr(self, name) is not None
         ]
         return (

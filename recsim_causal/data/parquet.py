@@ -1,7 +1,8 @@
 """LoggedFeedback <-> Parquet.
 
 Layout: one row per round. Scalar columns ``action`` (int64), ``reward``, ``pscore``
-(float64), ``position`` (int64, only when present). Matrix fields are fixed-size-list
+(float64), ``position`` (int64, only when present); sessions add ``trajectory_id`` and
+``step`` (int64), ``terminated`` and ``truncated`` (bool). Matrix fields are fixed-size-list
 columns of float64, built zero-copy from the numpy buffers: ``context`` (dim_context per
 row), ``action_dist`` and ``expected_reward`` (K or K*L per row, reshaped on load).
 ``n_actions``, the array shapes, ``action_context`` and ``metadata`` are JSON in the
@@ -28,6 +29,8 @@ METADATA_KEY = b"recsim_causal"
 _FORMAT = "recsim_causal.LoggedFeedback"
 _VERSION = 1
 _MATRIX_FIELDS = ("context", "action_dist", "expected_reward")
+# optional per-round columns (sessions): name -> arrow type
+_OPTIONAL_COLUMNS = {"trajectory_id": pa.int64(), "step": pa.int64(), "terminated": pa.bool_(), "truncated": pa.bool_()}
 
 
 def _fixed_list(arr: np.ndarray) -> pa.FixedSizeListArray:
@@ -47,6 +50,9 @@ def _table(feedback: LoggedFeedback, n_rounds: int | None) -> pa.Table:
     }
     if feedback.position is not None:
         columns["position"] = pa.array(feedback.position, type=pa.int64())
+    for name, kind in _OPTIONAL_COLUMNS.items():
+        if getattr(feedback, name) is not None:
+            columns[name] = pa.array(getattr(feedback, name), type=kind)
     shapes: dict[str, list[int]] = {}
     for name in _MATRIX_FIELDS:
         arr = getattr(feedback, name)
@@ -155,6 +161,8 @@ def load_parquet(path: str | Path) -> LoggedFeedback:
     fields["position"] = (
         _column_to_numpy(table, "position", path) if "position" in table.column_names else None
     )
+    for name in _OPTIONAL_COLUMNS:
+        fields[name] = _column_to_numpy(table, name, path) if name in table.column_names else None
     for name in _MATRIX_FIELDS:
         shape = meta["shapes"].get(name)
         fields[name] = (

@@ -148,6 +148,10 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     """Run the OPE experiment; write ope.json and ope.png into ``out_dir``; return the summary."""
     resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
     exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
+    if env_cfg["id"] == "RecSimCausal/Session-v0" or (not exp.get("data") and env_cfg.get("slate_size", 1) > 1):
+        from recsim_causal.experiment.ope_paths import run_setting  # slates and sessions: their own paths
+
+        return run_setting(resolved, out_dir, tracker or Tracker(mode="disabled"))
     _check(exp)
     tracker = tracker or Tracker(mode="disabled")
     estimators = make_estimators(exp)
@@ -171,8 +175,14 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
         train_log = None
 
     K, dim = feedback.n_actions, feedback.context.shape[1]
-    q_hat = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=exp["reward_model"],
-                        features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"], random_state=seed)
+    if exp["reward_model"] == "bert":  # the text-aware click model (recsim_causal.ctr), cross-fitted
+        from recsim_causal.experiment.ctr import ope_q_hat
+
+        q_hat = ope_q_hat(world, feedback, exp, seed)
+    else:
+        q_hat = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=exp["reward_model"],
+                            features=exp.get("reward_features", "interaction"), n_folds=exp["n_folds"],
+                            random_state=seed)
     arrays = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore,
                   estimated_rewards_by_reg_model=q_hat)
     if feedback.action_dist is not None:  # the logger's distribution: support violations get flagged

@@ -14,7 +14,7 @@ from recsim_causal.config import check_integer, check_keys
 from recsim_causal.experiment.tracking import tracker_from_config
 from recsim_causal.threads import single_threaded_blas
 
-EXPERIMENTS = ("online", "ope")
+EXPERIMENTS = ("online", "ope", "ctr")
 
 
 def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
@@ -35,6 +35,10 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
             from recsim_causal.experiment.online import run_online
 
             summary = run_online(cfg, out_dir, tracker, resolved=resolved)
+        elif name == "ctr":
+            from recsim_causal.experiment.ctr import run_ctr
+
+            summary = run_ctr(cfg, out_dir, tracker, resolved=resolved)
         else:
             from recsim_causal.experiment.ope import run_ope
 

@@ -1,0 +1,187 @@
+"""Session OPE: exact DR with the true Q (backward induction on a tabular MDP), PDIS unbiased
+against rollout truth on Session-v0, one-step sessions = one-item IPS, FQE, SN formulas by hand."""
+
+import numpy as np
+import pytest
+
+from recsim_causal.data import LoggedFeedback
+from recsim_causal.envs import SessionVectorEnv
+from recsim_causal.experiment.ope_session import run_sessions
+from recsim_causal.ope import (
+    FQE,
+    IPS,
+    PDIS,
+    SNPDIS,
+    SNSeqDR,
+    SNTIS,
+    TIS,
+    SeqDM,
+    SeqDR,
+    estimate_all_sequential,
+)
+
+
+def tabular_mdp(seed=0, S=4, K=3, H=3, n=3000, deterministic=True):
+    """A finite-horizon MDP with deterministic transitions and rewards, random logger and target;
+    the exact Q of the target by backward induction; n logged trajectories."""
+    rng = np.random.default_rng(seed)
+    nxt = rng.integers(0, S, (H, S, K))
+    R = rng.random((H, S, K))
+    pb = rng.dirichlet(np.ones(K), (H, S))
+    pe = rng.dirichlet(np.ones(K), (H, S))
+    Q, V = np.zeros((H + 1, S, K)), np.zeros((H + 1, S))
+    for h in range(H - 1, -1, -1):
+        Q[h] = R[h] + V[h + 1][nxt[h]]
+        V[h] = (pe[h] * Q[h]).sum(-1)
+    s = rng.integers(0, S, n)
+    s0 = s.copy()
+    cols = {k: [] for k in ("trajectory_id", "t", "state", "action", "reward", "pscore", "dist", "q")}
+    for h in range(H):
+        u = rng.random(n)[:, None]
+        a = (pb[h, s].cumsum(axis=1) < u).sum(axis=1)
+        for k, v in (("trajectory_id", np.arange(n)), ("t", np.full(n, h)), ("state", s), ("action", a),
+                     ("reward", R[h, s, a]), ("pscore", pb[h, s, a]), ("dist", pe[h, s]), ("q", Q[h, s])):
+            cols[k].append(v)
+        s = nxt[h, s, a]
+    c = {k: np.stack(v, axis=1).reshape(n * H, *np.shape(v[0])[1:]) for k, v in cols.items()}
+    arrays = dict(trajectory_id=c["trajectory_id"], action=c["action"], reward=c["reward"], pscore=c["pscore"],
+                  evaluation_policy_action_dist=c["dist"])
+    return arrays, c, V[0][s0], (S, K, H)
+
+
+def test_dr_is_exact_for_every_trajectory_when_q_is_the_truth():
+    arrays, c, v0, _ = tabular_mdp()
+    arrays["state_action_value_prediction"] = c["q"]
+    per_trajectory = SeqDR().parts(**arrays)[0].num
+    np.testing.assert_allclose(per_trajectory, v0, atol=1e-12)  # telescopes: the weights cancel
+    for est in (SeqDR(), SNSeqDR(), SeqDM()):
+        assert est.estimate_policy_value(**arrays) == pytest.approx(v0.mean(), abs=1e-12)
+
+
+def test_fqe_recovers_the_tabular_q():
+    arrays, c, _, (S, K, H) = tabular_mdp(n=4000)
+    x = np.zeros((len(c["state"]), S * H))
+    x[np.arange(len(x)), c["t"] * S + c["state"]] = 1.0  # one-hot (step, state): Q is linear in it
+    q = FQE(K, ridge=1e-8).fit_predict(context=x, action=arrays["action"], reward=arrays["reward"],
+                                       trajectory_id=arrays["trajectory_id"],
+                                       evaluation_policy_action_dist=arrays["evaluation_policy_action_dist"])
+    np.testing.assert_allclose(q, c["q"], atol=1e-5)
+
+
+def test_is_estimators_are_unbiased_on_the_tabular_mdp():
+    """Exact value E[V(s0)]: TIS and PDIS within 3 s.e. over 20k trajectories."""
+    arrays, _, v0, _ = tabular_mdp(n=20000, seed=1)
+    for est in (TIS(), PDIS()):
+        d = est.parts(**arrays)[0].num - v0
+        assert abs(d.mean()) < 3 * d.std(ddof=1) / np.sqrt(len(d)), type(est).__name__
+
+
+def test_self_normalized_formulas_by_hand():
+    # two trajectories of two steps: ratios (2, 1) and (0.5, 4); rewards (1, 1) and (0, 2)
+    arrays = dict(step_per_trajectory=2, reward=np.array([1.0, 1, 0, 2]), pscore=np.array([0.25, 0.5, 0.5, 0.125]),
+                  evaluation_policy_pscore=np.array([0.5, 0.5, 0.25, 0.5]))
+    # w_{0:0} = (2, .5), w_{0:1} = (2, 2)
+    assert TIS().estimate_policy_value(**arrays) == pytest.approx((2 * 2 + 2 * 2) / 2)
+    assert PDIS().estimate_policy_value(**arrays) == pytest.approx((2 * 1 + 2 * 1 + 0.5 * 0 + 2 * 2) / 2)
+    assert SNTIS().estimate_policy_value(**arrays) == pytest.approx((2 * 2 + 2 * 2) / 2 / 2)
+    assert SNPDIS().estimate_policy_value(**arrays) == pytest.approx((2 * 1 + 0.5 * 0) / 2.5 + (2 * 1 + 2 * 2) / 4)
+    assert PDIS().estimate_policy_value(gamma=0.5, **arrays) == pytest.approx((2 + 0.5 * 2 + 0.5 * 4) / 2)
+    # the same data as two variable-length ids
+    ids = dict(arrays, trajectory_id=np.array([7, 7, 3, 3]))
+    ids.pop("step_per_trajectory")
+    assert SNPDIS().estimate_policy_value(**ids) == pytest.approx(SNPDIS().estimate_policy_value(**arrays))
+
+
+def test_short_sessions_are_padded_as_absorbing():
+    # one session of 1 step (ratio 2, reward 1) and one of 3 steps (ratios 1, 2, .5, rewards 1, 1, 1)
+    arrays = dict(trajectory_id=np.array([0, 1, 1, 1]), reward=np.ones(4), pscore=np.array([0.25, 0.5, 0.25, 0.5]),
+                  evaluation_policy_pscore=np.array([0.5, 0.5, 0.5, 0.25]))
+    assert PDIS().estimate_policy_value(**arrays) == pytest.approx((2 + (1 + 2 + 1)) / 2)
+    assert TIS().estimate_policy_value(**arrays) == pytest.approx((2 * 1 + 1 * 3) / 2)
+    # SNPDIS: step 0 weights (2, 1), step 1 (2, 2), step 2 (2, 1): the ended session keeps its weight
+    assert SNPDIS().estimate_policy_value(**arrays) == pytest.approx(3 / 3 + 2 / 4 + 1 / 3)
+
+
+def session_env(max_steps, n_items=8, num_envs=1024):
+    return SessionVectorEnv(num_envs, n_items=n_items, scm="default", world_seed=0, dtype="float64",
+                            max_steps=max_steps)
+
+
+class LinearSoftmax:
+    """A fixed stochastic policy over Session-v0 observations."""
+
+    def __init__(self, K, dim, seed, scale):
+        self.n_actions, self.W = K, np.random.default_rng(seed).normal(scale=scale, size=(dim, K))
+
+    def action_probs(self, x):
+        z = x @ self.W
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def test_pdis_is_unbiased_against_rollout_truth_on_session_v0():
+    env = session_env(max_steps=4)
+    K, dim = env.world.n_items, env.single_observation_space.shape[0]
+    target = LinearSoftmax(K, dim, 1, 0.5)
+    uniform = lambda x: np.full((len(x), K), 1.0 / K)  # noqa: E731  (bounded weights: the CLT holds at n=20k)
+    _, steps = run_sessions(env, uniform, 20000, 5, record=True)
+    est = PDIS().parts(trajectory_id=steps["trajectory_id"], action=steps["action"], reward=steps["reward"],
+                       pscore=steps["pscore"], evaluation_policy_action_dist=target.action_probs(steps["context"]))[0].num
+    returns, _ = run_sessions(env, target.action_probs, 100000, 6)
+    se = np.sqrt(est.var(ddof=1) / len(est) + returns.var(ddof=1) / len(returns))
+    assert abs(est.mean() - returns.mean()) < 3 * se
+    assert returns.var(ddof=1) / len(returns) < est.var(ddof=1) / len(est) / 4  # the truth is the sharper one
+    # the same sessions again: the rollouts are reproducible from their seed
+    again, _ = run_sessions(env, target.action_probs, 100000, 6)
+    np.testing.assert_array_equal(again, returns)
+
+
+def test_one_step_sessions_reduce_to_one_item_ips():
+    env = session_env(max_steps=1)
+    K, dim = env.world.n_items, env.single_observation_space.shape[0]
+    logger, target = LinearSoftmax(K, dim, 0, 0.3), LinearSoftmax(K, dim, 1, 0.6)
+    _, steps = run_sessions(env, logger.action_probs, 3000, 1, record=True)
+    dist = target.action_probs(steps["context"])
+    ips = IPS().estimate_policy_value(reward=steps["reward"], action=steps["action"], pscore=steps["pscore"],
+                                      action_dist=dist)
+    for est in (TIS(), PDIS()):
+        for layout in (dict(trajectory_id=steps["trajectory_id"]), dict(step_per_trajectory=1)):
+            v = est.estimate_policy_value(action=steps["action"], reward=steps["reward"], pscore=steps["pscore"],
+                                          evaluation_policy_action_dist=dist, **layout)
+            assert v == pytest.approx(ips, rel=1e-12)
+
+
+def test_logged_sessions_round_trip_through_parquet(tmp_path):
+    env = session_env(max_steps=5, num_envs=256)
+    K, dim = env.world.n_items, env.single_observation_space.shape[0]
+    _, steps = run_sessions(env, LinearSoftmax(K, dim, 0, 0.3).action_probs, 300, 2, record=True)
+    fb = LoggedFeedback(n_actions=K, **steps)
+    assert (np.bincount(fb.trajectory_id) >= 1).all() and fb.step.max() <= 4
+    last = np.append(fb.trajectory_id[1:] != fb.trajectory_id[:-1], True)
+    assert ((fb.terminated | fb.truncated) == last).all()  # a session ends exactly at its last row
+    back = LoggedFeedback.from_parquet(fb.to_parquet(tmp_path / "log.parquet"))
+    for k in ("trajectory_id", "step", "terminated", "truncated", "reward", "pscore"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(fb, k))
+    est, ints, data = estimate_all_sequential([PDIS(), SNPDIS()], trajectory_id=back.trajectory_id, action=back.action,
+                                              reward=back.reward, pscore=back.pscore,
+                                              evaluation_policy_action_dist=back.action_dist, n_bootstrap_samples=200,
+                                              random_state=0)
+    # the target is the logger: every weight is 1, so PDIS and SNPDIS are the mean return
+    assert est["pdis"] == pytest.approx(np.bincount(data.unit, data.reward[data.mask]).mean())
+    assert est["snpdis"] == pytest.approx(est["pdis"])
+    assert ints["pdis"]["95.0% CI (lower)"] < est["pdis"] < ints["pdis"]["95.0% CI (upper)"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(gamma=0.0), r"^gamma: expected a number in \(0, 1\], got 0.0$"),
+    (dict(pscore=np.array([0.0, 0.5])), r"^pscore: must be in \(0, 1\]"),
+    (dict(trajectory_id=np.array([0, 1, 0])), r"^reward: expected shape \(3,\)|^trajectory_id"),
+    (dict(step_per_trajectory=3), r"^step_per_trajectory: expected an integer >= 1 dividing n_steps=2"),
+])
+def test_bad_sequential_input_is_named(kw, message):
+    arrays = dict(reward=np.array([1.0, 0.0]), pscore=np.array([0.5, 0.5]), evaluation_policy_pscore=np.array([0.5, 0.5]),
+                  trajectory_id=np.array([0, 0]))
+    if "step_per_trajectory" in kw:
+        arrays.pop("trajectory_id")
+    with pytest.raises(ValueError, match=message):
+        PDIS().estimate_policy_value(**{**arrays, **kw})

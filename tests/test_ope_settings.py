@@ -1,0 +1,115 @@
+"""experiment=ope for slates (pbm and cascade) and sessions, end to end: ope.json, ope.png,
+logged sessions, a real offline W&B run, sweeps and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from recsim_causal.data import LoggedFeedback
+from recsim_causal.experiment.runner import run_job
+from tests.test_runner import ROOT, run, wandb_summary
+
+SLATE = ["env=slate", "scm=position_bias", "env.n_items=6", "env.slate_size=3", "experiment.slate.n_rounds=4000",
+         "experiment.train_rounds=2000", "experiment.ci.n_bootstrap_samples=200"]
+SESSION = ["env=session", "env.n_items=10", "env.max_steps=5", "experiment.session.n_trajectories=1500",
+           "experiment.session.truth_trajectories=30000", "experiment.train_rounds=2000",
+           "experiment.ci.n_bootstrap_samples=200"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def compose_ope(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=["experiment=ope", "wandb.mode=disabled", *overrides])
+
+
+def test_slate_pbm_run_estimates_every_target_against_the_exact_truth(tmp_path):
+    summary = run_job(compose_ope(SLATE), tmp_path)
+    saved = json.loads((tmp_path / "ope.json").read_text())
+    assert saved["setting"] == "slate" and saved["click_model"] == "pbm" and saved["n_rounds"] == 4000
+    assert set(saved["targets"]) == {"softmax/plackett_luce", "epsilon_greedy/plackett_luce", "linucb/greedy"}
+    for name, t in saved["targets"].items():
+        assert set(t["estimators"]) == {"sips", "iips", "rips", "snsips", "sniips", "snrips", "cascade-dr"}
+        # K=6, L=3: 120 slates, the Plackett-Luce truth is enumerated; the greedy one is one slate
+        assert t["truth_method"] == ("exact" if name.endswith("greedy") else "enumeration") and t["truth_se"] == 0
+        assert {"sips", "iips", "rips"} <= set(t["diagnostics"]) and t["diagnostics"]["sips"]["n_rounds"] == 4000
+    # IIPS is unbiased under the PBM: its interval holds the truth for the stochastic targets
+    assert all(saved["targets"][n]["estimators"]["iips"]["covers"] for n in ("softmax/plackett_luce",
+                                                                                "epsilon_greedy/plackett_luce"))
+    assert (tmp_path / "ope.png").read_bytes()[:8] == PNG
+    assert "sniips" in summary["table"] and "truth" in summary["table"]
+
+
+def test_slate_cascade_from_the_command_line_with_an_offline_wandb_run(tmp_path):
+    out = tmp_path / "run"
+    res = run(["experiment=ope", *SLATE, "scm.slate.model=cascade", "experiment.slate.n_rounds=2000", f"hydra.run.dir={out}"])
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((out / "ope.json").read_text())
+    assert saved["click_model"] == "cascade"
+    rips = saved["targets"]["softmax/plackett_luce"]["estimators"]["rips"]
+    assert np.isfinite(rips["estimate"]) and rips["ci_low"] <= rips["ci_high"]
+    w = wandb_summary(out)
+    assert w["state"] == "finished" and w["summary"]["setting"] == "slate"
+    assert w["summary"]["ope"]["_type"] in ("table-file", "image-file")
+
+
+def test_session_run_logs_trajectories_and_compares_with_rollout_truth(tmp_path):
+    out = tmp_path / "run"
+    res = run(["experiment=ope", *SESSION, "experiment.logger.epsilon=1.0", f"hydra.run.dir={out}"])
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((out / "ope.json").read_text())
+    assert saved["setting"] == "session" and saved["n_rounds"] == 1500 and 1 <= saved["mean_session_length"] <= 5
+    for t in saved["targets"].values():
+        assert set(t["estimators"]) == {"dm", "tis", "pdis", "sntis", "snpdis", "dr", "sndr"}
+        assert t["truth_se"] > 0 and t["truth_trajectories"] == 30000
+        assert t["diagnostics"]["trajectory"]["n_rounds"] == 1500
+    # a uniform logger (epsilon=1) and the uniform target: weights 1, and PDIS's bootstrap interval
+    # over trajectories holds the rollout truth
+    assert saved["targets"]["random"]["diagnostics"]["trajectory"]["max_weight"] == pytest.approx(1.0)
+    assert saved["targets"]["random"]["estimators"]["pdis"]["covers"]
+    logged = LoggedFeedback.from_parquet(out / "logged.parquet")
+    assert len(np.unique(logged.trajectory_id)) == 1500 and logged.n_rounds == saved["n_steps"]
+    assert (out / "ope.png").read_bytes()[:8] == PNG
+    w = wandb_summary(out)
+    assert w["state"] == "finished" and w["summary"]["setting"] == "session"
+
+
+def test_session_sweep_over_gamma_and_logger_epsilon(tmp_path):
+    sweep = tmp_path / "sweep"
+    small = [o for o in SESSION if "_trajectories=" not in o]
+    res = run(["-m", "experiment=ope", *small, "experiment.session.n_trajectories=500",
+               "experiment.session.truth_trajectories=5000", "experiment.session.targets=[random]",
+               "experiment.session.gamma=1.0,0.8", "experiment.logger.epsilon=0.5", "wandb.mode=disabled",
+               f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"])
+    assert res.returncode == 0, res.stderr
+    gammas = sorted(json.loads(p.read_text())["gamma"] for p in sweep.glob("*/ope.json"))
+    assert gammas == [0.8, 1.0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ([*SLATE, "experiment.slate.estimators=[sips,sipz]"], r"^experiment.slate.estimators: unknown estimator 'sipz'"),
+    ([*SLATE, "experiment.slate.targets=[{agent: random, slate: topk}]"], r"^experiment.slate.targets\[0\].slate: unknown slate policy 'topk'"),
+    ([*SLATE, "experiment.slate.n_rounds=0"], r"^experiment.slate.n_rounds: expected an integer >= 1, got 0$"),
+    ([*SESSION, "experiment.session.gamma=0"], r"^experiment.session.gamma: expected a number in \(0, 1\], got 0$"),
+    ([*SESSION, "experiment.session.estimators=[pdis,wis]"], r"^experiment.session.estimators: unknown estimator 'wis'"),
+])
+def test_invalid_slate_and_session_settings(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        run_job(compose_ope(overrides), tmp_path)
+
+
+def test_a_logged_session_parquet_is_evaluated_without_truth(tmp_path):
+    first = tmp_path / "first"
+    small = [o for o in SESSION if "_trajectories=" not in o]
+    run_job(compose_ope([*small, "experiment.session.n_trajectories=600", "experiment.session.truth_trajectories=2000",
+                         "experiment.session.targets=[random]"]), first)
+    summary = run_job(compose_ope([*small, f"experiment.data={first / 'logged.parquet'}",
+                                   "experiment.session.targets=[random,epsilon_greedy]"]), tmp_path / "second")
+    assert summary["warning"] == "no truth: external data" and summary["n_rounds"] == 300
+    for t in summary["targets"].values():
+        assert t["truth"] is None and t["estimators"]["pdis"]["truth"] is None
+        assert t["estimators"]["pdis"]["ci_low"] <= t["estimators"]["pdis"]["ci_high"]
+    assert (tmp_path / "second" / "ope.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match=r"^experiment.data: expected a .parquet log of sessions"):
+        run_job(compose_ope([*small, f"experiment.data={tmp_path / 'nothing.csv'}"]), tmp_path / "third")

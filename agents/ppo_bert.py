@@ -24,7 +24,8 @@ back what this policy itself chose, so ``update`` buffers (context, action, rewa
 policy's log-probability and value at the time, and every ``update_every`` rows runs SB3's
 PPO update (``PPO.train``) on them as one-step episodes: advantage = reward - V(x), the
 clipped objective, ``n_epochs`` passes. Sessions are learned by ``learn`` (their returns need
-the env's dynamics).
+the env's dynamics): after ``learn`` on a multi-step env, ``update`` learns only when
+``update_every`` is set.
 
 Saved models (``save``/``load``) are a folder: ``ppo_bert.json`` (our settings and counters,
 plain JSON) beside ``policy.pt`` and ``optimizer.pt`` (state dicts, read with
@@ -46,6 +47,7 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
@@ -190,8 +192,8 @@ class PPOBert(BasePolicy):
             is per env: a rollout holds ``n_steps * num_envs`` transitions.
         total_timesteps: default budget of ``learn``.
         update_every: rows of feedback ``update`` gathers before one PPO update (0: ``update``
-            only buffers nothing and learns nothing; None: one rollout's worth,
-            ``n_steps * num_envs`` of the last ``learn``, else ``n_steps * 256``).
+            learns nothing; None: one rollout's worth, ``n_steps * num_envs`` of the last
+            ``learn``, when that env is a one-step (bandit) env, else 0).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:i]"``; asking for CUDA on
             a machine without it is a one-line ``ValueError``. The device used is in
             ``learn_stats["device"]`` and in the line printed when training starts.
@@ -362,7 +364,10 @@ class PPOBert(BasePolicy):
         env = self._wrap(vec_env)
         self._check_spaces(env)
         model = self._model_for(env)
-        self._rollout_rows = model.n_steps * env.num_envs
+        # update()'s default: one rollout of one-step (bandit) feedback; a session's rows are not
+        # one-step episodes, so on a multi-step env update() leaves learning to learn()
+        one_step = getattr(env, "autoreset_mode", None) is AutoresetMode.SAME_STEP
+        self._rollout_rows = model.n_steps * env.num_envs if one_step else 0
         steps = self.total_timesteps if total_timesteps is None else check_int(self.name, "total_timesteps",
                                                                                   total_timesteps, 0)
         curves = _Curves(tracker)

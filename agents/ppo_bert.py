@@ -12,15 +12,34 @@ catalog of any size costs one matrix product. The value head is a linear map of 
 branch of the state tower, as in SB3's ``ActorCriticPolicy``.
 
 PPO itself is SB3's (Schulman et al., 2017, "Proximal Policy Optimization Algorithms"),
-not a fork: the head plugs in through the policy class (``ItemEmbeddingPolicy``).
-Training runs on a native Gymnasium vector env through ``recsim_causal.envs.sb3.SB3VecEnv``.
+not a fork, used through its extension points only: the head is an ``ActorCriticPolicy``
+subclass (``ItemEmbeddingPolicy``, passed as PPO's policy class with ``policy_kwargs``); PPO
+is built when ``learn`` is given an env (``PPO(ItemEmbeddingPolicy, env, seed=...)``: SB3
+seeds its generators and the env, as for any SB3 model); progress and training curves come
+from a callback and an SB3 logger output (``KVWriter``). Training runs on a native Gymnasium
+vector env through ``recsim_causal.envs.sb3.SB3VecEnv``.
+
+Learning from feedback (``update``): PPO is on-policy, and the runner's online loop feeds
+back what this policy itself chose, so ``update`` buffers (context, action, reward) with the
+policy's log-probability and value at the time, and every ``update_every`` rows runs SB3's
+PPO update (``PPO.train``) on them as one-step episodes: advantage = reward - V(x), the
+clipped objective, ``n_epochs`` passes. Sessions are learned by ``learn`` (their returns need
+the env's dynamics): after ``learn`` on a multi-step env, ``update`` learns only when
+``update_every`` is set.
+
+Saved models (``save``/``load``) are a folder: ``ppo_bert.json`` (our settings and counters,
+plain JSON) beside ``policy.pt`` and ``optimizer.pt`` (state dicts, read with
+``torch.load(weights_only=True)``: tensors and numbers only, no pickled objects are
+executed). SB3's own zip is not used because its ``data`` entry is cloudpickled (spaces,
+schedules): loading it would unpickle whatever the file holds. ``load`` refuses a folder
+whose JSON was not written by ``PPOBert.save``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import json
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -28,16 +47,31 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 import torch as th
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger, make_output_format
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from recsim_causal.agents.base import BasePolicy, check_int
+from recsim_causal.io import write_json
+from recsim_causal.progress import progress
+from recsim_causal.scm.backend import resolve_device
 from recsim_causal.threads import torch_threads
 
 __all__ = ["ItemScoringHead", "ItemEmbeddingPolicy", "PPOBert"]
+
+#: What ``save`` writes into ``ppo_bert.json`` and ``load`` insists on.
+FORMAT = "recsim_causal.PPOBert"
+FORMAT_VERSION = 1
+#: SB3 logger keys kept as training curves (learn_stats["curves"], the tracker's ``ppo/*``).
+CURVE_KEYS = ("rollout/ep_rew_mean", "train/loss", "train/policy_gradient_loss", "train/value_loss",
+              "train/entropy_loss", "train/approx_kl", "train/clip_fraction", "train/explained_variance", "time/fps")
 
 
 class ItemScoringHead(nn.Module):
@@ -99,54 +133,48 @@ class ItemEmbeddingPolicy(ActorCriticPolicy):
         return data
 
 
-class _SpacesVecEnv(VecEnv):
-    """Spaces only: lets PPO be built before a real env exists (it is swapped out by ``learn``)."""
+class _Curves(KVWriter):
+    """An SB3 logger output: keeps every dump's curve values and sends them to a tracker."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
-        super().__init__(1, observation_space, action_space)
+    def __init__(self, tracker: Any = None, offset: int = 0):
+        self.tracker, self.offset = tracker, offset
+        self.steps: list[int] = []
+        self.values: dict[str, list[float | None]] = {k: [] for k in CURVE_KEYS}
 
-    def reset(self):
-        raise RuntimeError("PPOBert: call learn(vec_env, ...) with a real vector env")
-
-    step_async = step_wait = reset  # type: ignore[assignment]
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        row = {k: float(key_values[k]) for k in CURVE_KEYS if isinstance(key_values.get(k), (int, float))}
+        if not row:
+            return
+        self.steps.append(int(step))
+        for k in CURVE_KEYS:
+            self.values[k].append(row.get(k))
+        if self.tracker is not None:
+            self.tracker.log({f"ppo/{k}": v for k, v in row.items()}, step=int(step))
 
     def close(self) -> None:
         pass
 
-    def get_attr(self, attr_name, indices=None):
-        if attr_name == "render_mode":
-            return [None]
-        raise AttributeError(attr_name)
 
-    def set_attr(self, attr_name, value, indices=None) -> None:
-        pass
+class _Progress(BaseCallback):
+    """SB3 callback: advances a ``recsim_causal.progress`` reporter by the env steps taken, and
+    dumps the last update's losses (SB3 dumps before each update, so the last one would be lost)."""
 
-    def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
-        return [None]
+    def __init__(self, bar: Any):
+        super().__init__()
+        self.bar = bar
 
-    def env_is_wrapped(self, wrapper_class, indices=None):
-        return [False]
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
 
+    def _on_rollout_end(self) -> None:
+        reward = self.logger.name_to_value.get("rollout/ep_rew_mean")
+        if reward is not None:
+            self.bar.set_postfix_str(f"ep_rew_mean {reward:.4f}")
 
-@contextlib.contextmanager
-def _private_rng(seed: int | None, *key: int, cuda: bool = False):
-    """Seed numpy's and torch's global generators from ``(seed, *key)`` inside, restore them after.
-
-    SB3 draws from the global generators (torch for initial weights and action sampling, numpy
-    for minibatch shuffles); this keeps PPOBert reproducible from its own seed while leaving
-    the caller's global random state as it was.
-    """
-    np_state = np.random.get_state()
-    devices = list(range(th.cuda.device_count())) if cuda else []
-    with th.random.fork_rng(devices=devices):
-        if seed is not None:
-            entropy = np.random.SeedSequence([seed, *key]).generate_state(2)
-            th.manual_seed(int(entropy[0]))
-            np.random.seed(int(entropy[1]))
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
+    def _on_training_end(self) -> None:
+        if any(k.startswith("train/") for k in self.logger.name_to_value):
+            self.logger.dump(self.num_timesteps)
 
 
 class PPOBert(BasePolicy):
@@ -163,16 +191,20 @@ class PPOBert(BasePolicy):
         n_steps, batch_size, n_epochs, learning_rate, ent_coef, gamma: SB3 PPO's. ``n_steps``
             is per env: a rollout holds ``n_steps * num_envs`` transitions.
         total_timesteps: default budget of ``learn``.
-        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
-        seed: fixes the initial weights, PPO's sampling and shuffling (drawn from torch's and
-            numpy's global generators, seeded from ``(seed, timesteps so far)`` inside ``learn``
-            and restored after), the env's first reset and ``act``'s default generator.
+        update_every: rows of feedback ``update`` gathers before one PPO update (0: ``update``
+            learns nothing; None: one rollout's worth, ``n_steps * num_envs`` of the last
+            ``learn``, when that env is a one-step (bandit) env, else 0).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:i]"``; asking for CUDA on
+            a machine without it is a one-line ``ValueError``. The device used is in
+            ``learn_stats["device"]`` and in the line printed when training starts.
+        seed: SB3's seed (``PPO(seed=...)``: SB3 seeds Python's, numpy's and torch's generators
+            and the env, as it does for any model), also used for the initial weights before
+            any env is known and for ``act``'s default generator.
         cpu_threads: torch intra-op threads while training or scoring on the CPU (None: leave
             torch's setting alone).
         encode_kwargs: extra keyword arguments of ``encode_texts`` (e.g. ``cache_dir``).
+        progress: show a progress display while ``learn`` runs (``recsim_causal.progress``).
         **ppo_kwargs: any other ``stable_baselines3.PPO`` argument (``clip_range``, ``vf_coef``...).
-
-    Training is PPO's: ``learn(vec_env, total_timesteps)``. ``update`` is a no-op (see there).
     """
 
     def __init__(
@@ -190,10 +222,12 @@ class PPOBert(BasePolicy):
         ent_coef: float = 0.0,
         gamma: float = 0.99,
         total_timesteps: int = 500_000,
+        update_every: int | None = None,
         device: str = "auto",
         seed: int = 0,
         encode_kwargs: dict[str, Any] | None = None,
         cpu_threads: int | None = 1,
+        progress: bool = True,
         verbose: int = 0,
         **ppo_kwargs: Any,
     ):
@@ -201,13 +235,16 @@ class PPOBert(BasePolicy):
         self.encoder = encoder
         self.hidden = check_int(self.name, "hidden", hidden, 1)
         self.total_timesteps = check_int(self.name, "total_timesteps", total_timesteps, 0)
-        self.device = device
+        self.update_every = None if update_every is None else check_int(self.name, "update_every", update_every, 0)
+        self.device = resolve_device(device)
+        self.device_request = str(device)
         self.cpu_threads = cpu_threads
+        self.progress = bool(progress)
         self.encode_kwargs = dict(encode_kwargs or {})
         self.ppo_kwargs = dict(
-            n_steps=int(n_steps),
-            batch_size=int(batch_size),
-            n_epochs=int(n_epochs),
+            n_steps=check_int(self.name, "n_steps", n_steps, 1),
+            batch_size=check_int(self.name, "batch_size", batch_size, 1),
+            n_epochs=check_int(self.name, "n_epochs", n_epochs, 1),
             learning_rate=float(learning_rate),
             ent_coef=float(ent_coef),
             gamma=float(gamma),
@@ -218,12 +255,16 @@ class PPOBert(BasePolicy):
             encoder=encoder if isinstance(encoder, str) else type(encoder).__name__,
             hidden=self.hidden,
             total_timesteps=self.total_timesteps,
-            device=device,
+            device=self.device_request,
             **{k: v for k, v in self.ppo_kwargs.items() if k != "verbose"},
         )
         self.model: PPO | None = None
+        self.policy: ItemEmbeddingPolicy | None = None
         self.item_embeddings: np.ndarray | None = None
-        self.learn_stats: dict[str, Any] = {}  # the last learn(): timesteps, wall_s, steps_per_s, num_envs, device
+        self.num_timesteps = 0
+        self.learn_stats: dict[str, Any] = {}  # the last learn(): timesteps, wall_s, steps_per_s, num_envs, device, curves
+        self._feedback_rows: list[tuple[np.ndarray, ...]] = []
+        self._rollout_rows = self.ppo_kwargs["n_steps"] * 256
         if item_embeddings is not None:
             self._set_embeddings(item_embeddings)
         elif item_texts is not None:
@@ -239,33 +280,29 @@ class PPOBert(BasePolicy):
         return encode_texts(list(texts), self.encoder, **self.encode_kwargs)
 
     def _set_embeddings(self, embeddings: np.ndarray) -> None:
+        """Keep the embeddings and build the initial policy (SB3's class, seeded by SB3's seeding)."""
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] != self.n_actions:
             raise ValueError(f"item_embeddings: expected shape ({self.n_actions}, D), got {emb.shape}")
         self.item_embeddings = emb
-        obs_space = gym.spaces.Box(-np.inf, np.inf, (self.dim,), np.float32)
-        with warnings.catch_warnings(), _private_rng(self.seed, 0):
-            warnings.filterwarnings("ignore", message=".*mini-batch.*")  # the 1-env stand-in's buffer is small
-            self.model = PPO(
-                ItemEmbeddingPolicy,
-                _SpacesVecEnv(obs_space, gym.spaces.Discrete(self.n_actions)),
-                policy_kwargs=self._policy_kwargs(),
-                device=self.device,
-                seed=None,  # SB3 would seed the global generators; _private_rng seeds privately
-                **self.ppo_kwargs,
-            )
+        set_random_seed(self.seed)  # what PPO(seed=...) does first: the initial weights are the seed's
+        lr = self.ppo_kwargs["learning_rate"]
+        self.policy = ItemEmbeddingPolicy(
+            gym.spaces.Box(-np.inf, np.inf, (self.dim,), np.float32), gym.spaces.Discrete(self.n_actions),
+            lambda _: lr, **self._policy_kwargs(),
+        ).to(self.device)
 
     def _policy_kwargs(self) -> dict[str, Any]:
         arch = [self.hidden, self.hidden]
         return dict(item_embeddings=self.item_embeddings, net_arch=dict(pi=arch, vf=arch), activation_fn=nn.Tanh)
 
-    def _require_model(self) -> PPO:
-        if self.model is None:
+    def _require_policy(self) -> ItemEmbeddingPolicy:
+        if self.policy is None:
             raise RuntimeError(
                 "PPOBert has no item embeddings yet: pass item_texts= or item_embeddings=, "
                 "or call learn(vec_env) on an env whose world has a catalog"
             )
-        return self.model
+        return self.policy
 
     def _wrap(self, vec_env: Any) -> VecEnv:
         from recsim_causal.envs.sb3 import SB3VecEnv
@@ -289,93 +326,138 @@ class PPOBert(BasePolicy):
         if not isinstance(obs, gym.spaces.Box) or obs.shape != (self.dim,):
             raise ValueError(f"{self.name}: the env's observations must be Box(({self.dim},)) (dim), got {obs}")
 
+    def _model_for(self, env: VecEnv) -> PPO:
+        """SB3's PPO on ``env``, carrying this agent's policy (weights and optimizer state) and
+        step counter; the same model again while the env is the same."""
+        if self.model is not None and self.model.get_env() is env:
+            return self.model
+        seed = int(np.random.SeedSequence([self.seed, self.num_timesteps]).generate_state(1)[0] >> 1)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(mini-batch|GPU).*")
+            model = PPO(ItemEmbeddingPolicy, env, policy_kwargs=self._policy_kwargs(), device=self.device,
+                        seed=seed, **self.ppo_kwargs)
+        model.policy.load_state_dict(self._require_policy().state_dict())
+        model.policy.optimizer.load_state_dict(self.policy.optimizer.state_dict())
+        model.num_timesteps = self.num_timesteps
+        self.model, self.policy = model, model.policy
+        return model
+
     # -- training ---------------------------------------------------------------------------
 
-    def learn(self, vec_env: Any, total_timesteps: int | None = None, callback: Any = None) -> PPOBert:
+    def learn(self, vec_env: Any, total_timesteps: int | None = None, callback: Any = None,
+              tracker: Any = None) -> PPOBert:
         """Train with PPO on ``vec_env`` for ``total_timesteps`` env steps (default: the constructor's).
 
-        ``vec_env`` is a native Gymnasium vector env (wrapped in ``recsim_causal.envs.sb3.SB3VecEnv``) or an
-        SB3 ``VecEnv``. Calling ``learn`` again continues training (timesteps accumulate;
-        the optimizer state is kept even when the number of envs changes).
+        ``vec_env`` is a native Gymnasium vector env (wrapped in ``recsim_causal.envs.sb3.SB3VecEnv``)
+        or an SB3 ``VecEnv``. Calling ``learn`` again continues training (timesteps accumulate;
+        weights and optimizer state are kept, also on another env). A progress display runs
+        while it trains; SB3's training curves (episode reward, losses, entropy, approx. KL,
+        fps) go to ``learn_stats["curves"]`` and, with a ``tracker``
+        (``recsim_causal.experiment.tracking.Tracker``), to its run as ``ppo/<key>``.
         """
-        if self.model is None:
-            unwrapped = getattr(vec_env, "unwrapped", vec_env)
-            world = getattr(unwrapped, "world", None)
+        if self.policy is None:
+            world = getattr(getattr(vec_env, "unwrapped", vec_env), "world", None)
             texts = getattr(getattr(world, "catalog", None), "texts", None)
             if texts is None:
-                self._require_model()
+                self._require_policy()
             self._set_embeddings(self._encode(texts))
         env = self._wrap(vec_env)
-        model = self._require_model()
         self._check_spaces(env)
-        if (
-            env.num_envs != model.n_envs
-            or env.observation_space != model.observation_space
-            or env.action_space != model.action_space
-        ):
-            # SB3's set_env wants the same number of envs and equal spaces (bounds included); a
-            # save/load round trip re-sizes the rollout buffer, takes the env's spaces and keeps
-            # weights, optimizer state and counters.
-            buffer = io.BytesIO()
-            model.save(buffer)
-            buffer.seek(0)
-            spaces = {"observation_space": env.observation_space, "action_space": env.action_space}
-            with _private_rng(None):  # building the new policy draws initial weights, then overwritten
-                model = PPO.load(buffer, env=env, device=model.device, custom_objects=spaces)
-            model._last_obs = None  # saved with the old env's shape: make learn() reset the new env
-        else:
-            model.set_env(env, force_reset=True)
-        if model.num_timesteps == 0:
-            env.seed(self.seed)  # the first reset of a fresh agent's training is seeded
-        self.model = model
-        on_cuda = model.device.type == "cuda"
-        rng = _private_rng(self.seed, 1, model.num_timesteps, cuda=on_cuda)
+        model = self._model_for(env)
+        # update()'s default: one rollout of one-step (bandit) feedback; a session's rows are not
+        # one-step episodes, so on a multi-step env update() leaves learning to learn()
+        one_step = getattr(env, "autoreset_mode", None) is AutoresetMode.SAME_STEP
+        self._rollout_rows = model.n_steps * env.num_envs if one_step else 0
+        steps = self.total_timesteps if total_timesteps is None else check_int(self.name, "total_timesteps",
+                                                                                  total_timesteps, 0)
+        curves = _Curves(tracker)
+        stdout = [make_output_format("stdout", "")] if self.ppo_kwargs["verbose"] else []  # SB3's table
+        model.set_logger(Logger(folder=None, output_formats=[curves, *stdout]))
+        print(f"{self.name}: training on {self.device} (device={self.device_request}), {steps:,} env steps, "
+              f"{env.num_envs} envs", file=sys.stderr, flush=True)
         start, t0 = model.num_timesteps, time.perf_counter()
-        with torch_threads(self.cpu_threads if model.device.type == "cpu" else None), rng:
-            model.learn(
-                total_timesteps=self.total_timesteps if total_timesteps is None else int(total_timesteps),
-                callback=callback,
-                reset_num_timesteps=False,
-            )
+        with torch_threads(self.cpu_threads if self.device.type == "cpu" else None), \
+                progress(steps, desc=self.name, unit="step", enabled=self.progress) as bar:
+            callbacks = [_Progress(bar)] + ([callback] if callback is not None else [])
+            model.learn(total_timesteps=steps, callback=callbacks, reset_num_timesteps=False)
         wall = time.perf_counter() - t0
-        steps = model.num_timesteps - start
-        self.learn_stats = {"timesteps": steps, "wall_s": wall, "steps_per_s": steps / wall if wall > 0 else 0.0,
-                            "num_envs": env.num_envs, "device": str(model.device)}
+        self.num_timesteps = model.num_timesteps
+        done = model.num_timesteps - start
+        self.learn_stats = {"timesteps": done, "wall_s": wall, "steps_per_s": done / wall if wall > 0 else 0.0,
+                            "num_envs": env.num_envs, "device": str(self.device),
+                            "curves": {"steps": curves.steps, **curves.values}}
         return self
 
     # -- Policy contract --------------------------------------------------------------------
 
+    def _obs(self, contexts: Any) -> th.Tensor:
+        """Contexts as float32 on the policy's device: tensors stay where they are (a torch world
+        on the same device never round-trips through numpy)."""
+        if isinstance(contexts, th.Tensor):
+            if contexts.ndim != 2 or contexts.shape[1] != self.dim:
+                raise ValueError(f"{self.name}: contexts have shape {tuple(contexts.shape)}, expected (B, dim={self.dim})")
+            return contexts.to(device=self.device, dtype=th.float32)
+        return th.as_tensor(self._contexts(contexts), dtype=th.float32, device=self.device)
+
     @th.no_grad()
-    def action_probs(self, contexts: np.ndarray) -> np.ndarray:
+    def action_probs(self, contexts: Any) -> np.ndarray:
         """pi(a | x) for a batch of contexts: (B, dim) -> (B, K) float64, rows summing to 1."""
-        policy = self._require_model().policy
+        policy = self._require_policy()
         policy.set_training_mode(False)
-        obs = th.as_tensor(self._contexts(contexts), dtype=th.float32, device=policy.device)
-        with torch_threads(self.cpu_threads if policy.device.type == "cpu" else None):
+        obs = self._obs(contexts)
+        with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
             # float64 softmax of the logits: rows sum to 1 to ~1e-16, not float32's ~1e-7
             logits = policy.get_distribution(obs).distribution.logits
-            probs = th.softmax(logits.double(), dim=1).cpu().numpy()
-        return probs
+            return th.softmax(logits.double(), dim=1).cpu().numpy()
 
     def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        """No-op: PPO learns on-policy from its own rollouts in ``learn(vec_env, ...)``.
+        """Learn from feedback on this policy's own choices (see the module docstring): buffer
+        the rows with their log-probability and value now, and run one PPO update (SB3's
+        ``PPO.train``) every ``update_every`` rows. Needs a model (after ``learn``); before it,
+        and with ``update_every=0``, nothing is learned."""
+        every = self._rollout_rows if self.update_every is None else self.update_every
+        if every == 0 or self.model is None:
+            return
+        x, a, r = self._feedback(contexts, actions, rewards)
+        policy = self.policy
+        policy.set_training_mode(False)
+        with th.no_grad():
+            obs = th.as_tensor(x, dtype=th.float32, device=self.device)
+            value, log_prob, _ = policy.evaluate_actions(obs, th.as_tensor(a, device=self.device))
+        self._feedback_rows.append((x.astype(np.float32), a, r.astype(np.float32), value.flatten(), log_prob))
+        if sum(len(row[1]) for row in self._feedback_rows) >= every:
+            self._train_on_feedback()
 
-        Logged (context, action, reward) triples from another policy are off-policy data that
-        PPO's clipped objective cannot use without importance weights it does not take.
-        """
+    def _train_on_feedback(self) -> None:
+        x, a, r, values, log_probs = (np.concatenate(c) if i < 3 else th.cat(c)
+                                      for i, c in enumerate(zip(*self._feedback_rows)))
+        self._feedback_rows = []
+        model, n = self.model, len(a)
+        # one-step episodes, one per "env": buffer_size 1, n_envs = n rows (one add, no Python loop)
+        buffer = RolloutBuffer(1, model.observation_space, model.action_space, device=self.device,
+                               gamma=model.gamma, gae_lambda=model.gae_lambda, n_envs=n)
+        buffer.add(x, a[:, None], r, np.ones(n, dtype=np.float32), values, log_probs)
+        buffer.compute_returns_and_advantage(last_values=th.zeros(n, device=self.device), dones=np.ones(n))
+        rollout, model.rollout_buffer = model.rollout_buffer, buffer
+        try:
+            with torch_threads(self.cpu_threads if self.device.type == "cpu" else None):
+                model.train()
+        finally:
+            model.rollout_buffer = rollout
 
     # -- persistence ------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the agent to one SB3 zip: weights, item embeddings (in the policy's buffer and
-        constructor arguments), optimizer state, counters and PPOBert's own settings.
-        ``.zip`` is appended when missing; returns the path written."""
-        model = self._require_model()
+        """Write the agent to the folder ``path``: ``ppo_bert.json`` (settings, counters),
+        ``policy.pt`` and ``optimizer.pt`` (state dicts). Returns the folder."""
+        policy = self._require_policy()
         path = Path(path)
-        if path.suffix != ".zip":
-            path = path.with_name(path.name + ".zip")
-        model.recsim_causal_ppo_bert = self._settings()  # SB3 saves the model's plain attributes
-        model.save(path)
+        path.mkdir(parents=True, exist_ok=True)
+        th.save({k: v.detach().cpu() for k, v in policy.state_dict().items()}, path / "policy.pt")
+        th.save(policy.optimizer.state_dict(), path / "optimizer.pt")
+        write_json(path / "ppo_bert.json", {"format": FORMAT, "version": FORMAT_VERSION,
+                                            "settings": self._settings(), "num_timesteps": self.num_timesteps,
+                                            "embedding_shape": list(self.item_embeddings.shape)})
         return path
 
     def _settings(self) -> dict[str, Any]:
@@ -386,23 +468,33 @@ class PPOBert(BasePolicy):
             encoder=self.encoder if isinstance(self.encoder, str) else "default",
             hidden=self.hidden,
             total_timesteps=self.total_timesteps,
+            update_every=self.update_every,
             encode_kwargs=self.encode_kwargs,
             cpu_threads=self.cpu_threads,
+            progress=self.progress,
             **self.ppo_kwargs,
         )
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> PPOBert:
-        """Read an agent written by :meth:`save` (``.zip`` may be left out), onto ``device``."""
+        """Read an agent written by :meth:`save` onto ``device``. Nothing is unpickled: the JSON is
+        parsed, the state dicts are read with ``torch.load(weights_only=True)``; a folder without
+        our JSON is refused."""
         path = Path(path)
-        if not path.exists() and path.with_name(path.name + ".zip").exists():
-            path = path.with_name(path.name + ".zip")
-        with _private_rng(None):
-            model = PPO.load(path, device=device)
-        settings = getattr(model, "recsim_causal_ppo_bert", None)
-        if settings is None:
-            raise ValueError(f"{cls.__name__}.load: {path} is an SB3 zip but was not written by {cls.__name__}.save")
-        agent = cls(**settings, device=device)
-        agent.model = model
-        agent.item_embeddings = np.asarray(model.policy.item_embeddings, dtype=np.float32)
+        meta_path = path / "ppo_bert.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{cls.__name__}.load: {path} is not a folder written by {cls.__name__}.save "
+                             f"({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{cls.__name__}.load: {meta_path} was not written by {cls.__name__}.save "
+                             f"(expected format {FORMAT!r} version {FORMAT_VERSION})")
+        dev = resolve_device(device)
+        state = th.load(path / "policy.pt", map_location=dev, weights_only=True)
+        settings = {**meta["settings"], "device": str(dev)}
+        agent = cls(**settings, item_embeddings=state["action_net.item_embeddings"].cpu().numpy())
+        agent.policy.load_state_dict(state)
+        agent.policy.optimizer.load_state_dict(th.load(path / "optimizer.pt", map_location=dev, weights_only=True))
+        agent.num_timesteps = int(meta["num_timesteps"])
         return agent

@@ -6,7 +6,9 @@
 ``gym.make(id, **kw)`` gives the single env, and
 ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point", **kw)`` the native
 batch implementation. Keyword arguments mirror the Hydra env config: n_items, slate_size,
-scm (preset name, YAML path or mapping), world_seed, dtype, and Session-v0's dynamics.
+scm (preset name, YAML path or mapping), world_seed, dtype, and Session-v0's dynamics; plus
+backend ("numpy" | "torch"), device (torch's: "auto", "cpu", "cuda[:i]") and oracle
+("full" | "chosen" | "best"), see ``recsim_causal.envs.common``.
 """
 
 import gymnasium as gym

@@ -1,24 +1,61 @@
-"""What the two environments share: building the World from env kwargs, and honest spaces."""
+"""What the two environments share: building the World from env kwargs, honest spaces, the
+actions check and the oracle's step info.
+
+Backends. ``backend="torch", device=...`` puts the env's World on torch: the vector envs then
+return torch tensors on that device, as Gymnasium's ``NumpyToTorch`` wrapper would
+(observations float32, rewards in the world's dtype, ``terminated``/``truncated`` bool, every
+array in ``info`` a tensor) and take actions as tensors (or anything ``as_tensor`` takes).
+The single envs are Gymnasium's numpy view whatever the backend (numpy observations inside
+their Box, float rewards), so ``gymnasium.utils.env_checker.check_env`` applies to them.
+
+Oracle. ``oracle="full"`` (the default) puts the (N, K) ``info["expected_reward"]`` in every
+step: cost N x K. ``"chosen"`` gives only ``chosen_expected_reward`` (N,), the exact
+E[r | x, do(a)] of the chosen items: a step then costs O(N (d + L)) whatever K.
+``"best"`` adds the exact best item's value and index (``optimal_expected_reward``,
+``optimal_action``) by a blockwise maximum inner product (``World.top_items``), without an
+(N, K) array. Every mode gives ``chosen_expected_reward``; "full" and "best" give
+``optimal_expected_reward``, so regret = optimal - chosen in both.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import numpy as np
+import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from recsim_causal.scm import SCMConfigError, World
 
 
+ORACLES = ("full", "chosen", "best")
+
+
 def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: int = 1, world_seed: int = 0,
-               dtype: str = "float32", world: World | None = None) -> World:
-    """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size, world_seed)."""
+               dtype: str = "float32", world: World | None = None, backend: str = "numpy",
+               device: Any = None) -> World:
+    """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size,
+    world_seed, dtype, backend, device)."""
     if world is not None:
         return world
     if dtype not in ("float32", "float64"):
         raise SCMConfigError(f"env.dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype)
+    if backend not in ("numpy", "torch"):
+        raise SCMConfigError(f"env.backend: expected 'numpy' or 'torch', got {backend!r}")
+    try:
+        return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype, backend=backend,
+                     device=device)
+    except ValueError as e:
+        if isinstance(e, SCMConfigError) or not str(e).startswith(("device:", "backend:")):
+            raise
+        raise SCMConfigError(f"env.{e}") from None
+
+
+def check_oracle(oracle: Any) -> str:
+    if oracle not in ORACLES:
+        raise SCMConfigError(f"env.oracle: expected one of {', '.join(ORACLES)}, got {oracle!r}")
+    return oracle
 
 
 def init_vector_spaces(env, world: World, num_envs: int, single_observation_space: spaces.Box) -> None:
@@ -47,12 +84,15 @@ def observation_space(world: World, extra_low: list[float] = (), extra_high: lis
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def check_actions(world: World, actions: Any, n: int, *, single: bool = False) -> np.ndarray:
+def check_actions(world: World, actions: Any, n: int, *, single: bool = False) -> Any:
     """Actions as an int64 array, (n,) or (n, L), with a clear error on the wrong type, shape or range.
 
     Item indices must be integers (Python or numpy ints, or integer arrays): floats, strings,
     bools and None are refused rather than cast. A slate lists L distinct items. ``single``:
-    one env's action (an int, or a slate of L), returned as a batch of one."""
+    one env's action (an int, or a slate of L), returned as a batch of one.
+    On the torch backend: an int64 tensor on the world's device (tensors are checked there)."""
+    if world.xp.is_torch and world.xp.is_array(actions):
+        return _check_tensor_actions(world, actions, n, single)
     arr = np.asarray(actions)
     if arr.dtype.kind not in "iu":
         got = type(actions).__name__ if arr.dtype.kind == "O" or arr.ndim == 0 else f"an array of {arr.dtype}"
@@ -69,12 +109,78 @@ def check_actions(world: World, actions: Any, n: int, *, single: bool = False) -
         dup = np.flatnonzero((ranked[:, 1:] == ranked[:, :-1]).any(axis=1))
         if dup.size:
             raise ValueError(f"actions: a slate lists distinct items, row {dup[0]} repeats one: {actions[dup[0]].tolist()}")
+    return world.xp.as_index(actions)
+
+
+def _check_tensor_actions(world: World, actions: Any, n: int, single: bool) -> Any:
+    """``check_actions`` for a torch tensor: the same rules, checked on the world's device."""
+    torch = world.xp.torch
+    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        raise ValueError(f"actions: expected integer item indices (an int or an integer array), got a tensor of "
+                         f"{actions.dtype}")
+    actions = actions.to(device=world.device, dtype=torch.int64)
+    actions = actions[None] if single else actions
+    shape = (n,) if world.slate_size == 1 else (n, world.slate_size)
+    if tuple(actions.shape) != shape:
+        raise ValueError(f"actions: expected shape {shape}, got {tuple(actions.shape)}")
+    lo, hi = world.xp.min_max(actions)
+    if lo < 0 or hi >= world.n_items:
+        raise ValueError(f"actions: expected item indices in [0, {world.n_items}), got [{lo}, {hi}]")
+    if actions.ndim == 2 and actions.shape[1] > 1:
+        ranked = actions.sort(dim=1).values
+        dup = torch.nonzero((ranked[:, 1:] == ranked[:, :-1]).any(dim=1)).flatten()
+        if dup.numel():
+            row = int(dup[0])
+            raise ValueError(f"actions: a slate lists distinct items, row {row} repeats one: {actions[row].tolist()}")
     return actions
 
 
-def step_info(world: World, q: np.ndarray, slate: bool) -> dict[str, Any]:
-    """The info every step carries: the oracle values and the best action (and slate positions)."""
-    info: dict[str, Any] = {"expected_reward": q, "optimal_action": q.argmax(axis=1)}
-    if slate:
-        info["position"] = np.broadcast_to(np.arange(world.slate_size), (q.shape[0], world.slate_size))
+def oracle_info(world: World, users: Any, actions: Any, oracle: str, q: Any = None, cond: dict | None = None,
+                chosen: Any = None) -> dict[str, Any]:
+    """The oracle's part of a step's info for single-item actions (N,): see the module docstring.
+    ``q`` (N, K) (oracle "full"), ``cond`` (the users' conditional means) and ``chosen`` (the
+    chosen items' expected reward, ``Outcome.expected_reward``) skip recomputation."""
+    xp = world.xp
+    if oracle == "full":
+        best, best_item = xp.max_argmax(q)
+        return {"expected_reward": q, "optimal_action": best_item, "chosen_expected_reward": xp.take_along(q, actions),
+                "optimal_expected_reward": best}
+    if chosen is None:
+        chosen = world.expected_reward_at(users, actions, cond)
+    info = {"chosen_expected_reward": chosen}
+    if oracle == "best":
+        value, item = world.top_items(users, 1)
+        info.update(optimal_expected_reward=value[:, 0], optimal_action=item[:, 0])
     return info
+
+
+def one_user_info(world: World, info: dict[str, Any]) -> dict[str, Any]:
+    """A one-user batch's info as a single env gives it: numpy arrays and Python scalars."""
+    out = {}
+    for k, v in info.items():
+        x = world.xp.to_numpy(v)[0]
+        out[k] = x.item() if x.ndim == 0 else x
+    return out
+
+
+class NumpyView(gym.vector.VectorWrapper):
+    """A vector env on the torch backend seen with numpy arrays (what the runner and numpy agents
+    take): observations, rewards, flags and every ``info`` array come back to the host; actions
+    are passed as they are. The world keeps computing on its device."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return _host(obs), {k: _host(v) for k, v in info.items()}
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        return (_host(obs), _host(reward), _host(terminated), _host(truncated), {k: _host(v) for k, v in info.items()})
+
+
+def _host(x: Any) -> Any:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else x
+
+
+def numpy_view(venv: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """``venv`` itself when its world is numpy's, else a ``NumpyView`` of it."""
+    return NumpyView(venv) if venv.unwrapped.world.xp.is_torch else venv

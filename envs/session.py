@@ -12,6 +12,7 @@ at every step:
     (terminated), or runs out of the time budget ``max_steps`` (truncated).
 Observation: the observed user features, then [t / max_steps, last reward, satisfaction].
 The vector env uses Gymnasium's next-step autoreset; the single env is the core with one user.
+``backend``/``device``/``oracle``: as Bandit-v0's (``recsim_causal.envs.common``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from recsim_causal.envs.common import action_space, check_actions, init_vector_spaces, make_world, observation_space, step_info
+from recsim_causal.envs.common import (action_space, check_actions, check_oracle, init_vector_spaces, make_world,
+                                       observation_space, one_user_info, oracle_info)
 from recsim_causal.scm import SCMConfigError, World
-from recsim_causal.scm.mechanisms import sigmoid
 
 DYNAMICS_DEFAULTS = dict(max_steps=20, drift=0.1, fatigue_rate=0.5, fatigue_decay=0.8, satisfaction_rate=0.3,
                          leave_bias=-2.0, leave_satisfaction=3.0, interest_node="taste", interest_item_node="style",
@@ -34,7 +35,7 @@ DYNAMICS_DEFAULTS = dict(max_steps=20, drift=0.1, fatigue_rate=0.5, fatigue_deca
 class _SessionCore:
     """N sessions stepped with array operations; no autoreset (the envs decide)."""
 
-    def __init__(self, world: World, n: int, **dynamics: Any):
+    def __init__(self, world: World, n: int, oracle: str = "full", **dynamics: Any):
         unknown = set(dynamics) - set(DYNAMICS_DEFAULTS)
         if unknown:
             raise SCMConfigError(f"env.{sorted(unknown)[0]}: unknown Session-v0 setting "
@@ -49,7 +50,8 @@ class _SessionCore:
                 raise SCMConfigError(f"env.{key}: expected a number in [0, 1], got {d[key]!r}")
         if d["fatigue_rate"] < 0:
             raise SCMConfigError(f"env.fatigue_rate: expected a number >= 0, got {d['fatigue_rate']!r}")
-        self.world, self.n, self.d = world, n, d
+        self.world, self.n, self.d, self.xp = world, n, d, world.xp
+        self.oracle = check_oracle(oracle)
         self.interest = self._pair(d["interest_node"], d["interest_item_node"], "interest")
         self.fatigue = self._pair(d["fatigue_node"], d["fatigue_item_node"], "fatigue")
         self.max_steps = d["max_steps"]
@@ -65,15 +67,16 @@ class _SessionCore:
         return user_node, i
 
     def reset(self, rng: np.random.Generator) -> None:
+        xp = self.xp
         self.users = self.world.sample_users(self.n, rng)
-        self.t = np.zeros(self.n, np.int64)
-        self.last_reward = np.zeros(self.n, self.world.dtype)
-        self.satisfaction = np.zeros(self.n, self.world.dtype)
+        self.t = xp.zeros((self.n,), xp.int64)
+        self.last_reward = xp.zeros((self.n,))
+        self.satisfaction = xp.zeros((self.n,))
         self._refresh()
 
-    def reset_some(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+    def reset_some(self, idx: Any, rng: np.random.Generator) -> None:
         """New users in the slots ``idx`` (the others keep their sessions)."""
-        new = self.world.sample_users(len(idx), rng)
+        new = self.world.sample_users(int(idx.shape[0]), rng)
         for store, fresh in ((self.users.values, new.values), (self.users.noise, new.noise)):
             for k, v in fresh.items():
                 store[k][idx] = v
@@ -83,25 +86,28 @@ class _SessionCore:
         self._refresh()
 
     def _refresh(self) -> None:
-        self.cond = self.world.conditional_means(self.users)
-        self.q = self.world.expected_reward(self.users, self.cond)
+        self.cond = self.q = None
+        if self.oracle == "full":
+            self.cond = self.world.conditional_means(self.users)
+            self.q = self.world.expected_reward(self.users, self.cond)
 
-    def obs(self) -> np.ndarray:
-        extra = np.stack([self.t / self.max_steps, self.last_reward, self.satisfaction], axis=1)
-        return np.concatenate([self.world.observe(self.users), extra.astype(np.float32)], axis=1)
+    def obs(self) -> Any:
+        xp = self.xp
+        extra = xp.stack([xp.astype(self.t) / self.max_steps, self.last_reward, self.satisfaction], axis=1)
+        return xp.concat([self.world.observe(self.users), xp.astype(extra, xp.float32)], axis=1)
 
     def step(self, actions: np.ndarray, rng: np.random.Generator, active: np.ndarray | None = None):
         """Respond, evolve the users' states, and decide who leaves. Slots where ``active`` is
         False (just reset) are left as they are: reward 0, not done. Returns reward, terminated,
         truncated, info (info describes the step just taken)."""
-        d, values = self.d, self.users.values
+        d, values, xp = self.d, self.users.values, self.xp
         out = self.world.respond(self.users, actions, cond_means=self.cond)
-        info = step_info(self.world, self.q, False)
-        r = out.reward if active is None else np.where(active, out.reward, 0).astype(out.reward.dtype)
-        on = (np.ones(self.n) if active is None else active).astype(self.world.dtype)[:, None]
+        info = oracle_info(self.world, self.users, actions, self.oracle, self.q, self.cond, out.expected_reward)
+        r = out.reward if active is None else xp.astype(xp.where(active, out.reward, 0.0))
+        on = (xp.ones((self.n,)) if active is None else xp.astype(active))[:, None]
         if self.interest is not None:
             node, items = self.interest
-            w = d["drift"] * (r > 0).astype(self.world.dtype)[:, None]
+            w = d["drift"] * xp.astype(r > 0)[:, None]
             values[node] = (1 - w) * values[node] + w * items[actions]
         if self.fatigue is not None:
             node, items = self.fatigue
@@ -110,12 +116,13 @@ class _SessionCore:
         self.world.recompute(self.users)
         rate = d["satisfaction_rate"] * on[:, 0]
         self.satisfaction = (1 - rate) * self.satisfaction + rate * r
-        self.last_reward = r.astype(self.world.dtype, copy=False)
-        self.t += on[:, 0].astype(np.int64)
-        p_leave = sigmoid(d["leave_bias"] - d["leave_satisfaction"] * self.satisfaction.astype(np.float64))
-        terminated = (rng.random(self.n) < p_leave) & (on[:, 0] > 0)
+        self.last_reward = xp.astype(r)
+        self.t += xp.astype(on[:, 0], xp.int64)
+        p_leave = xp.sigmoid(d["leave_bias"] - d["leave_satisfaction"] * self.satisfaction)
+        g = xp.generator(rng)
+        terminated = (xp.random(g, (self.n,)) < p_leave) & (on[:, 0] > 0)
         truncated = (self.t >= self.max_steps) & ~terminated
-        self.world.redraw_response_noise(self.users, rng)
+        self.world.redraw_response_noise(self.users, g)
         self._refresh()
         return r, terminated, truncated, info
 
@@ -132,10 +139,11 @@ class SessionVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, *, n_items: int = 100, scm: str | Mapping = "default",
                  world_seed: int = 0, dtype: str = "float32", world: World | None = None,
-                 slate_size: int = 1, render_mode: str | None = None, **dynamics: Any):
-        world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
+                 slate_size: int = 1, backend: str = "numpy", device: Any = None, oracle: str = "full",
+                 render_mode: str | None = None, **dynamics: Any):
+        world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
         init_vector_spaces(self, world, num_envs, _session_spaces(world))
-        self.core = _SessionCore(world, num_envs, **dynamics)
+        self.core = _SessionCore(world, num_envs, oracle, **dynamics)
         self.render_mode = render_mode
         self._autoreset = None
 
@@ -144,28 +152,29 @@ class SessionVectorEnv(VectorEnv):
         partial reset, used by the SB3 adapter)."""
         super().reset(seed=seed)
         mask = (options or {}).get("reset_mask")
+        xp = self.world.xp
         if mask is not None and self._autoreset is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != (self.num_envs,):
-                raise ValueError(f"options.reset_mask: expected shape ({self.num_envs},), got {mask.shape}")
-            idx = np.flatnonzero(mask)
-            if idx.size:
+            mask = xp.as_bool(mask)
+            if tuple(mask.shape) != (self.num_envs,):
+                raise ValueError(f"options.reset_mask: expected shape ({self.num_envs},), got {tuple(mask.shape)}")
+            idx = xp.nonzero(mask)
+            if idx.shape[0]:
                 self.core.reset_some(idx, self.np_random)
             self._autoreset[idx] = False
             return self.core.obs(), {}
         self.core.reset(self.np_random)
-        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._autoreset = xp.zeros((self.num_envs,), xp.bool)
         return self.core.obs(), {}
 
     def step(self, actions):
         if self._autoreset is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
         actions = check_actions(self.world, actions, self.num_envs)
-        restart = np.flatnonzero(self._autoreset)
-        if restart.size:  # those slots only start a new session: no reward, not done
+        restart = self.world.xp.nonzero(self._autoreset)
+        if restart.shape[0]:  # those slots only start a new session: no reward, not done
             self.core.reset_some(restart, self.np_random)
         r, terminated, truncated, info = self.core.step(actions, self.np_random,
-                                                        ~self._autoreset if restart.size else None)
+                                                        ~self._autoreset if restart.shape[0] else None)
         self._autoreset = terminated | truncated
         return self.core.obs(), r, terminated, truncated, info
 
@@ -177,9 +186,10 @@ class SessionEnv(gym.Env):
 
     def __init__(self, *, n_items: int = 100, scm: str | Mapping = "default", world_seed: int = 0,
                  dtype: str = "float32", world: World | None = None, slate_size: int = 1,
+                 backend: str = "numpy", device: Any = None, oracle: str = "full",
                  render_mode: str | None = None, **dynamics: Any):
-        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world)
-        self.core = _SessionCore(self.world, 1, **dynamics)
+        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
+        self.core = _SessionCore(self.world, 1, oracle, **dynamics)
         self.observation_space = _session_spaces(self.world)
         self.action_space = action_space(self.world)
         self.render_mode = render_mode
@@ -189,7 +199,7 @@ class SessionEnv(gym.Env):
         super().reset(seed=seed)
         self.core.reset(self.np_random)
         self._done = False
-        return self.core.obs()[0], {}
+        return self.world.xp.to_numpy(self.core.obs()[0]), {}
 
     def step(self, action):
         if self._done:
@@ -197,5 +207,6 @@ class SessionEnv(gym.Env):
         actions = check_actions(self.world, action, 1, single=True)
         r, term, trunc, info = self.core.step(actions, self.np_random)
         self._done = bool(term[0] or trunc[0])
-        info = {"expected_reward": info["expected_reward"][0], "optimal_action": int(info["optimal_action"][0])}
-        return self.core.obs()[0], float(r[0]), bool(term[0]), bool(trunc[0]), info
+        info = one_user_info(self.world, info)
+        return self.world.xp.to_numpy(self.core.obs()[0]), float(r[0]), bool(term[0]), bool(trunc[0]), info
+

@@ -9,6 +9,7 @@ same catalog.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,32 @@ TOPICS = (
 PRICE_TIERS = ("budget", "mid-range", "premium")
 
 
+class ItemTexts(Sequence):
+    """The K item texts, rendered on access from the item's features (a catalog of 10^6 items
+    costs its feature arrays, not 10^6 strings). A ``Sequence[str]``: ``texts[k]``, slices,
+    ``len``, iteration; ``list(texts)`` materializes them."""
+
+    def __init__(self, topic, adjective, brand, tier, rating, bestseller):
+        self._cols = (topic, adjective, brand, tier, rating, bestseller)
+
+    def __len__(self) -> int:
+        return len(self._cols[0])
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        topic, adjective, brand, tier, rating, bestseller = (c[k].item() for c in self._cols)
+        name, adjectives = TOPICS[topic]
+        text = f"{adjectives[adjective]} {name} by Brand {brand}, {PRICE_TIERS[tier]} price, rated {rating:.1f}"
+        return text + ", bestseller" if bestseller else text
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"ItemTexts({len(self)} items, e.g. {self[0]!r})"
+
+
 @dataclass(frozen=True)
 class Catalog:
     """K items: structured features (``features``, name -> (K, d) float64) and ``texts``.
@@ -54,7 +81,7 @@ class Catalog:
     rating: np.ndarray
     popularity_raw: np.ndarray
     features: dict[str, np.ndarray]
-    texts: list[str] = field(repr=False)
+    texts: Sequence[str] = field(repr=False)  # ItemTexts: rendered on access
 
     @property
     def n_items(self) -> int:
@@ -98,16 +125,7 @@ class Catalog:
         price = standardize(log_price)
         tiers = np.digitize(price[:, 0], [-0.5, 0.5])
         pop_rank = np.argsort(np.argsort(-log_pop))
-        texts = []
-        for k in range(n_items):
-            name, adjectives = TOPICS[topic[k]]
-            text = (
-                f"{adjectives[adjective[k]]} {name} by Brand {brand[k]}, "
-                f"{PRICE_TIERS[tiers[k]]} price, rated {rating[k]:.1f}"
-            )
-            if pop_rank[k] < max(1, n_items // 10):
-                text += ", bestseller"
-            texts.append(text)
+        texts = ItemTexts(topic, adjective, brand, tiers, rating, pop_rank < max(1, n_items // 10))
         features = {
             "topic_vec": topic_vec,
             "topic_onehot": np.eye(n_topics)[topic],

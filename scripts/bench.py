@@ -93,6 +93,67 @@ def bench_env(repeats: int) -> None:
     row("env", "Session-v0 vector, N=4096", median_rate(lambda: vec_steps(senv, 30), repeats), "user-steps/s", 300_000)
 
 
+# ----------------------------------------------------------------------------- backends
+
+
+def vector_rate(backend: str, n_items: int, oracle: str, repeats: int, n: int = 4096, threads: int | None = 1,
+                device: str = "cpu", steps: int | None = None) -> float:
+    """user-steps/s of the vector Bandit-v0 on ``backend`` (torch on ``device``, with ``threads``
+    CPU threads; None leaves torch's setting), median of ``repeats`` after a warm-up."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        kw = {"device": device} if backend == "torch" else {}
+        venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point",
+                            n_items=n_items, backend=backend, oracle=oracle, **kw)
+        venv.reset(seed=0)
+        rng = np.random.default_rng(0)
+        acts = [rng.integers(0, n_items, n) for _ in range(8)]
+        if backend == "torch":
+            acts = [torch.as_tensor(a, device=device) for a in acts]
+        steps = steps or max(3, min(50, int(2e8 // (n * (n_items if oracle == "full" else 100)))))
+        cuda = backend == "torch" and device.startswith("cuda")
+
+        def run():
+            for t in range(steps):
+                venv.step(acts[t % 8])
+            if cuda:
+                torch.cuda.synchronize()
+            return steps * n
+
+        return median_rate(run, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def bench_backends(repeats: int) -> None:
+    print("World backends: vector Bandit-v0, N=4096, K=100 (numpy vs torch on the CPU; oracle 'full' = (N, K) info)")
+    rates = {}
+    for backend, threads in (("numpy", 1), ("torch", 1), ("torch", 2)):
+        for oracle in ("full", "chosen"):
+            rates[backend, threads, oracle] = rate = vector_rate(backend, 100, oracle, repeats, threads=threads)
+            label = backend if backend == "numpy" else f"torch CPU, {threads} thread{'s' * (threads > 1)}"
+            target = 3_000_000 if (backend, oracle) == ("torch", "full") else None
+            ratio = "" if backend == "numpy" else f"({rate / rates['numpy', 1, oracle]:.2f}x numpy)"
+            row("backends", f"{label}, oracle={oracle}", rate, "user-steps/s", target, reference=ratio)
+
+
+def bench_ksweep(repeats: int) -> None:
+    print("K sweep: vector Bandit-v0, N=4096 (oracle 'chosen': O(N (d + L)) per step; 'full': N x K)")
+    for n_items in (100, 1_000, 10_000, 100_000, 1_000_000):
+        for backend in ("numpy", "torch"):
+            oracles = ("chosen", "full") if n_items <= 10_000 else ("chosen",)
+            for oracle in oracles:
+                target = 1_000_000 if (n_items == 100_000 and oracle == "chosen") else None
+                rate = vector_rate(backend, n_items, oracle, max(1, repeats // 2))
+                row("ksweep", f"K={n_items:>9,} {backend:<5} oracle={oracle}", rate, "user-steps/s", target,
+                    reference="(main before: K=100 1.89M, 1k 485k, 10k 38k, 100k 2.7k)" if n_items == 100 and
+                    backend == "numpy" and oracle == "full" else "")
+
+
 # ----------------------------------------------------------------------------- agents
 
 
@@ -366,8 +427,9 @@ def bench_ctr(repeats: int) -> None:
                 statistics.median(rates), "rows/s", None)
 
 
-GROUPS = {"env": bench_env, "agents": bench_agents, "ope": bench_ope, "ope_trust": bench_ope_trust,
-          "slate": bench_slate, "session": bench_session, "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage}
+GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,
+          "ope": bench_ope, "ope_trust": bench_ope_trust, "slate": bench_slate, "session": bench_session,
+          "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage}
 SLOW_GROUPS = ("coverage",)  # minutes: run with --only coverage
 
 

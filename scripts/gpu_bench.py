@@ -7,9 +7,13 @@
 1. Item encoding: all-MiniLM-L6-v2 over 100,000 item texts of 32 tokens, bfloat16
    (``recsim_causal.embeddings.encode_texts``: tokenization included), target >= 100,000 items/s.
 2. PPO end to end: ``recsim_causal.agents.ppo_bert.PPOBert`` on RecSimCausal/Bandit-v0 with 4,096 envs,
-   policy on the GPU (rollouts, SB3 adapter, PPO updates: everything ``learn`` does),
-   target >= 50,000 env-steps/s. The learned policy's exact value is printed next to
-   random's and the oracle's, so a fast run that learns nothing shows.
+   policy on the GPU (rollouts, SB3 adapter, PPO updates: everything ``learn`` does), with the
+   world on numpy (host) and on torch (the same GPU), target >= 50,000 env-steps/s. The learned
+   policy's exact value is printed next to random's and the oracle's, so a fast run that
+   learns nothing shows.
+3. The World on the GPU (``backend="torch", device="cuda"``): vector Bandit-v0 at N = 1M users,
+   K = 100, oracle "full" (target >= 100M user-steps/s), and a K sweep (100 ... 1M items,
+   oracles "chosen" and "best") next to the numpy world on the host.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
@@ -111,16 +116,40 @@ def policy_value(agent: PPOBert, n_items: int) -> tuple[float, float, float]:
     return float((agent.action_probs(x) * q).sum(1).mean()), float(q.mean()), float(q.max(1).mean())
 
 
-def bench_ppo(args, device: str) -> None:
-    print(f"\n[PPO end to end] Bandit-v0, {args.envs:,} envs, {args.items_ppo} items, policy on {device}", flush=True)
+def world_rate(backend: str, device: str, n: int, n_items: int, oracle: str, steps: int) -> float:
+    """user-steps/s of the vector Bandit-v0 (``steps`` vector steps of ``n`` users, after a warm-up)."""
+    from bench import vector_rate  # scripts/bench.py: the same measurement as the CPU table's
+
+    return vector_rate(backend, n_items, oracle, 1, n=n, threads=None, device=device, steps=steps)
+
+
+def bench_world(args, device: str) -> None:
+    n = args.world_users
+    print(f"\n[World] vector Bandit-v0, torch on {device}, N={n:,}", flush=True)
+    row(f"torch world N={n:,} K=100 oracle=full", world_rate("torch", device, n, 100, "full", args.world_steps),
+        "user-steps/s", args.world_target)
+    host = world_rate("numpy", "cpu", 4096, 100, "full", 20)
+    row("  numpy world on the host, N=4,096 K=100 full", host, "user-steps/s")
+    for n_items in args.k_sweep:
+        for oracle in ("chosen", "best"):
+            users = n if oracle == "chosen" else max(1024, n // 16)
+            steps = args.world_steps if oracle == "chosen" else max(2, args.world_steps // 10)
+            rate = world_rate("torch", device, users, n_items, oracle, steps)
+            row(f"  K={n_items:,} oracle={oracle} (N={users:,})", rate, "user-steps/s")
+
+
+def bench_ppo(args, device: str, backend: str = "numpy") -> None:
+    print(f"\n[PPO end to end] Bandit-v0, {args.envs:,} envs, {args.items_ppo} items, policy on {device}, "
+          f"world on {backend}", flush=True)
+    kw = {"backend": "torch", "device": device} if backend == "torch" else {}
     venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=args.envs, vectorization_mode="vector_entry_point",
-                        n_items=args.items_ppo)
+                        n_items=args.items_ppo, **kw)
     texts = venv.unwrapped.world.catalog.texts
     model, label = encoder_choice()
     item_emb = embeddings.encode_texts(texts, model, device=device, use_cache=False)
     agent = PPOBert(args.items_ppo, venv.single_observation_space.shape[0], item_embeddings=item_emb,
                     n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                    learning_rate=args.lr, device=device, seed=0)
+                    learning_rate=args.lr, device=device, seed=0, progress=False)
     rollout = args.envs * args.n_steps
     print(f"  rollout {rollout:,} transitions, minibatch {args.batch_size:,}, {args.n_epochs} epochs; items: {label}")
     with warnings.catch_warnings():
@@ -128,14 +157,14 @@ def bench_ppo(args, device: str) -> None:
         agent.learn(venv, total_timesteps=rollout)  # warm-up: CUDA context, allocator, first update
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        start_steps = agent.model.num_timesteps
+        start_steps = agent.num_timesteps
         t0 = time.perf_counter()
         agent.learn(venv, total_timesteps=args.ppo_steps)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-    steps = agent.model.num_timesteps - start_steps
-    row("PPO env-steps/s (rollouts + updates)", steps / dt, "steps/s", args.ppo_target,
+    steps = agent.num_timesteps - start_steps
+    row(f"PPO env-steps/s (rollouts + updates), {backend} world", steps / dt, "steps/s", args.ppo_target,
         note=f"{steps:,} steps in {dt:.1f} s")
     value, random_value, oracle = policy_value(agent, args.items_ppo)
     row("  learned policy value (exact)", value, "click rate", note=f"random {random_value:.3f}, oracle {oracle:.3f}")
@@ -144,7 +173,11 @@ def bench_ppo(args, device: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU (checks the script)")
-    p.add_argument("--only", default="encode,ppo", help="comma list of: encode, ppo")
+    p.add_argument("--only", default="world,encode,ppo", help="comma list of: world, encode, ppo")
+    p.add_argument("--world-users", type=int, default=1_000_000)
+    p.add_argument("--world-steps", type=int, default=50)
+    p.add_argument("--world-target", type=float, default=100_000_000)
+    p.add_argument("--k-sweep", type=lambda s: [int(x) for x in s.split(",")], default=[100, 10_000, 1_000_000])
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--encode-batch", type=int, default=2048)
@@ -161,6 +194,7 @@ def main() -> None:
     args = p.parse_args()
     if args.cpu_dry_run:
         args.items, args.encode_batch, args.envs, args.ppo_steps, args.batch_size = 512, 128, 256, 16_384, 1024
+        args.world_users, args.world_steps, args.k_sweep = 4096, 5, [100, 10_000]
         device = "cpu"
     else:
         if not torch.cuda.is_available():
@@ -169,10 +203,13 @@ def main() -> None:
     card = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     print(f"device: {card}; torch {torch.__version__}; {os.cpu_count()} CPU cores; dry run: {args.cpu_dry_run}")
     only = set(args.only.split(","))
+    if "world" in only:
+        bench_world(args, device)
     if "encode" in only:
         bench_encoding(args, device)
     if "ppo" in only:
         bench_ppo(args, device)
+        bench_ppo(args, device, backend="torch")
 
     print(f"\n=== recsim-causal GPU check: {card} ===")
     print(f"{'figure':<46} {'value':>14} {'unit':<12} {'target':>10} {'ratio':>7}")

@@ -8,8 +8,9 @@
 #
 # 1. installs the wheels in .whl/ into /tmp/site (no index, no dependencies resolved);
 # 2. runs the CUDA tests: pytest -m gpu;
-# 3. runs scripts/gpu_bench.py: MiniLM item encoding (100,000 items x 32 tokens, bf16) and PPO
-#    end to end (4,096 envs), ending with a table headed by the card's name;
+# 3. runs scripts/gpu_bench.py: the World on the GPU (N=1M users, K=100; a K sweep to 1M items),
+#    MiniLM item encoding (100,000 items x 32 tokens, bf16) and PPO end to end (4,096 envs; world on
+#    the host and on the GPU), ending with a table headed by the card's name;
 # 4. runs scripts/gpu_ctr.py: the BERT click model fully fine-tuned in bf16 (rows/s, AUCs, the card).
 # Results also go to $OUT/gpu_bench.json when OUT is set.
 set -uo pipefail
@@ -46,7 +47,7 @@ if [ -z "$DRY" ]; then
   "$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors tests || status=$?
 else
   # no CUDA here: the gpu tests would only skip; run the fast CPU tests of the same modules instead
-  "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_embeddings.py tests/test_ppo.py || status=$?
+  "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_embeddings.py tests/test_ppo.py tests/test_backend.py || status=$?
 fi
 JSON=()
 [ -n "${OUT:-}" ] && JSON=(--json "$OUT/gpu_bench.json")

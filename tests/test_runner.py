@@ -140,6 +140,9 @@ def test_ppo_bert_from_the_runner(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((out / "summary.json").read_text())
     assert s["agent"] == "PPOBert" and s["train_steps"] == 60000 and s["device"] == "cpu"
+    assert "PPOBert: training on cpu (device=cpu)" in res.stderr
+    curves = s["train_curves"]  # SB3's curves, without +agent.verbose=1
+    assert curves["steps"][-1] >= 60000 and len(curves["steps"]) == len(curves["train/entropy_loss"]) > 3
     rnd = run(["agent=random", *SMALL, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'random'}"])
     assert rnd.returncode == 0, rnd.stderr
     r = json.loads((tmp_path / "random" / "summary.json").read_text())
@@ -206,6 +209,29 @@ def test_invalid_config_values(tmp_path, overrides, message):
         run_job(cfg, tmp_path)
     assert "\n" not in str(e.value)
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.parquet"))
+
+
+def test_world_on_the_torch_backend_from_the_runner(tmp_path, capsys):
+    """+env.backend=torch: the world computes with torch, the runner and its agents see numpy."""
+    summaries = {}
+    for backend in ("numpy", "torch"):
+        cfg = compose_cfg(["agent=linucb", f"+env.backend={backend}", "env.dtype=float64"])
+        summaries[backend] = run_job(cfg, tmp_path / backend)
+    s = summaries["torch"]
+    assert (s["env_backend"], s["env_device"]) == ("torch", "cpu") and summaries["numpy"]["env_backend"] == "numpy"
+    assert "env: the world computes with torch on cpu" in capsys.readouterr().err
+    assert s["steps"] == summaries["numpy"]["steps"] and 0 < s["mean_reward"] < 1
+    # different noise streams, the same world: mean rewards within a few standard errors
+    se = (0.25 / s["steps"]) ** 0.5 * 2
+    assert abs(s["oracle_mean_reward"] - summaries["numpy"]["oracle_mean_reward"]) < 5 * se
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_without_cuda_is_one_line(tmp_path):
+    cfg = compose_cfg(["agent=ppo_bert", "agent.device=cuda"])
+    with pytest.raises(ValueError, match=r"^agent.device: 'cuda' was asked for, but torch .* sees no CUDA device") as e:
+        run_job(cfg, tmp_path)
+    assert "\n" not in str(e.value)
 
 
 class NaNPolicy:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,17 @@ LOG_CHUNK_ROWS = 1 << 16  # logged rows held in memory before they are written o
 
 
 def make_vector_env(env_cfg: dict, scm: Any, num_envs: int | None = None) -> gym.vector.VectorEnv:
-    """The native vector env described by an ``env`` config group and an SCM config."""
+    """The native vector env described by an ``env`` config group and an SCM config; a world on
+    the torch backend (``+env.backend=torch +env.device=cuda``) is seen through numpy arrays."""
+    from recsim_causal.envs.common import numpy_view
+
     kwargs = {k: v for k, v in env_cfg.items() if k not in ENV_KEYS_NOT_FOR_MAKE}
-    return gym.make_vec(env_cfg["id"], num_envs=num_envs or env_cfg["num_envs"],
+    venv = gym.make_vec(env_cfg["id"], num_envs=num_envs or env_cfg["num_envs"],
                         vectorization_mode="vector_entry_point", scm=scm, **kwargs)
+    world = venv.unwrapped.world
+    if world.backend != "numpy":
+        print(f"env: the world computes with {world.backend} on {world.device}", file=sys.stderr, flush=True)
+    return numpy_view(venv)
 
 
 def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=None):
@@ -66,6 +74,8 @@ def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=Non
     except InstantiationException as e:
         cause = e.__cause__ or e
         msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if msg.split(":", 1)[0] in agent_cfg:  # the agent named one of its parameters: say its config path
+            raise ValueError(f"agent.{msg}") from None
         raise ValueError(f"agent ({target}): {msg}") from None
 
 
@@ -154,7 +164,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     train_steps = 0
     if hasattr(agent, "learn"):  # deep-RL agents train with their own loop first (e.g. PPO)
         train_steps = int(resolved["agent"].get("total_timesteps", 0))
-        agent.learn(venv, total_timesteps=train_steps)
+        takes_tracker = "tracker" in inspect.signature(agent.learn).parameters
+        agent.learn(venv, total_timesteps=train_steps, **({"tracker": tracker} if takes_tracker else {}))
 
     steps = exp["steps"]
     every = max(1, steps // n_envs // exp.get("curve_points", 100))
@@ -233,6 +244,9 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         summary["train_steps_per_s"] = agent.learn_stats.get("steps_per_s")
         summary["train_wall_s"] = agent.learn_stats.get("wall_s")
         summary["device"] = agent.learn_stats.get("device")
+        if "curves" in agent.learn_stats:
+            summary["train_curves"] = agent.learn_stats["curves"]
+    summary["env_backend"], summary["env_device"] = world.backend, str(world.device)
     summary["curve"] = curve
 
     title = f"{agent_name} on {env_cfg['id']}{f' (slates of {L})' if L > 1 else ''}, scm={world.name}"

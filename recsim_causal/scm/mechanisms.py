@@ -11,7 +11,13 @@ of n users and a catalog of K items:
 User x item values are never materialized as (n, K) until a response needs them: every
 user_item mechanism here is bilinear in (user features, item features), so its value is a
 ``PairValue`` ``U @ I.T + u[:, None] + v[None, :]`` and a whole response logit is one matrix
-product. That is what makes the batched world fast.
+product. That is what makes the batched world fast. The factored form also splits: the
+user side ``[U, u, 1]`` is computed per batch of users, the item side ``[I, 1, v]`` once per
+world, so a step that scores only the chosen items costs O(n (m + L)) whatever K is.
+
+Every array operation goes through the world's backend ``xp`` (``recsim_causal.scm.backend``:
+numpy, or torch on CPU threads or a GPU): ``sample(n, rng, xp)`` and ``compute(parents, noise,
+n, n_items, xp)`` receive it, and a mechanism written with ``xp``'s operations runs on both.
 
 A mechanism is declared in YAML as ``{type: NAME, parents: ..., <params>}`` or, for a user's
 own mechanism, ``{_target_: my_pkg.MyMechanism, ...}`` (a subclass of ``Mechanism``).
@@ -25,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from recsim_causal.config import check_keys, check_memory
-from recsim_causal.threads import single_threaded_blas
+from recsim_causal.scm.backend import NUMPY64
 
 USER, ITEM, PAIR, RESPONSE = "user", "item", "user_item", "response"
 
@@ -38,62 +44,64 @@ class SCMConfigError(ValueError):
 class PairValue:
     """A user x item value in factored form: ``U @ I.T + u[:, None] + v[None, :]``.
 
-    U: (n, m), I: (K, m), u: (n,), v: (K,).
+    U: (n, m), I: (K, m), u: (n,), v: (K,), arrays of the backend ``xp``.
     """
 
-    U: np.ndarray
-    I: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
+    U: Any
+    I: Any
+    u: Any
+    v: Any
+    xp: Any = NUMPY64
 
     @classmethod
-    def from_user(cls, x: np.ndarray, n_items: int) -> "PairValue":
+    def from_user(cls, x, n_items: int, xp=NUMPY64) -> "PairValue":
         n = x.shape[0]
-        return cls(np.zeros((n, 0), x.dtype), np.zeros((n_items, 0), x.dtype), x[:, 0], np.zeros(n_items, x.dtype))
+        return cls(xp.zeros((n, 0)), xp.zeros((n_items, 0)), x[:, 0], xp.zeros((n_items,)), xp)
 
     @classmethod
-    def from_item(cls, y: np.ndarray, n_users: int) -> "PairValue":
+    def from_item(cls, y, n_users: int, xp=NUMPY64) -> "PairValue":
         k = y.shape[0]
-        return cls(np.zeros((n_users, 0), y.dtype), np.zeros((k, 0), y.dtype), np.zeros(n_users, y.dtype), y[:, 0])
+        return cls(xp.zeros((n_users, 0)), xp.zeros((k, 0)), xp.zeros((n_users,)), y[:, 0], xp)
 
     def scaled(self, c: float) -> "PairValue":
-        return PairValue(self.U * c, self.I, self.u * c, self.v * c)
+        return PairValue(self.U * c, self.I, self.u * c, self.v * c, self.xp)
 
     def __add__(self, other: "PairValue") -> "PairValue":
         return PairValue(
-            np.concatenate([self.U, other.U], axis=1),
-            np.concatenate([self.I, other.I], axis=1),
+            self.xp.concat([self.U, other.U], axis=1),
+            self.xp.concat([self.I, other.I], axis=1),
             self.u + other.u,
             self.v + other.v,
+            self.xp,
         )
 
-    def augmented(self) -> tuple[np.ndarray, np.ndarray]:
+    def user_factor(self):
+        """(n, m+2): ``[U, u, 1]``, the user side of the dense value."""
+        return self.xp.concat([self.U, self.u[:, None], self.xp.ones((self.U.shape[0], 1))], axis=1)
+
+    def item_factor(self):
+        """(K, m+2): ``[I, 1, v]``, the item side: ``user_factor() @ item_factor().T`` is the dense value."""
+        return self.xp.concat([self.I, self.xp.ones((self.I.shape[0], 1)), self.v[:, None]], axis=1)
+
+    def augmented(self) -> tuple[Any, Any]:
         """(n, m+2) and (K, m+2) factors whose product is the dense (n, K) value."""
-        n, k = self.U.shape[0], self.I.shape[0]
-        one_n, one_k = np.ones((n, 1), self.U.dtype), np.ones((k, 1), self.I.dtype)
-        return (
-            np.concatenate([self.U, self.u[:, None], one_n], axis=1),
-            np.concatenate([self.I, one_k, self.v[:, None]], axis=1),
-        )
+        return self.user_factor(), self.item_factor()
 
-    def dense(self) -> np.ndarray:
+    def dense(self):
         a, b = self.augmented()
-        with single_threaded_blas():
-            return a @ b.T
+        return self.xp.matmul_t(a, b)
 
-    def at(self, actions: np.ndarray) -> np.ndarray:
+    def at(self, actions):
         """The value at one item per user (actions (n,)) or per slot (actions (n, L)) -> same shape."""
         a, b = self.augmented()
-        if actions.ndim == 1:
-            return np.einsum("ij,ij->i", a, b[actions])
-        return np.einsum("ij,ilj->il", a, b[actions])
+        return self.xp.rowdot(a, b[actions])
 
 
 def pair_sum(coefs: dict[str, Any], levels: dict[str, str], values: dict[str, Any], bias: float,
-             n: int, n_items: int, dtype) -> PairValue:
+             n: int, n_items: int, xp=NUMPY64) -> PairValue:
     """``bias + sum_p coef_p * value_p`` over scalar user, item and user_item values, as a PairValue."""
-    Us, Is = [np.zeros((n, 0), dtype)], [np.zeros((n_items, 0), dtype)]
-    u, v = np.full(n, bias, dtype), np.zeros(n_items, dtype)
+    Us, Is = [xp.zeros((n, 0))], [xp.zeros((n_items, 0))]
+    u, v = xp.full((n,), bias), xp.zeros((n_items,))
     for p, c in coefs.items():
         x, lvl, c = values[p], levels[p], float(np.asarray(c).ravel()[0])
         if lvl == USER:
@@ -105,7 +113,7 @@ def pair_sum(coefs: dict[str, Any], levels: dict[str, str], values: dict[str, An
             Is.append(x.I)
             u += c * x.u
             v += c * x.v
-    return PairValue(np.concatenate(Us, axis=1), np.concatenate(Is, axis=1), u, v)
+    return PairValue(xp.concat(Us, axis=1), xp.concat(Is, axis=1), u, v, xp)
 
 
 # --------------------------------------------------------------------------- parameter checks
@@ -174,11 +182,12 @@ class Mechanism:
         """Range of the value (for honest observation spaces)."""
         return -np.inf, np.inf
 
-    # user / item levels: value from parent values (+ kept noise)
-    def sample(self, n: int, rng: np.random.Generator, dtype) -> np.ndarray:
+    # user / item levels: value from parent values (+ kept noise). ``xp`` is the array backend
+    # (recsim_causal.scm.backend: numpy or torch; ``xp.dtype`` the float dtype) and ``rng`` its generator.
+    def sample(self, n: int, rng: Any, xp: Any) -> Any:
         raise NotImplementedError(f"{self.where}: {type(self).__name__} has no exogenous draw")
 
-    def compute(self, parents: dict[str, Any], noise: np.ndarray | None, n: int, n_items: int, dtype) -> Any:
+    def compute(self, parents: dict[str, Any], noise: Any, n: int, n_items: int, xp: Any) -> Any:
         raise NotImplementedError
 
     def _parent_list(self, spec: dict, *, exact: int | None = None) -> list[str]:
@@ -233,7 +242,7 @@ class _Exogenous(Mechanism):
     def resolve(self, graph):
         pass
 
-    def compute(self, parents, noise, n, n_items, dtype):
+    def compute(self, parents, noise, n, n_items, xp):
         return noise
 
 
@@ -246,8 +255,8 @@ class Normal(_Exogenous):
         self.loc = float(_get(spec, "loc", where, 0.0, check=_is_number, expect="a number"))
         self.scale = float(_get(spec, "scale", where, 1.0, check=_positive, expect="a number > 0"))
 
-    def sample(self, n, rng, dtype):
-        x = rng.standard_normal((n, self.dim), dtype=dtype)
+    def sample(self, n, rng, xp):
+        x = xp.standard_normal(rng, (n, self.dim))
         if self.scale != 1.0:
             x *= self.scale
         if self.loc != 0.0:
@@ -265,8 +274,8 @@ class Uniform(_Exogenous):
         self.high = float(_get(spec, "high", where, 1.0, check=lambda h: _is_number(h) and h > self.low,
                                expect=f"a number > low ({self.low})"))
 
-    def sample(self, n, rng, dtype):
-        return (self.low + (self.high - self.low) * rng.random((n, self.dim))).astype(dtype, copy=False)
+    def sample(self, n, rng, xp):
+        return self.low + (self.high - self.low) * xp.random(rng, (n, self.dim))
 
     def bounds(self):
         return self.low, self.high
@@ -281,8 +290,8 @@ class LogNormal(_Exogenous):
         self.mean = float(_get(spec, "mean", where, 0.0, check=_is_number, expect="a number"))
         self.sigma = float(_get(spec, "sigma", where, 1.0, check=_positive, expect="a number > 0"))
 
-    def sample(self, n, rng, dtype):
-        return np.exp(self.mean + self.sigma * rng.standard_normal((n, self.dim))).astype(dtype, copy=False)
+    def sample(self, n, rng, xp):
+        return xp.exp(self.mean + self.sigma * xp.standard_normal(rng, (n, self.dim)))
 
     def bounds(self):
         return 0.0, np.inf
@@ -307,11 +316,9 @@ class Categorical(_Exogenous):
         self.probs, self.dim = probs, len(probs)
         self._cdf = np.cumsum(probs)
 
-    def sample(self, n, rng, dtype):
-        idx = np.minimum(np.searchsorted(self._cdf, rng.random(n), side="right"), self.dim - 1)
-        out = np.zeros((n, self.dim), dtype)
-        out[np.arange(n), idx] = 1
-        return out
+    def sample(self, n, rng, xp):
+        idx = xp.searchsorted(xp.param(self._cdf), xp.random(rng, (n,))).clip(0, self.dim - 1)
+        return xp.one_hot(idx, self.dim)
 
     def bounds(self):
         return 0.0, 1.0
@@ -330,8 +337,8 @@ class State(_Exogenous):
             raise SCMConfigError(f"{where}.level: a state node is per user, expected 'user'")
         self.init = float(_get(spec, "init", where, 0.0, check=_is_number, expect="a number"))
 
-    def sample(self, n, rng, dtype):
-        return np.full((n, self.dim), self.init, dtype)
+    def sample(self, n, rng, xp):
+        return xp.full((n, self.dim), self.init)
 
 
 @register_mechanism("catalog")
@@ -384,13 +391,13 @@ class Constant(Mechanism):
             raise SCMConfigError(f"{where}.value: expected 1 or {self.dim} values, got {value.size}")
 
     def resolve(self, graph):
-        pass
+        self._row = np.broadcast_to(self.value, (self.dim,)).copy()  # one user's value
 
-    def sample(self, n, rng, dtype):
-        return np.broadcast_to(self.value.astype(dtype), (n, self.dim)).copy()
+    def sample(self, n, rng, xp):
+        return xp.tile_rows(self._row, n)
 
-    def pair_value(self, n: int, n_items: int, dtype) -> PairValue:
-        pv = PairValue.from_user(np.zeros((n, 1), dtype), n_items)
+    def pair_value(self, n: int, n_items: int, xp=NUMPY64) -> PairValue:
+        pv = PairValue.from_user(xp.zeros((n, 1)), n_items, xp)
         pv.u += self.value[0]
         return pv
 
@@ -465,13 +472,13 @@ class Linear(Mechanism):
             self.W[p] = _coef_matrix(self.coefs[p], d_in, self.dim, f"{self.where}.parents.{p}")
         self._plevel = {p: graph[p].level for p in self.parents}
 
-    def compute(self, parents, noise, n, n_items, dtype):
+    def compute(self, parents, noise, n, n_items, xp):
         if self.level == PAIR:
-            return pair_sum(self.W, self._plevel, parents, self.bias, n, n_items, dtype)
+            return pair_sum(self.W, self._plevel, parents, self.bias, n, n_items, xp)
         out = None
         for p, w in self.W.items():
             x = parents[p]
-            term = x * w if isinstance(w, float) else x @ w.T.astype(x.dtype)
+            term = x * w if isinstance(w, float) else xp.matmul_t(x, xp.param(w))
             out = term if out is None else out + term
         out = out + self.bias
         if noise is not None:
@@ -494,9 +501,9 @@ class _ScaledPair(Mechanism):
         self.level, self.dim = PAIR, 1
         self.user_parent, self.item_parent = self.parents if levels[0] == USER else self.parents[::-1]
 
-    def _pair(self, parents) -> PairValue:
+    def _pair(self, parents, xp) -> PairValue:
         U, I = parents[self.user_parent], parents[self.item_parent]
-        return PairValue(U * self.scale, I.astype(U.dtype), np.zeros(U.shape[0], U.dtype), np.zeros(I.shape[0], U.dtype))
+        return PairValue(U * self.scale, I, xp.zeros((U.shape[0],)), xp.zeros((I.shape[0],)), xp)
 
 
 @register_mechanism("bilinear")
@@ -513,8 +520,8 @@ class Bilinear(_ScaledPair):
                                  f"and {self.parents[1]} has dim {b.dim}")
         self._set_pair([a.level, b.level])
 
-    def compute(self, parents, noise, n, n_items, dtype):
-        return self._pair(parents)
+    def compute(self, parents, noise, n, n_items, xp):
+        return self._pair(parents, xp)
 
 
 @register_mechanism("product")
@@ -531,11 +538,11 @@ class Product(_ScaledPair):
         if self.level == PAIR:
             self._set_pair(levels)
 
-    def compute(self, parents, noise, n, n_items, dtype):
+    def compute(self, parents, noise, n, n_items, xp):
         if self.level != PAIR:
             a, b = (parents[p] for p in self.parents)
             return self.scale * a * b
-        return self._pair(parents)
+        return self._pair(parents, xp)
 
 
 @register_mechanism("mlp")
@@ -571,12 +578,12 @@ class MLP(Mechanism):
                      f"an mlp with layer sizes {sizes}")
         self.weights = [self.rng.normal(0, self.gain / np.sqrt(a), size=(a, b)) for a, b in zip(sizes, sizes[1:])]
 
-    def compute(self, parents, noise, n, n_items, dtype):
-        h = np.concatenate([parents[p] for p in self.parents], axis=1)
+    def compute(self, parents, noise, n, n_items, xp):
+        h = xp.concat([parents[p] for p in self.parents], axis=1)
         for i, w in enumerate(self.weights):
-            h = h @ w.astype(h.dtype)
+            h = h @ xp.param(w)
             if i < len(self.weights) - 1:
-                h = np.tanh(h)
+                h = xp.tanh(h)
         return h
 
 
@@ -615,18 +622,18 @@ class Response(Mechanism):
                 raise SCMConfigError(f"{self.where}.parents.{p}: expected a number, got {self.coefs[p]!r}")
             self._plevel[p] = m.level
 
-    def linear_predictor(self, values: dict[str, Any], n: int, n_items: int, dtype) -> PairValue:
+    def linear_predictor(self, values: dict[str, Any], n: int, n_items: int, xp=NUMPY64) -> PairValue:
         """The response's linear predictor (logit or log-mean) as a PairValue."""
-        return pair_sum(self.coefs, self._plevel, values, self.bias, n, n_items, dtype)
+        return pair_sum(self.coefs, self._plevel, values, self.bias, n, n_items, xp)
+
+    #: True when ``expected`` increases with the linear predictor (so the best item by linear
+    #: predictor is the best by mean: a maximum inner product over the factors).
+    monotone = True
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """In place where possible: sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 (tanh is ~10x cheaper than exp)."""
-    x = np.multiply(x, 0.5, out=x if x.flags.writeable else None)
-    np.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-    return x
+    return NUMPY64.sigmoid(x)
 
 
 @register_mechanism("bernoulli")
@@ -636,8 +643,8 @@ class Bernoulli(Response):
 
     noise_kind = "uniform"
 
-    def expected(self, logit: np.ndarray) -> np.ndarray:
-        return sigmoid(logit)
+    def expected(self, logit, xp=NUMPY64):
+        return xp.sigmoid(logit)
 
 
 @register_mechanism("lognormal_response")
@@ -653,8 +660,8 @@ class LogNormalResponse(Response):
         super().__init__(name, spec, where, rng)
         self.sigma = float(_get(spec, "sigma", where, 0.5, check=_positive, expect="a number > 0"))
 
-    def expected(self, mu: np.ndarray) -> np.ndarray:
-        return np.exp(mu + 0.5 * self.sigma**2)
+    def expected(self, mu, xp=NUMPY64):
+        return xp.exp(mu + 0.5 * self.sigma**2)
 
 
 def build_mechanism(name: str, spec: Any, where: str, rng: np.random.Generator) -> Mechanism:

@@ -11,6 +11,19 @@
 All exogenous noise is drawn in ``sample_users`` and kept in ``Users``, response noise included
 (one uniform per user and slot), so ``respond`` is a deterministic function of the users and
 the actions and the counterfactual "same user, same noise, other action" is exact.
+
+Backends. ``World(..., backend="torch", device="cuda")`` computes the same SCM with torch on
+a device (``backend="numpy"``, the default, on the host): every array a World returns is of
+its backend (``world.xp``, see ``recsim_causal.scm.backend``). Item values and the fixed
+random parameters are drawn with numpy from the world seed whatever the backend, so two
+worlds with the same seed and different backends are the same SCM; given the same users
+(``world.adopt(users)`` moves a batch across), they give the same outputs.
+
+Cost. The user x item values are factored (``PairValue``): the item side of each response is
+computed once per world, the user side per batch. ``expected_reward`` is (n, K) (cost n x K);
+``respond`` and ``expected_reward_at`` score only the chosen items (O(n (m + L)) whatever K);
+``top_items`` finds the exact best items blockwise, a maximum inner product over the factors
+when the reward is one monotone response, without an (n, K) array.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import numpy as np
 
 from recsim_causal.catalog import Catalog
 from recsim_causal.config import check_keys, check_memory
+from recsim_causal.scm.backend import NUMPY64, get_backend
 from recsim_causal.scm.mechanisms import (
     ITEM,
     PAIR,
@@ -33,7 +47,6 @@ from recsim_causal.scm.mechanisms import (
     USER,
     CatalogFeature,
     Constant,
-    PairValue,
     Response,
     SCMConfigError,
     build_mechanism,
@@ -79,8 +92,8 @@ class Users:
     exogenous ``noise`` they were drawn with (additive noise of derived nodes; one uniform
     or normal per user and slot for each response)."""
 
-    values: dict[str, np.ndarray]
-    noise: dict[str, np.ndarray]
+    values: dict[str, Any]
+    noise: dict[str, Any]
     n: int
 
     def take(self, idx) -> "Users":
@@ -95,9 +108,10 @@ class Outcome:
     """What the user did: ``reward`` (n,) (a slate's: summed over slots) and each response's
     outcome, (n,) or (n, L) for slates."""
 
-    reward: np.ndarray
-    responses: dict[str, np.ndarray] = field(default_factory=dict)
-    slot_reward: np.ndarray | None = None  # (n, L) for slates: the reward of each slot
+    reward: Any
+    responses: dict[str, Any] = field(default_factory=dict)
+    slot_reward: Any = None  # (n, L) for slates: the reward of each slot
+    expected_reward: Any = None  # (n,) for single items: the exact E[r | x, do(a)] of the items shown
 
 
 class World:
@@ -110,10 +124,15 @@ class World:
             generator passed to ``sample_users``).
         slate_size: L, the number of items shown at once (1 = a single recommendation).
         dtype: float64 (exact) or float32 (fast; what the envs use by default).
+        backend: "numpy" (the default) or "torch": the array library every array of this world
+            belongs to (``self.xp``).
+        device: the torch backend's device: "auto" (CUDA when present, else CPU), "cpu",
+            "cuda[:i]" (a one-line error when CUDA is absent); the numpy backend takes None/"cpu".
     """
 
     def __init__(self, config: str | Mapping, *, n_items: int = 100, seed: int = 0, slate_size: int = 1,
-                 dtype: str | np.dtype = "float64", catalog: Catalog | None = None):
+                 dtype: str | np.dtype = "float64", catalog: Catalog | None = None, backend: str = "numpy",
+                 device: Any = None):
         cfg = load_scm_config(config)
         if not isinstance(cfg, dict):
             raise SCMConfigError(f"scm: expected a mapping, got {type(cfg).__name__}")
@@ -129,6 +148,8 @@ class World:
             raise SCMConfigError(f"env.slate_size: expected an integer in [1, n_items={n_items}], got {slate_size!r}")
         self.config, self.n_items, self.seed, self.slate_size = cfg, n_items, seed, slate_size
         self.dtype = np.dtype(dtype)
+        self.xp = get_backend(backend, device, self.dtype)
+        self.backend, self.device = self.xp.name, self.xp.device
         self.name = cfg.get("name", "custom")
         self.forced_action: np.ndarray | None = None
         self.intervened_user_nodes: tuple[str, ...] = ()  # set by do(): applied to existing users too
@@ -146,7 +167,9 @@ class World:
         self.observed = self._node_list(cfg, "observed", required=True)
         self.privileged = self._node_list(cfg, "privileged", required=False)
         self.reward_weights = self._reward(cfg.get("reward", "click"))
+        self._reward_needed = self._needed(self.reward_weights)  # the reward's responses and their gates
         self._build_slate(cfg.get("slate"))
+        self._build_item_factors()
 
     # ------------------------------------------------------------------ construction
 
@@ -208,8 +231,10 @@ class World:
         return order
 
     def _build_item_values(self) -> None:
+        """Item-level values, drawn and computed with numpy in float64 whatever the backend (the
+        same world on every backend), then stored in the world's backend and dtype."""
         rng = np.random.default_rng([self.seed, 0x17E5])
-        self.item_values: dict[str, np.ndarray] = {}
+        exact: dict[str, np.ndarray] = {}
         for name in self.order:
             m = self.mech[name]
             if m.level != ITEM:
@@ -217,10 +242,22 @@ class World:
             if isinstance(m, CatalogFeature):
                 v = m.item_array
             elif m.exogenous:
-                v = m.sample(self.n_items, rng, np.float64)
+                v = m.sample(self.n_items, rng, NUMPY64)
             else:
-                v = m.compute({p: self.item_values[p] for p in m.parents}, None, 0, self.n_items, np.float64)
-            self.item_values[name] = np.ascontiguousarray(v, dtype=self.dtype)
+                v = m.compute({p: exact[p] for p in m.parents}, None, 0, self.n_items, NUMPY64)
+            exact[name] = np.asarray(v, dtype=np.float64)
+        self.item_values: dict[str, Any] = {k: self.xp.asarray(np.ascontiguousarray(v, dtype=self.dtype))
+                                            for k, v in exact.items()}
+
+    def _build_item_factors(self) -> None:
+        """The item side ``[I, 1, v]`` (K, m+2) of each response's linear predictor, computed once:
+        a batch of users then only needs its user side (see ``PairValue``)."""
+        xp = self.xp
+        no_users = {name: xp.zeros((0, self.mech[name].dim)) for name in self.user_nodes}
+        values = self._pair_values({**self.item_values, **no_users}, 0, self.n_items)
+        self._item_factor = {r: self.mech[r].linear_predictor(values, 0, self.n_items, xp).item_factor()
+                             for r in self.responses if not isinstance(self.mech[r], Constant)}
+        self._no_items = {k: v[:0] for k, v in self.item_values.items()}
 
     def _node_list(self, cfg: dict, key: str, required: bool) -> list[str]:
         names = cfg.get(key, [] if not required else None)
@@ -260,8 +297,8 @@ class World:
         if self.slate_size > 1 and len(exam) not in (1, self.slate_size) and len(exam) < self.slate_size:
             raise SCMConfigError(f"scm.slate.examination: expected {self.slate_size} positions (slate_size), got {len(exam)}")
         exam = np.asarray(exam, float)
-        self.examination = (np.full(self.slate_size, exam[0]) if exam.size == 1 and self.slate_size > 1
-                            else exam[: self.slate_size]).astype(self.dtype)
+        self.examination = self.xp.asarray(np.full(self.slate_size, exam[0]) if exam.size == 1 and self.slate_size > 1
+                                           else exam[: self.slate_size])
 
     # ------------------------------------------------------------------ properties
 
@@ -303,30 +340,43 @@ class World:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample_users(self, n: int, rng: np.random.Generator) -> Users:
-        """Draw n users: every user-level node in causal order, plus all exogenous noise."""
-        values: dict[str, np.ndarray] = {}
-        noise: dict[str, np.ndarray] = {}
+    def sample_users(self, n: int, rng: Any) -> Users:
+        """Draw n users: every user-level node in causal order, plus all exogenous noise.
+
+        ``rng``: a numpy Generator (any backend) or, on the torch backend, a torch.Generator
+        on the world's device."""
+        g = self.xp.generator(rng)
+        values: dict[str, Any] = {}
+        noise: dict[str, Any] = {}
         for name in self.user_nodes:
             m = self.mech[name]
             if m.exogenous:
-                values[name] = m.sample(n, rng, self.dtype)
+                values[name] = m.sample(n, g, self.xp)
             else:
                 if m.noise_dim:
-                    noise[name] = rng.standard_normal((n, m.noise_dim), dtype=self.dtype)
-                values[name] = m.compute(values, noise.get(name), n, self.n_items, self.dtype)
-        self._draw_response_noise(noise, n, rng)
+                    noise[name] = self.xp.standard_normal(g, (n, m.noise_dim))
+                values[name] = m.compute(values, noise.get(name), n, self.n_items, self.xp)
+        self._draw_response_noise(noise, n, g)
         return Users(values, noise, n)
 
-    def _draw_response_noise(self, noise: dict, n: int, rng: np.random.Generator) -> None:
+    def _draw_response_noise(self, noise: dict, n: int, g: Any) -> None:
         for r in self.responses:
             kind = getattr(self.mech[r], "noise_kind", "uniform")
             shape = (n, self.slate_size)
-            noise[r] = rng.random(shape, dtype=self.dtype) if kind == "uniform" else rng.standard_normal(shape, dtype=self.dtype)
+            noise[r] = self.xp.random(g, shape) if kind == "uniform" else self.xp.standard_normal(g, shape)
 
-    def redraw_response_noise(self, users: Users, rng: np.random.Generator) -> None:
+    def redraw_response_noise(self, users: Users, rng: Any) -> None:
         """Fresh response noise for the same users (a new step of a session), in place."""
-        self._draw_response_noise(users.noise, users.n, rng)
+        self._draw_response_noise(users.noise, users.n, self.xp.generator(rng))
+
+    def adopt(self, users: Users) -> Users:
+        """The same users (values and kept noise) as arrays of this world's backend and dtype,
+        e.g. users drawn by a numpy world, to replay them in a torch world."""
+        def move(arrays: dict[str, Any]) -> dict[str, Any]:
+            host = lambda v: v.detach().cpu().numpy() if hasattr(v, "detach") else v  # noqa: E731 (a tensor elsewhere)
+            return {k: self.xp.asarray(v if self.xp.is_array(v) else host(v)) for k, v in arrays.items()}
+
+        return Users(move(users.values), move(users.noise), users.n)
 
     def recompute(self, users: Users) -> None:
         """Recompute derived user nodes from their parents and kept noise, in place (after an
@@ -334,16 +384,16 @@ class World:
         for name in self.user_nodes:
             m = self.mech[name]
             if not m.exogenous:
-                users.values[name] = m.compute(users.values, users.noise.get(name), users.n, self.n_items, self.dtype)
+                users.values[name] = m.compute(users.values, users.noise.get(name), users.n, self.n_items, self.xp)
 
-    def observe(self, users: Users, *, privileged: bool = False) -> np.ndarray:
+    def observe(self, users: Users, *, privileged: bool = False) -> Any:
         """What agents see: the observed nodes' values, (n, obs_dim) float32 (plus the privileged
         signal columns when ``privileged``)."""
         names = self.observed + (self.privileged if privileged else [])
         values = self._user_values(users)
-        return np.concatenate([values[n] for n in names], axis=1).astype(np.float32, copy=False)
+        return self.xp.astype(self.xp.concat([values[n] for n in names], axis=1), self.xp.float32)
 
-    def _user_values(self, users: Users) -> dict[str, np.ndarray]:
+    def _user_values(self, users: Users) -> dict[str, Any]:
         """The users' values under this world's interventions on user-level nodes
         (abduction-action-prediction): each user keeps its exogenous noise, every intervened
         node takes its new value and its descendants are recomputed; other nodes as sampled."""
@@ -353,9 +403,9 @@ class World:
         for name in self.user_nodes:
             m = self.mech[name]
             if name in self.intervened_user_nodes and isinstance(m, Constant):
-                values[name] = m.sample(users.n, None, self.dtype)
+                values[name] = m.sample(users.n, None, self.xp)
             elif not m.exogenous and (name in self.intervened_user_nodes or changed.intersection(m.parents)):
-                values[name] = m.compute(values, users.noise.get(name), users.n, self.n_items, self.dtype)
+                values[name] = m.compute(values, users.noise.get(name), users.n, self.n_items, self.xp)
             else:
                 continue
             changed.add(name)
@@ -363,27 +413,33 @@ class World:
 
     # ------------------------------------------------------------------ responses
 
-    def _values(self, users: Users) -> dict[str, Any]:
-        values = {**self.item_values, **self._user_values(users)}
+    def _pair_values(self, values: dict[str, Any], n: int, n_items: int) -> dict[str, Any]:
+        """``values`` plus every user_item node's PairValue, for n users and n_items items."""
+        values = dict(values)
         for name in self.pair_nodes:
             m = self.mech[name]
-            values[name] = (m.pair_value(users.n, self.n_items, self.dtype) if isinstance(m, Constant)
-                            else m.compute(values, None, users.n, self.n_items, self.dtype))
+            values[name] = (m.pair_value(n, n_items, self.xp) if isinstance(m, Constant)
+                            else m.compute(values, None, n, n_items, self.xp))
         return values
 
-    def _predictor(self, r: str, values: dict, n: int) -> PairValue:
-        return self.mech[r].linear_predictor(values, n, self.n_items, self.dtype)
+    def _user_factors(self, users: Users, names: list[str]) -> dict[str, Any]:
+        """The user side ``[U, u, 1]`` (n, m+2) of each response's linear predictor: computed
+        against zero items (the item side is the world's, ``_item_factor``)."""
+        values = self._pair_values({**self._no_items, **self._user_values(users)}, users.n, 0)
+        return {r: self.mech[r].linear_predictor(values, users.n, 0, self.xp).user_factor()
+                for r in names if not isinstance(self.mech[r], Constant)}
 
-    def conditional_means(self, users: Users, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    def conditional_means(self, users: Users, names: list[str] | None = None) -> dict[str, Any]:
         """Each response's mean given its gate fired, (n, K): P(click), P(purchase | click), ..."""
-        values = self._values(users)
+        names = names or self._reward_needed
+        factors = self._user_factors(users, names)
         out = {}
-        for r in names or self._needed(self.reward_weights):
+        for r in names:
             m = self.mech[r]
             if isinstance(m, Constant):
-                out[r] = np.full((users.n, self.n_items), m.value[0], self.dtype)
+                out[r] = self.xp.full((users.n, self.n_items), m.value[0])
             else:
-                out[r] = m.expected(self._predictor(r, values, users.n).dense())
+                out[r] = m.expected(self.xp.matmul_t(factors[r], self._item_factor[r]), self.xp)
         return out
 
     def _needed(self, names) -> list[str]:
@@ -398,43 +454,95 @@ class World:
                     todo.append(g)
         return [r for r in self.responses if r in need]
 
-    def response_means(self, users: Users, cond_means: dict | None = None) -> dict[str, np.ndarray]:
+    def response_means(self, users: Users, cond_means: dict | None = None) -> dict[str, Any]:
         """Each response's unconditional mean E[response | x, do(a)] for every item, (n, K)."""
-        cond = cond_means or self.conditional_means(users, self._needed(self.reward_weights))
-        means = {}
-        for r in self._needed(self.reward_weights):
-            g = getattr(self.mech[r], "gate", None)
-            means[r] = cond[r] * means[g] if g is not None else cond[r]
-        return means
+        return self._gated(cond_means or self.conditional_means(users, self._reward_needed))
 
-    def expected_reward(self, users: Users, cond_means: dict | None = None) -> np.ndarray:
-        """Exact E[r | all user variables, latent included, do(a)] for every item a, (n, K): the
-        expectation is over the response noise only (an item shown alone, or in the top slot of
-        a slate). Averaged over users it is V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)]. Under a
-        world from ``do()`` on user-level nodes it is the counterfactual for these same users.
-        ``cond_means`` (from ``conditional_means``) skips recomputation."""
-        means = self.response_means(users, cond_means)
+    def _reward_of(self, means: dict[str, Any]) -> Any:
+        """sum_r w_r * means[r] over the reward's responses."""
         reward = None
         for r, w in self.reward_weights.items():
             term = means[r] if w == 1.0 else w * means[r]
             reward = term if reward is None else reward + term
         return reward
 
-    def _cond_at(self, users: Users, actions: np.ndarray, cond: dict | None) -> dict[str, np.ndarray]:
-        names = self._needed(self.reward_weights)
+    def expected_reward(self, users: Users, cond_means: dict | None = None) -> Any:
+        """Exact E[r | all user variables, latent included, do(a)] for every item a, (n, K): the
+        expectation is over the response noise only (an item shown alone, or in the top slot of
+        a slate). Averaged over users it is V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)]. Under a
+        world from ``do()`` on user-level nodes it is the counterfactual for these same users.
+        ``cond_means`` (from ``conditional_means``) skips recomputation."""
+        return self._reward_of(self.response_means(users, cond_means))
+
+    def expected_reward_at(self, users: Users, actions: Any, cond_means: dict | None = None) -> Any:
+        """Exact E[r | x, do(a)] of the given items only: actions (n,) -> (n,), (n, L) -> (n, L)
+        (each item as if shown alone). Costs O(n (m + L)), whatever K."""
+        actions = self._check_actions(actions, users.n)
+        return self._reward_of(self._gated(self._cond_at(users, actions, cond_means)))
+
+    def top_items(self, users: Users, k: int = 1, *, block_size: int | None = None) -> tuple[Any, Any]:
+        """The k items of highest E[r | x, do(a)] per user, best first: (values (n, k), items (n, k)).
+
+        Exact, computed over blocks of items (``block_size`` items at a time; by default about
+        2^22 user x item values per block) so that no (n, K) array is ever held. When the
+        reward is one response with a monotone mean (a Bernoulli click or a lognormal amount,
+        weight > 0, no gate), the ranking is that of the linear predictor: each block is one
+        product of the factors (a maximum inner product search) and the mean is taken of the k
+        winners only.
+        """
+        xp, n, K = self.xp, users.n, self.n_items
+        if not 1 <= k <= K:
+            raise ValueError(f"k: expected an integer in [1, n_items={K}], got {k!r}")
+        block = block_size or max(k, min(K, (1 << 22) // max(n, 1)))
+        needed = self._reward_needed
+        r0, w0 = next(iter(self.reward_weights.items()))
+        mips = (needed == [r0] and w0 > 0 and not isinstance(self.mech[r0], Constant)
+                and getattr(self.mech[r0], "monotone", False))
+        factors = self._user_factors(users, needed)
+        best_v = best_i = None
+        for lo in range(0, K, block):
+            hi = min(K, lo + block)
+            if mips:
+                score = xp.matmul_t(factors[r0], self._item_factor[r0][lo:hi])
+            else:
+                cond = {}
+                for r in needed:
+                    m = self.mech[r]
+                    cond[r] = (xp.full((n, hi - lo), m.value[0]) if isinstance(m, Constant) else
+                               m.expected(xp.matmul_t(factors[r], self._item_factor[r][lo:hi]), xp))
+                score = self._reward_of(self._gated(cond))
+            v, i = xp.topk(score, min(k, hi - lo))
+            i = i + lo
+            if best_v is None:
+                best_v, best_i = v, i
+            else:
+                best_v, pick = xp.topk(xp.concat([best_v, v], axis=1), min(k, best_v.shape[1] + v.shape[1]))
+                best_i = xp.take_along(xp.concat([best_i, i], axis=1), pick)
+        if mips:
+            best_v = w0 * self.mech[r0].expected(best_v, xp)
+        return best_v, best_i
+
+    def _gated(self, cond: dict[str, Any]) -> dict[str, Any]:
+        """Unconditional means from conditional ones: each response times its gate's mean."""
+        means = {}
+        for r in self._reward_needed:
+            g = getattr(self.mech[r], "gate", None)
+            means[r] = cond[r] * means[g] if g is not None else cond[r]
+        return means
+
+    def _cond_at(self, users: Users, actions: Any, cond: dict | None) -> dict[str, Any]:
+        names = self._reward_needed
         if cond is not None:
-            take = (lambda c: np.take_along_axis(c, actions[:, None], 1)[:, 0]) if actions.ndim == 1 else \
-                   (lambda c: np.take_along_axis(c, actions, 1))
-            return {r: take(cond[r]) for r in names}
-        values = self._values(users)
+            return {r: self.xp.take_along(cond[r], actions) for r in names}
+        factors = self._user_factors(users, names)
         out = {}
         for r in names:
             m = self.mech[r]
-            out[r] = (np.full(actions.shape, m.value[0], self.dtype) if isinstance(m, Constant)
-                      else m.expected(self._predictor(r, values, users.n).at(actions)))
+            out[r] = (self.xp.full(tuple(actions.shape), m.value[0]) if isinstance(m, Constant)
+                      else m.expected(self.xp.rowdot(factors[r], self._item_factor[r][actions]), self.xp))
         return out
 
-    def respond(self, users: Users, actions: np.ndarray, *, cond_means: dict | None = None) -> Outcome:
+    def respond(self, users: Users, actions: Any, *, cond_means: dict | None = None) -> Outcome:
         """The outcomes of showing ``actions`` ((n,) items or (n, L) slates) to ``users``.
 
         Deterministic given ``users`` (their kept noise): calling it again with other actions is
@@ -442,41 +550,45 @@ class World:
         """
         actions = self._check_actions(actions, users.n)
         slate = actions.ndim == 2
+        xp = self.xp
         p = self._cond_at(users, actions, cond_means)
-        outcomes: dict[str, np.ndarray] = {}
+        outcomes: dict[str, Any] = {}
         for r in p:
             m = self.mech[r]
             u = users.noise[r] if slate else users.noise[r][:, 0]
             g = getattr(m, "gate", None)
             if getattr(m, "noise_kind", "uniform") == "uniform":
                 prob = p[r] * self.examination if (slate and g is None) else p[r]
-                hit = (u < prob).astype(self.dtype)
+                hit = xp.astype(u < prob)
                 if slate and g is None and self.slate_model == "cascade":
-                    # the user scans top-down and stops after the first hit
-                    hit *= np.cumprod(np.concatenate([np.ones_like(hit[:, :1]), 1 - hit[:, :-1]], axis=1), axis=1)
+                    hit = hit * self._not_stopped(hit)  # the user scans top-down and stops after the first hit
                 outcomes[r] = hit
             else:  # lognormal amount: expected() maps mu to the mean, so recover mu from it
-                mu = np.log(p[r]) - 0.5 * m.sigma**2
-                outcomes[r] = np.exp(mu + m.sigma * u)
+                mu = xp.log(p[r]) - 0.5 * m.sigma**2
+                outcomes[r] = xp.exp(mu + m.sigma * u)
             if g is not None:
                 outcomes[r] = outcomes[r] * outcomes[g]
-        reward = np.asarray(sum(w * outcomes[r] for r, w in self.reward_weights.items()), self.dtype)
+        reward = xp.astype(sum(w * outcomes[r] for r, w in self.reward_weights.items()))
         if slate:
             return Outcome(reward.sum(axis=1), outcomes, slot_reward=reward)
-        return Outcome(reward, outcomes)
+        return Outcome(reward, outcomes, expected_reward=self._reward_of(self._gated(p)))
 
     def counterfactual(self, users: Users, actions: np.ndarray) -> Outcome:
         """The outcome for the same users under the same exogenous noise and other actions
         (``respond`` is deterministic given the users, so this is ``respond`` under a new name)."""
         return self.respond(users, actions)
 
-    def expected_slate_reward(self, users: Users, slates: np.ndarray) -> np.ndarray:
+    def _not_stopped(self, hit: Any) -> Any:
+        """(n, L): 1 where no slot above was hit (under cascade the user stops at the first hit)."""
+        return self.xp.cumprod(self.xp.concat([self.xp.ones((hit.shape[0], 1)), 1 - hit[:, :-1]], axis=1), axis=1)
+
+    def expected_slate_reward(self, users: Users, slates: Any) -> Any:
         """Exact expected reward per slot of each slate, (n, L), under the slate click model."""
         slates = self._check_actions(slates, users.n)
         if slates.ndim == 1:
             slates = slates[:, None]
         cond = self._cond_at(users, slates, None)
-        means: dict[str, np.ndarray] = {}
+        means: dict[str, Any] = {}
         for r, c in cond.items():
             g = getattr(self.mech[r], "gate", None)
             if g is not None:
@@ -484,20 +596,21 @@ class World:
             else:
                 means[r] = c * self.examination[: c.shape[1]]
                 if self.slate_model == "cascade":  # reached slot j only if no hit above it
-                    hit = means[r]
-                    means[r] = hit * np.cumprod(np.concatenate([np.ones_like(hit[:, :1]), 1 - hit[:, :-1]], axis=1), axis=1)
+                    means[r] = means[r] * self._not_stopped(means[r])
         return sum(w * means[r] for r, w in self.reward_weights.items())
 
-    def _check_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
+    def _check_actions(self, actions: Any, n: int) -> Any:
         if self.forced_action is not None:
-            return np.broadcast_to(self.forced_action, (n, *self.forced_action.shape)).reshape(
+            forced = np.broadcast_to(self.forced_action, (n, *self.forced_action.shape)).reshape(
                 (n,) if self.forced_action.ndim == 0 else (n, -1))
-        actions = np.asarray(actions)
-        if actions.shape[0] != n or actions.ndim not in (1, 2):
-            raise ValueError(f"actions: expected shape ({n},) or ({n}, L), got {actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= self.n_items):
-            raise ValueError(f"actions: expected item indices in [0, {self.n_items}), got values in "
-                             f"[{actions.min()}, {actions.max()}]")
+            return self.xp.as_index(forced)
+        actions = self.xp.as_index(actions)
+        if actions.ndim not in (1, 2) or actions.shape[0] != n:
+            raise ValueError(f"actions: expected shape ({n},) or ({n}, L), got {tuple(actions.shape)}")
+        if actions.numel() if self.xp.is_torch else actions.size:
+            lo, hi = self.xp.min_max(actions)
+            if lo < 0 or hi >= self.n_items:
+                raise ValueError(f"actions: expected item indices in [0, {self.n_items}), got values in [{lo}, {hi}]")
         return actions
 
     # ------------------------------------------------------------------ interventions
@@ -532,7 +645,7 @@ class World:
                 raise SCMConfigError(f"do.mechanisms: unknown node '{name}' (known: {known})")
             cfg["nodes"][name] = plain(spec)
         world = World(cfg, n_items=self.n_items, seed=self.seed, slate_size=self.slate_size,
-                      dtype=self.dtype, catalog=self.catalog)
+                      dtype=self.dtype, catalog=self.catalog, backend=self.backend, device=self.device)
         touched = set(self.intervened_user_nodes) | set(fixed) | set(mechanisms or {})
         world.intervened_user_nodes = tuple(n for n in world.user_nodes if n in touched)
         if action is not None:
@@ -545,5 +658,6 @@ class World:
         return world
 
     def __repr__(self) -> str:
+        backend = "" if self.backend == "numpy" else f", backend='torch', device='{self.device}'"
         return (f"World(name={self.name!r}, n_items={self.n_items}, obs_dim={self.obs_dim}, "
-                f"slate_size={self.slate_size}, nodes={len(self.mech)})")
+                f"slate_size={self.slate_size}, nodes={len(self.mech)}{backend})")

@@ -69,11 +69,42 @@ def init_vector_spaces(env, world: World, num_envs: int, single_observation_spac
     env.action_space = batch_space(env.single_action_space, num_envs)
 
 
+class SlateSpace(spaces.MultiDiscrete):
+    """Slates of L distinct items out of K: ``MultiDiscrete([K] * L)`` (also batched, shape
+    (N, L)) whose samples never repeat an item within a slate and whose members are exactly
+    the slates the envs accept (``contains`` refuses repeats)."""
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            raise ValueError("SlateSpace.sample: masks and probabilities are not supported (slates are distinct items)")
+        K, L = int(self.nvec.flat[0]), self.nvec.shape[-1]
+        rows = int(np.prod(self.nvec.shape[:-1], dtype=np.int64))
+        # L distinct items per row: the first L of a random permutation (argpartition of uniforms).
+        draws = np.argpartition(self.np_random.random((rows, K)), L - 1, axis=1)[:, :L] if L < K else \
+            np.argsort(self.np_random.random((rows, K)), axis=1)
+        return draws.reshape(self.nvec.shape).astype(self.dtype)
+
+    def __repr__(self) -> str:
+        return f"SlateSpace(n_items={int(self.nvec.flat[0])}, slate_size={self.nvec.shape[-1]}, shape={self.shape})"
+
+    def contains(self, x: Any) -> bool:
+        if not super().contains(x):
+            return False
+        ranked = np.sort(np.asarray(x).reshape(-1, self.nvec.shape[-1]), axis=1)
+        return not bool((ranked[:, 1:] == ranked[:, :-1]).any())
+
+
+@batch_space.register(SlateSpace)
+def _batch_slate_space(space: SlateSpace, n: int = 1) -> SlateSpace:
+    return SlateSpace(np.broadcast_to(space.nvec, (n, *space.nvec.shape)).copy(), dtype=space.dtype,
+                      seed=int(space.np_random.integers(2**31)))
+
+
 def action_space(world: World) -> spaces.Space:
-    """Discrete(K) for one item; MultiDiscrete([K] * L) for a slate of L items."""
+    """Discrete(K) for one item; a :class:`SlateSpace` (L distinct items of K) for a slate."""
     if world.slate_size == 1:
         return spaces.Discrete(world.n_items)
-    return spaces.MultiDiscrete(np.full(world.slate_size, world.n_items, dtype=np.int64))
+    return SlateSpace(np.full(world.slate_size, world.n_items, dtype=np.int64))
 
 
 def observation_space(world: World, extra_low: list[float] = (), extra_high: list[float] = ()) -> spaces.Box:

@@ -189,3 +189,20 @@ def test_slate_with_a_repeated_item_is_an_error():
     with pytest.raises(ValueError, match=r"^actions: a slate lists distinct items, row 0 repeats one: \[1, 1, 2\]"):
         env.step([1, 1, 2])
     env.step([1, 2, 3])
+
+
+def test_slate_action_space_is_honest():
+    """Samples are L distinct items (single and batched), and the space contains exactly the
+    slates the env accepts."""
+    env = gym.make(recsim_causal.envs.BANDIT_ID, scm="position_bias", n_items=4, slate_size=3)
+    env.action_space.seed(0)
+    for _ in range(100):
+        a = env.action_space.sample()
+        assert len(set(a.tolist())) == 3 and env.action_space.contains(a)
+    assert not env.action_space.contains(np.array([1, 1, 2]))
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=64, vectorization_mode="vector_entry_point",
+                        scm="position_bias", n_items=4, slate_size=3)
+    venv.reset(seed=0)
+    batch = venv.action_space.sample()
+    assert batch.shape == (64, 3) and all(len(set(row)) == 3 for row in batch.tolist())
+    venv.step(batch)

@@ -212,10 +212,10 @@ def test_invalid_config_values(tmp_path, overrides, message):
 
 
 def test_world_on_the_torch_backend_from_the_runner(tmp_path, capsys):
-    """+env.backend=torch: the world computes with torch, the runner and its agents see numpy."""
+    """env.backend=torch: the world computes with torch, the runner and its agents see numpy."""
     summaries = {}
     for backend in ("numpy", "torch"):
-        cfg = compose_cfg(["agent=linucb", f"+env.backend={backend}", "env.dtype=float64"])
+        cfg = compose_cfg(["agent=linucb", f"env.backend={backend}", "env.dtype=float64"])
         summaries[backend] = run_job(cfg, tmp_path / backend)
     s = summaries["torch"]
     assert (s["env_backend"], s["env_device"]) == ("torch", "cpu") and summaries["numpy"]["env_backend"] == "numpy"
@@ -314,3 +314,13 @@ def test_agents_rank_as_expected_on_the_default_world(tmp_path):
     assert mean["random"] > mean["epsilon_greedy"]
     for good in ("linucb", "lin_thompson", "thompson"):
         assert mean[good] < mean["epsilon_greedy"], (good, mean)
+
+
+def test_regret_from_the_blockwise_oracle_equals_the_full_one(tmp_path):
+    """env.oracle=best finds the best item without the (N, K) table: the same regret as "full";
+    "chosen" has no best item, so the online experiment refuses it in one line."""
+    full = run_job(compose_cfg(["agent=linucb", "env.oracle=full"]), tmp_path / "full")
+    best = run_job(compose_cfg(["agent=linucb", "env.oracle=best"]), tmp_path / "best")
+    assert best["cumulative_regret"] == pytest.approx(full["cumulative_regret"], rel=1e-6)  # float32 world
+    with pytest.raises(ValueError, match=r"^env.oracle: the online experiment measures regret against the best item"):
+        run_job(compose_cfg(["agent=linucb", "env.oracle=chosen"]), tmp_path / "chosen")

@@ -36,7 +36,7 @@ LOG_CHUNK_ROWS = 1 << 16  # logged rows held in memory before they are written o
 
 def make_vector_env(env_cfg: dict, scm: Any, num_envs: int | None = None) -> gym.vector.VectorEnv:
     """The native vector env described by an ``env`` config group and an SCM config; a world on
-    the torch backend (``+env.backend=torch +env.device=cuda``) is seen through numpy arrays."""
+    the torch backend (``env.backend=torch env.device=cuda``) is seen through numpy arrays."""
     from recsim_causal.envs.common import numpy_view
 
     kwargs = {k: v for k, v in env_cfg.items() if k not in ENV_KEYS_NOT_FOR_MAKE}
@@ -87,9 +87,6 @@ def _check_experiment(exp: dict) -> None:
 class OneItem:
     """One recommendation per user: the agent's ``act``; one logged row per decision."""
 
-    def __init__(self, n_envs: int):
-        self.rows = np.arange(n_envs)
-
     def decide(self, agent, obs: np.ndarray, rng: np.random.Generator, check: bool) -> tuple[np.ndarray, np.ndarray]:
         actions, pscores = agent.act(obs, rng)
         validate_policy_output(agent, len(obs), actions=actions, pscores=pscores,
@@ -97,9 +94,8 @@ class OneItem:
         return actions, pscores
 
     def values(self, actions: np.ndarray, info: dict) -> tuple[np.ndarray, np.ndarray]:
-        """E[r | x, do(chosen)] and max_a E[r | x, do(a)] per user."""
-        q = info["expected_reward"]
-        return q[self.rows, actions], q.max(axis=1)
+        """E[r | x, do(chosen)] and max_a E[r | x, do(a)] per user (the env's oracle, "full" or "best")."""
+        return info["chosen_expected_reward"], info["optimal_expected_reward"]
 
     def rows_of(self, live, obs, actions, pscores, reward, info) -> dict[str, np.ndarray]:
         """The logged (and learned-from) rows of the ``live`` users: context, action, reward, pscore."""
@@ -110,8 +106,7 @@ class Slate(OneItem):
     """A slate of L items per user (Plackett-Luce over the agent's distribution): one row per
     slot, (context, item in slot j, reward of slot j, pscore, position j), as in OBP."""
 
-    def __init__(self, n_envs: int, L: int):
-        super().__init__(n_envs)
+    def __init__(self, L: int):
         self.L = L
 
     def decide(self, agent, obs, rng, check):
@@ -158,7 +153,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     agent = make_agent(cfg["agent"], n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
                        seed=seed, world=world)
     agent_name = type(agent).__name__
-    setting = OneItem(n_envs) if L == 1 else Slate(n_envs, L)
+    setting = OneItem() if L == 1 else Slate(L)
     rng = np.random.default_rng([seed, 1])
 
     train_steps = 0
@@ -167,6 +162,9 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         takes_tracker = "tracker" in inspect.signature(agent.learn).parameters
         agent.learn(venv, total_timesteps=train_steps, **({"tracker": tracker} if takes_tracker else {}))
 
+    if env_cfg.get("oracle", "full") == "chosen":
+        raise ValueError("env.oracle: the online experiment measures regret against the best item: "
+                         "expected 'full' or 'best', got 'chosen'")
     steps = exp["steps"]
     every = max(1, steps // n_envs // exp.get("curve_points", 100))
     next_step_autoreset = venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP

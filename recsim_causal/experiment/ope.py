@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 from recsim_causal.agents import validate_policy_output
 from recsim_causal.data import LoggedFeedback, load_obd
 from recsim_causal.experiment.online import make_agent
+from recsim_causal.experiment.ope_report import format_table
 from recsim_causal.experiment.plots import errorbar_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.io import write_json
@@ -473,28 +474,6 @@ def _load_external(path: str) -> LoggedFeedback:
     if p.suffix == ".parquet" and p.is_file():
         return LoggedFeedback.from_parquet(p)
     raise ValueError(f"experiment.data: expected a .parquet log or an Open Bandit Dataset folder, got '{path}'")
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-def format_table(columns: list[str], rows: list[list], notes: str | list[str] | None = None) -> str:
-    """A plain-text table; ``notes`` (a line or lines: diagnostics, WARNING ...) follow it.
-    A bare string is printed as ``WARNING: <string>``."""
-    cells = [columns] + [[_fmt(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    if isinstance(notes, str):
-        notes = [f"WARNING: {notes}"]
-    lines += list(notes or [])
-    return "\n".join(lines)
 
 
 def _plot(rows: list[list], path: Path, summary: dict) -> None:

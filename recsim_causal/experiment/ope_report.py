@@ -50,11 +50,21 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def format_table(columns: list[str], rows: list[list], notes: str | list[str] | None = None) -> str:
+    """A plain-text table; ``notes`` (a line or lines: diagnostics, WARNING ...) follow it.
+    A bare string is printed as ``WARNING: <string>``."""
+    cells = [columns] + [[_fmt(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    if isinstance(notes, str):
+        notes = [f"WARNING: {notes}"]
+    lines += list(notes or [])
+    return "\n".join(lines)
+
+
 def format_rows(rows: list[list], warnings: list[str]) -> str:
     """The estimates as an aligned text table, WARNING lines below."""
-    cells = [COLUMNS] + [[_fmt(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
-    return "\n".join(["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells] + warnings)
+    return format_table(COLUMNS, rows, warnings)
 
 
 def write_report(summary: dict[str, Any], rows: list[list], warnings: list[str], out_dir: str | Path,

@@ -267,3 +267,12 @@ def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
             expect.append(p[item] / left)
             left -= p[item]
         np.testing.assert_allclose(ps, expect, rtol=1e-12)
+
+
+def test_the_default_run_directory_works(tmp_path):
+    """No hydra.run.dir: Hydra's default outputs/<date>/<time>_<agent> (it interpolates
+    ${hydra:...}, which the run-directory check must resolve before Hydra does)."""
+    res = run(["agent=random", *SMALL], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (summary,) = tmp_path.glob("outputs/*/*_random/summary.json")
+    assert json.loads(summary.read_text())["steps"] == 4096

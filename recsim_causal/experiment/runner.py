@@ -200,6 +200,9 @@ class RunDirGuard(Callback):
     so a refused run leaves the earlier run's config untouched."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # the default run dir interpolates ${hydra:...}
         try:
             check_run_dir(Path(str(config.hydra.run.dir)), bool(config.get("overwrite", False)))
         except ValueError as e:

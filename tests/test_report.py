@@ -223,3 +223,15 @@ def test_ope_diagnostics_are_read_per_estimator_or_family(tmp_path):
     assert rows["ipw"]["metrics"]["ess_ratio"]["mean"] == 0.5 == rows["ipw-clip"]["metrics"]["ess_ratio"]["mean"]
     assert "ess_ratio" not in rows["dm"]["metrics"] and rows["dm"]["n_seeds"] == 1
     assert math.isclose(rows["dm"]["metrics"]["rmse"]["mean"], 0.05)
+
+
+def test_errorbar_plot_takes_intervals_that_miss_their_estimate(tmp_path):
+    """A percentile bootstrap of a ratio estimator (or a refitted DM) may not contain its point
+    estimate; the OPE plot draws it anyway (default `experiment=ope` used to crash on it)."""
+    import numpy as np
+
+    from recsim_causal.experiment.plots import errorbar_plot
+
+    path = errorbar_plot(["a", "b", "c"], [0.1, 0.2, 0.3], [0.15, 0.1, np.nan], [0.2, 0.3, np.nan],
+                         tmp_path / "ope.png", xlabel="value", title="t", truth=[0.1, 0.2, 0.3])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

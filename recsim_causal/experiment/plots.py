@@ -75,7 +75,12 @@ def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[
     means, lows, highs = (np.asarray(v, float) for v in (means, lows, highs))
     y = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5))
-    ax.errorbar(means, y, xerr=[means - lows, highs - means], fmt="o", capsize=4, label="estimate (95% CI)")
+    # The interval as a segment from its low to its high end: an interval need not contain its
+    # point estimate (percentile bootstraps of ratio estimators, refitted DM), so no xerr.
+    ok = np.isfinite(lows) & np.isfinite(highs)
+    ax.hlines(y[ok], lows[ok], highs[ok], color="C0", lw=1.5)
+    ax.plot(lows[ok], y[ok], "|", highs[ok], y[ok], "|", color="C0", ms=8)
+    ax.plot(means, y, "o", color="C0", label="estimate (95% CI)")
     if truth is not None:
         ax.scatter(truth, y, marker="|", s=300, color="crimson", label="truth", zorder=3)
         ax.legend(loc="best", fontsize=8)

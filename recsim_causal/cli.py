@@ -9,6 +9,7 @@ your own groups (``agent=my_policy``). ``scripts/run.py`` and ``scripts/report.p
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -20,9 +21,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import recsim_causal
-import recsim_causal.agents
-import recsim_causal.envs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -31,8 +29,10 @@ def _one_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-_OURS = tuple(str(Path(p).resolve()) for p in (
-    *recsim_causal.__path__, *recsim_causal.agents.__path__, *recsim_causal.envs.__path__))
+# recsim_causal's own source folders (agents/ and envs/ install under it from folders of their
+# own), found without importing the subpackages (gymnasium is not needed for a report).
+_OURS = tuple(str(Path(p).resolve()) for name in ("recsim_causal", "recsim_causal.agents", "recsim_causal.envs")
+              for p in importlib.util.find_spec(name).submodule_search_locations)
 
 
 _LIBRARIES = tuple(str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib"))

@@ -32,12 +32,12 @@ def check_keys(mapping: Mapping, known: Iterable[str], where: str, error: type[V
             raise error(f"{where}.{key}: unknown key ({hint}known: {', '.join(known)})")
 
 
-def check_integer(value: Any, where: str, minimum: int | None = None) -> int:
+def check_integer(value: Any, where: str, minimum: int | None = None, error: type[ValueError] = ValueError) -> int:
     """``value`` as an int; bools, floats (even 2.0), strings and None are errors."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if not ok or (minimum is not None and value < minimum):
         bound = f" >= {minimum}" if minimum is not None else ""
-        raise ValueError(f"{where}: expected an integer{bound}, got {value!r}")
+        raise error(f"{where}: expected an integer{bound}, got {value!r}")
     return int(value)
 
 

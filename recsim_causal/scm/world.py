@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from recsim_causal.catalog import Catalog
-from recsim_causal.config import check_keys, check_memory
+from recsim_causal.config import check_integer, check_keys, check_memory
 from recsim_causal.scm.backend import NUMPY64, get_backend
 from recsim_causal.scm.mechanisms import (
     ITEM,
@@ -137,10 +137,8 @@ class World:
         if not isinstance(cfg, dict):
             raise SCMConfigError(f"scm: expected a mapping, got {type(cfg).__name__}")
         check_keys(cfg, TOP_LEVEL_KEYS, "scm", SCMConfigError)
-        if not isinstance(n_items, (int, np.integer)) or isinstance(n_items, bool) or n_items < 1:
-            raise SCMConfigError(f"env.n_items: expected an integer >= 1, got {n_items!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise SCMConfigError(f"env.world_seed: expected an integer >= 0, got {seed!r}")
+        check_integer(n_items, "env.n_items", 1, SCMConfigError)
+        check_integer(seed, "env.world_seed", 0, SCMConfigError)
         # The catalog's features and texts, and the item-level node values: ~1 KiB an item
         # at the presets' sizes. Refused before anything is allocated.
         check_memory(ITEM_BYTES * n_items, "env.n_items", f"a catalog of {n_items:,} items")

@@ -11,16 +11,32 @@ import contextlib
 from typing import Iterator
 
 _BLAS = None
+_DEPTH = 0  # how many single_threaded_blas contexts are open (BLAS threads are process-wide)
 
 
-def single_threaded_blas():
-    """A context in which BLAS (numpy's matrix products) runs on one thread."""
-    global _BLAS
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """A context in which BLAS (numpy's matrix products) runs on one thread. Nested contexts
+    cost nothing (setting and restoring OpenBLAS's threads costs ~0.1 ms, as much as a
+    4096 x 20 x 100 product): the runner and bench.py open one around a whole run."""
+    global _BLAS, _DEPTH
+    if _DEPTH:
+        _DEPTH += 1
+        try:
+            yield
+        finally:
+            _DEPTH -= 1
+        return
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
 
         _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+    with _BLAS.limit(limits=1, user_api="blas"):
+        _DEPTH += 1
+        try:
+            yield
+        finally:
+            _DEPTH -= 1
 
 
 @contextlib.contextmanager

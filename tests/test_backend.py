@@ -301,6 +301,15 @@ def test_top_items_by_brute_force_for_every_block_size(backend):
     close(q2.max(axis=1), v[:, 0], F64)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_max_argmax_takes_the_first_of_tied_maxima(backend):
+    xp = get_backend(backend, dtype="float32")
+    x = np.array([[0.1, 0.7, 0.7, 0.2], [0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.9]], np.float32)
+    best, idx = xp.max_argmax(xp.asarray(x))  # as numpy's argmax: the first index of the maximum
+    np.testing.assert_array_equal(xp.to_numpy(idx), [1, 0, 3])
+    np.testing.assert_array_equal(xp.to_numpy(best), np.float32([0.7, 0.5, 0.9]))
+
+
 def test_slate_oracle_best_matches_full():
     infos = {}
     for oracle in ("full", "best", "chosen"):

@@ -113,6 +113,10 @@ def test_unconfounded_run_writes_ope_json_with_truth(tmp_path):
     assert dm["interval_method"] == "bootstrap_refit" and dm["interval_valid"] is False
     fixed = dm["intervals"]["bootstrap"]
     assert dm["ci_high"] - dm["ci_low"] > fixed["ci_high"] - fixed["ci_low"]
+    refit = dm["intervals"]["bootstrap_refit"]  # the refits' centre off the estimate is reported, in the table too
+    assert refit["bootstrap_bias"] == pytest.approx(refit["refit_mean"] - dm["estimate"])
+    assert "dm interval: bootstrap refits of the reward model" in summary["table"]
+    assert f"{refit['bootstrap_bias']:+.4f} (random)" in summary["table"]
     for est in ("ipw", "snipw", "dr", "sndr"):  # quiet diagnostics: valid intervals
         assert saved["targets"]["random"]["estimators"][est]["interval_valid"] is True
     assert "diagnostics random: n 5,000" in summary["table"]

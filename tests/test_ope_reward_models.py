@@ -165,3 +165,17 @@ def test_validation():
         RegressionModel("ridge", 4).fit(x, a, y[:10])
     with pytest.raises(ValueError, match=r"action: values must be in \[0, 3\)"):
         RegressionModel("ridge", 3).fit(x, a, y)
+
+
+def test_grouped_folds_keep_a_resampled_round_on_one_side():
+    """A bootstrap resample's duplicated rounds (same original index) never straddle a cross-fit:
+    the folds split the distinct indices as KFold splits rows."""
+    idx = np.random.default_rng(0).integers(0, 50, 200)
+    folds = list(kfold_indices(200, 3, 0, groups=idx))
+    seen = np.concatenate([test for _, test in folds])
+    assert sorted(seen.tolist()) == list(range(200))
+    for train, test in folds:
+        assert not set(idx[train]) & set(idx[test])
+    labels = np.unique(idx)  # the distinct labels are split exactly as KFold splits len(labels) rows
+    for (train, test), (_, ref_test) in zip(folds, kfold_indices(len(labels), 3, 0)):
+        assert set(idx[test]) == set(labels[ref_test])

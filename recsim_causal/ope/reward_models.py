@@ -62,11 +62,24 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * z) + 0.5
 
 
-def kfold_indices(n: int, n_folds: int, random_state: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(n: int, n_folds: int, random_state: Any = None,
+                  groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(train, test) index pairs exactly as ``KFold(n_folds, shuffle=True, random_state).split``.
+
+    ``groups`` (n,): rows with the same label share a fold (the folds split the distinct labels
+    as KFold would split them). A bootstrap resample passes the original row indices, so a
+    round drawn twice never sits on both sides of a cross-fit (its own reward would leak into
+    its qhat).
 
     Kept by hand (12 lines): importing scikit-learn costs seconds, and the default reward
     models (logistic and ridge with interaction features) do not need it."""
+    if groups is not None:
+        labels, member = np.unique(np.asarray(groups), return_inverse=True)
+        for train, test in kfold_indices(len(labels), n_folds, random_state):
+            in_test = np.zeros(len(labels), dtype=bool)
+            in_test[test] = True
+            yield np.flatnonzero(~in_test[member]), np.flatnonzero(in_test[member])
+        return
     if n_folds < 2 or n_folds > n:
         raise ValueError(f"n_folds: expected 2 <= n_folds <= n_rounds={n}, got {n_folds}")
     rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
@@ -514,9 +527,11 @@ class RegressionModel:
         return np.stack([m.predict_all(x) for m in self.models_], axis=2)
 
     def fit_predict(self, context: Any, action: Any, reward: Any, pscore: Any = None, position: Any = None,
-                    action_dist: Any = None, n_folds: int = 1, random_state: Any = None) -> np.ndarray:  # fmt: skip
+                    action_dist: Any = None, n_folds: int = 1, random_state: Any = None,
+                    groups: Any = None) -> np.ndarray:  # fmt: skip
         """Fit and predict on the same rounds; with n_folds > 1, by cross-fitting (each
-        round's qhat comes from a model that did not see it). Returns (n, K, len_list)."""
+        round's qhat comes from a model that did not see it; ``groups``: rows sharing a label
+        share a fold, see ``kfold_indices``). Returns (n, K, len_list)."""
         x, a, y, ps, pos, dist = self._check(context, action, reward, pscore, position, action_dist)
         w = self._weights(a, ps, pos, dist)
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
@@ -525,7 +540,7 @@ class RegressionModel:
             self._fit(x, a, y, w, pos)
             return self.predict(x)
         out = np.empty((x.shape[0], self.n_actions, self.len_list))
-        for train, test in kfold_indices(x.shape[0], int(n_folds), random_state):
+        for train, test in kfold_indices(x.shape[0], int(n_folds), random_state, groups):
             self._fit(x[train], a[train], y[train], w[train], pos[train])
             out[test] = self.predict(x[test])
         return out
@@ -547,6 +562,7 @@ def fit_predict(
     pscore: Any = None,
     action_dist: Any = None,
     fitting_method: str = "normal",
+    groups: Any = None,
     **model_kw: Any,
 ) -> np.ndarray:
     """Cross-fitted qhat(x_i, a) for every logged round and action: (n, K, len_list).
@@ -567,5 +583,5 @@ def fit_predict(
     )
     return model.fit_predict(
         context, action, reward, pscore=pscore, position=position, action_dist=action_dist,
-        n_folds=n_folds, random_state=random_state,
+        n_folds=n_folds, random_state=random_state, groups=groups,
     )  # fmt: skip

@@ -109,11 +109,19 @@ def test_multirun_sweep_then_leaderboard(tmp_path):
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     sweep = tmp_path / "sweep"
-    res = run(["-m", "hydra/launcher=joblib_local", "agent=epsilon_greedy,thompson", *SMALL,
+    # a dozen overrides (the defaults' own values) make Hydra's job directory name ~300 bytes,
+    # past the 255 a file name may have: it is cut to 200 plus a hash, in the worker processes too
+    long = [f"scm.nodes.{k}={v}" for k, v in (("click.bias", -2.0), ("purchase.bias", -1.0), ("taste.scale", 1.0),
+                                              ("affinity.scale", 1.5), ("price_effect.scale", -0.8),
+                                              ("popularity_appeal.scale", -0.4), ("fatigue_effect.scale", -1.0),
+                                              ("price_sensitivity.sigma", 0.5), ("taste_signal.noise", 0.5))]
+    res = run(["-m", "hydra/launcher=joblib_local", "agent=epsilon_greedy,thompson", *SMALL, *long,
                "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"])
     assert res.returncode == 0, res.stderr
     assert "Joblib" in res.stderr + res.stdout
-    assert len(list(sweep.glob("*/summary.json"))) == 2
+    jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert len(jobs) == 2 and len({p.name[-10:] for p in jobs}) == 2
+    assert all(180 < len(p.name.encode()) <= 202 and p.name.startswith(f"{i}_agent=") for i, p in enumerate(jobs))
     lines = [line for line in res.stdout.splitlines() if "cumulative_regret" in line]
     assert len(lines) == 2 and all(line.startswith(("[epsilon_greedy-bandit-default-seed0] cumulative_regret",
                                                     "[thompson-bandit-default-seed0] cumulative_regret")) for line in lines)

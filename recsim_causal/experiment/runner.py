@@ -10,6 +10,7 @@ summary) starts with the job's name, so parallel jobs (joblib, Ray) cannot be co
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sys
@@ -182,6 +183,22 @@ def check_experiment_keys(exp: dict, defaults: dict | None = None, where: str = 
         if isinstance(value, dict) and isinstance(default, dict) and default \
                 and not all(isinstance(v, dict) for v in default.values()):
             check_experiment_keys(value, default, f"{where}.{key}")
+
+
+def short_dirname(name: str, limit: int = 200) -> str:
+    """A sweep job's directory name (Hydra's ``override_dirname``) within ``limit`` bytes: past
+    it, its head and a hash of the whole (file systems refuse names over 255 bytes, which a
+    sweep with a dozen overrides reaches). The config's ``hydra.sweep.subdir`` uses it as
+    ``${recsim_short:${hydra.job.override_dirname}}``; the full overrides stay in ``.hydra/``."""
+    raw = str(name).encode()
+    if len(raw) <= limit:
+        return str(name)
+    return f"{raw[: limit - 11].decode(errors='ignore')}_{hashlib.sha1(raw).hexdigest()[:10]}"
+
+
+# Registered on import: Hydra imports this module for the RunDirGuard callback before it
+# resolves a sweep job's directory (in the launcher's process or a worker's).
+OmegaConf.register_new_resolver("recsim_short", short_dirname, replace=True)
 
 
 def check_run_dir(out_dir: Path, overwrite: bool = False) -> None:

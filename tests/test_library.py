@@ -271,8 +271,14 @@ def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
 
 def test_the_default_run_directory_works(tmp_path):
     """No hydra.run.dir: Hydra's default outputs/<date>/<time>_<agent> (it interpolates
-    ${hydra:...}, which the run-directory check must resolve before Hydra does)."""
+    ${hydra:...}, which the run-directory check must resolve before Hydra does), or
+    <time>_<experiment> for a run that is not online (OPE does not use the agent group)."""
     res = run(["agent=random", *SMALL], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     (summary,) = tmp_path.glob("outputs/*/*_random/summary.json")
     assert json.loads(summary.read_text())["steps"] == 4096
+    res = run(["experiment=ope", "experiment.n_rounds=2000", "experiment.train_rounds=1000", "experiment.truth_users=2000",
+              "experiment.targets=[random]", "experiment.ci.dm_refits=0", "experiment.ci.n_bootstrap_samples=50",
+              "env.n_items=10", "wandb.mode=disabled"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert len(list(tmp_path.glob("outputs/*/*_ope/ope.json"))) == 1

@@ -99,7 +99,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
     t_trained = time.perf_counter()
     rngs = [np.random.default_rng([seed, 2, r]) for r in range(R)]  # replication r's log: its own stream
     topic = world.catalog.topic
-    mips_arrays = (dict(p_e_a=p_e_a_from_clusters(topic, len(np.unique(topic))))
+    mips_arrays = (dict(p_e_a=p_e_a_from_clusters(topic))
                    if any(isinstance(e, MIPS) for e in estimators.values()) else {})
     bounds, confounded = reward_range(world), world.is_confounded
     names, ests = list(estimators), list(estimators.values())

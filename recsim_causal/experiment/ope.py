@@ -352,7 +352,7 @@ def _simulated(resolved: dict, estimators: dict, seed: int) -> dict:
                   estimated_rewards_by_reg_model=q_hat)
     if any(isinstance(e, MIPS) for e in estimators.values()):
         topic = world.catalog.topic
-        arrays.update(action_embed=topic[feedback.action][:, None], p_e_a=p_e_a_from_clusters(topic, len(np.unique(topic))))
+        arrays.update(action_embed=topic[feedback.action][:, None], p_e_a=p_e_a_from_clusters(topic))
     confounded, bounds = world.is_confounded, reward_range(world)
     results, confounding, dists = {}, {}, {}
     for name, target in targets.items():

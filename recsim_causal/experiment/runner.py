@@ -196,9 +196,16 @@ def short_dirname(name: str, limit: int = 200) -> str:
     return f"{raw[: limit - 11].decode(errors='ignore')}_{hashlib.sha1(raw).hexdigest()[:10]}"
 
 
+def run_dir_name(experiment: str, agent: str) -> str:
+    """What a run's default directory is named after: its agent for an online run, else its
+    experiment (an OPE run does not use the ``agent`` group)."""
+    return agent if experiment == "online" else experiment
+
+
 # Registered on import: Hydra imports this module for the RunDirGuard callback before it
-# resolves a sweep job's directory (in the launcher's process or a worker's).
+# resolves a run's or a sweep job's directory (in the launcher's process or a worker's).
 OmegaConf.register_new_resolver("recsim_short", short_dirname, replace=True)
+OmegaConf.register_new_resolver("recsim_run_name", run_dir_name, replace=True)
 
 
 def check_run_dir(out_dir: Path, overwrite: bool = False) -> None:

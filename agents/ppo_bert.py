@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -142,7 +143,9 @@ class _Curves(KVWriter):
         self.values: dict[str, list[float | None]] = {k: [] for k in CURVE_KEYS}
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
-        row = {k: float(key_values[k]) for k in CURVE_KEYS if isinstance(key_values.get(k), (int, float))}
+        # numbers.Real: SB3 logs some values as numpy float32 (train/approx_kl), which is not a float
+        row = {k: float(key_values[k]) for k in CURVE_KEYS
+               if isinstance(key_values.get(k), numbers.Real) and not isinstance(key_values[k], bool)}
         if not row:
             return
         self.steps.append(int(step))

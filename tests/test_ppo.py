@@ -176,6 +176,7 @@ def test_learn_reports_progress_device_and_curves(item_embeddings, capsys):
     assert curves["steps"] == [512, 1024, 1536, 1536]  # a dump per rollout, and the last update's losses
     assert all(v is not None for v in curves["train/entropy_loss"][1:]) and curves["train/entropy_loss"][0] is None
     assert all(v > 0 for v in curves["time/fps"][:3])
+    assert all(v is not None and v >= 0 for v in curves["train/approx_kl"][1:])  # SB3 logs it as numpy float32
     assert [s for s, _ in tracker.rows] == curves["steps"]
     assert "ppo/train/value_loss" in tracker.rows[-1][1]
     assert agent.learn_stats["device"] == "cpu"

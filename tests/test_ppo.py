@@ -15,7 +15,7 @@ from transformers import BertConfig
 import recsim_causal.envs
 from recsim_causal.agents.base import check_policy
 from recsim_causal.agents.ppo_bert import ItemEmbeddingPolicy, PPOBert
-from recsim_causal.envs.sb3 import SB3VecEnv
+from recsim_causal.envs.sb3 import SB3VecEnv, TensorStepInfos
 from recsim_causal.embeddings import encode_texts
 
 K = 20
@@ -366,3 +366,61 @@ def test_adapter_works_under_sb3_wrappers():
     obs, rewards, dones, infos = env.step(np.zeros(16, dtype=np.int64))
     assert obs.shape == (16, 16) and np.isfinite(obs).all() and len(infos) == 16
     assert "terminal_observation" in infos[0]
+
+
+class TorchView(gym.vector.VectorWrapper):
+    """A numpy vector env seen with torch tensors (observations, rewards, flags), as a torch world gives them."""
+
+    def reset(self, *, seed=None, options=None):
+        if options and "reset_mask" in options:
+            options = {**options, "reset_mask": options["reset_mask"].numpy()}
+        obs, info = self.env.reset(seed=seed, options=options)
+        return torch.as_tensor(obs), info
+
+    def step(self, actions):
+        obs, r, terminated, truncated, info = self.env.step(actions.numpy())
+        return (torch.as_tensor(obs), torch.as_tensor(r), torch.as_tensor(terminated), torch.as_tensor(truncated),
+                info)
+
+
+def test_adapter_tensor_mode_matches_numpy_mode():
+    """Tensor mode gives the numpy mode's observations, rewards, dones, infos (on demand) and episode
+    statistics (pop_episode_infos, in the order the numpy infos list them), as tensors."""
+    lengths = [1, 2, 3, 4, 5]
+    make = lambda: SyncVectorEnv([lambda n=n: Countdown(n) for n in lengths],  # noqa: E731
+                                 autoreset_mode=AutoresetMode.NEXT_STEP)
+    ref, env = SB3VecEnv(make()), SB3VecEnv(TorchView(make()), tensors=True, episode_window=7)
+    assert not ref.tensors and env.tensors
+    np.testing.assert_array_equal(env.reset().numpy(), ref.reset())
+    episodes = []
+    for _ in range(150):  # past the compaction of the episode records (every 64 steps)
+        obs, rewards, dones, infos = ref.step(np.zeros(5, dtype=np.int64))
+        t_obs, t_rewards, t_dones, t_infos = env.step(torch.zeros(5, dtype=torch.int64))
+        assert isinstance(t_infos, TensorStepInfos) and len(t_infos) == 5
+        assert t_obs.dtype == torch.float32 and t_rewards.dtype == torch.float32 and t_dones.dtype == torch.bool
+        np.testing.assert_array_equal(t_obs.numpy(), obs)
+        np.testing.assert_array_equal(t_rewards.numpy(), rewards)
+        np.testing.assert_array_equal(t_dones.numpy(), dones)
+        for info, t_info in zip(infos, t_infos):
+            assert info.keys() == t_info.keys()
+            if "terminal_observation" in info:
+                np.testing.assert_array_equal(t_info["terminal_observation"].numpy(), info["terminal_observation"])
+                assert (t_info["episode"]["r"], t_info["episode"]["l"]) == (info["episode"]["r"], info["episode"]["l"])
+        np.testing.assert_array_equal(t_infos.timeouts.numpy(), [i.get("TimeLimit.truncated", False) for i in infos])
+        episodes += [(i["episode"]["r"], i["episode"]["l"]) for i in infos if "episode" in i]
+    popped = env.pop_episode_infos()
+    assert [(e["r"], e["l"]) for e in popped] == episodes[-7:]
+    assert env.pop_episode_infos() == []  # handed over once
+
+
+def test_adapter_tensor_mode_on_the_torch_bandit():
+    venv = bandit(8, backend="torch", device="cpu")
+    env = SB3VecEnv(venv)  # tensor mode: the world is torch's
+    assert env.tensors
+    obs0 = env.reset()
+    obs1, rewards, dones, infos = env.step(torch.arange(8) % K)
+    assert isinstance(obs1, torch.Tensor) and obs1.shape == (8, 16) and not torch.equal(obs1, obs0)
+    assert dones.all() and not infos.timeouts.any()
+    assert torch.equal(infos.terminal_obs, obs0)  # the acted users (the vector env's final_obs)
+    assert torch.equal(infos[3]["terminal_observation"], obs0[3]) and infos[3]["episode"]["l"] == 1
+    assert [e["r"] for e in env.pop_episode_infos()] == rewards.tolist()

@@ -17,7 +17,9 @@ subclass (``ItemEmbeddingPolicy``, passed as PPO's policy class with ``policy_kw
 is built when ``learn`` is given an env (``PPO(ItemEmbeddingPolicy, env, seed=...)``: SB3
 seeds its generators and the env, as for any SB3 model); progress and training curves come
 from a callback and an SB3 logger output (``KVWriter``). Training runs on a native Gymnasium
-vector env through ``recsim_causal.envs.sb3.SB3VecEnv``.
+vector env through ``recsim_causal.envs.sb3.SB3VecEnv``. On a torch-backend world the adapter
+runs in tensor mode and PPO is ``recsim_causal.agents.torch_rollout.TorchRolloutPPO``: rollouts
+stay tensors on the device (no numpy per step), SB3's ``PPO.train`` trains on them.
 
 Learning from feedback (``update``): PPO is on-policy, and the runner's online loop feeds
 back what this policy itself chose, so ``update`` buffers (context, action, reward) with the
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -59,6 +62,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from recsim_causal.agents.base import BasePolicy, check_int
+from recsim_causal.agents.torch_rollout import TorchRolloutBuffer, TorchRolloutPPO
 from recsim_causal.io import write_json
 from recsim_causal.progress import progress
 from recsim_causal.scm.backend import resolve_device
@@ -142,7 +146,9 @@ class _Curves(KVWriter):
         self.values: dict[str, list[float | None]] = {k: [] for k in CURVE_KEYS}
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
-        row = {k: float(key_values[k]) for k in CURVE_KEYS if isinstance(key_values.get(k), (int, float))}
+        # numbers.Real: SB3 logs some values as numpy float32 (train/approx_kl), which is not a float
+        row = {k: float(key_values[k]) for k in CURVE_KEYS
+               if isinstance(key_values.get(k), numbers.Real) and not isinstance(key_values[k], bool)}
         if not row:
             return
         self.steps.append(int(step))
@@ -328,14 +334,24 @@ class PPOBert(BasePolicy):
 
     def _model_for(self, env: VecEnv) -> PPO:
         """SB3's PPO on ``env``, carrying this agent's policy (weights and optimizer state) and
-        step counter; the same model again while the env is the same."""
+        step counter; the same model again while the env is the same.
+
+        A tensor-mode env (``SB3VecEnv`` over a torch-backend world) gets
+        ``recsim_causal.agents.torch_rollout.TorchRolloutPPO`` with a ``TorchRolloutBuffer``:
+        rollouts stay tensors on the policy's device and SB3's ``PPO.train`` trains on them.
+        When the world is on another device than the policy, each step's observations, rewards
+        and dones are moved with one ``.to(device)`` (and the actions back by the env), still
+        without numpy. A numpy env gets SB3's ``PPO`` as it is."""
         if self.model is not None and self.model.get_env() is env:
             return self.model
         seed = int(np.random.SeedSequence([self.seed, self.num_timesteps]).generate_state(1)[0] >> 1)
+        algo, kwargs = PPO, self.ppo_kwargs
+        if getattr(env, "tensors", False):
+            algo, kwargs = TorchRolloutPPO, {"rollout_buffer_class": TorchRolloutBuffer, **self.ppo_kwargs}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(mini-batch|GPU).*")
-            model = PPO(ItemEmbeddingPolicy, env, policy_kwargs=self._policy_kwargs(), device=self.device,
-                        seed=seed, **self.ppo_kwargs)
+            model = algo(ItemEmbeddingPolicy, env, policy_kwargs=self._policy_kwargs(), device=self.device,
+                         seed=seed, **kwargs)
         model.policy.load_state_dict(self._require_policy().state_dict())
         model.policy.optimizer.load_state_dict(self.policy.optimizer.state_dict())
         model.num_timesteps = self.num_timesteps

@@ -357,21 +357,59 @@ def bench_coverage(repeats: int) -> None:
 
 
 def bench_ppo(repeats: int) -> None:
+    """PPO env-steps/s on a numpy world (SB3's numpy rollouts) and on a torch world on the CPU
+    (tensor rollouts: ``TorchRolloutPPO``), same settings, measured in alternation; and the
+    rollout collection alone (timed by a callback from on_rollout_start to on_rollout_end)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
     from recsim_causal.agents.ppo_bert import PPOBert
 
-    print("PPO over BERT item embeddings (CPU)")
+    class RolloutTimer(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = 0.0
+
+        def _on_rollout_start(self) -> None:
+            self._t0 = time.perf_counter()
+
+        def _on_rollout_end(self) -> None:
+            self.seconds += time.perf_counter() - self._t0
+
+        def _on_step(self) -> bool:
+            return True
+
+    print("PPO over BERT item embeddings (CPU): numpy world vs torch world (tensor rollouts)")
     n_envs = 256
-    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", n_items=100)
-    world = venv.unwrapped.world
-    emb = np.random.default_rng(0).normal(size=(world.n_items, 384)).astype(np.float32)
-    agent = PPOBert(n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
-                    item_embeddings=emb / np.linalg.norm(emb, axis=1, keepdims=True), n_steps=8, batch_size=512,
-                    device="cpu", seed=0)
     steps = n_envs * 8 * 4
-    row("ppo", f"PPO learn, {n_envs} envs, CPU (env-steps incl. updates)",
-        median_rate(lambda: (agent.learn(venv, total_timesteps=steps), steps)[1], max(1, repeats // 2)),
-        "env-steps/s", None,
-        reference="(the >= 50k target is for a GPU: scripts/gpu_check.sh; SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
+    runs = {}
+    for backend in ("numpy", "torch"):
+        kw = {"backend": "torch", "device": "cpu"} if backend == "torch" else {}
+        venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                            n_items=100, **kw)
+        world = venv.unwrapped.world
+        emb = np.random.default_rng(0).normal(size=(world.n_items, 384)).astype(np.float32)
+        agent = PPOBert(n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
+                        item_embeddings=emb / np.linalg.norm(emb, axis=1, keepdims=True), n_steps=8, batch_size=512,
+                        device="cpu", seed=0, progress=False)
+        agent.learn(venv, total_timesteps=steps)  # warm-up
+        runs[backend] = (agent, venv, {"learn": [], "rollout": []})
+    for _ in range(max(1, repeats)):  # alternate, so that a busy machine slows both alike
+        for agent, venv, rates in runs.values():
+            timer = RolloutTimer()
+            t0 = time.perf_counter()
+            agent.learn(venv, total_timesteps=steps, callback=timer)
+            rates["learn"].append(steps / (time.perf_counter() - t0))
+            rates["rollout"].append(steps / timer.seconds)
+    med = {b: {k: statistics.median(v) for k, v in r[2].items()} for b, r in runs.items()}
+    row("ppo", f"PPO learn, {n_envs} envs, CPU (env-steps incl. updates)", med["numpy"]["learn"], "env-steps/s", None,
+        reference="(numpy world; the >= 50k target is for a GPU: scripts/gpu_check.sh; "
+                  "SB3 PPO over 64 DummyVecEnv envs: 4.1k/s on 16 CPU cores)")
+    row("ppo", f"PPO learn, {n_envs} envs, CPU, torch world (tensor rollouts)", med["torch"]["learn"], "env-steps/s",
+        None, reference=f"({med['torch']['learn'] / med['numpy']['learn']:.2f}x numpy world)")
+    row("ppo", f"PPO rollout collection only, {n_envs} envs, CPU, numpy world", med["numpy"]["rollout"],
+        "env-steps/s", None)
+    row("ppo", f"PPO rollout collection only, {n_envs} envs, CPU, torch world", med["torch"]["rollout"],
+        "env-steps/s", None, reference=f"({med['torch']['rollout'] / med['numpy']['rollout']:.2f}x numpy world)")
 
 
 # ----------------------------------------------------------------------------- CTR

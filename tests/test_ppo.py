@@ -15,7 +15,9 @@ from transformers import BertConfig
 import recsim_causal.envs
 from recsim_causal.agents.base import check_policy
 from recsim_causal.agents.ppo_bert import ItemEmbeddingPolicy, PPOBert
-from recsim_causal.envs.sb3 import SB3VecEnv
+from recsim_causal.agents.torch_rollout import TorchRolloutBuffer, TorchRolloutPPO
+from recsim_causal.envs.sb3 import SB3VecEnv, TensorStepInfos
+from stable_baselines3.common.buffers import RolloutBuffer
 from recsim_causal.embeddings import encode_texts
 
 K = 20
@@ -176,6 +178,7 @@ def test_learn_reports_progress_device_and_curves(item_embeddings, capsys):
     assert curves["steps"] == [512, 1024, 1536, 1536]  # a dump per rollout, and the last update's losses
     assert all(v is not None for v in curves["train/entropy_loss"][1:]) and curves["train/entropy_loss"][0] is None
     assert all(v > 0 for v in curves["time/fps"][:3])
+    assert all(v is not None and v >= 0 for v in curves["train/approx_kl"][1:])  # SB3 logs it as numpy float32
     assert [s for s, _ in tracker.rows] == curves["steps"]
     assert "ppo/train/value_loss" in tracker.rows[-1][1]
     assert agent.learn_stats["device"] == "cpu"
@@ -190,12 +193,154 @@ def test_ppo_end_to_end_on_the_torch_backend(item_embeddings, held_out):
     venv = bandit(256, backend="torch", device="cpu")
     agent = PPOBert(K, 16, item_embeddings=item_embeddings, seed=0, **TRAIN)
     agent.learn(venv, total_timesteps=30_000)
+    assert type(agent.model) is TorchRolloutPPO  # rollouts as tensors (see test_torch_backend_rollouts_*)
     x, q = held_out
     random_value, oracle = q.mean(), q.max(axis=1).mean()
     assert (policy_value(agent, held_out) - random_value) / (oracle - random_value) > 0.25
     obs, _ = venv.reset(seed=0)
     assert torch.is_tensor(obs)
     np.testing.assert_allclose(agent.action_probs(obs), agent.action_probs(obs.numpy()))
+
+
+def session(num_envs, **kw):
+    return gym.make_vec(recsim_causal.envs.SESSION_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        **{"n_items": K, **kw})
+
+
+# ---------------------------------------------------------------------------- tensor rollouts (torch worlds)
+
+
+def test_torch_rollout_buffer_matches_sb3s():
+    """GAE advantages, returns and the minibatches of TorchRolloutBuffer equal SB3's RolloutBuffer's
+    on the same random rollout (episode starts inside it, dones and a value at its end)."""
+    n_steps, n_envs, gamma, lam = 9, 5, 0.95, 0.9
+    obs_space, act_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Discrete(7)
+    rng = np.random.default_rng(0)
+    ours = TorchRolloutBuffer(n_steps, obs_space, act_space, device="cpu", gamma=gamma, gae_lambda=lam, n_envs=n_envs)
+    sb3 = RolloutBuffer(n_steps, obs_space, act_space, device="cpu", gamma=gamma, gae_lambda=lam, n_envs=n_envs)
+    for t in range(n_steps):
+        obs = rng.normal(size=(n_envs, 3)).astype(np.float32)
+        obs[:, 0] = t * n_envs + np.arange(n_envs)  # a row id, to match samples drawn in different orders
+        actions = rng.integers(0, 7, n_envs)
+        rewards = rng.normal(size=n_envs).astype(np.float32)
+        starts = (rng.random(n_envs) < 0.3) | (t == 0)
+        values, log_probs = torch.randn(n_envs, 1), torch.randn(n_envs)
+        sb3.add(obs, actions[:, None], rewards, starts, values, log_probs)
+        ours.add(torch.as_tensor(obs), torch.as_tensor(actions), torch.as_tensor(rewards), torch.as_tensor(starts),
+                 values, log_probs)
+    last_values, dones = torch.randn(n_envs, 1), rng.random(n_envs) < 0.5
+    assert 0 < dones.sum() < n_envs
+    sb3.compute_returns_and_advantage(last_values, dones)
+    ours.compute_returns_and_advantage(last_values, torch.as_tensor(dones))
+    assert isinstance(ours.advantages, torch.Tensor) and isinstance(ours.returns_tensor, torch.Tensor)
+    np.testing.assert_allclose(ours.advantages.numpy(), sb3.advantages, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.returns, sb3.returns, rtol=0, atol=1e-6)
+    assert np.abs(sb3.advantages).max() > 0.5  # not a trivially zero rollout
+
+    def samples(buffer, batch_size):
+        batches = list(buffer.get(batch_size))
+        assert all(isinstance(f, torch.Tensor) for b in batches for f in b)
+        rows = {f: torch.cat([getattr(b, f) for b in batches]) for f in batches[0]._fields}
+        order = torch.argsort(rows["observations"][:, 0])
+        return [len(batches)] + [rows[f][order].numpy() for f in batches[0]._fields]
+
+    ours_rows, sb3_rows = samples(ours, 8), samples(sb3, 8)
+    assert ours_rows[0] == sb3_rows[0] == 6  # ceil(45 / 8) minibatches
+    for a, b in zip(ours_rows[1:], sb3_rows[1:]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def _count_numpy_in_rollouts(monkeypatch):
+    """Count Tensor.numpy / np.asarray(tensor) / the adapter's _to_numpy calls made inside
+    TorchRolloutPPO.collect_rollouts (and how many rollouts ran)."""
+    import recsim_causal.envs.sb3 as sb3_module
+
+    counts = {"numpy": 0, "rollouts": 0}
+    inside = [False]
+    tensor_numpy, to_numpy = torch.Tensor.numpy, sb3_module._to_numpy
+    collect = TorchRolloutPPO.collect_rollouts
+
+    def counted_numpy(self, *args, **kwargs):
+        counts["numpy"] += inside[0]
+        return tensor_numpy(self, *args, **kwargs)
+
+    def counted_to_numpy(x):
+        counts["numpy"] += inside[0]
+        return to_numpy(x)
+
+    def counted_collect(self, *args, **kwargs):
+        inside[0] = True
+        counts["rollouts"] += 1
+        try:
+            return collect(self, *args, **kwargs)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(torch.Tensor, "numpy", counted_numpy)
+    monkeypatch.setattr(sb3_module, "_to_numpy", counted_to_numpy)
+    monkeypatch.setattr(TorchRolloutPPO, "collect_rollouts", counted_collect)
+    return counts
+
+
+@pytest.mark.parametrize("make_env", [bandit, session], ids=["bandit", "session"])
+def test_torch_backend_rollouts_never_touch_numpy(make_env, item_embeddings, monkeypatch):
+    """On a torch world PPO collects its rollouts as tensors: no numpy conversion inside
+    collect_rollouts, and the rollout buffer holds tensors on the policy's device."""
+    venv = make_env(64, backend="torch", device="cpu")
+    dim = venv.single_observation_space.shape[0]
+    agent = PPOBert(K, dim, item_embeddings=item_embeddings, seed=0, progress=False, **TRAIN)
+    counts = _count_numpy_in_rollouts(monkeypatch)
+    agent.learn(venv, total_timesteps=64 * 8 * 3)
+    assert counts == {"numpy": 0, "rollouts": 3}
+    model = agent.model
+    assert type(model) is TorchRolloutPPO and isinstance(model.rollout_buffer, TorchRolloutBuffer)
+    assert model.get_env().tensors
+    buf = model.rollout_buffer
+    for name in ("observations", "actions", "rewards", "episode_starts", "log_probs", "advantages",
+                 "values_tensor", "returns_tensor"):
+        x = getattr(buf, name)
+        assert isinstance(x, torch.Tensor) and x.device == agent.device, name
+    assert isinstance(model._last_obs, torch.Tensor)
+    assert len(model.ep_info_buffer) > 0  # episode statistics reached SB3 (rollout/ep_rew_mean)
+    curves = agent.learn_stats["curves"]
+    assert all(np.isfinite(v) for v in curves["rollout/ep_rew_mean"][:3])
+
+
+def test_numpy_worlds_keep_sb3s_rollouts(item_embeddings):
+    agent = PPOBert(K, 16, item_embeddings=item_embeddings, seed=0, progress=False, **TRAIN)
+    agent.learn(bandit(16), total_timesteps=16 * 8)
+    assert type(agent.model).__name__ == "PPO" and type(agent.model.rollout_buffer) is RolloutBuffer
+    assert not agent.model.get_env().tensors
+
+
+def test_ppo_on_the_torch_session_env_returns_finite_curves(item_embeddings):
+    """Session-v0 (next-step autoreset, partial resets, truncation at 20 steps: the timeout
+    bootstrapping path) trains through the tensor rollouts."""
+    venv = session(64, backend="torch", device="cpu")
+    agent = PPOBert(K, venv.single_observation_space.shape[0], item_embeddings=item_embeddings, seed=0,
+                    progress=False, **TRAIN)
+    agent.learn(venv, total_timesteps=64 * 8 * 8)
+    assert type(agent.model) is TorchRolloutPPO
+    curves = agent.learn_stats["curves"]
+    assert len(curves["steps"]) == 9
+    for key in ("rollout/ep_rew_mean", "train/loss", "train/value_loss", "train/entropy_loss", "train/approx_kl"):
+        values = [v for v in curves[key] if v is not None]
+        assert len(values) >= 7 and np.isfinite(values).all(), key
+    lengths = [e["l"] for e in agent.model.ep_info_buffer]
+    assert max(lengths) <= 20 and min(lengths) >= 1
+
+
+def test_seeded_training_is_reproducible_on_the_torch_backend(item_embeddings):
+    def train(seed):
+        agent = PPOBert(K, 16, item_embeddings=item_embeddings, seed=seed, progress=False, **TRAIN)
+        agent.learn(bandit(64, backend="torch", device="cpu"), total_timesteps=2048)
+        assert type(agent.model) is TorchRolloutPPO
+        return agent.policy.state_dict()
+
+    first, again, other = train(0), train(0), train(1)
+    for name, w in first.items():
+        assert torch.equal(w, again[name]), name
+    assert any(not torch.equal(w, other[name]) for name, w in first.items() if w.is_floating_point())
 
 
 def test_learn_reads_texts_from_the_env_and_continues(item_embeddings):
@@ -365,3 +510,61 @@ def test_adapter_works_under_sb3_wrappers():
     obs, rewards, dones, infos = env.step(np.zeros(16, dtype=np.int64))
     assert obs.shape == (16, 16) and np.isfinite(obs).all() and len(infos) == 16
     assert "terminal_observation" in infos[0]
+
+
+class TorchView(gym.vector.VectorWrapper):
+    """A numpy vector env seen with torch tensors (observations, rewards, flags), as a torch world gives them."""
+
+    def reset(self, *, seed=None, options=None):
+        if options and "reset_mask" in options:
+            options = {**options, "reset_mask": options["reset_mask"].numpy()}
+        obs, info = self.env.reset(seed=seed, options=options)
+        return torch.as_tensor(obs), info
+
+    def step(self, actions):
+        obs, r, terminated, truncated, info = self.env.step(actions.numpy())
+        return (torch.as_tensor(obs), torch.as_tensor(r), torch.as_tensor(terminated), torch.as_tensor(truncated),
+                info)
+
+
+def test_adapter_tensor_mode_matches_numpy_mode():
+    """Tensor mode gives the numpy mode's observations, rewards, dones, infos (on demand) and episode
+    statistics (pop_episode_infos, in the order the numpy infos list them), as tensors."""
+    lengths = [1, 2, 3, 4, 5]
+    make = lambda: SyncVectorEnv([lambda n=n: Countdown(n) for n in lengths],  # noqa: E731
+                                 autoreset_mode=AutoresetMode.NEXT_STEP)
+    ref, env = SB3VecEnv(make()), SB3VecEnv(TorchView(make()), tensors=True, episode_window=7)
+    assert not ref.tensors and env.tensors
+    np.testing.assert_array_equal(env.reset().numpy(), ref.reset())
+    episodes = []
+    for _ in range(150):  # past the compaction of the episode records (every 64 steps)
+        obs, rewards, dones, infos = ref.step(np.zeros(5, dtype=np.int64))
+        t_obs, t_rewards, t_dones, t_infos = env.step(torch.zeros(5, dtype=torch.int64))
+        assert isinstance(t_infos, TensorStepInfos) and len(t_infos) == 5
+        assert t_obs.dtype == torch.float32 and t_rewards.dtype == torch.float32 and t_dones.dtype == torch.bool
+        np.testing.assert_array_equal(t_obs.numpy(), obs)
+        np.testing.assert_array_equal(t_rewards.numpy(), rewards)
+        np.testing.assert_array_equal(t_dones.numpy(), dones)
+        for info, t_info in zip(infos, t_infos):
+            assert info.keys() == t_info.keys()
+            if "terminal_observation" in info:
+                np.testing.assert_array_equal(t_info["terminal_observation"].numpy(), info["terminal_observation"])
+                assert (t_info["episode"]["r"], t_info["episode"]["l"]) == (info["episode"]["r"], info["episode"]["l"])
+        np.testing.assert_array_equal(t_infos.timeouts.numpy(), [i.get("TimeLimit.truncated", False) for i in infos])
+        episodes += [(i["episode"]["r"], i["episode"]["l"]) for i in infos if "episode" in i]
+    popped = env.pop_episode_infos()
+    assert [(e["r"], e["l"]) for e in popped] == episodes[-7:]
+    assert env.pop_episode_infos() == []  # handed over once
+
+
+def test_adapter_tensor_mode_on_the_torch_bandit():
+    venv = bandit(8, backend="torch", device="cpu")
+    env = SB3VecEnv(venv)  # tensor mode: the world is torch's
+    assert env.tensors
+    obs0 = env.reset()
+    obs1, rewards, dones, infos = env.step(torch.arange(8) % K)
+    assert isinstance(obs1, torch.Tensor) and obs1.shape == (8, 16) and not torch.equal(obs1, obs0)
+    assert dones.all() and not infos.timeouts.any()
+    assert torch.equal(infos.terminal_obs, obs0)  # the acted users (the vector env's final_obs)
+    assert torch.equal(infos[3]["terminal_observation"], obs0[3]) and infos[3]["episode"]["l"] == 1
+    assert [e["r"] for e in env.pop_episode_infos()] == rewards.tolist()

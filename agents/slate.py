@@ -25,7 +25,9 @@ estimators need (:meth:`SlatePolicy.propensities`):
   in log-time by the trapezoidal rule (exponentially convergent for this analytic integrand).
   This is the one approximation; its relative error is below 2e-10 (measured against
   enumeration in the tests), and :func:`pl_item_position_quadrature` returns a conservative
-  a-posteriori estimate. Positions 0 and 1 are closed form.
+  a-posteriori estimate. Positions 0 and 1 are closed form. :func:`pl_item_position_marginals`
+  gives every item at every position at once (B, K, L), the same quadrature with the count of
+  "the others" from a prefix and a suffix pass over the items (the slate truth under the PBM).
 
 :meth:`SlatePolicy.conditional_dists` gives pi(. | x, a_1..a_{l-1}) at every position of a logged
 slate (B, L, K): Cascade-DR's ``evaluation_policy_action_dist``. For a greedy policy the
@@ -45,6 +47,7 @@ import numpy as np
 from .base import check_action_probs, check_float, check_int, restricted_probs, sample_categorical
 
 __all__ = ["SlatePolicy", "PlackettLuceSlate", "GreedySlate", "all_slates", "slate_probs_all",
+           "slate_item_position_matrix", "pl_item_position_quadrature", "pl_item_position_marginals",
            "ENUMERATION_LIMIT"]
 
 #: Most ordered prefixes enumerated per row for exact Plackett-Luce item-position marginals.
@@ -52,6 +55,10 @@ ENUMERATION_LIMIT = 5000
 #: Step of the trapezoidal rule in log-time for deeper Plackett-Luce marginals.
 QUADRATURE_STEP = 0.3
 _CHUNK = 1 << 17  # queries x nodes per block of the quadrature
+_PREFIX_CHUNK = 1 << 22  # items x states x users x nodes per block of the all-pairs quadrature (32 MiB)
+_U_START = math.log(1e-4)  # the first node in log-time
+_TAIL_LOG = 69.0  # the integrand's mass past the last node is below e^-69 ~ 1e-30 (times p_j)
+_LN2 = math.log(2.0)
 
 
 class SlatePolicy:
@@ -213,6 +220,71 @@ def slate_item_position_matrix(probs: np.ndarray, slate_size: int) -> np.ndarray
     return out
 
 
+def _others_share(probs: np.ndarray) -> np.ndarray:
+    """sum_{i != j} p_i / (1 - p_i) for every item j, (B, K): position 1's closed form is p_j
+    times this. Sums over the items before j and after j (nonnegative terms only: subtracting
+    item j's own share from the total would cancel when p_j is near 1)."""
+    share = probs / np.maximum(1.0 - probs, 1e-300)
+    out = np.zeros(probs.shape)
+    out[:, 1:] = np.cumsum(share[:, :-1], axis=1)
+    out[:, :-1] += np.cumsum(share[:, :0:-1], axis=1)[:, ::-1]
+    return out
+
+
+def _quadrature_ends(probs: np.ndarray, n_positions: int) -> np.ndarray:
+    """The last log-time node each row needs, (B,): log min(60 / min p, T), where T bounds the
+    tail of every integrand for positions below ``n_positions``: j unfired and at most l <= n - 1
+    others fired by t means that a set F of the others, |F| = l, has fired and everything
+    outside F has not, so the integrand is at most p_j C(K-1, l) e^{-t (1 - M)} (M: the mass of
+    the n - 1 largest p) and its integral beyond T at most p_j sum_l C(K-1, l) e^{-T (1 - M)} /
+    (1 - M) = 1e-30 p_j. (Beyond 60 / min p every e^{-p_j t} < e^{-60}.)"""
+    B, K = probs.shape
+    positive = probs > 0
+    p_min = np.where(positive, probs, np.inf).min(axis=1)
+    top = -np.sort(-probs, axis=1)[:, : max(n_positions - 1, 0)].sum(axis=1)
+    rest = np.maximum(probs.sum(axis=1) - top, 1e-300)
+    log_sets = math.log(sum(math.comb(K - 1, k) for k in range(min(n_positions, K))))
+    tail_t = (log_sets + _TAIL_LOG + np.log(1.0 / rest)) / rest
+    return np.log(np.minimum(60.0 / p_min, tail_t))
+
+
+def _quadrature_times(u_end: float) -> np.ndarray:
+    """The nodes t = e^u of the trapezoidal rule in log-time: u = log 1e-4 + k
+    :data:`QUADRATURE_STEP` (one lattice for every row), up to the first node past ``u_end``."""
+    return np.exp(np.arange(_U_START, u_end + QUADRATURE_STEP, QUADRATURE_STEP))
+
+
+def _race_weight(p: np.ndarray, t: np.ndarray, out: tuple[np.ndarray, ...] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rates ``p`` (...) at the nodes ``t`` (U,): P(fired by t) = 1 - e^{-p t}, P(not
+    fired) = e^{-p t}, each to full relative precision, and the integrand's density factor in
+    log-time p t e^{-p t} (dt = t du); each (..., U), written into ``out`` if given."""
+    fired, unfired, weight = out or (np.empty((*p.shape, len(t))) for _ in range(3))
+    pt = np.multiply(p[..., None], t, out=weight)
+    early = pt < _LN2  # there e^{-pt} >= 1/2: 1 - e^{-pt} from expm1, e^{-pt} = 1 - that; later the converse
+    late = ~early
+    np.negative(pt, out=fired)
+    np.exp(fired, out=unfired, where=late)
+    np.expm1(fired, out=fired, where=early)
+    np.negative(fired, out=fired, where=early)
+    np.subtract(1.0, fired, out=unfired, where=early)
+    np.subtract(1.0, unfired, out=fired, where=late)
+    pt *= unfired
+    return fired, unfired, weight
+
+
+def _fire(count: np.ndarray, fired: np.ndarray, unfired: np.ndarray, out: np.ndarray | None = None,
+          scratch: np.ndarray | None = None) -> np.ndarray:
+    """The Poisson-binomial ``count`` (n_states, ...) with one more item, fired with probability
+    ``fired`` (``unfired`` = 1 - fired), into ``out`` (default: in place; ``scratch``: a buffer
+    shaped like ``count[1:]``). Truncated: each state depends only on itself and the one below,
+    so the states past the last are simply dropped; nonnegative terms only."""
+    up = np.multiply(count[:-1], fired, out=scratch)
+    out = np.multiply(count, unfired, out=count if out is None else out)
+    out[1:] += up
+    return out
+
+
 def pl_item_position_quadrature(probs: np.ndarray, items: np.ndarray, positions: np.ndarray
                                 ) -> tuple[np.ndarray, float]:
     """P(items[b, m] at positions[b, m] | x_b) under Plackett-Luce(probs[b]), (B, M); and the
@@ -222,13 +294,13 @@ def pl_item_position_quadrature(probs: np.ndarray, items: np.ndarray, positions:
 
     Position 0: p_j. Position 1: sum_{i != j} p_i p_j / (1 - p_i) (exact). Deeper positions l:
     the exponential race, P = int_0^inf p_j e^{-p_j t} P(exactly l of the others fired by t) dt,
-    in log-time u = log t by the trapezoidal rule (step :data:`QUADRATURE_STEP`) on
-    [log 1e-4, log(60 / min p)] (below 1e-4 the integrand is O(t^3): < 1e-12 of the value), where
-    the integrand is analytic in the strip |Im u| < pi/2, so
-    the rule's relative error is about exp(-pi^2 / step) ~ 1e-12; outside the range the
-    integrand's mass is below 1e-16 relative. The Poisson-binomial count of fired items is a
-    dynamic programme over the K items. Items of probability 0 get 0 (rows need >= L positive
-    entries)."""
+    in log-time u = log t by the trapezoidal rule (step :data:`QUADRATURE_STEP`) from log 1e-4
+    (below, the integrand is O(t^3): < 1e-12 of the value) to where the rest of the integral is
+    below 1e-30 p_j (:func:`_quadrature_ends`: at most log(60 / min p)). The integrand is
+    analytic in the strip |Im u| < pi/2, so the rule's relative error is about
+    exp(-pi^2 / step) ~ 1e-12. The Poisson-binomial count of fired items is a dynamic
+    programme over the K items. Items of probability 0 get 0 (rows need >= L positive
+    entries). Every item at every position at once: :func:`pl_item_position_marginals`."""
     probs = np.asarray(probs, np.float64)
     items = np.asarray(items, np.int64)
     positions = np.asarray(positions, np.int64)
@@ -237,33 +309,88 @@ def pl_item_position_quadrature(probs: np.ndarray, items: np.ndarray, positions:
     out = np.where(positions == 0, pj, 0.0)
     rows, cols = np.nonzero(positions == 1)
     if rows.size:
-        p = probs[rows]
-        share = p / np.maximum(1.0 - p, 1e-300)
-        share[np.arange(rows.size), items[rows, cols]] = 0.0
-        out[rows, cols] = share.sum(axis=1) * pj[rows, cols]
+        out[rows, cols] = _others_share(probs[rows])[np.arange(rows.size), items[rows, cols]] * pj[rows, cols]
     rows, cols = np.nonzero((positions >= 2) & (pj > 0))
     if not rows.size:
         return out, 0.0
     n_states = int(positions.max()) + 1
-    p_min = probs[probs > 0].min()
-    u = np.arange(math.log(1e-4), math.log(60.0 / p_min) + QUADRATURE_STEP, QUADRATURE_STEP)
-    t = np.exp(u)
+    t = _quadrature_times(_quadrature_ends(probs[np.unique(rows)], n_states).max())
     fine, coarse = np.zeros(rows.size), np.zeros(rows.size)
-    per_block = max(1, _CHUNK // len(u))
+    per_block = max(1, _CHUNK // len(t))
     for s in range(0, rows.size, per_block):
         r, c = rows[s : s + per_block], cols[s : s + per_block]
-        p, j, lev, pjs = probs[r], items[r, c], positions[r, c], pj[r, c]
-        f = np.zeros((n_states, len(r), len(u)))
+        p, j, lev = probs[r], items[r, c], positions[r, c]
+        f = np.zeros((n_states, len(r), len(t)))
         f[0] = 1.0
         for i in range(K):
-            pi = np.where(j == i, 0.0, p[:, i])  # item j itself is not among "the others"
-            q = -np.expm1(-pi[:, None] * t[None, :])  # P(i fired by t)
-            for k in range(n_states - 1, 0, -1):
-                f[k] += (f[k - 1] - f[k]) * q
-            f[0] *= 1.0 - q
+            fired, unfired, _ = _race_weight(np.where(j == i, 0.0, p[:, i]), t)  # j is not among "the others"
+            _fire(f, fired, unfired)
         count = np.take_along_axis(f, lev[None, :, None], 0)[0]  # P(exactly l others fired by t)
-        g = count * (pjs[:, None] * t[None, :] * np.exp(-pjs[:, None] * t[None, :]))  # dt = t du
+        g = count * _race_weight(pj[r, c], t)[2]
         fine[s : s + per_block] = QUADRATURE_STEP * g.sum(axis=1)
         coarse[s : s + per_block] = 2 * QUADRATURE_STEP * g[:, ::2].sum(axis=1)
     out[rows, cols] = fine
     return out, float((np.abs(fine - coarse) / np.maximum(fine, 1e-300)).max())
+
+
+def pl_item_position_marginals(probs: np.ndarray, slate_size: int) -> np.ndarray:
+    """P(item j at position l | x_b) under Plackett-Luce(probs[b]) for every item and position,
+    (B, K, L): the quadrature of :func:`pl_item_position_quadrature` (same nodes, same accuracy:
+    below 2e-10 relative against enumeration, see tests) for all K x L pairs at once.
+
+    Positions 0 and 1 are closed form. For l >= 2 the count of the *others* fired by t is the
+    convolution of a prefix and a suffix Poisson-binomial, the items before j and those after
+    j: P(N_{-j}(t) = l) = sum_a P(N_{<j}(t) = a) P(N_{>j}(t) = l - a), from one forward and
+    one backward pass over the K items truncated to L states (nonnegative terms only; dividing
+    item j out of the full count instead would cancel). O(B U K L^2) for U nodes; users are
+    taken in blocks (the prefix table is (K, L, users, U), about 32 MiB), grouped by the
+    length of the log-time range they need.
+
+    Every row of ``probs`` needs at least ``slate_size`` positive entries (with fewer,
+    Plackett-Luce fills the slate uniformly, which this does not model); items of probability
+    0 get 0. Rows sum to 1 over the items at each position, and to at most 1 over the positions.
+    """
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"probs: expected a (B, K) array, got shape {probs.shape}")
+    B, K = probs.shape
+    L = slate_size
+    if not isinstance(L, (int, np.integer)) or isinstance(L, bool) or not 1 <= L <= K:
+        raise ValueError(f"slate_size: expected an integer in [1, n_actions={K}], got {slate_size!r}")
+    if ((probs > 0).sum(axis=1) < L).any():
+        raise ValueError(f"probs: item-position marginals need at least slate_size={L} positive entries per row")
+    out = np.zeros((B, K, L))
+    out[:, :, 0] = probs
+    if L >= 2:
+        out[:, :, 1] = probs * _others_share(probs)
+    if L <= 2 or B == 0:
+        return out
+    ends = _quadrature_ends(probs, L)
+    order = np.argsort(-ends, kind="stable")  # longest range first: each block's first row sets its nodes
+    cells = max(_PREFIX_CHUNK // (K * L), len(_quadrature_times(ends[order[0]])))  # users x nodes per block
+    buffers = np.empty(K * L * cells), np.empty((3, K * cells)), np.empty((2 * L - 1) * cells)  # reused across blocks
+    s = 0
+    while s < B:
+        t = _quadrature_times(ends[order[s]])
+        rows = order[s : s + max(1, _PREFIX_CHUNK // (K * L * len(t)))]
+        s += len(rows)
+        b, U = len(rows), len(t)
+        fired, unfired, weight = _race_weight(probs[rows].T, t, out=tuple(  # (K, users, U)
+            x[: K * b * U].reshape(K, b, U) for x in buffers[1]))
+        prefix = buffers[0][: K * L * b * U].reshape(K, L, b, U)  # prefix[j]: the count among items 0..j-1
+        scratch = buffers[2][: (L - 1) * b * U].reshape(L - 1, b, U)
+        prefix[0] = 0.0
+        prefix[0, 0] = 1.0
+        for i in range(K - 1):
+            _fire(prefix[i], fired[i], unfired[i], out=prefix[i + 1], scratch=scratch)
+        suffix = np.zeros((L, b, U))  # the count among items j+1..K-1
+        suffix[0] = 1.0
+        weighted = buffers[2][(L - 1) * b * U : (2 * L - 1) * b * U].reshape(L, b, U)
+        block = np.empty((b, K, L - 2))
+        for j in range(K - 1, -1, -1):
+            np.multiply(suffix, weight[j], out=weighted)
+            for pos in range(2, L):
+                block[:, j, pos - 2] = np.einsum("abu,abu->b", prefix[j, : pos + 1], weighted[pos::-1])
+            _fire(suffix, fired[j], unfired[j], scratch=scratch)
+        out[rows, :, 2:] = QUADRATURE_STEP * block
+    return out

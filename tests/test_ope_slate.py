@@ -1,7 +1,9 @@
 """Slate OPE: hand-computed estimators (numbers confirmed with OBP 0.5.7), exact propensities by
 brute-force enumeration, and unbiasedness against the SCM's exact slate truth."""
 
+import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from recsim_causal.agents.slate import (
     GreedySlate,
     PlackettLuceSlate,
     all_slates,
+    pl_item_position_marginals,
     pl_item_position_quadrature,
     slate_item_position_matrix,
     slate_probs_all,
@@ -140,6 +143,65 @@ def test_plackett_luce_quadrature_matches_enumeration_to_2e10_relative():
         assert err < 1e-3  # the conservative a-posteriori estimate
 
 
+def _uneven(rng, K, n, tiny=(1e-9, 1e-6)):
+    """Dirichlet(0.3) rows with a few tiny entries, shuffled."""
+    probs = rng.dirichlet(np.full(K, 0.3), size=n)
+    probs[:, : len(tiny)] = tiny
+    probs = rng.permuted(probs, axis=1)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("K, L", [(7, 3), (9, 4)])
+def test_all_pairs_marginals_match_enumeration(K, L):
+    """Every item at every position (forward-backward quadrature) against the enumeration of all
+    ordered prefixes; measured: 1.8e-11 (K=7), 1.6e-10 (K=9) relative."""
+    probs = _uneven(np.random.default_rng(K * 10 + L), K, 12)
+    marg = pl_item_position_marginals(probs, L)
+    exact = slate_item_position_matrix(probs, L)
+    assert marg.shape == (12, K, L)
+    np.testing.assert_array_equal(marg[:, :, 0], probs)
+    assert (np.abs(marg - exact) / exact).max() < 1e-9
+    np.testing.assert_allclose(marg.sum(axis=1), 1.0, atol=1e-12)  # someone is at each position
+    assert marg.sum(axis=2).max() <= 1.0 + 1e-12  # an item is at one position at most
+
+
+def test_all_pairs_marginals_match_exact_rational_enumeration_down_to_the_last_position():
+    """K = L = 6 with entries of 1e-9 and 1e-6: every ordered slate's probability in exact rational
+    arithmetic (float enumeration loses digits here: 1 - the mass above cancels). Measured:
+    3.3e-9 relative at worst, on an entry of 3e-21; 1.1e-10 on the entries above 1e-6."""
+    K = L = 6
+    probs = _uneven(np.random.default_rng(66), K, 6)
+    exact = np.zeros((6, K, L))
+    for b, row in enumerate(probs):
+        weights = [Fraction(p) for p in row]
+        for slate in itertools.permutations(range(K)):
+            prob, left = Fraction(1), sum(weights)
+            for k in slate:
+                prob *= weights[k] / left
+                left -= weights[k]
+            exact[b, list(slate), np.arange(L)] += float(prob)
+    rel = np.abs(pl_item_position_marginals(probs, L) - exact) / exact
+    assert rel.max() < 1e-8 and rel[exact > 1e-6].max() < 1e-9
+
+
+def test_all_pairs_marginals_match_the_pairwise_quadrature_at_100_items():
+    """K=100, L=5: the all-pairs marginals against the one-pair-at-a-time quadrature (a dynamic
+    programme over the other items for each pair) on random pairs; and the sums."""
+    rng = np.random.default_rng(5)
+    B, K, L = 16, 100, 5
+    probs = 0.95 * _uneven(rng, K, B) + 0.05 * rng.dirichlet(np.ones(K), size=B)
+    probs[3] = 0.999 * np.eye(K)[7] + 0.001 / K  # one peaked row: a long log-time range
+    probs /= probs.sum(axis=1, keepdims=True)
+    marg = pl_item_position_marginals(probs, L)
+    items, positions = rng.integers(K, size=(B, 40)), rng.integers(L, size=(B, 40))
+    pairwise, _ = pl_item_position_quadrature(probs, items, positions)
+    assert (np.abs(marg[np.arange(B)[:, None], items, positions] - pairwise) / pairwise).max() < 1e-12
+    np.testing.assert_allclose(marg.sum(axis=1), 1.0, atol=1e-9)
+    assert marg.sum(axis=2).max() <= 1.0 + 1e-12
+    with pytest.raises(ValueError, match=r"^probs: item-position marginals need at least slate_size=5 positive"):
+        pl_item_position_marginals(np.eye(K)[:2], L)
+
+
 def test_plackett_luce_samples_follow_the_reported_marginals():
     """K=30, L=4 (quadrature): 100k sampled slates vs the reported item-position marginals."""
     K, L, n = 30, 4, 100_000
@@ -222,3 +284,4 @@ def test_slate_truth_matches_on_policy_simulation(model):
         assert truth_se == 0 and method in ("enumeration", "exact")
         clicks = log.slot_reward.sum(axis=1)
         assert abs(clicks.mean() - truth) < 3 * clicks.std(ddof=1) / np.sqrt(len(clicks))
+

@@ -29,6 +29,7 @@ from recsim_causal.ope import (
     slate_long_format,
 )
 from recsim_causal.scm import World, load_scm_config
+from recsim_causal.experiment import ope_slate
 from recsim_causal.experiment.ope_slate import collect_slates, slate_truth
 
 # Two slates of two slots, long format (OBP's layout).
@@ -285,3 +286,62 @@ def test_slate_truth_matches_on_policy_simulation(model):
         clicks = log.slot_reward.sum(axis=1)
         assert abs(clicks.mean() - truth) < 3 * clicks.std(ddof=1) / np.sqrt(len(clicks))
 
+
+# --------------------------------------------------------------------------- exact pbm truth by marginals
+def _gated_pbm_world(n_items, slate_size):
+    """The default preset (purchase gated on click) with a pbm slate model and a two-response reward."""
+    cfg = load_scm_config("default")
+    cfg["slate"] = {"model": "pbm", "examination": [1.0, 0.7, 0.5, 0.35, 0.25]}
+    cfg["reward"] = {"click": 1.0, "purchase": 3.0}
+    return World(cfg, n_items=n_items, seed=0, slate_size=slate_size, dtype="float64")
+
+
+def test_expected_slot_rewards_agree_with_expected_slate_reward():
+    world = _gated_pbm_world(20, 4)
+    users = world.sample_users(50, np.random.default_rng(0))
+    slates = np.argsort(np.random.default_rng(1).random((50, 20)), axis=1)[:, :4]
+    slot = world.expected_slot_rewards(users)
+    assert slot.shape == (50, 20, 4)
+    np.testing.assert_allclose(slot[np.arange(50)[:, None], slates, np.arange(4)],
+                               world.expected_slate_reward(users, slates), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"^expected_slot_rewards: needs the position-based model"):
+        _world("cascade").expected_slot_rewards(users)
+
+
+def test_pbm_truth_by_marginals_equals_enumeration(monkeypatch):
+    """K=7, L=3 (210 slates): the truth from the marginals (enumeration switched off) against the
+    truth from every slate's probability and exact expected reward; gated two-response reward."""
+    world = _gated_pbm_world(7, 3)
+    target = PlackettLuceSlate(FixedPolicy(7, world.obs_dim, 2, scale=1.5), 3)
+    log, batches = collect_slates(world, target, 3000, np.random.default_rng(6))
+    enumerated, se, method = slate_truth(world, batches, log, target, 1, np.random.default_rng(0))
+    assert method == "enumeration" and se == 0
+    monkeypatch.setattr(ope_slate, "TRUTH_ENUMERATION_LIMIT", 0)
+    exact, se, method = slate_truth(world, batches, log, target, 1, np.random.default_rng(0))
+    assert method == "marginals" and se == 0
+    assert exact == pytest.approx(enumerated, rel=1e-9)
+
+
+def test_pbm_truth_by_marginals_within_4se_of_monte_carlo_at_100_items():
+    """K=100, L=5: the exact truth against slates drawn from the target and their exact expected
+    rewards (64 per user); the cascade keeps its Monte-Carlo truth."""
+    world = World(load_scm_config("position_bias"), n_items=100, seed=0, slate_size=5, dtype="float64")
+    target = PlackettLuceSlate(FixedPolicy(100, world.obs_dim, 2, scale=1.0), 5, epsilon=0.05)
+    log, batches = collect_slates(world, target, 1000, np.random.default_rng(7))
+    exact, se, method = slate_truth(world, batches, log, target, 32, np.random.default_rng(0))
+    assert method == "marginals" and se == 0
+    rng, draws, start = np.random.default_rng(8), [], 0
+    for users in batches:
+        probs = target.probs(log.context[start : start + users.n])
+        start += users.n
+        draws.append(np.stack([world.expected_slate_reward(users, target.sample(probs, rng)).sum(axis=1)
+                               for _ in range(64)], axis=1))
+    draws = np.concatenate(draws)  # (users, 64): the s.e. is the draws' only, given these users
+    mc, mc_se = draws.mean(), np.sqrt((draws.var(axis=1, ddof=1) / 64).sum()) / len(draws)
+    assert abs(exact - mc) < 4 * mc_se, (exact, mc, mc_se)
+    cfg = load_scm_config("position_bias")
+    cfg["slate"] = {**cfg["slate"], "model": "cascade"}
+    cascade = World(cfg, n_items=100, seed=0, slate_size=5, dtype="float64")
+    log, batches = collect_slates(cascade, target, 200, np.random.default_rng(7))
+    _, se, method = slate_truth(cascade, batches, log, target, 8, np.random.default_rng(0))
+    assert method == "monte_carlo" and se > 0

@@ -13,10 +13,12 @@ One straight path (OBP's dataset -> policy -> ope flow):
             (bootstrap over slates) and weight diagnostics.
 4. truth    V(pi) = E_x E_{s ~ pi(.|x)} sum_l E[r_l | x, do(s)], on the logged users with their
             latent variables, from the SCM's exact expected slot rewards: exact for greedy
-            targets (one slate) and for Plackett-Luce targets whose K!/(K-L)! slates can be
-            enumerated; otherwise ``experiment.slate.truth_slates`` slates per user are drawn
-            and their exact expected rewards averaged (``truth_se`` reports the sampling error,
-            and ``truth_method`` says which).
+            targets (one slate), for Plackett-Luce targets whose K!/(K-L)! slates can be
+            enumerated, and under the pbm for the others too (the item-position marginals
+            times each item's expected reward at each slot); under the cascade otherwise
+            ``experiment.slate.truth_slates`` slates per user are drawn and their exact
+            expected rewards averaged (``truth_se`` reports the sampling error, and
+            ``truth_method`` says which).
 5. report   ope.json, ope.png, the W&B run (:mod:`recsim_causal.experiment.ope_report`).
 """
 
@@ -36,6 +38,7 @@ from recsim_causal.agents.slate import (
     PlackettLuceSlate,
     SlatePolicy,
     all_slates,
+    pl_item_position_marginals,
     slate_probs_all,
 )
 from recsim_causal.experiment.ope import agent_config, train
@@ -111,9 +114,16 @@ def collect_slates(world: World, logger: SlatePolicy, n_rounds: int, rng: np.ran
 
 def slate_truth(world: World, batches: list, log: SlateLog, target: SlatePolicy, n_draws: int,
                 rng: np.random.Generator) -> tuple[float, float, str]:
-    """(V(pi) on the logged users, its standard error, the method: exact | enumeration | monte_carlo)."""
+    """(V(pi) on the logged users, its standard error, the method: exact | enumeration | marginals
+    | monte_carlo). ``marginals``: a Plackett-Luce target under the position-based model, too
+    large to enumerate, is exact from its item-position marginals, V = E_x sum_{a, l}
+    P(a at l | x) E[r_l | x, a at l] (the slots do not interact), s.e. 0; under the cascade
+    they do, and ``n_draws`` slates per user are drawn (``monte_carlo``)."""
     K, L = world.n_items, target.slate_size
-    enumerate_all = isinstance(target, PlackettLuceSlate) and math.perm(K, L) <= TRUTH_ENUMERATION_LIMIT
+    plackett_luce = isinstance(target, PlackettLuceSlate)
+    enumerate_all = plackett_luce and math.perm(K, L) <= TRUTH_ENUMERATION_LIMIT
+    by_marginals = (plackett_luce and not enumerate_all and world.slate_model == "pbm"
+                    and bool(((target.probs(log.context) > 0).sum(axis=1) >= L).all()))  # else PL fills uniformly
     slates_all = all_slates(K, L) if enumerate_all else None
     total, var_sum, start = 0.0, 0.0, 0
     for users in batches:
@@ -122,6 +132,8 @@ def slate_truth(world: World, batches: list, log: SlateLog, target: SlatePolicy,
         probs = target.probs(x)
         if isinstance(target, GreedySlate):
             total += world.expected_slate_reward(users, target.top(probs)).sum()
+        elif by_marginals:
+            total += (pl_item_position_marginals(probs, L) * world.expected_slot_rewards(users)).sum()
         elif enumerate_all:
             p = slate_probs_all(target, probs, slates_all)  # (B, S)
             rep = users.take(np.repeat(np.arange(users.n), len(slates_all)))
@@ -133,7 +145,8 @@ def slate_truth(world: World, batches: list, log: SlateLog, target: SlatePolicy,
             total += draws.mean(axis=1).sum()
             var_sum += (draws.var(axis=1, ddof=1) / n_draws).sum()
     n = log.n_rounds
-    method = "exact" if isinstance(target, GreedySlate) else "enumeration" if enumerate_all else "monte_carlo"
+    method = ("exact" if isinstance(target, GreedySlate) else "enumeration" if enumerate_all else
+              "marginals" if by_marginals else "monte_carlo")
     return total / n, math.sqrt(var_sum) / n, method
 
 

@@ -597,6 +597,25 @@ class World:
                     means[r] = means[r] * self._not_stopped(means[r])
         return sum(w * means[r] for r, w in self.reward_weights.items())
 
+    def expected_slot_rewards(self, users: Users) -> Any:
+        """Exact E[r_l | x, item a at slot l] for every item a and slot l < slate_size, (n, K, L),
+        under the position-based model (``scm.slate.model: pbm``), where a slot's expected
+        reward depends on its own item and position only: each response without a gate is
+        its mean times examination[l], a gated one its mean times its gate's, as in
+        :meth:`expected_slate_reward`. So E[sum_l r_l | x, do(s)] = sum_l out[:, s_l, l], and a
+        slate policy's value is sum_{a, l} P(a at l | x) out[:, a, l]. Under the cascade a
+        slot's reward depends on the items above it: a ValueError."""
+        if self.slate_model != "pbm":
+            raise ValueError(f"expected_slot_rewards: needs the position-based model (scm.slate.model: pbm), "
+                             f"got {self.slate_model!r} (there a slot's reward depends on the items above)")
+        cond = self.conditional_means(users, self._reward_needed)
+        exam = self.examination[None, None, :]
+        means: dict[str, Any] = {}
+        for r in self._reward_needed:
+            g = getattr(self.mech[r], "gate", None)
+            means[r] = cond[r][:, :, None] * (means[g] if g is not None else exam)
+        return sum(w * means[r] for r, w in self.reward_weights.items())
+
     def _check_actions(self, actions: Any, n: int) -> Any:
         if self.forced_action is not None:
             forced = np.broadcast_to(self.forced_action, (n, *self.forced_action.shape)).reshape(

@@ -608,13 +608,9 @@ class World:
         if self.slate_model != "pbm":
             raise ValueError(f"expected_slot_rewards: needs the position-based model (scm.slate.model: pbm), "
                              f"got {self.slate_model!r} (there a slot's reward depends on the items above)")
-        cond = self.conditional_means(users, self._reward_needed)
-        exam = self.examination[None, None, :]
-        means: dict[str, Any] = {}
-        for r in self._reward_needed:
-            g = getattr(self.mech[r], "gate", None)
-            means[r] = cond[r][:, :, None] * (means[g] if g is not None else exam)
-        return sum(w * means[r] for r, w in self.reward_weights.items())
+        # every response's mean carries examination[l] once (through its root gate), and the
+        # reward is linear in them: the slot reward is the item's expected reward times it
+        return self.expected_reward(users)[:, :, None] * self.examination[None, None, :]
 
     def _check_actions(self, actions: Any, n: int) -> Any:
         if self.forced_action is not None:

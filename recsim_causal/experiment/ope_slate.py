@@ -122,14 +122,14 @@ def slate_truth(world: World, batches: list, log: SlateLog, target: SlatePolicy,
     K, L = world.n_items, target.slate_size
     plackett_luce = isinstance(target, PlackettLuceSlate)
     enumerate_all = plackett_luce and math.perm(K, L) <= TRUTH_ENUMERATION_LIMIT
+    all_probs = target.probs(log.context)
     by_marginals = (plackett_luce and not enumerate_all and world.slate_model == "pbm"
-                    and bool(((target.probs(log.context) > 0).sum(axis=1) >= L).all()))  # else PL fills uniformly
+                    and bool(((all_probs > 0).sum(axis=1) >= L).all()))  # else PL fills uniformly
     slates_all = all_slates(K, L) if enumerate_all else None
     total, var_sum, start = 0.0, 0.0, 0
     for users in batches:
-        x = log.context[start : start + users.n]
+        probs = all_probs[start : start + users.n]
         start += users.n
-        probs = target.probs(x)
         if isinstance(target, GreedySlate):
             total += world.expected_slate_reward(users, target.top(probs)).sum()
         elif by_marginals:

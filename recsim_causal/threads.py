@@ -20,18 +20,11 @@ def single_threaded_blas() -> Iterator[None]:
     cost nothing (setting and restoring OpenBLAS's threads costs ~0.1 ms, as much as a
     4096 x 20 x 100 product): the runner and bench.py open one around a whole run."""
     global _BLAS, _DEPTH
-    if _DEPTH:
-        _DEPTH += 1
-        try:
-            yield
-        finally:
-            _DEPTH -= 1
-        return
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
 
         _BLAS = ThreadpoolController()
-    with _BLAS.limit(limits=1, user_api="blas"):
+    with contextlib.nullcontext() if _DEPTH else _BLAS.limit(limits=1, user_api="blas"):
         _DEPTH += 1
         try:
             yield

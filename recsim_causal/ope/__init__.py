@@ -114,32 +114,7 @@ from .slate import (  # noqa: E402
     slate_long_format,
 )
 
-__all__ += [
-    "SlateStandardIPS",
-    "SlateIndependentIPS",
-    "SlateRewardInteractionIPS",
-    "SlateCascadeDoublyRobust",
-    "SelfNormalizedSlateStandardIPS",
-    "SelfNormalizedSlateIndependentIPS",
-    "SelfNormalizedSlateRewardInteractionIPS",
-    "estimate_all_slate",
-    "slate_long_format",
-    "TrajectoryWiseImportanceSampling",
-    "PerDecisionImportanceSampling",
-    "SelfNormalizedTIS",
-    "SelfNormalizedPDIS",
-    "SequentialDoublyRobust",
-    "SelfNormalizedSequentialDoublyRobust",
-    "SequentialDirectMethod",
-    "TIS",
-    "PDIS",
-    "SNTIS",
-    "SNPDIS",
-    "SeqDR",
-    "SNSeqDR",
-    "SeqDM",
-    "FQE",
-    "FittedQEvaluation",
-    "Trajectories",
-    "estimate_all_sequential",
-]
+from . import sequential as _sequential, slate as _slate  # noqa: E402
+
+# their public names, as imported above (slate's SlateRows, an internal grouping, is not)
+__all__ += [name for name in (*_slate.__all__, *_sequential.__all__) if name in globals()]

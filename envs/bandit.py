@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from recsim_causal.envs.common import (action_space, check_actions, check_oracle, init_vector_spaces, make_world,
-                                       observation_space, one_user_info, oracle_info)
+from recsim_causal.envs.common import (Clock, action_space, check_actions, check_oracle, init_vector_spaces,
+                                       make_world, observation_space, one_user_info, oracle_info, time_info)
 from recsim_causal.scm import World
 
 
@@ -26,8 +26,8 @@ class _UserBatch:
     """N users drawn from the world with everything a step needs, computed once (the (N, K)
     conditional means and oracle only under ``oracle="full"``)."""
 
-    def __init__(self, world: World, n: int, rng: np.random.Generator, oracle: str = "full"):
-        self.users = world.sample_users(n, rng)
+    def __init__(self, world: World, n: int, rng: np.random.Generator, oracle: str = "full", t: int = 0):
+        self.users = world.sample_users(n, rng, t)
         self.cond = self.q = None
         if oracle == "full":
             self.cond = world.conditional_means(self.users)
@@ -35,7 +35,7 @@ class _UserBatch:
         self.obs = world.observe(self.users)
 
 
-class BanditVectorEnv(VectorEnv):
+class BanditVectorEnv(Clock, VectorEnv):
     """N independent one-step bandit episodes per ``step()``, no Python loop over users.
 
     Observation: (N, obs_dim) float32, the users' observed features. Action: (N,) item indices
@@ -44,8 +44,10 @@ class BanditVectorEnv(VectorEnv):
     E[r | x, do(a)] of the chosen items; with ``oracle="full"`` ``expected_reward`` (N, K) of
     every item for the users who acted; with "full" or "best" ``optimal_action`` and
     ``optimal_expected_reward`` (N,); for slates ``position`` (N, L) and the slate values
-    below. ``final_obs`` holds the acted users' observations. Arrays are numpy, or torch
-    tensors on ``device`` with ``backend="torch"``.
+    below. ``final_obs`` holds the acted users' observations; ``t`` (N,) the world time of
+    the step (decisions before it: each step's N users meet the world of that time, see
+    ``scm.dynamics``; ``env.t`` and ``env.catalog`` are the next step's). Arrays are numpy, or
+    torch tensors on ``device`` with ``backend="torch"``.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -65,7 +67,8 @@ class BanditVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._batch = _UserBatch(self.world, self.num_envs, self.np_random, self.oracle)
+        self._start_clock(options)
+        self._batch = _UserBatch(self.world, self.num_envs, self.np_random, self.oracle, self.t)
         return self._batch.obs, {}
 
     def step(self, actions):
@@ -80,7 +83,9 @@ class BanditVectorEnv(VectorEnv):
             info = oracle_info(world, b.users, actions, self.oracle, b.q, b.cond, out.expected_reward)
         info["final_obs"] = b.obs
         info["_final_obs"] = self._done
-        self._batch = _UserBatch(world, self.num_envs, self.np_random, self.oracle)
+        info["t"] = time_info(world, self.t, self.num_envs)
+        self.t += self.num_envs
+        self._batch = _UserBatch(world, self.num_envs, self.np_random, self.oracle, self.t)
         return self._batch.obs, out.reward, world.xp.copy(self._done), world.xp.copy(self._not_truncated), info
 
     def _slate_info(self, b: _UserBatch, slates: Any, slot_reward: Any) -> dict[str, Any]:
@@ -107,10 +112,11 @@ class BanditVectorEnv(VectorEnv):
         return info
 
 
-class BanditEnv(gym.Env):
+class BanditEnv(Clock, gym.Env):
     """One user per episode: ``reset()`` draws a user, ``step(action)`` answers and terminates.
 
-    Users are drawn ``block_size`` at a time by the same batched code as the vector env. This
+    Users are drawn ``block_size`` at a time by the same batched code as the vector env, at
+    the world time of the block's first user (``env.t`` counts the decisions). This
     is Gymnasium's numpy view whatever the backend: observations are numpy float32 in the
     observation space, rewards Python floats, ``info`` values numpy.
     """
@@ -135,8 +141,10 @@ class BanditEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is not None or self._block is None or self._i + 1 >= self.block_size:
-            self._block = _UserBatch(self.world, self.block_size, self.np_random, self.oracle)
+        if seed is not None or self._block is None or options:  # the clock starts again (at options["t"] or 0)
+            self._start_clock(options)
+        if seed is not None or options or self._block is None or self._i + 1 >= self.block_size:
+            self._block = _UserBatch(self.world, self.block_size, self.np_random, self.oracle, self.t)
             self._obs = self.world.xp.to_numpy(self._block.obs)
             if self._block.q is not None:  # the whole block's oracle at once, read one user at a time
                 self._q = self.world.xp.to_numpy(self._block.q)
@@ -166,6 +174,8 @@ class BanditEnv(gym.Env):
             info = {"position": np.arange(world.slate_size)}
         else:
             info = one_user_info(world, oracle_info(world, users, actions, self.oracle, chosen=out.expected_reward))
+        info["t"] = b.users.t
+        self.t += 1
         self._acted = True
         return self._obs[i].copy(), float(world.xp.to_numpy(out.reward)[0]), True, False, info
 

@@ -185,6 +185,30 @@ def oracle_info(world: World, users: Any, actions: Any, oracle: str, q: Any = No
     return info
 
 
+def time_info(world: World, t: int, n: int) -> Any:
+    """``info["t"]``: the world time of a step's users (decisions before them), (n,) int64."""
+    return world.xp.as_index(np.full(n, t, dtype=np.int64))
+
+
+class Clock:
+    """An env's world time: the decisions made so far (``t``), and the catalogue at that time
+    (items replaced by churn, ``scm.dynamics``). ``reset(options={"t": t0})`` starts at t0."""
+
+    t: int = 0
+    world: World
+
+    @property
+    def catalog(self):
+        """The catalogue the current users meet."""
+        return self.world.catalog_at(self.t)
+
+    def _start_clock(self, options: dict[str, Any] | None) -> None:
+        t = (options or {}).get("t", 0)
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"options.t: expected an integer >= 0 (the world time to start at), got {t!r}")
+        self.t = int(t)
+
+
 def one_user_info(world: World, info: dict[str, Any]) -> dict[str, Any]:
     """A one-user batch's info as a single env gives it: numpy arrays and Python scalars."""
     out = {}

@@ -23,8 +23,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from recsim_causal.envs.common import (action_space, check_actions, check_oracle, init_vector_spaces, make_world,
-                                       observation_space, one_user_info, oracle_info)
+from recsim_causal.envs.common import (Clock, action_space, check_actions, check_oracle, init_vector_spaces,
+                                       make_world, observation_space, one_user_info, oracle_info, time_info)
 from recsim_causal.scm import SCMConfigError, World
 
 DYNAMICS_DEFAULTS = dict(max_steps=20, drift=0.1, fatigue_rate=0.5, fatigue_decay=0.8, satisfaction_rate=0.3,
@@ -56,19 +56,20 @@ class _SessionCore:
         self.fatigue = self._pair(d["fatigue_node"], d["fatigue_item_node"], "fatigue")
         self.max_steps = d["max_steps"]
 
-    def _pair(self, user_node: str | None, item_node: str | None, what: str) -> tuple[str, np.ndarray] | None:
-        """(user node, item values) of a dynamic, or None when the world lacks it (the dynamic is off)."""
+    def _pair(self, user_node: str | None, item_node: str | None, what: str) -> tuple[str, str] | None:
+        """(user node, item node) of a dynamic, or None when the world lacks it (the dynamic is off)."""
         if not user_node or user_node not in self.world.mech or item_node not in self.world.item_values:
             return None
         u, i = self.world.mech[user_node], self.world.item_values[item_node]
         if u.level != "user" or u.dim != i.shape[1]:
             raise SCMConfigError(f"env.{what}_node: '{user_node}' (dim {u.dim}) and '{item_node}' "
                                  f"(dim {i.shape[1]}) must be a user and an item node of equal dim")
-        return user_node, i
+        return user_node, item_node
 
-    def reset(self, rng: np.random.Generator) -> None:
+    def reset(self, rng: np.random.Generator, clock: int = 0) -> None:
         xp = self.xp
-        self.users = self.world.sample_users(self.n, rng)
+        self.clock = clock  # world time: decisions made (see scm.dynamics)
+        self.users = self.world.sample_users(self.n, rng, clock)
         self.t = xp.zeros((self.n,), xp.int64)
         self.last_reward = xp.zeros((self.n,))
         self.satisfaction = xp.zeros((self.n,))
@@ -76,7 +77,7 @@ class _SessionCore:
 
     def reset_some(self, idx: Any, rng: np.random.Generator) -> None:
         """New users in the slots ``idx`` (the others keep their sessions)."""
-        new = self.world.sample_users(int(idx.shape[0]), rng)
+        new = self.world.sample_users(int(idx.shape[0]), rng, self.clock)
         for store, fresh in ((self.users.values, new.values), (self.users.noise, new.noise)):
             for k, v in fresh.items():
                 store[k][idx] = v
@@ -103,15 +104,17 @@ class _SessionCore:
         d, values, xp = self.d, self.users.values, self.xp
         out = self.world.respond(self.users, actions, cond_means=self.cond)
         info = oracle_info(self.world, self.users, actions, self.oracle, self.q, self.cond, out.expected_reward)
+        info["t"] = time_info(self.world, self.clock, self.n)
         r = out.reward if active is None else xp.astype(xp.where(active, out.reward, 0.0))
         on = (xp.ones((self.n,)) if active is None else xp.astype(active))[:, None]
+        item_values = self.world.item_values_at(self.users.t)
         if self.interest is not None:
-            node, items = self.interest
+            node, item_node = self.interest
             w = d["drift"] * xp.astype(r > 0)[:, None]
-            values[node] = (1 - w) * values[node] + w * items[actions]
+            values[node] = (1 - w) * values[node] + w * item_values[item_node][actions]
         if self.fatigue is not None:
-            node, items = self.fatigue
-            step = d["fatigue_decay"] * values[node] + d["fatigue_rate"] * items[actions]
+            node, item_node = self.fatigue
+            step = d["fatigue_decay"] * values[node] + d["fatigue_rate"] * item_values[item_node][actions]
             values[node] = on * step + (1 - on) * values[node]
         self.world.recompute(self.users)
         rate = d["satisfaction_rate"] * on[:, 0]
@@ -122,6 +125,8 @@ class _SessionCore:
         g = xp.generator(rng)
         terminated = (xp.random(g, (self.n,)) < p_leave) & (on[:, 0] > 0)
         truncated = (self.t >= self.max_steps) & ~terminated
+        self.clock += int(on[:, 0].sum())
+        self.users.t = self.clock
         self.world.redraw_response_noise(self.users, g)
         self._refresh()
         return r, terminated, truncated, info
@@ -131,7 +136,7 @@ def _session_spaces(world: World) -> gym.spaces.Box:
     return observation_space(world, [0.0, -np.inf, -np.inf], [1.0, np.inf, np.inf])
 
 
-class SessionVectorEnv(VectorEnv):
+class SessionVectorEnv(Clock, VectorEnv):
     """N sessions stepped together (next-step autoreset: a finished slot starts a new user at
     the following ``step()``, whose action for that slot is ignored and whose reward is 0)."""
 
@@ -162,7 +167,8 @@ class SessionVectorEnv(VectorEnv):
                 self.core.reset_some(idx, self.np_random)
             self._autoreset[idx] = False
             return self.core.obs(), {}
-        self.core.reset(self.np_random)
+        self._start_clock(options)
+        self.core.reset(self.np_random, self.t)
         self._autoreset = xp.zeros((self.num_envs,), xp.bool)
         return self.core.obs(), {}
 
@@ -175,11 +181,12 @@ class SessionVectorEnv(VectorEnv):
             self.core.reset_some(restart, self.np_random)
         r, terminated, truncated, info = self.core.step(actions, self.np_random,
                                                         ~self._autoreset if restart.shape[0] else None)
+        self.t = self.core.clock
         self._autoreset = terminated | truncated
         return self.core.obs(), r, terminated, truncated, info
 
 
-class SessionEnv(gym.Env):
+class SessionEnv(Clock, gym.Env):
     """One user's session: the core with one user."""
 
     metadata = {"render_modes": []}
@@ -197,7 +204,9 @@ class SessionEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.core.reset(self.np_random)
+        if seed is not None or options:  # a seeded reset starts the world's clock again (at options["t"] or 0)
+            self._start_clock(options)
+        self.core.reset(self.np_random, self.t)
         self._done = False
         return self.world.xp.to_numpy(self.core.obs()[0]), {}
 
@@ -206,6 +215,7 @@ class SessionEnv(gym.Env):
             raise gym.error.ResetNeeded("Call reset() before step(): the session has ended.")
         actions = check_actions(self.world, action, 1, single=True)
         r, term, trunc, info = self.core.step(actions, self.np_random)
+        self.t = self.core.clock
         self._done = bool(term[0] or trunc[0])
         info = one_user_info(self.world, info)
         return self.world.xp.to_numpy(self.core.obs()[0]), float(r[0]), bool(term[0]), bool(trunc[0]), info

@@ -62,6 +62,33 @@ class ItemTexts(Sequence):
 
 
 @dataclass(frozen=True)
+class _Population:
+    """How a catalog's items were drawn, kept so that new items (churn) come from the same
+    population: the topic centres, the spread, and the base catalog's standardization."""
+
+    centres: np.ndarray
+    n_brands: int
+    topic_spread: float
+    moments: dict[str, tuple[float, float]]  # feature -> (mean, sd) of the base catalog's raw values
+    bestseller_log_pop: float                # log popularity above which an item is a bestseller
+
+
+def _draw_columns(rng: np.random.Generator, n_items: int, centres: np.ndarray, n_brands: int,
+                  topic_spread: float) -> dict[str, np.ndarray]:
+    """Raw item columns, drawn in a fixed order (the base catalog's numbers depend on it)."""
+    n_topics, topic_dim = centres.shape
+    topic = rng.integers(n_topics, size=n_items)
+    topic_vec = centres[topic] + topic_spread * rng.normal(size=(n_items, topic_dim)) / np.sqrt(topic_dim)
+    brand = rng.integers(n_brands, size=n_items)
+    log_price = rng.normal(3.5, 0.6, size=n_items)
+    rating = np.clip(rng.normal(4.0, 0.5, size=n_items), 1.0, 5.0).round(1)
+    log_pop = rng.normal(0.0, 1.0, size=n_items)
+    adjective = rng.integers(3, size=n_items)
+    return dict(topic=topic, topic_vec=topic_vec, brand=brand, log_price=log_price, rating=rating, log_pop=log_pop,
+                adjective=adjective)
+
+
+@dataclass(frozen=True)
 class Catalog:
     """K items: structured features (``features``, name -> (K, d) float64) and ``texts``.
 
@@ -72,7 +99,8 @@ class Catalog:
       quality       (K, 1)          standardized rating
       popularity    (K, 1)          standardized log popularity
     Raw values for people: ``topic`` (K,) int, ``brand`` (K,) int, ``price_usd`` (K,),
-    ``rating`` (K,) in [1, 5], ``popularity_raw`` (K,) in (0, 1].
+    ``rating`` (K,) in [1, 5], ``popularity_raw`` (K,) in (0, 1]. ``item_id`` (K,): which item
+    fills each slot (0..K-1 at first; a new item from :meth:`replace` gets the next free id).
     """
 
     topic: np.ndarray
@@ -82,6 +110,9 @@ class Catalog:
     popularity_raw: np.ndarray
     features: dict[str, np.ndarray]
     texts: Sequence[str] = field(repr=False)  # ItemTexts: rendered on access
+    item_id: np.ndarray | None = field(default=None, repr=False)
+    population: _Population | None = field(default=None, repr=False)
+    raw: dict[str, np.ndarray] | None = field(default=None, repr=False)  # the columns drawn (for replace)
 
     @property
     def n_items(self) -> int:
@@ -110,35 +141,65 @@ class Catalog:
         rng = np.random.default_rng([seed, 0xCA7])
         centres = rng.normal(size=(n_topics, topic_dim))
         centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-        topic = rng.integers(n_topics, size=n_items)
-        topic_vec = centres[topic] + topic_spread * rng.normal(size=(n_items, topic_dim)) / np.sqrt(topic_dim)
-        brand = rng.integers(n_brands, size=n_items)
-        log_price = rng.normal(3.5, 0.6, size=n_items)
-        rating = np.clip(rng.normal(4.0, 0.5, size=n_items), 1.0, 5.0).round(1)
-        log_pop = rng.normal(0.0, 1.0, size=n_items)
-        adjective = rng.integers(3, size=n_items)
+        cols = _draw_columns(rng, n_items, centres, n_brands, topic_spread)
+        raw = {"price": cols["log_price"], "quality": cols["rating"], "popularity": cols["log_pop"]}
+        moments = {k: (float(v.mean()), float(v.std())) for k, v in raw.items()}
+        pop_rank = np.argsort(np.argsort(-cols["log_pop"]))
+        top = pop_rank < max(1, n_items // 10)
+        threshold = float(cols["log_pop"][top].min())
+        population = _Population(centres, n_brands, topic_spread, moments, threshold)
+        return cls._build(cols, top, np.arange(n_items), population)
 
-        def standardize(v: np.ndarray) -> np.ndarray:
-            sd = v.std()
-            return ((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None]
+    @classmethod
+    def _build(cls, cols: dict[str, np.ndarray], bestseller: np.ndarray, item_id: np.ndarray,
+               population: _Population) -> "Catalog":
+        def standardize(name: str, v: np.ndarray) -> np.ndarray:
+            mean, sd = population.moments[name]
+            return ((v - mean) / (sd if sd > 0 else 1.0))[:, None]
 
-        price = standardize(log_price)
+        n_topics = population.centres.shape[0]
+        price = standardize("price", cols["log_price"])
         tiers = np.digitize(price[:, 0], [-0.5, 0.5])
-        pop_rank = np.argsort(np.argsort(-log_pop))
-        texts = ItemTexts(topic, adjective, brand, tiers, rating, pop_rank < max(1, n_items // 10))
+        texts = ItemTexts(cols["topic"], cols["adjective"], cols["brand"], tiers, cols["rating"], bestseller)
         features = {
-            "topic_vec": topic_vec,
-            "topic_onehot": np.eye(n_topics)[topic],
+            "topic_vec": cols["topic_vec"],
+            "topic_onehot": np.eye(n_topics)[cols["topic"]],
             "price": price,
-            "quality": standardize(rating),
-            "popularity": standardize(log_pop),
+            "quality": standardize("quality", cols["rating"]),
+            "popularity": standardize("popularity", cols["log_pop"]),
         }
         return cls(
-            topic=topic,
-            brand=brand,
-            price_usd=np.exp(log_price).round(2),
-            rating=rating,
-            popularity_raw=1.0 / (1.0 + np.exp(-log_pop)),
+            topic=cols["topic"],
+            brand=cols["brand"],
+            price_usd=np.exp(cols["log_price"]).round(2),
+            rating=cols["rating"],
+            popularity_raw=1.0 / (1.0 + np.exp(-cols["log_pop"])),
             features=features,
             texts=texts,
+            item_id=item_id,
+            population=population,
+            raw=cols,
         )
+
+    def replace(self, slots: np.ndarray, rng: np.random.Generator, first_id: int) -> "Catalog":
+        """A catalog with the items in ``slots`` retired and new items in their places, drawn
+        from the same population (topic centres, price/rating/popularity distributions, the
+        base catalog's standardization), with texts; their ids are ``first_id, first_id + 1, ...``."""
+        pop = self.population
+        if pop is None:
+            raise ValueError("catalog: only a generated catalog (Catalog.generate) can draw new items")
+        slots = np.asarray(slots, dtype=np.int64)
+        new = _draw_columns(rng, len(slots), pop.centres, pop.n_brands, pop.topic_spread)
+        cols = self._columns()
+        for k, v in new.items():
+            cols[k] = cols[k].copy()
+            cols[k][slots] = v
+        bestseller = np.asarray(self.texts._cols[5], dtype=bool).copy()
+        bestseller[slots] = new["log_pop"] >= pop.bestseller_log_pop
+        item_id = self.item_id.copy()
+        item_id[slots] = first_id + np.arange(len(slots))
+        return self._build(cols, bestseller, item_id, pop)
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The raw columns this catalog was built from."""
+        return dict(self.raw)

@@ -60,6 +60,9 @@ class LoggedFeedback:
     terminated, truncated: (n_rounds,) bool or None
         Whether the session ended after this step because the user left (terminated) or the
         time budget ran out (truncated), Gymnasium's two done flags.
+    t: (n_rounds,) int64 or None
+        The world time of the round (decisions before it), in a world that changes with time
+        (``scm.dynamics``): which state of the world the user met.
     """
 
     context: np.ndarray
@@ -77,6 +80,7 @@ class LoggedFeedback:
     step: np.ndarray | None = None
     terminated: np.ndarray | None = None
     truncated: np.ndarray | None = None
+    t: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = "LoggedFeedback"
@@ -182,7 +186,7 @@ class LoggedFeedback:
 
     def _check_trajectories(self) -> None:
         p, n = "LoggedFeedback", self.n_rounds
-        for name in ("trajectory_id", "step"):
+        for name in ("trajectory_id", "step", "t"):
             x = getattr(self, name)
             if x is None:
                 continue
@@ -293,6 +297,7 @@ class LoggedFeedback:
             step=take(self.step),
             terminated=take(self.terminated),
             truncated=take(self.truncated),
+            t=take(self.t),
         )
 
     def to_parquet(self, path: str | Path) -> Path:

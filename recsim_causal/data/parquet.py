@@ -2,7 +2,8 @@
 
 Layout: one row per round. Scalar columns ``action`` (int64), ``reward``, ``pscore``
 (float64), ``position`` (int64, only when present); sessions add ``trajectory_id`` and
-``step`` (int64), ``terminated`` and ``truncated`` (bool); confounded simulations add the
+``step`` (int64), ``terminated`` and ``truncated`` (bool); a world with dynamics adds ``t``
+(int64, the world time of the round); confounded simulations add the
 oracle ``pscore_full`` (float64). Matrix fields are fixed-size-list
 columns of float64, built zero-copy from the numpy buffers: ``context`` (dim_context per
 row), ``action_dist`` and ``expected_reward`` (K or K*L per row, reshaped on load).
@@ -32,7 +33,7 @@ _VERSION = 1
 _MATRIX_FIELDS = ("context", "action_dist", "expected_reward")
 # optional per-round columns (sessions): name -> arrow type
 _OPTIONAL_COLUMNS = {"trajectory_id": pa.int64(), "step": pa.int64(), "terminated": pa.bool_(), "truncated": pa.bool_(),
-                     "pscore_full": pa.float64()}
+                     "pscore_full": pa.float64(), "t": pa.int64()}
 
 
 def _fixed_list(arr: np.ndarray) -> pa.FixedSizeListArray:

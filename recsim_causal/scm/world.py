@@ -40,6 +40,7 @@ import numpy as np
 from recsim_causal.catalog import Catalog
 from recsim_causal.config import check_integer, check_keys, check_memory
 from recsim_causal.scm.backend import NUMPY64, get_backend
+from recsim_causal.scm.dynamics import Dynamics
 from recsim_causal.scm.mechanisms import (
     ITEM,
     PAIR,
@@ -55,7 +56,7 @@ from recsim_causal.scm.mechanisms import (
 # The presets and Hydra configs ship inside the package (conf/ installs as recsim_causal.conf).
 CONF_DIR = Path(str(importlib.resources.files("recsim_causal.conf")))
 ITEM_BYTES = 1024
-TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate"}
+TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate", "dynamics"}
 SLATE_MODELS = ("pbm", "cascade")
 
 
@@ -95,12 +96,13 @@ class Users:
     values: dict[str, Any]
     noise: dict[str, Any]
     n: int
+    t: int = 0  # the world time they were drawn at (decisions before them): the world's state they meet
 
     def take(self, idx) -> "Users":
         """The users at ``idx`` (an index array or a slice)."""
         pick = lambda d: {k: v[idx] for k, v in d.items()}  # noqa: E731
         values = pick(self.values)
-        return Users(values, pick(self.noise), len(next(iter(values.values()))) if values else 0)
+        return Users(values, pick(self.noise), len(next(iter(values.values()))) if values else 0, self.t)
 
 
 @dataclass
@@ -161,7 +163,8 @@ class World:
         except ValueError as e:
             raise SCMConfigError(f"scm.{e}") from None
         self._build_graph(cfg.get("nodes"))
-        self._build_item_values()
+        self.dynamics = Dynamics(cfg.get("dynamics"), mech=self.mech, seed=seed, n_items=n_items)
+        self.item_values = self._item_values(self.catalog, {})
         self.observed = self._node_list(cfg, "observed", required=True)
         self.privileged = self._node_list(cfg, "privileged", required=False)
         self.reward_weights = self._reward(cfg.get("reward", "click"))
@@ -228,9 +231,10 @@ class World:
             visit(n)
         return order
 
-    def _build_item_values(self) -> None:
-        """Item-level values, drawn and computed with numpy in float64 whatever the backend (the
-        same world on every backend), then stored in the world's backend and dtype."""
+    def _item_values(self, catalog: Catalog, offsets: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Item-level values of ``catalog`` (each node in ``offsets`` moved by its offset, its
+        descendants recomputed), drawn and computed with numpy in float64 whatever the backend
+        (the same world on every backend), then stored in the world's backend and dtype."""
         rng = np.random.default_rng([self.seed, 0x17E5])
         exact: dict[str, np.ndarray] = {}
         for name in self.order:
@@ -238,24 +242,66 @@ class World:
             if m.level != ITEM:
                 continue
             if isinstance(m, CatalogFeature):
-                v = m.item_array
+                v = m.item_array if catalog is self.catalog else m.bind(catalog)
             elif m.exogenous:
                 v = m.sample(self.n_items, rng, NUMPY64)
             else:
                 v = m.compute({p: exact[p] for p in m.parents}, None, 0, self.n_items, NUMPY64)
             exact[name] = np.asarray(v, dtype=np.float64)
-        self.item_values: dict[str, Any] = {k: self.xp.asarray(np.ascontiguousarray(v, dtype=self.dtype))
-                                            for k, v in exact.items()}
+            if name in offsets:
+                exact[name] = exact[name] + offsets[name]
+        return {k: self.xp.asarray(np.ascontiguousarray(v, dtype=self.dtype)) for k, v in exact.items()}
 
     def _build_item_factors(self) -> None:
-        """The item side ``[I, 1, v]`` (K, m+2) of each response's linear predictor, computed once:
-        a batch of users then only needs its user side (see ``PairValue``)."""
+        """The item side ``[I, 1, v]`` (K, m+2) of each response's linear predictor, computed once
+        (per state of the items when they move with time): a batch of users then only needs its
+        user side (see ``PairValue``)."""
+        self._item_factor = self._item_factors(self.item_values)
+        self._no_items = {k: v[:0] for k, v in self.item_values.items()}
+        self._item_cache: dict[Any, tuple[Catalog, dict, dict]] = {}
+
+    def _item_factors(self, item_values: dict[str, Any]) -> dict[str, Any]:
         xp = self.xp
         no_users = {name: xp.zeros((0, self.mech[name].dim)) for name in self.user_nodes}
-        values = self._pair_values({**self.item_values, **no_users}, 0, self.n_items)
-        self._item_factor = {r: self.mech[r].linear_predictor(values, 0, self.n_items, xp).item_factor()
-                             for r in self.responses if not isinstance(self.mech[r], Constant)}
-        self._no_items = {k: v[:0] for k, v in self.item_values.items()}
+        values = self._pair_values({**item_values, **no_users}, 0, self.n_items)
+        return {r: self.mech[r].linear_predictor(values, 0, self.n_items, xp).item_factor()
+                for r in self.responses if not isinstance(self.mech[r], Constant)}
+
+    # ------------------------------------------------------------------ time
+
+    def _items_at(self, t: int) -> tuple[Catalog, dict[str, Any], dict[str, Any]]:
+        """(catalogue, item values, item factors) at time t: the world's own when the items do
+        not move, else computed from the dynamics (a few states cached)."""
+        if not self.dynamics.moves_items:
+            return self.catalog, self.item_values, self._item_factor
+        offsets = self.dynamics.item_offsets(t)
+        epoch = self.dynamics.epoch(t)
+        key = (epoch, tuple((k, np.asarray(v).tobytes()) for k, v in sorted(offsets.items())))
+        hit = self._item_cache.get(key)
+        if hit is None:
+            catalog = self.dynamics.catalog(t, self.catalog)
+            values = self._item_values(catalog, offsets) if (epoch or offsets) else self.item_values
+            factors = self._item_factors(values) if (epoch or offsets) else self._item_factor
+            if len(self._item_cache) >= 8:
+                self._item_cache.pop(next(iter(self._item_cache)))
+            hit = self._item_cache[key] = (catalog, values, factors)
+        return hit
+
+    def catalog_at(self, t: int) -> Catalog:
+        """The catalogue at time t (items replaced by churn; ``catalog`` is the one at t = 0)."""
+        return self._items_at(t)[0]
+
+    def item_values_at(self, t: int) -> dict[str, Any]:
+        """Item-level node values at time t, (K, dim) each."""
+        return self._items_at(t)[1]
+
+    def change_points(self, horizon: int) -> list[int]:
+        """The times in (0, horizon) where the world changes abruptly (empty when stationary)."""
+        return self.dynamics.change_points(horizon)
+
+    @property
+    def is_stationary(self) -> bool:
+        return self.dynamics.stationary
 
     def _node_list(self, cfg: dict, key: str, required: bool) -> list[str]:
         names = cfg.get(key, [] if not required else None)
@@ -338,14 +384,16 @@ class World:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample_users(self, n: int, rng: Any) -> Users:
+    def sample_users(self, n: int, rng: Any, t: int = 0) -> Users:
         """Draw n users: every user-level node in causal order, plus all exogenous noise.
 
         ``rng``: a numpy Generator (any backend) or, on the torch backend, a torch.Generator
-        on the world's device."""
+        on the world's device. ``t``: the world time (decisions before these users) whose
+        population they come from and whose items they meet (see ``scm.dynamics``)."""
         g = self.xp.generator(rng)
         values: dict[str, Any] = {}
         noise: dict[str, Any] = {}
+        offsets = self._user_offsets(t)
         for name in self.user_nodes:
             m = self.mech[name]
             if m.exogenous:
@@ -354,8 +402,15 @@ class World:
                 if m.noise_dim:
                     noise[name] = self.xp.standard_normal(g, (n, m.noise_dim))
                 values[name] = m.compute(values, noise.get(name), n, self.n_items, self.xp)
+            if name in offsets:
+                values[name] = values[name] + offsets[name]
         self._draw_response_noise(noise, n, g)
-        return Users(values, noise, n)
+        return Users(values, noise, n, int(t))
+
+    def _user_offsets(self, t: int) -> dict[str, Any]:
+        if not self.dynamics.user_shifts:
+            return {}
+        return {k: self.xp.asarray(v.astype(self.dtype)) for k, v in self.dynamics.user_offsets(t).items()}
 
     def _draw_response_noise(self, noise: dict, n: int, g: Any) -> None:
         for r in self.responses:
@@ -379,10 +434,13 @@ class World:
     def recompute(self, users: Users) -> None:
         """Recompute derived user nodes from their parents and kept noise, in place (after an
         environment changed a state or a feature, e.g. interest drift in a session)."""
+        offsets = self._user_offsets(users.t)
         for name in self.user_nodes:
             m = self.mech[name]
             if not m.exogenous:
                 users.values[name] = m.compute(users.values, users.noise.get(name), users.n, self.n_items, self.xp)
+                if name in offsets:
+                    users.values[name] = users.values[name] + offsets[name]
 
     def observe(self, users: Users, *, privileged: bool = False) -> Any:
         """What agents see: the observed nodes' values, (n, obs_dim) float32 (plus the privileged
@@ -398,12 +456,15 @@ class World:
         if not self.intervened_user_nodes:
             return users.values
         values, changed = dict(users.values), set()
+        offsets = self._user_offsets(users.t)
         for name in self.user_nodes:
             m = self.mech[name]
             if name in self.intervened_user_nodes and isinstance(m, Constant):
                 values[name] = m.sample(users.n, None, self.xp)
             elif not m.exogenous and (name in self.intervened_user_nodes or changed.intersection(m.parents)):
                 values[name] = m.compute(values, users.noise.get(name), users.n, self.n_items, self.xp)
+                if name in offsets:
+                    values[name] = values[name] + offsets[name]
             else:
                 continue
             changed.add(name)
@@ -431,13 +492,14 @@ class World:
         """Each response's mean given its gate fired, (n, K): P(click), P(purchase | click), ..."""
         names = names or self._reward_needed
         factors = self._user_factors(users, names)
+        item_factor = self._items_at(users.t)[2]
         out = {}
         for r in names:
             m = self.mech[r]
             if isinstance(m, Constant):
                 out[r] = self.xp.full((users.n, self.n_items), m.value[0])
             else:
-                out[r] = m.expected(self.xp.matmul_t(factors[r], self._item_factor[r]), self.xp)
+                out[r] = m.expected(self.xp.matmul_t(factors[r], item_factor[r]), self.xp)
         return out
 
     def _needed(self, names) -> list[str]:
@@ -497,17 +559,18 @@ class World:
         mips = (needed == [r0] and w0 > 0 and not isinstance(self.mech[r0], Constant)
                 and getattr(self.mech[r0], "monotone", False))
         factors = self._user_factors(users, needed)
+        item_factor = self._items_at(users.t)[2]
         best_v = best_i = None
         for lo in range(0, K, block):
             hi = min(K, lo + block)
             if mips:
-                score = xp.matmul_t(factors[r0], self._item_factor[r0][lo:hi])
+                score = xp.matmul_t(factors[r0], item_factor[r0][lo:hi])
             else:
                 cond = {}
                 for r in needed:
                     m = self.mech[r]
                     cond[r] = (xp.full((n, hi - lo), m.value[0]) if isinstance(m, Constant) else
-                               m.expected(xp.matmul_t(factors[r], self._item_factor[r][lo:hi]), xp))
+                               m.expected(xp.matmul_t(factors[r], item_factor[r][lo:hi]), xp))
                 score = self._reward_of(self._gated(cond))
             v, i = xp.topk(score, min(k, hi - lo))
             i = i + lo
@@ -533,11 +596,12 @@ class World:
         if cond is not None:
             return {r: self.xp.take_along(cond[r], actions) for r in names}
         factors = self._user_factors(users, names)
+        item_factor = self._items_at(users.t)[2]
         out = {}
         for r in names:
             m = self.mech[r]
             out[r] = (self.xp.full(tuple(actions.shape), m.value[0]) if isinstance(m, Constant)
-                      else m.expected(self.xp.rowdot(factors[r], self._item_factor[r][actions]), self.xp))
+                      else m.expected(self.xp.rowdot(factors[r], item_factor[r][actions]), self.xp))
         return out
 
     def respond(self, users: Users, actions: Any, *, cond_means: dict | None = None) -> Outcome:

@@ -1,0 +1,429 @@
+"""How wrong can IPS be if the logger saw a confounder the log does not keep?
+
+The marginal sensitivity model (Tan 2006). The log keeps the nominal propensity
+e_i = P(a_i | x_i); the logger really drew a_i from pi_b(a_i | x_i, s_i), with s a signal
+the log lacks. The model assumes, for a chosen Gamma >= 1,
+
+    1/Gamma <= [pi_b / (1 - pi_b)] / [e / (1 - e)] <= Gamma          for every row and action,
+
+so the true inverse propensity w_i = 1/pi_b(a_i | x_i, s_i) lies in the box
+
+    a_i = 1 + (1/e_i - 1)/Gamma  <=  w_i  <=  b_i = 1 + Gamma (1/e_i - 1).
+
+Gamma = 1 is no confounding (w = 1/e). The bounds on V(pi) over every w the model allows
+come in two estimators and two methods:
+
+estimators
+    ``ipw``: (1/n) sum_i pi(a_i|x_i) w_i r_i (IPS); ``snipw``: the same over
+    sum_i pi(a_i|x_i) w_i (SNIPS, the Hajek form). At Gamma = 1 both are the usual estimate.
+methods
+    ``zsb``: the extremes over the box (Zhao, Small & Bhattacharya 2019; Kallus & Zhou 2018
+    for policies). For ``snipw`` a linear-fractional program, solved exactly by sorting the
+    rows by reward: the optimum puts b on the rows above a threshold and a below it (for the
+    upper bound), so it is the best of the n + 1 thresholds, all scored by cumulative sums.
+    For ``ipw`` each row takes a or b by the sign of its reward. Valid, not sharp: the box
+    ignores that the true weights of each (x, a) must average to 1/e(x, a).
+    ``sharp``: Dorn & Guo (2022)'s quantile balancing: the worst-case weights put
+    b on the top 1/(1 + Gamma) of the reward's conditional distribution given (x, a) and a on
+    the rest, which keeps E[e w | x, a] = 1. For rewards in {0, 1} that distribution is a
+    Bernoulli whose mean the analyst estimates (``expected_reward``, the reward model at the
+    logged (x, a)); the row at the quantile's atom gets the mixed weight that balances it
+    exactly. Sharp: no narrower interval is valid under the model. Its weights lie in the
+    box, so its bounds are never wider than ``zsb``'s, for the same estimator.
+
+Sampling uncertainty: the bounds are recomputed on bootstrap resamples of the rows (the
+reward model held fixed); the interval [alpha/2 quantile of the lower bound,
+1 - alpha/2 quantile of the upper bound] covers the partially identified value with
+probability >= 1 - alpha asymptotically (ZSB 2019, Thm 4, the percentile bootstrap).
+
+Which Gamma is true? In a simulation the logger's full distribution is known:
+:func:`gamma_star` is the largest odds ratio over the logged rows and every action, with its
+quantiles (a maximum over rows can be driven by a few). :func:`breakdown_gamma`: the
+smallest Gamma at which the bounds on V(pi_1) - V(pi_2) reach 0 (the sign of the
+comparison can flip).
+
+Z. Tan. "A distributional approach for causal inference using propensity scores.", JASA 2006.
+Q. Zhao, D. Small, B. Bhattacharya. "Sensitivity analysis for inverse probability weighting
+estimators via the percentile bootstrap.", JRSS-B 2019.
+N. Kallus, A. Zhou. "Confounding-robust policy improvement.", NeurIPS 2018.
+J. Dorn, K. Guo. "Sharp sensitivity analysis for inverse propensity weighting via quantile
+balancing.", JASA 2022.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recsim_causal.data.checks import as_float_array, check_finite, check_ndim, check_rows
+
+from .intervals import _multinomial_counts_small, _seed_sequence
+
+__all__ = [
+    "ESTIMATORS",
+    "METHODS",
+    "SensitivityBounds",
+    "check_gammas",
+    "weight_box",
+    "sharp_weights",
+    "sensitivity_bounds",
+    "bounds_at",
+    "breakdown_gamma",
+    "gamma_star",
+    "odds_ratio",
+]
+
+ESTIMATORS = ("ipw", "snipw")
+METHODS = ("sharp", "zsb")
+_P_CLIP = 1e-9  # a modelled click rate of exactly 0 or 1 would divide by zero at the atom
+
+
+# ------------------------------------------------------------------------------- checks
+def check_gammas(gammas: Any, name: str = "gammas") -> np.ndarray:
+    """The Gamma grid as a float array: non-empty, finite, every value >= 1."""
+    arr = np.atleast_1d(np.asarray(gammas, dtype=object))
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty list of numbers >= 1, got an empty grid")
+    bad = [g for g in arr.ravel() if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating))]
+    if bad:
+        raise ValueError(f"{name}: expected numbers >= 1, got {bad[0]!r}")
+    arr = arr.astype(np.float64).ravel()
+    low = arr[~(arr >= 1.0) | ~np.isfinite(arr)]
+    if low.size:
+        raise ValueError(f"{name}: expected finite numbers >= 1 (1: no hidden confounding), got {low[0]:g}")
+    return arr
+
+
+def _check_choice(value: str, known: Sequence[str], name: str) -> str:
+    if value not in known:
+        raise ValueError(f"{name}: expected one of {', '.join(known)}, got {value!r}")
+    return value
+
+
+def _inputs(reward: Any, pscore: Any, target_pscore: Any, expected_reward: Any, method: str
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    r = as_float_array(reward, "reward")
+    check_ndim(r, "reward", (1,), "a 1-D array (n_rounds,)")
+    n = r.shape[0]
+    if n == 0:
+        raise ValueError("reward: expected at least one round, got 0")
+    out = [r]
+    for arr, name in ((pscore, "pscore"), (target_pscore, "target_pscore")):
+        a = as_float_array(arr, name)
+        check_ndim(a, name, (1,), "a 1-D array (n_rounds,)")
+        check_rows(a, name, n, "reward")
+        out.append(a)
+    for a, name in zip(out, ("reward", "pscore", "target_pscore")):
+        check_finite(a, name)
+    e, pi = out[1], out[2]
+    if not ((e > 0) & (e <= 1)).all():
+        raise ValueError(f"pscore: expected probabilities in (0, 1], got {e[~((e > 0) & (e <= 1))][0]:g}")
+    if not ((pi >= 0) & (pi <= 1)).all():
+        raise ValueError(f"target_pscore: expected probabilities in [0, 1], got {pi[~((pi >= 0) & (pi <= 1))][0]:g}")
+    q = None
+    if method == "sharp":
+        if not np.isin(r, (0.0, 1.0)).all():
+            raise ValueError("reward: method='sharp' needs rewards in {0, 1} (the quantile of a binary reward "
+                             "given (x, a) follows from its mean); use method='zsb' for other rewards")
+        if expected_reward is None:
+            raise ValueError("expected_reward: method='sharp' needs the reward model's E[r | x, a] at the logged "
+                             "rows (n_rounds,)")
+        q = as_float_array(expected_reward, "expected_reward")
+        check_ndim(q, "expected_reward", (1,), "a 1-D array (n_rounds,): E[r | x_i, a_i]")
+        check_rows(q, "expected_reward", n, "reward")
+        check_finite(q, "expected_reward")
+        q = np.clip(q, _P_CLIP, 1.0 - _P_CLIP)
+    return r, e, pi, q
+
+
+# ------------------------------------------------------------------------------- weights
+def weight_box(pscore: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b): the bounds on the true inverse propensity 1/pi_b under the model at ``gamma``."""
+    odds_inv = 1.0 / np.asarray(pscore, np.float64) - 1.0
+    return 1.0 + odds_inv / gamma, 1.0 + odds_inv * gamma
+
+
+def sharp_weights(reward: np.ndarray, pscore: np.ndarray, expected_reward: np.ndarray, gamma: float,
+                  upper: bool) -> np.ndarray:
+    """Dorn & Guo's worst-case inverse propensities for a {0, 1} reward, per row (n,).
+
+    With L = e + (1 - e)/Gamma and U = e + (1 - e) Gamma (the box times e) and the top mass
+    m = 1/(1 + Gamma) (so that m U + (1 - m) L = 1): for the upper bound the ones (mass p =
+    expected_reward) take U up to mass m and the zeros fill the rest of m; everything else
+    takes L. The lower bound is the mirror image (zeros first). Returns v / e, in [a, b].
+    """
+    e = np.asarray(pscore, np.float64)
+    L, U = e + (1.0 - e) / gamma, e + (1.0 - e) * gamma
+    m = 1.0 / (1.0 + gamma)
+    r, p = (reward, expected_reward) if upper else (1.0 - reward, 1.0 - expected_reward)
+    # r is the "high" outcome here (reward for the upper bound, 1 - reward for the lower)
+    v_high = np.where(p <= m, U, (m * U + (p - m) * L) / p)
+    v_low = np.where(p >= m, L, ((m - p) * U + (1.0 - m) * L) / (1.0 - p))
+    return np.where(r > 0.5, v_high, v_low) / e
+
+
+# ------------------------------------------------------------------------------- bounds
+def _group_sums(r: np.ndarray, basis: np.ndarray, counts: np.ndarray | None) -> np.ndarray:
+    """Sums of the ``basis`` columns (n, m) over the rows of each distinct reward, in
+    decreasing reward order: (B, n_groups, m) (B = 1 without resample ``counts`` (B, n))."""
+    values, group = np.unique(-r, return_inverse=True)  # group 0: the largest reward
+    ng, (n, m) = len(values), basis.shape
+    if counts is None:
+        out = np.stack([np.bincount(group, weights=basis[:, j], minlength=ng) for j in range(m)], axis=1)
+        return out[None]
+    if ng <= 64:  # few distinct rewards (clicks: 2): one matrix product serves every group
+        onehot = np.zeros((n, ng * m))
+        onehot[np.arange(n)[:, None], group[:, None] * m + np.arange(m)[None, :]] = basis
+        return (counts @ onehot).reshape(len(counts), ng, m)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) > 0])
+    c = counts[:, order]
+    return np.stack([np.add.reduceat(c * basis[order, j][None, :], starts, axis=1) for j in range(m)], axis=2)
+
+
+def _lfp(num_hi: np.ndarray, den_hi: np.ndarray, num_lo: np.ndarray, den_lo: np.ndarray, maximize: bool
+         ) -> np.ndarray:
+    """The extreme over thresholds of a linear-fractional program whose rows come in groups
+    of equal reward, best first (..., n_groups): for the maximum the first k groups take the
+    high weights and the rest the low ones; for the minimum the last groups take the high
+    weights. At the optimum rows of equal reward sit on one side (a vertex), so the n_groups + 1
+    thresholds are all the candidates."""
+    def prefix(v):
+        return np.concatenate([np.zeros(v.shape[:-1] + (1,)), np.cumsum(v, axis=-1)], axis=-1)
+
+    nh, dh, nl, dl = (prefix(v) for v in (num_hi, den_hi, num_lo, den_lo))
+    if maximize:
+        num, den = nh + (nl[..., -1:] - nl), dh + (dl[..., -1:] - dl)
+    else:
+        num, den = nl + (nh[..., -1:] - nh), dl + (dh[..., -1:] - dh)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.nanmax(ratio, axis=-1) if maximize else np.nanmin(ratio, axis=-1)
+
+
+def _bounds(r: np.ndarray, e: np.ndarray, pi: np.ndarray, q: np.ndarray | None, gammas: np.ndarray, estimator: str,
+            method: str, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper), each (G, B): the bounds at each Gamma on the sample (B = 1) or on each
+    resample of ``counts`` (B, n)."""
+    n = r.shape[0]
+    g = gammas[:, None]
+    if method == "zsb" and estimator == "snipw":  # the linear-fractional program over the box
+        odds = 1.0 / e - 1.0  # b = 1 + Gamma odds, a = 1 + odds / Gamma: linear in the basis below
+        S = _group_sums(r, np.stack([pi * r, pi * odds * r, pi, pi * odds], axis=1), counts)  # (B, ng, 4)
+        S = S[None]  # (1, B, ng, 4)
+        gg = gammas[:, None, None]
+        nh, dh = S[..., 0] + gg * S[..., 1], S[..., 2] + gg * S[..., 3]
+        nl, dl = S[..., 0] + S[..., 1] / gg, S[..., 2] + S[..., 3] / gg
+        return _lfp(nh, dh, nl, dl, maximize=False), _lfp(nh, dh, nl, dl, maximize=True)
+    if method == "sharp":
+        lo_w = np.stack([sharp_weights(r, e, q, gamma, upper=False) for gamma in gammas])  # (G, n)
+        hi_w = np.stack([sharp_weights(r, e, q, gamma, upper=True) for gamma in gammas])
+    else:
+        a, b = weight_box(e[None, :], g)
+        hi_w, lo_w = np.where(r > 0, b, a), np.where(r > 0, a, b)
+    vectors = np.concatenate([pi * r * lo_w, pi * lo_w, pi * r * hi_w, pi * hi_w], axis=0)  # (4G, n)
+    sums = (vectors.sum(axis=1)[:, None] if counts is None else vectors @ counts.T)  # (4G, B)
+    G = len(gammas)
+    s_nl, s_dl, s_nh, s_dh = sums[:G], sums[G : 2 * G], sums[2 * G : 3 * G], sums[3 * G :]
+    if estimator == "ipw":
+        return s_nl / n, s_nh / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s_nl / s_dl, s_nh / s_dh
+
+
+def bounds_at(reward: Any, pscore: Any, target_pscore: Any, gammas: Any, *, estimator: str = "snipw",
+              method: str = "sharp", expected_reward: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(lower (G,), upper (G,)): the bounds on V(pi) at each Gamma, without resampling.
+
+    ``reward``, ``pscore`` (nominal P(a_i | x_i)), ``target_pscore`` (pi(a_i | x_i)) and, for
+    ``method="sharp"``, ``expected_reward`` (E[r | x_i, a_i] from a reward model): (n,).
+    """
+    g = check_gammas(gammas)
+    _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(method, METHODS, "method")
+    r, e, pi, q = _inputs(reward, pscore, target_pscore, expected_reward, method)
+    lower, upper = _bounds(r, e, pi, q, g, estimator, method, None)
+    return lower[:, 0], upper[:, 0]
+
+
+@dataclass
+class SensitivityBounds:
+    """Bounds on V(pi) per Gamma, with their bootstrap sampling interval.
+
+    ``lower``/``upper`` (G,): the bounds on the sample; ``lower_ci_low``/``upper_ci_high``:
+    the alpha/2 and 1 - alpha/2 bootstrap quantiles of the lower and upper bound.
+    ``estimate``: the point estimate (the bounds at Gamma = 1).
+    """
+
+    gammas: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    lower_ci_low: np.ndarray
+    upper_ci_high: np.ndarray
+    estimate: float
+    estimator: str
+    method: str
+    alpha: float
+    n_bootstrap_samples: int
+    truth: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def at(self, gamma: float) -> tuple[float, float]:
+        """(lower, upper) at a Gamma of the grid."""
+        hit = np.flatnonzero(np.isclose(self.gammas, gamma))
+        if hit.size == 0:
+            raise ValueError(f"gamma: {gamma:g} is not on the grid ({', '.join(f'{g:g}' for g in self.gammas)})")
+        return float(self.lower[hit[0]]), float(self.upper[hit[0]])
+
+    def to_dict(self) -> dict:
+        """JSON-ready: lists of floats per Gamma."""
+        return {"estimator": self.estimator, "method": self.method, "estimate": self.estimate,
+                "gammas": self.gammas.tolist(), "lower": self.lower.tolist(), "upper": self.upper.tolist(),
+                "lower_ci_low": self.lower_ci_low.tolist(), "upper_ci_high": self.upper_ci_high.tolist(),
+                "alpha": self.alpha, "n_bootstrap_samples": self.n_bootstrap_samples, "truth": self.truth,
+                **self.extra}
+
+
+def sensitivity_bounds(reward: Any, pscore: Any, target_pscore: Any, gammas: Any, *, estimator: str = "snipw",
+                       method: str = "sharp", expected_reward: Any = None, n_bootstrap_samples: int = 200,
+                       alpha: float = 0.05, random_state: Any = 0, truth: float | None = None) -> SensitivityBounds:
+    """Bounds on V(pi) under the marginal sensitivity model at each Gamma of ``gammas``, with a
+    percentile-bootstrap interval (``n_bootstrap_samples`` resamples of the rows; 0: none).
+
+    Args:
+        reward, pscore, target_pscore: (n,) the logged reward, the nominal propensity
+            P(a_i | x_i) the log keeps, the target's probability of the logged action.
+        gammas: the grid, numbers >= 1.
+        estimator: ``snipw`` (the Hajek form) or ``ipw``.
+        method: ``sharp`` (Dorn & Guo; rewards in {0, 1} and ``expected_reward`` needed) or
+            ``zsb`` (the box; any reward).
+        truth: carried along for reports (the bounds do not use it).
+    """
+    g = check_gammas(gammas)
+    _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(method, METHODS, "method")
+    B = int(n_bootstrap_samples)
+    if B < 0:
+        raise ValueError(f"n_bootstrap_samples: expected an integer >= 0, got {n_bootstrap_samples!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+    r, e, pi, q = _inputs(reward, pscore, target_pscore, expected_reward, method)
+    n = r.shape[0]
+    lower, upper = (v[:, 0] for v in _bounds(r, e, pi, q, g, estimator, method, None))
+    lo_ci, hi_ci = lower.copy(), upper.copy()
+    if B:
+        rng = np.random.default_rng(_seed_sequence(random_state))
+        block = max(1, min(B, (1 << 22) // n))
+        boot_lo, boot_hi = np.empty((len(g), B)), np.empty((len(g), B))
+        for start in range(0, B, block):
+            counts = _multinomial_counts_small(rng, n, min(block, B - start)).astype(np.float64)
+            lo, hi = _bounds(r, e, pi, q, g, estimator, method, counts)
+            boot_lo[:, start : start + lo.shape[1]], boot_hi[:, start : start + hi.shape[1]] = lo, hi
+        lo_ci, hi_ci = np.nanquantile(boot_lo, alpha / 2, axis=1), np.nanquantile(boot_hi, 1 - alpha / 2, axis=1)
+    point = _bounds(r, e, pi, q, np.ones(1), estimator, method, None)[0][0, 0]
+    return SensitivityBounds(gammas=g, lower=lower, upper=upper, lower_ci_low=lo_ci, upper_ci_high=hi_ci,
+                             estimate=float(point), estimator=estimator, method=method, alpha=float(alpha),
+                             n_bootstrap_samples=B, truth=None if truth is None else float(truth))
+
+
+# ------------------------------------------------------------------------------- breakdown
+def _difference_bound(r, e, c, q, gamma, estimator, method, lowest: bool) -> float:
+    """The lower (``lowest``) or upper bound of V(pi_1) - V(pi_2) at one Gamma;
+    c = pi_1(a_i|x_i) - pi_2(a_i|x_i), or (pi_1, pi_2) for snipw's two ratios."""
+    p1, p2 = c
+    d = p1 - p2
+    if method == "sharp":
+        # the problem separates over (x, a): rows that count for pi_1 take the weights that lower
+        # (raise) its value, rows that count for pi_2 the opposite
+        lo_w, hi_w = sharp_weights(r, e, q, gamma, upper=False), sharp_weights(r, e, q, gamma, upper=True)
+        w = np.where(d > 0, lo_w, hi_w) if lowest else np.where(d > 0, hi_w, lo_w)
+        if estimator == "ipw":
+            return float((d * w * r).mean())
+        return float((p1 * w * r).sum() / (p1 * w).sum() - (p2 * w * r).sum() / (p2 * w).sum())
+    if estimator == "ipw":  # the box, row by row: exact
+        a, b = weight_box(e, gamma)
+        w = np.where(d * r > 0, a, b) if lowest else np.where(d * r > 0, b, a)
+        return float((d * w * r).mean())
+    # snipw over the box: two linear-fractional programs apart (an outer bound: conservative)
+    lo1, hi1 = _bounds(r, e, p1, None, np.array([gamma]), "snipw", "zsb", None)
+    lo2, hi2 = _bounds(r, e, p2, None, np.array([gamma]), "snipw", "zsb", None)
+    return float(lo1[0, 0] - hi2[0, 0]) if lowest else float(hi1[0, 0] - lo2[0, 0])
+
+
+def breakdown_gamma(reward: Any, pscore: Any, target_pscore_1: Any, target_pscore_2: Any, *,
+                    estimator: str = "snipw", method: str = "sharp", expected_reward: Any = None,
+                    gamma_max: float = 1e4, rtol: float = 1e-4) -> float:
+    """The smallest Gamma at which the bounds on V(pi_1) - V(pi_2) contain 0: up to it, the
+    sign of the estimated difference holds for every confounder the model allows.
+
+    1.0 when the point estimate of the difference is 0; ``inf`` when the sign holds up to
+    ``gamma_max``. Found by bisection on log Gamma (the bounds widen with Gamma).
+    """
+    _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(method, METHODS, "method")
+    r, e, p1, q = _inputs(reward, pscore, target_pscore_1, expected_reward, method)
+    p2 = as_float_array(target_pscore_2, "target_pscore_2")
+    check_ndim(p2, "target_pscore_2", (1,), "a 1-D array (n_rounds,)")
+    check_rows(p2, "target_pscore_2", r.shape[0], "reward")
+    check_finite(p2, "target_pscore_2")
+    check_gammas([gamma_max], "gamma_max")
+    c = (p1, p2)
+    point = _difference_bound(r, e, c, q, 1.0, estimator, method, lowest=True)
+    if point == 0:
+        return 1.0
+    positive = point > 0
+
+    def flips(gamma: float) -> bool:
+        bound = _difference_bound(r, e, c, q, gamma, estimator, method, lowest=positive)
+        return bound <= 0 if positive else bound >= 0
+
+    if not flips(gamma_max):
+        return float("inf")
+    lo, hi = 0.0, float(np.log(gamma_max))
+    while hi - lo > rtol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if flips(float(np.exp(mid))) else (mid, hi)
+    return float(np.exp(hi))
+
+
+# ------------------------------------------------------------------------------- the true Gamma
+def odds_ratio(p_full: Any, p_nominal: Any) -> np.ndarray:
+    """max(OR, 1/OR) for OR = [p_full/(1 - p_full)] / [p_nominal/(1 - p_nominal)], elementwise:
+    the Gamma a row needs. Equal probabilities give 1 (also at 0 and 1); a probability of 0
+    or 1 against a different one gives inf."""
+    pf, pn = np.asarray(p_full, np.float64), np.asarray(p_nominal, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_or = (np.log(pf) - np.log1p(-pf)) - (np.log(pn) - np.log1p(-pn))
+    out = np.exp(np.abs(log_or))
+    out = np.where(np.isclose(pf, pn, rtol=1e-12, atol=0.0), 1.0, out)
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def gamma_star(pi_b_full: Any, pi_b_nominal: Any, action: Any = None,
+               quantiles: Sequence[float] = (0.5, 0.9, 0.99)) -> dict:
+    """The logger's true sensitivity parameter on a log, from its full distribution.
+
+    ``pi_b_full`` (n, K): pi_b(a | x_i, s_i), what the logger did; ``pi_b_nominal`` (n, K):
+    P(a | x_i), what the log keeps. Returns ``{"gamma_star": max over rows and actions,
+    "quantiles": {q: quantile over rows of each row's max over actions}, "gamma_star_logged":
+    max over rows at the logged action (when ``action`` is given; the bounds need only these)}``.
+    """
+    full = as_float_array(pi_b_full, "pi_b_full")
+    nom = as_float_array(pi_b_nominal, "pi_b_nominal")
+    check_ndim(full, "pi_b_full", (2,), "a 2-D array (n_rounds, n_actions)")
+    if nom.shape != full.shape:
+        raise ValueError(f"pi_b_nominal: expected the shape of pi_b_full {full.shape}, got {nom.shape}")
+    if full.shape[0] == 0:
+        raise ValueError("pi_b_full: expected at least one round, got 0")
+    ratio = odds_ratio(full, nom)
+    per_row = ratio.max(axis=1)
+    out = {"gamma_star": float(per_row.max()),
+           "quantiles": {f"{q:g}": float(np.quantile(per_row, q)) for q in quantiles}}
+    if action is not None:
+        a = np.asarray(action)
+        check_rows(a, "action", full.shape[0], "pi_b_full")
+        out["gamma_star_logged"] = float(ratio[np.arange(len(a)), a].max())
+    return out

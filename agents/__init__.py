@@ -20,9 +20,17 @@ from recsim_causal.agents.base import (
     validate_policy_output,
 )
 from recsim_causal.agents.linear import LinearThompsonSampling, LinUCB, RidgeState
+from recsim_causal.agents.adaptive import ChangeRestart, DLinThompson, DLinUCB, ForgettingRidge, SWLinUCB
+from recsim_causal.agents.text_linear import LinUCBText
 
 __all__ = [
     "BasePolicy",
+    "ChangeRestart",
+    "DLinThompson",
+    "DLinUCB",
+    "ForgettingRidge",
+    "LinUCBText",
+    "SWLinUCB",
     "EmpiricalMeans",
     "EpsilonGreedy",
     "LinUCB",

@@ -211,6 +211,15 @@ class RidgeState:
         new = a_inv - np.matmul(u, np.linalg.solve(s, u.transpose(0, 2, 1)))
         self.A_inv[arms] = 0.5 * (new + new.transpose(0, 2, 1))
 
+    def reset_arms(self, arms) -> None:
+        """Forget everything about ``arms`` (new items in those slots): back to the prior."""
+        arms = np.asarray(arms, dtype=np.int64)
+        eye = np.eye(self.dim)
+        self.A[arms] = self.lambda_ * eye
+        self.A_inv[arms] = eye / self.lambda_
+        self.b[arms] = 0.0
+        self.theta[arms] = 0.0
+
     # ---- persistence ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -237,6 +246,11 @@ class _RidgePolicy(BasePolicy):
         """Add the batch to the ridge state (exact for any batch size, see :class:`RidgeState`)."""
         x, a, r = self._feedback(contexts, actions, rewards)
         self.ridge.update(x, a, r)
+
+    def new_items(self, slots, texts=None) -> None:
+        """New items took the places of ``slots`` (a changing catalogue): their arms start
+        afresh. An id-only model knows nothing of a new item; ``texts`` are not used here."""
+        self.ridge.reset_arms(slots)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return self.ridge.state_dict()

@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gymnasium as gym  # noqa: E402
 
 import recsim_causal.envs  # noqa: E402
-from recsim_causal.agents import LinearThompsonSampling, LinUCB  # noqa: E402
+from recsim_causal.agents import DLinThompson, DLinUCB, LinearThompsonSampling, LinUCB, SWLinUCB  # noqa: E402
 from recsim_causal.scm import load_scm_config  # noqa: E402
 from recsim_causal.threads import single_threaded_blas  # noqa: E402
 
@@ -177,6 +177,11 @@ def bench_agents(repeats: int) -> None:
     row("agents", "LinearThompsonSampling K=50 d=10, one at a time",
         median_rate(lambda: one_at_a_time(LinearThompsonSampling(n_actions=K, dim=d, seed=0)), repeats),
         "decisions/s", 10_000, reference="(OBP LinTS 299/s)")
+    for name, make in (("DLinUCB (discounted, gamma=0.999)", lambda: DLinUCB(n_actions=K, dim=d, gamma=0.999, seed=0)),
+                       ("SWLinUCB (window 2,000)", lambda: SWLinUCB(n_actions=K, dim=d, window=2000, seed=0)),
+                       ("DLinThompson (gamma=0.999)", lambda: DLinThompson(n_actions=K, dim=d, gamma=0.999, seed=0))):
+        row("agents", f"{name} K=50 d=10, one at a time", median_rate(lambda make=make: one_at_a_time(make()), repeats),
+            "decisions/s", 10_000, reference="(LinUCB's speed class)")
 
     # the setting (K=50, d=10: the default world observed through 10 columns), then ours
     ten_columns = load_scm_config("default") | {"observed": ["taste_signal", "price_sensitivity", "activity"]}

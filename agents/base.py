@@ -23,6 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from recsim_causal.config import check_seed as config_check_seed
+
 #: Tolerance on ``|sum(row) - 1|`` accepted by :func:`check_action_probs`.
 PROB_TOL = 1e-6
 #: Scores within ``TIE_RTOL * max(1, |max|)`` of a row's maximum count as tied.
@@ -91,10 +93,11 @@ def check_float(
 
 
 def check_seed(owner: str, seed: Any) -> int | None:
-    """A seed: ``None`` (fresh OS entropy) or an integer ``>= 0``."""
+    """A seed: ``None`` (fresh OS entropy) or an integer in ``[0, 2**32)``, the one limit every
+    agent shares (:data:`recsim_causal.config.SEED_LIMIT`)."""
     if seed is None:
         return None
-    return check_int(owner, "seed", seed, 0)
+    return config_check_seed(seed, f"{owner}: seed")
 
 
 # --------------------------------------------------------------------------- output validation

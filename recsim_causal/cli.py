@@ -9,78 +9,80 @@ your own groups (``agent=my_policy``). ``scripts/run.py`` and ``scripts/report.p
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import contextlib
 import os
 import sys
-import sysconfig
-import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from recsim_causal.errors import failure, one_line
+from recsim_causal.rundir import unlock_run_dir
+
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _one_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
-# recsim_causal's own source folders (agents/ and envs/ install under it from folders of their
-# own), found without importing the subpackages (gymnasium is not needed for a report).
-_OURS = tuple(str(Path(p).resolve()) for name in ("recsim_causal", "recsim_causal.agents", "recsim_causal.envs")
-              for p in importlib.util.find_spec(name).submodule_search_locations)
-
-
-_LIBRARIES = tuple(str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib"))
-
-
-def _raised_in_user_code(e: BaseException) -> str | None:
-    """Where ``e`` was raised (``Class.method at file:line``) when the innermost frame that is
-    neither recsim_causal's nor an installed library's is user code (a policy, a mechanism,
-    a callback); None when it is recsim_causal's own (a config or input check)."""
-    tb, last = e.__traceback__, None
-    while tb is not None:
-        filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
-        if filename.startswith(_OURS):
-            last = None
-        elif not filename.startswith(_LIBRARIES):
-            last = tb
-        tb = tb.tb_next
-    if last is None:
-        return None
-    code, owner = last.tb_frame.f_code, last.tb_frame.f_locals.get("self")
-    name = f"{type(owner).__name__}.{code.co_name}" if owner is not None else code.co_name
-    return f"{name} at {code.co_filename}:{last.tb_lineno}"
-
-
 def run_guarded(job) -> Any:
-    """Run ``job()`` the way the console commands report failures.
-
-    Config and input errors (ValueError, TypeError, KeyError raised by recsim_causal's own
-    checks), a missing file and a size that cannot fit in memory: one ``error:`` line, exit 2.
-    An exception raised inside user code (a policy, a mechanism, a callback) keeps its
-    traceback, followed by one line naming where it came from, exit 1.
-    """
+    """Run ``job()`` the way the console commands report failures (see :func:`failure`):
+    one ``error:`` line on stderr and exit 2 for a mistake, exit 1 for an error in user code."""
     try:
         return job()
-    except FileNotFoundError as e:
-        print(f"error: file not found: {e.filename}" if e.filename else f"error: {_one_line(e)}", file=sys.stderr)
-    except MemoryError as e:
-        print(f"error: out of memory: {_one_line(e)}", file=sys.stderr)
     except Exception as e:
-        where = _raised_in_user_code(e)
-        if where is not None:
-            traceback.print_exc()
-            print(f"error: {type(e).__name__} raised in user code ({where})", file=sys.stderr)
-            sys.exit(1)
-        if not isinstance(e, (ValueError, TypeError, KeyError)):
-            raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-    sys.exit(2)
+        code, line = failure(e)
+        print(line, file=sys.stderr)
+        sys.exit(code)
+
+
+#: Under ``-m``, a failed job writes its ``error:`` line (and exit code) here in its directory.
+JOB_ERROR_FILE = "error.log"
+
+
+class JobFailed(Exception):
+    """A sweep job that failed (its ``error:`` line already printed): the launcher records it and
+    runs the other jobs; the sweep ends with exit ``code`` naming every failed job."""
+
+    def __init__(self, code: int, line: str, sweep_dir: str) -> None:
+        super().__init__(code, line, sweep_dir)
+        self.code, self.line, self.sweep_dir = code, line, sweep_dir
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def _run_sweep_job(job, out_dir: Path, hc: Any) -> Any:
+    """A sweep job: a failure prints its ``error:`` line (naming the job), leaves it in the
+    job's ``error.log`` and raises :class:`JobFailed` for the launcher to record, so the other
+    jobs run on."""
+    try:
+        return job()
+    except Exception as e:
+        code, line = failure(e)
+        line = f"error: job {hc.job.num} ({hc.job.override_dirname or 'no overrides'}): {line[len('error: '):]}"
+        print(line, file=sys.stderr, flush=True)
+        from recsim_causal.io import atomic_write
+
+        with contextlib.suppress(OSError), atomic_write(out_dir / JOB_ERROR_FILE) as fh:
+            fh.write(f"{line}\nexit code: {code}\n")
+        raise JobFailed(code, line, str(hc.sweep.dir)) from None
+
+
+def sweep_failures(sweep_dir: Path) -> tuple[int, str]:
+    """(exit code, the ``error:`` line) that ends a sweep whose jobs failed: the failed jobs'
+    directories, named from their ``error.log`` files; exit 2 when every failure was a mistake
+    in config or data, else 1."""
+    failed = sorted(sweep_dir.rglob(JOB_ERROR_FILE))
+    jobs = [p for p in sweep_dir.rglob(".hydra") if p.is_dir()]
+    codes = {2}
+    for path in failed:
+        with contextlib.suppress(OSError, ValueError):
+            codes.add(int(path.read_text().rsplit("exit code:", 1)[1]))
+    names = ", ".join(str(p.parent.relative_to(sweep_dir)) for p in failed)
+    return max(codes), (f"error: sweep {sweep_dir}: {len(failed)} of {len(jobs)} jobs failed ({names}); "
+                        "the other jobs ran to the end")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://recsim_causal.conf", config_name="config")
@@ -88,12 +90,58 @@ def _run_app(cfg: DictConfig) -> dict | None:
     from recsim_causal.experiment.runner import run_job
 
     hc = HydraConfig.get()
-    return run_guarded(lambda: run_job(cfg, Path(hc.runtime.output_dir), hc))
+    out_dir = Path(hc.runtime.output_dir)
+    job = lambda: run_job(cfg, out_dir, hc)  # noqa: E731
+    try:
+        if str(hc.mode) == "RunMode.MULTIRUN":
+            return _run_sweep_job(job, out_dir, hc)
+        return run_guarded(job)
+    finally:  # the lock RunDirGuard took, also when the job ends before it claims the directory
+        unlock_run_dir(out_dir)
 
 
-def run() -> None:
-    """``recsim-run``: the Hydra app (same arguments as ``python scripts/run.py``)."""
-    _run_app()
+@contextlib.contextmanager
+def _hydra_errors_raised(argv: list[str] | None) -> Iterator[None]:
+    """Hydra reports its own errors (a 50-line traceback, exit 1) unless ``HYDRA_FULL_ERROR=1``
+    lets them through: set it while the app runs so that they reach :func:`run` (a user who set
+    it gets the full traceback). ``argv`` replaces ``sys.argv[1:]`` meanwhile."""
+    old_env, old_argv = os.environ.get("HYDRA_FULL_ERROR"), sys.argv
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    if argv is not None:
+        sys.argv = [sys.argv[0] if sys.argv else "recsim-run", *argv]
+    try:
+        yield
+    finally:
+        sys.argv = old_argv
+        if old_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = old_env
+
+
+def run(argv: list[str] | None = None) -> None:
+    """``recsim-run``: the Hydra app (same arguments as ``python scripts/run.py``; ``argv``
+    instead of the command line when given).
+
+    A mistake in the command line, the config, the data or the file system ends the run with
+    one ``error:`` line and exit 2 (Hydra's own errors included); an error in user code with
+    its traceback and exit 1. A sweep runs every job; it ends with exit 2 (1 if a failure was in
+    user code) and one line naming the failed jobs, whose results are absent and whose
+    ``error.log`` says why."""
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        with _hydra_errors_raised(argv):
+            _run_app()
+    except JobFailed as e:
+        code, line = sweep_failures(Path(e.sweep_dir))
+    except Exception as e:
+        if full_error:
+            raise
+        code, line = failure(e)
+    else:
+        return
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 def report(argv: list[str] | None = None) -> None:
@@ -115,7 +163,7 @@ def report(argv: list[str] | None = None) -> None:
     try:
         table, written = build_report(args.sweep_dir, args.metric, force=args.force, kind=args.kind)
     except ValueError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
     print(table)
     print(f"written into {args.sweep_dir}: {', '.join(p.name for p in written)}")

@@ -5,7 +5,10 @@ Each raises a one-line ``ValueError`` that names the user-facing field and what 
 * :func:`check_keys`: unknown keys in a mapping, with the known keys and a did-you-mean,
   e.g. ``scm.nodes.click.biass: unknown key (did you mean 'bias'? known: bias, gate, parents, type)``;
 * :func:`check_integer`: an integer where one is needed (``seed=1.9`` is an error, not seed 1);
-* :func:`check_memory`: a size that cannot fit in memory, refused before anything is allocated.
+* :func:`check_bool`: ``true`` or ``false`` and nothing else (``overwrite=no`` is an error, not true);
+* :func:`check_seed`: a seed within the one limit every generator accepts (``0 <= seed < 2**32``);
+* :func:`check_memory`: a size that cannot fit in the memory available now, refused before
+  anything is allocated.
 """
 
 from __future__ import annotations
@@ -41,6 +44,28 @@ def check_integer(value: Any, where: str, minimum: int | None = None, error: typ
     return int(value)
 
 
+def check_bool(value: Any, where: str, error: type[ValueError] = ValueError) -> bool:
+    """``value`` as a bool: only ``True`` and ``False`` (YAML's ``true``/``false``). Strings
+    (``'no'``, ``'false'``), numbers and None are errors: a truthy string must never count as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{where}: expected true or false, got {value!r}")
+    return bool(value)
+
+
+#: Seeds are ``0 <= seed < SEED_LIMIT`` everywhere: the limit of numpy's legacy seeding, SB3's and
+#: torch's ``manual_seed`` (the strictest generator a run may hand its seed to).
+SEED_LIMIT = 2**32
+
+
+def check_seed(value: Any, where: str = "seed", error: type[ValueError] = ValueError) -> int:
+    """``value`` as a seed, an integer in ``[0, 2**32)``, else ``<where>: expected an integer in
+    [0, 2**32), got ...``."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not 0 <= value < SEED_LIMIT:
+        raise error(f"{where}: expected an integer in [0, 2**32), got {value!r}")
+    return int(value)
+
+
 def physical_memory() -> int:
     """Bytes of physical memory (a large default where the OS does not say)."""
     try:
@@ -49,10 +74,24 @@ def physical_memory() -> int:
         return 1 << 40
 
 
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (Linux's ``MemAvailable``; physical
+    memory where the OS does not say)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return physical_memory()
+
+
 def check_memory(n_bytes: float, where: str, what: str) -> None:
-    """Raise ``MemoryError('<where>: <what> needs ~X GiB, more than this machine's Y GiB ...')``
-    when ``n_bytes`` exceeds :data:`MEMORY_SHARE` of physical memory."""
-    limit = MEMORY_SHARE * physical_memory()
-    if n_bytes > limit:
-        raise MemoryError(f"{where}: {what} needs ~{n_bytes / 2**30:,.1f} GiB, more than "
-                          f"{MEMORY_SHARE:.0%} of this machine's {physical_memory() / 2**30:,.1f} GiB")
+    """Raise ``MemoryError('<where>: <what> needs ~X GiB, more than 80% of the Y GiB available')``
+    when ``n_bytes`` exceeds :data:`MEMORY_SHARE` of the memory available now. Every array that
+    scales with users x items (or a catalog's size) is checked here before it is allocated."""
+    available = available_memory()
+    if n_bytes > MEMORY_SHARE * available:
+        raise MemoryError(f"{where}: {what} needs ~{n_bytes / 2**30:,.2f} GiB, more than "
+                          f"{MEMORY_SHARE:.0%} of the {available / 2**30:,.1f} GiB available")

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write", "write_json", "read_json", "to_jsonable"]
+__all__ = ["atomic_path", "atomic_write", "write_json", "read_json", "to_jsonable", "is_temporary"]
 
 
 def _umask() -> int:
@@ -62,6 +62,18 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _temporary_name(final: Path) -> tuple[str, str]:
+    """(prefix, suffix) of :func:`atomic_path`'s temporary files for ``final``."""
+    return f".{final.name}.", f".tmp{final.suffix}"
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is one of :func:`atomic_path`'s temporary files (``.x.png.<random>.tmp.png``):
+    a writer's file that a killed process (``kill -9``) left behind."""
+    name = Path(path).name
+    return name.startswith(".") and ".tmp" in name and name.count(".") >= 3
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on a clean exit, rename it onto ``path``.
@@ -75,9 +87,8 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _sigterm_unwinds():
-        fd, tmp_name = tempfile.mkstemp(
-            dir=final.parent, prefix=f".{final.name}.", suffix=f".tmp{final.suffix}"
-        )
+        prefix, suffix = _temporary_name(final)
+        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=prefix, suffix=suffix)
         os.close(fd)
         tmp = Path(tmp_name)
         try:

@@ -384,7 +384,7 @@ def test_epsilon_greedy_slate_spreads_exploration_over_remaining():
         (ThompsonSampling, dict(n_actions=5, beta0=-2), "ThompsonSampling: beta0 must be > 0, got -2.0"),
         (LinearThompsonSampling, dict(n_actions=5, dim=3, v=0), "LinearThompsonSampling: v must be > 0, got 0.0"),
         (LinearThompsonSampling, dict(n_actions=5, dim=3, n_mc_draws=0), "LinearThompsonSampling: n_mc_draws must be >= 1, got 0"),
-        (RandomPolicy, dict(n_actions=5, seed=-1), "RandomPolicy: seed must be >= 0, got -1"),
+        (RandomPolicy, dict(n_actions=5, seed=-1), "RandomPolicy: seed: expected an integer in [0, 2**32), got -1"),
         (LinUCB, dict(n_actions=5, dim=3, alpha="big"), "LinUCB: alpha must be a number, got 'big'"),
     ],
 )

@@ -87,7 +87,7 @@ def test_wheel_installs_outside_the_repo_and_runs(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["+scm.nodes.click.biass=3.0"],
      "error: scm.nodes.click.biass: unknown key (did you mean 'bias'? known: bias, gate, parents, type)"),
-    (["seed=1.9"], "error: seed: expected an integer >= 0, got 1.9"),
+    (["seed=1.9"], "error: seed: expected an integer in [0, 2**32), got 1.9"),
     (["+experiment.stepz=10"],
      "error: experiment.stepz: unknown key (did you mean 'steps'? known: curve_points, name, progress, save_log, steps)"),
     (["+agent.alpah=2"], "error: agent.alpah: unknown key (did you mean 'alpha'? known: alpha, dim, lambda_, n_actions, seed)"),

@@ -21,9 +21,10 @@ from typing import Any, Iterator
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from recsim_causal.config import check_integer, check_keys
+from recsim_causal.config import check_bool, check_keys, check_seed
 from recsim_causal.experiment.tracking import tracker_from_config
 from recsim_causal.progress import PREFIX_ENV
+from recsim_causal.rundir import check_run_dir, claim_run_dir, lock_run_dir, unlock_run_dir
 from recsim_causal.threads import single_threaded_blas
 
 EXPERIMENTS = ("online", "ope", "ope_coverage", "ctr", "compare")
@@ -36,14 +37,14 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment.name: expected one of {', '.join(EXPERIMENTS)}, got {name!r}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    check_integer(resolved.get("seed"), "seed", minimum=0)
+    check_seed(resolved.get("seed"))
     check_experiment_keys(resolved["experiment"])
-    check_run_dir(out_dir, bool(resolved.get("overwrite", False)))
+    overwrite = check_bool(resolved.get("overwrite", False), "overwrite")
     group, job = run_names(cfg, out_dir, hydra_cfg)
     prefix = f"[{job}] " if _is_multirun(hydra_cfg) else ""
     # The hot products (users x features x items, per-arm ridge updates) are small: one BLAS
     # thread does them fastest, and two threads on a busy 2-core machine spin 10x slower.
-    with _job_prefix(prefix), single_threaded_blas(), \
+    with claim_run_dir(out_dir, overwrite), _job_prefix(prefix), single_threaded_blas(), \
             tracker_from_config(cfg, out_dir, default_group=group, name=job) as tracker:
         if name == "online":
             from recsim_causal.experiment.online import run_online
@@ -208,27 +209,25 @@ OmegaConf.register_new_resolver("recsim_short", short_dirname, replace=True)
 OmegaConf.register_new_resolver("recsim_run_name", run_dir_name, replace=True)
 
 
-def check_run_dir(out_dir: Path, overwrite: bool = False) -> None:
-    """Refuse a run directory that already holds another run's results (anything but Hydra's
-    ``.hydra/`` and log files), unless ``overwrite=true``."""
-    if overwrite or not out_dir.is_dir():
-        return
-    taken = sorted(p.name for p in out_dir.iterdir() if p.name != ".hydra" and p.suffix != ".log")
-    if taken:
-        raise ValueError(f"hydra.run.dir: {out_dir} already holds another run's results ({', '.join(taken[:3])}); "
-                         "choose another directory or pass overwrite=true")
-
-
 class RunDirGuard(Callback):
-    """Hydra callback: check the run directory before Hydra writes its ``.hydra/`` files into it,
-    so a refused run leaves the earlier run's config untouched."""
+    """Hydra callback: take the run directory's lock and check it before Hydra writes its
+    ``.hydra/`` files into it, so a refused run (the directory holds another run's results, or
+    another run is writing into it) leaves the earlier run's config untouched. The lock is held
+    until the run ends (see :mod:`recsim_causal.rundir`)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
 
+        from recsim_causal.errors import failure
+
         HydraConfig.instance().set_config(config)  # the default run dir interpolates ${hydra:...}
         try:
-            check_run_dir(Path(str(config.hydra.run.dir)), bool(config.get("overwrite", False)))
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            out_dir = Path(str(config.hydra.run.dir))
+            overwrite = check_bool(config.get("overwrite", False), "overwrite")
+            lock_run_dir(out_dir)
+            check_run_dir(out_dir, overwrite)
+        except Exception as e:  # Hydra turns a callback's exception into a warning: end the run here
+            unlock_run_dir(Path(str(config.hydra.run.dir)))
+            code, line = failure(e)
+            print(line, file=sys.stderr)
+            sys.exit(code)

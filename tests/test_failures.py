@@ -1,0 +1,200 @@
+"""How runs fail: nothing lost under faults, every mistake one line.
+
+Most cases call the console command's ``run(argv)`` in this process (the same Hydra app as
+``python scripts/run.py``, with stderr captured); concurrency, sweeps and kills use real
+processes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recsim_causal.cli import run as cli_run
+from recsim_causal.io import atomic_path
+from recsim_causal.rundir import LOCK_NAME, claim_run_dir, lock_run_dir, unlock_run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SMALL = ["experiment.steps=2000", "experiment.progress=false", "env.num_envs=500", "env.n_items=20",
+         "wandb.mode=disabled"]
+
+
+def cli(args, capsys):
+    """``recsim-run args`` in this process: (exit code, stderr lines)."""
+    capsys.readouterr()
+    try:
+        cli_run(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def one_error(args, capsys, start: str) -> None:
+    """The command fails with exit 2 and exactly one stderr line, ``start...``."""
+    code, err = cli(args, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith(start), err
+
+
+def run_py(args, timeout=300, **kw):
+    return subprocess.Popen([PY, str(ROOT / "scripts" / "run.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
+
+
+def seed_of(run_dir: Path) -> int:
+    return json.loads((run_dir / "summary.json").read_text())["seed"]
+
+
+# ----------------------------------------------------------------------------- overwrite
+
+
+def test_overwrite_takes_only_true_or_false(tmp_path, capsys):
+    d = tmp_path / "D"
+    assert cli([*SMALL, f"hydra.run.dir={d}"], capsys)[0] == 0
+    for value, shown in (("no", "'no'"), ("'false'", "'false'"), ("0", "0"), ("yes", "'yes'"), ("null", "None")):
+        one_error([*SMALL, "seed=2", f"overwrite={value}", f"hydra.run.dir={d}"], capsys,
+                  f"error: overwrite: expected true or false, got {shown}")
+    assert seed_of(d) == 0
+
+
+def test_overwrite_removes_the_earlier_results_it_does_not_rewrite(tmp_path, capsys):
+    d = tmp_path / "D"
+    assert cli([*SMALL, "agent=random", "seed=5", f"hydra.run.dir={d}"], capsys)[0] == 0
+    assert (d / "logged.parquet").exists()
+    # a writer killed by SIGKILL leaves its temporary file: not a result, removed by the next run
+    with pytest.raises(KeyboardInterrupt), atomic_path(d / "logged.parquet") as tmp:
+        tmp.write_bytes(b"x" * 1000)
+        os.link(tmp, d / f".logged.parquet.killed.tmp.parquet")
+        raise KeyboardInterrupt
+    assert cli([*SMALL, "agent=linucb", "seed=6", "overwrite=true", "experiment.save_log=false",
+                f"hydra.run.dir={d}"], capsys)[0] == 0
+    names = sorted(p.name for p in d.iterdir())
+    assert names == [".hydra", "cli.log", "regret.png", "summary.json"], names
+    assert seed_of(d) == 6
+
+
+def test_a_killed_runs_temporary_file_does_not_block_the_directory(tmp_path, capsys):
+    d = tmp_path / "D"
+    d.mkdir()
+    (d / ".logged.parquet.a1b2c3.tmp.parquet").write_bytes(b"PAR1" + b"\0" * 100)
+    assert cli([*SMALL, f"hydra.run.dir={d}"], capsys)[0] == 0
+    assert not [p for p in d.iterdir() if ".tmp" in p.name]
+
+
+# ----------------------------------------------------------------------------- the run directory's lock
+
+
+def test_two_runs_started_together_into_one_directory(tmp_path):
+    d = tmp_path / "D"
+    procs = [run_py(["agent=random", "experiment.steps=200000", "experiment.progress=false", "wandb.mode=disabled",
+                     f"seed={s}", f"hydra.run.dir={d}"]) for s in (10, 11)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], [o[1][-2000:] for o in outs]
+    winner = codes.index(0)
+    loser_err = outs[1 - winner][1].strip().splitlines()
+    assert len(loser_err) == 1 and loser_err[0].startswith(f"error: hydra.run.dir: {d}"), loser_err
+    assert ("is in use by another run (pid " in loser_err[0]) or ("already holds another run's results" in loser_err[0])
+    assert seed_of(d) == (10, 11)[winner]
+    assert not (d / LOCK_NAME).exists()  # released when the run ended
+
+
+def test_the_lock_refuses_a_live_holder_and_takes_a_dead_ones(tmp_path):
+    d = tmp_path / "D"
+    holder = subprocess.Popen([PY, "-c", "import sys, time; from recsim_causal.rundir import lock_run_dir; "
+                               "lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(d)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=rf"^hydra.run.dir: {d} is in use by another run \(pid {holder.pid}\)"):
+            lock_run_dir(d)
+    finally:
+        holder.kill()
+        holder.wait()
+    # killed by SIGKILL: its lock file (with its pid) stays, but no live process holds it
+    assert (d / LOCK_NAME).read_text().strip() == str(holder.pid)
+    with claim_run_dir(d):
+        assert (d / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert not (d / LOCK_NAME).exists()
+
+
+def test_the_lock_is_held_for_the_whole_run(tmp_path):
+    d = tmp_path / "D"
+    with claim_run_dir(d):
+        probe = subprocess.run([PY, "-c", "import sys; from recsim_causal.rundir import lock_run_dir; "
+                                "lock_run_dir(sys.argv[1])", str(d)], capture_output=True, text=True)
+        assert probe.returncode == 1 and f"is in use by another run (pid {os.getpid()})" in probe.stderr
+    assert lock_run_dir(d) and not lock_run_dir(d)  # taken now; held already
+    unlock_run_dir(d)
+
+
+# ----------------------------------------------------------------------------- run directories that cannot be used
+
+
+def test_unusable_run_directories_are_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    one_error([*SMALL, f"hydra.run.dir={tmp_path / 'file' / 'sub'}"], capsys,
+              f"error: hydra.run.dir: cannot create {tmp_path / 'file' / 'sub'}: Not a directory")
+    one_error([*SMALL, "hydra.run.dir=/proc/recsim_run"], capsys,
+              "error: hydra.run.dir: cannot create /proc/recsim_run: No such file or directory")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x")
+    one_error([*SMALL, f"hydra.run.dir={tmp_path / 'dangling'}"], capsys,
+              f"error: hydra.run.dir: {tmp_path / 'dangling'} is a symlink to {tmp_path / 'nowhere' / 'x'}, which does not exist")
+    assert not (tmp_path / "nowhere").exists()
+    planted, elsewhere = tmp_path / "planted", tmp_path / "elsewhere"
+    planted.mkdir(), elsewhere.mkdir()
+    (planted / ".hydra").symlink_to(elsewhere)
+    one_error([*SMALL, f"hydra.run.dir={planted}"], capsys, f"error: hydra.run.dir: {planted / '.hydra'} is a symlink")
+    assert not list(elsewhere.iterdir())
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib_local", marks=pytest.mark.slow)])
+def test_a_failing_sweep_job_leaves_the_others_whole(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "agent.alpha=1,-1,0.5,0.2", *SMALL, f"hydra.sweep.dir={sweep}"]
+    if launcher != "basic":
+        args.insert(1, f"hydra/launcher={launcher}")
+    p = run_py(args)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 2, err[-3000:]
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 2, err
+    assert lines[0].startswith("error: job 1 (agent.alpha=-1,") and "alpha must be >= 0, got -1.0" in lines[0]
+    assert lines[1].startswith(f"error: sweep {sweep}: 1 of 4 jobs failed (1_agent.alpha=-1,")
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name[0] for j in jobs] == ["0", "1", "2", "3"]
+    for i, job in enumerate(jobs):  # every healthy job ran to the end and kept all its results
+        if i == 1:
+            assert not (job / "summary.json").exists() and "alpha must be >= 0" in (job / "error.log").read_text()
+        else:
+            assert {"summary.json", "logged.parquet", "regret.png"} <= {p.name for p in job.iterdir()}
+            assert json.loads((job / "summary.json").read_text())["steps"] == 2000
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize("agent", ["linucb", "random", "thompson", "ppo_bert"])
+def test_one_seed_limit_for_every_agent(tmp_path, capsys, agent):
+    one_error([*SMALL, f"agent={agent}", "seed=4294967296", f"hydra.run.dir={tmp_path / 'r'}"], capsys,
+              "error: seed: expected an integer in [0, 2**32), got 4294967296")
+    one_error([*SMALL, f"agent={agent}", "seed=1180591620717411303424", f"hydra.run.dir={tmp_path / 'r'}"], capsys,
+              "error: seed: expected an integer in [0, 2**32), got 1180591620717411303424")
+
+
+def test_agents_built_in_python_share_the_seed_limit():
+    from recsim_causal.agents import LinUCB, RandomPolicy
+
+    for cls in (LinUCB, RandomPolicy):
+        with pytest.raises(ValueError, match=r"^\w+: seed: expected an integer in \[0, 2\*\*32\), got 4294967296$"):
+            cls(n_actions=3, dim=2, seed=2**32)
+        cls(n_actions=3, dim=2, seed=2**32 - 1)

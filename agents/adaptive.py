@@ -60,6 +60,9 @@ class ForgettingRidge:
 
     # ---- prediction ---------------------------------------------------------------------
 
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        return self.mean_and_width(x, 1.0)[0]
+
     def _decay(self) -> np.ndarray:
         """gamma^(t - last) per arm, (K,)."""
         if self.gamma == 1.0:
@@ -243,8 +246,8 @@ class DLinUCB(LinUCB):
 
     def __init__(self, n_actions: int, dim: int, gamma: float = 0.9999, alpha: float = 1.0, lambda_: float = 1.0,
                  beta: float | None = None, sigma: float = 0.5, S: float = 1.0, L: float = 1.0, delta: float = 0.01,
-                 seed: int | None = 0) -> None:
-        super().__init__(n_actions, dim, alpha=alpha, lambda_=lambda_, seed=seed)
+                 seed: int | None = 0, shared: bool = False) -> None:
+        super().__init__(n_actions, dim, alpha=alpha, lambda_=lambda_, seed=seed, shared=shared)
         self.gamma = check_float(self.name, "gamma", gamma, low=0.0, high=1.0, low_open=True)
         self.beta = None if beta is None else check_float(self.name, "beta", beta, low=0.0)
         self.sigma = check_float(self.name, "sigma", sigma, low=0.0)
@@ -255,32 +258,45 @@ class DLinUCB(LinUCB):
         self._params.update(gamma=self.gamma, beta=self.beta, sigma=self.sigma, S=self.S, L=self.L, delta=self.delta)
 
     def _make_ridge(self) -> ForgettingRidge:
-        return ForgettingRidge(self.n_actions, self.dim, self.lambda_, gamma=self.gamma)
+        return ForgettingRidge(*self._ridge_dims(), self.lambda_, gamma=self.gamma)
 
     def width_scale(self) -> float:
         """alpha beta_t at the current time."""
         if self.beta is not None:
             return self.alpha * self.beta
-        return self.alpha * russac_beta(self.ridge.t, dim=self.dim, gamma=self.gamma, lambda_=self.lambda_,
+        return self.alpha * russac_beta(self.ridge.t, dim=self.ridge.dim, gamma=self.gamma, lambda_=self.lambda_,
                                         sigma=self.sigma, S=self.S, L=self.L, delta=self.delta)
 
     def _ucb(self, contexts: np.ndarray, reuse: bool) -> np.ndarray:
-        mean, width = self.ridge.mean_and_width(self._contexts(contexts), self.width_scale())
+        x = self._contexts(contexts)
+        mean, width = self.ridge.mean_and_width(self._scoring_rows(x), self.width_scale())
         mean += width
-        return mean
+        return self._per_action(mean, len(x))
 
 
-class SWLinUCB(LinUCB):
+class SWLinUCB(DLinUCB):
     """Sliding-window LinUCB (SW-LinUCB; Cheung, Simchi-Levi & Zhu, AISTATS 2019): LinUCB on the
     last ``window`` decisions only (one model per arm, a common window), width
-    ``alpha ||x||_{V_a^-1}``."""
+    ``alpha beta ||x||_{V_a^-1}``; ``beta=None`` takes the radius of :func:`russac_beta` with no
+    discount over the rows in the window (as in Russac et al.'s comparison)."""
 
     def __init__(self, n_actions: int, dim: int, window: int = 20_000, alpha: float = 1.0, lambda_: float = 1.0,
-                 seed: int | None = 0) -> None:
-        super().__init__(n_actions, dim, alpha=alpha, lambda_=lambda_, seed=seed)
-        self.window = check_int(self.name, "window", window, 1)
-        self.ridge = ForgettingRidge(self.n_actions, self.dim, self.lambda_, window=self.window)
+                 beta: float | None = None, sigma: float = 0.5, S: float = 1.0, L: float = 1.0, delta: float = 0.01,
+                 seed: int | None = 0, shared: bool = False) -> None:
+        self.window = check_int(type(self).__name__, "window", window, 1)
+        super().__init__(n_actions, dim, gamma=1.0, alpha=alpha, lambda_=lambda_, beta=beta, sigma=sigma, S=S, L=L,
+                         delta=delta, seed=seed, shared=shared)
+        self._params.pop("gamma")
         self._params.update(window=self.window)
+
+    def _make_ridge(self) -> ForgettingRidge:
+        return ForgettingRidge(*self._ridge_dims(), self.lambda_, window=self.window)
+
+    def width_scale(self) -> float:
+        if self.beta is not None:
+            return self.alpha * self.beta
+        return self.alpha * russac_beta(min(self.ridge.t, self.window), dim=self.ridge.dim, gamma=1.0,
+                                        lambda_=self.lambda_, sigma=self.sigma, S=self.S, L=self.L, delta=self.delta)
 
 
 class DLinThompson(LinearThompsonSampling):

@@ -241,10 +241,36 @@ class _RidgePolicy(BasePolicy):
     on the per-arm ridge state ``self.ridge`` (a :class:`RidgeState`) that subclasses create."""
 
     ridge: RidgeState
+    #: One model for all actions on per-action features (the context holds K blocks of dim / K
+    #: features, one per action: a linear bandit, Abbasi-Yadkori et al. 2011) instead of one per arm.
+    shared: bool = False
+
+    def _set_shared(self, shared: bool) -> None:
+        if not isinstance(shared, bool):
+            raise ValueError(f"{self.name}: shared must be true or false, got {shared!r}")
+        if shared and self.dim % self.n_actions:
+            raise ValueError(f"{self.name}: shared needs dim = n_actions x features per action, got dim={self.dim} "
+                             f"and n_actions={self.n_actions}")
+        self.shared = shared
+        self._params["shared"] = shared
+
+    def _ridge_dims(self) -> tuple[int, int]:
+        """(number of models, their dimension)."""
+        return (1, self.dim // self.n_actions) if self.shared else (self.n_actions, self.dim)
+
+    def _scoring_rows(self, x: np.ndarray) -> np.ndarray:
+        """What the ridge scores: the contexts, or every action's features (B K, dim / K) when shared."""
+        return x.reshape(-1, self.dim // self.n_actions) if self.shared else x
+
+    def _per_action(self, scores: np.ndarray, n_rows: int) -> np.ndarray:
+        return scores.reshape(n_rows, self.n_actions) if self.shared else scores
 
     def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Add the batch to the ridge state (exact for any batch size, see :class:`RidgeState`)."""
         x, a, r = self._feedback(contexts, actions, rewards)
+        if self.shared:  # the chosen action's features, to the one model
+            x = x.reshape(len(a), self.n_actions, -1)[np.arange(len(a)), a]
+            a = np.zeros(len(a), dtype=np.int64)
         self.ridge.update(x, a, r)
 
     def new_items(self, slots, texts=None) -> None:
@@ -274,15 +300,19 @@ class LinUCB(_RidgePolicy, ScorePolicy):
         alpha: width of the confidence bonus, ``>= 0`` (0: greedy ridge regression).
         lambda_: ridge regularization, ``> 0``.
         seed: seeds :attr:`rng`, used by :meth:`act` when no ``rng`` is passed.
+        shared: one model for all actions on per-action features (the context is K blocks of
+            dim / K features); default: one model per arm on the user's context.
     """
 
     def __init__(
-        self, n_actions: int, dim: int, alpha: float = 1.0, lambda_: float = 1.0, seed: int | None = 0
+        self, n_actions: int, dim: int, alpha: float = 1.0, lambda_: float = 1.0, seed: int | None = 0,
+        shared: bool = False,
     ) -> None:
         super().__init__(n_actions, check_int(type(self).__name__, "dim", dim, 1), seed)
         self.alpha = check_float(self.name, "alpha", alpha, low=0.0)
         self.lambda_ = check_float(self.name, "lambda_", lambda_, low=0.0, low_open=True)
-        self.ridge = RidgeState(self.n_actions, self.dim, self.lambda_)
+        self._set_shared(shared)
+        self.ridge = RidgeState(*self._ridge_dims(), self.lambda_)
         self._params.update(alpha=self.alpha, lambda_=self.lambda_)
 
     def scores(self, contexts: np.ndarray) -> np.ndarray:
@@ -291,11 +321,12 @@ class LinUCB(_RidgePolicy, ScorePolicy):
 
     def _ucb(self, contexts: np.ndarray, reuse: bool) -> np.ndarray:
         x = self._contexts(contexts)
+        rows = self._scoring_rows(x)
         if not self.alpha:
-            return self.ridge.mean(x)
-        ucb, width = self.ridge.mean_and_width(x, self.alpha, reuse=reuse)
+            return self._per_action(self.ridge.mean(rows), len(x))
+        ucb, width = self.ridge.mean_and_width(rows, self.alpha, reuse=reuse and not self.shared)
         ucb += width
-        return ucb
+        return self._per_action(ucb, len(x))
 
     def probs_from_scores(self, scores: np.ndarray) -> np.ndarray:
         return greedy_probs(scores)

@@ -51,7 +51,7 @@ def test_russac_radius_at_the_start_and_in_the_limit():
 @pytest.mark.parametrize("batch", [1, 2, 7])
 def test_sliding_window_statistics_by_hand(batch):
     lam, w = 0.5, 4
-    agent = SWLinUCB(2, 1, window=w, lambda_=lam, alpha=1.0)
+    agent = SWLinUCB(2, 1, window=w, lambda_=lam, beta=1.0)
     _feed(agent, HISTORY, batch)
     mean, width = agent.ridge.mean_and_width(ONE, 1.0)
     last = HISTORY[-w:]
@@ -96,7 +96,7 @@ def _switch_run(agent, n_before=1500, n_after=1500):
 def test_adaptive_agents_recover_from_an_abrupt_switch_linucb_does_not():
     assert _switch_run(LinUCB(2, 1, alpha=0.5)) is None  # its estimate of arm 0 is still above 0.45 after 1500
     assert _switch_run(DLinUCB(2, 1, gamma=0.98, beta=0.5)) < 150
-    assert _switch_run(SWLinUCB(2, 1, window=100, alpha=0.5)) < 150
+    assert _switch_run(SWLinUCB(2, 1, window=100, beta=0.5)) < 150
     assert _switch_run(DLinThompson(2, 1, gamma=0.98, v=0.1)) < 200
     restart = ChangeRestart(2, 1, {"_target_": "recsim_causal.agents.LinUCB", "alpha": 0.5}, threshold=20.0,
                             drift=0.05, warmup=200)
@@ -116,9 +116,10 @@ def test_cusum_alarm_time_by_hand():
 
 def test_policy_contract_of_the_adaptive_agents():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 3))
-    for agent in (DLinUCB(5, 3), SWLinUCB(5, 3, window=50), DLinThompson(5, 3),
+    for agent in (DLinUCB(5, 3), SWLinUCB(5, 3, window=50), DLinThompson(5, 3), DLinUCB(5, 10, shared=True),
+                  SWLinUCB(5, 10, window=9, shared=True), LinUCB(5, 10, shared=True),
                   ChangeRestart(5, 3, {"_target_": "recsim_causal.agents.LinUCB"})):
+        x = rng.normal(size=(64, agent.dim))
         agent.update(x, rng.integers(5, size=64), rng.random(64))
         check_policy(agent, x, rng)
 
@@ -151,3 +152,17 @@ def test_linucb_text_scores_a_new_item_from_its_text():
     q = agent.scores(np.array([[1.0, 0.0]]))[0]
     assert q[1] > 0.8 and q[2] < 0.2  # slot 1 now holds a "good" item, slot 2 a "bad" one
     assert idonly.scores(np.array([[1.0, 0.0]]))[0][[1, 2]].tolist() == [0.0, 0.0]
+
+
+def test_shared_model_on_action_features_by_hand():
+    """shared=True: one model for all actions on per-action features (a linear bandit)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3 * 2))  # 3 actions x 2 features per decision
+    a = rng.integers(3, size=40)
+    r = rng.normal(size=40)
+    feats = x.reshape(40, 3, 2)[np.arange(40), a]
+    theta = np.linalg.solve(feats.T @ feats + 0.5 * np.eye(2), feats.T @ r)  # ridge by hand
+    for agent in (LinUCB(3, 6, alpha=0.0, lambda_=0.5, shared=True), DLinUCB(3, 6, gamma=1.0, beta=0.0, lambda_=0.5,
+                                                                               shared=True)):
+        agent.update(x, a, r)
+        np.testing.assert_allclose(agent.scores(x[:5]), x[:5].reshape(5, 3, 2) @ theta, rtol=1e-9)

@@ -184,3 +184,25 @@ def test_envs_expose_time_and_the_current_catalogue(tmp_path):
     session.reset(seed=0)
     session.step(np.zeros(8, dtype=np.int64))
     assert session.unwrapped.t == 8
+
+
+@pytest.mark.parametrize("scm, t, theta", [("russac_abrupt", 0, [1, 0]), ("russac_abrupt", 1500, [-1, 0]),
+                                           ("russac_abrupt", 2999, [0, 1]), ("russac_abrupt", 5000, [0, -1]),
+                                           ("russac_smooth", 1500, [np.cos(np.pi / 4), np.sin(np.pi / 4)]),
+                                           ("russac_smooth", 4000, [0, 1])])
+def test_russac_worlds_truth_by_hand_and_by_rollouts(scm, t, theta):
+    """E[r | actions, do(k)] = <a_k, theta_t>; the Gaussian rewards average to it."""
+    w = World(scm, n_items=50, seed=0, dtype="float64")
+    users = w.sample_users(4000, np.random.default_rng(t), t)
+    acts = users.values["actions"].reshape(4000, 50, 2)
+    assert np.abs(acts).max() <= 1 and np.linalg.norm(acts, axis=2).max() <= 1 + 1e-12
+    np.testing.assert_allclose(w.expected_reward(users), acts @ np.asarray(theta, float), atol=1e-12)
+    a = np.random.default_rng(1).integers(50, size=4000)
+    out = w.respond(users, a)
+    resid = out.reward - acts[np.arange(4000), a] @ np.asarray(theta, float)
+    assert abs(resid.mean()) < 4 / np.sqrt(4000) and abs(resid.std() - 1.0) < 0.05  # N(0, 1) noise
+
+
+def test_action_set_world_refuses_another_catalogue_size():
+    with pytest.raises(SCMConfigError, match="the action set has 50 actions, the world 20 items"):
+        World("russac_abrupt", n_items=20, seed=0)

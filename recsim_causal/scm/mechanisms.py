@@ -663,6 +663,93 @@ class LogNormalResponse(Response):
     def expected(self, mu, xp=NUMPY64):
         return xp.exp(mu + 0.5 * self.sigma**2)
 
+    def draw(self, mean, eps, xp=NUMPY64):
+        """The amount from its mean and a standard normal: expected() maps mu to the mean, so mu is recovered."""
+        return xp.exp(xp.log(mean) - 0.5 * self.sigma**2 + self.sigma * eps)
+
+
+@register_mechanism("gaussian_response")
+class GaussianResponse(Response):
+    """A real-valued response with Gaussian noise: ``r = mu + sigma * eps``, mu linear in the
+    parents (the linear bandit's reward model, e.g. Russac et al. 2019's experiments)."""
+
+    noise_kind = "normal"
+
+    KEYS = Response.KEYS | {"sigma"}
+
+    def __init__(self, name, spec, where, rng):
+        super().__init__(name, spec, where, rng)
+        self.sigma = float(_get(spec, "sigma", where, 1.0, check=_nonneg, expect="a number >= 0"))
+
+    def expected(self, mu, xp=NUMPY64):
+        return mu
+
+    def draw(self, mean, eps, xp=NUMPY64):
+        return mean + self.sigma * eps
+
+
+@register_mechanism("action_set")
+class ActionSet(_Exogenous):
+    """A fresh set of ``n_actions`` action vectors of ``action_dim`` per decision (a user-level
+    value of dim n_actions * action_dim, action k in columns k*action_dim ...): each drawn
+    uniform in [low, high]^action_dim and scaled into the unit ball when its norm exceeds 1
+    (the action sets of Russac et al. 2019's experiments)."""
+
+    KEYS = Mechanism.KEYS | {"level", "n_actions", "action_dim", "low", "high"}
+
+    def __init__(self, name, spec, where, rng):
+        super().__init__(name, {k: v for k, v in spec.items() if k not in ("n_actions", "action_dim", "low", "high")},
+                         where, rng)
+        int_ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1  # noqa: E731
+        self.n_actions = _get(spec, "n_actions", where, check=int_ok, expect="an integer >= 1")
+        self.action_dim = _get(spec, "action_dim", where, check=int_ok, expect="an integer >= 1")
+        self.low = float(_get(spec, "low", where, -1.0, check=_is_number, expect="a number"))
+        self.high = float(_get(spec, "high", where, 1.0, check=lambda h: _is_number(h) and h > self.low,
+                               expect=f"a number > low ({self.low})"))
+        self.dim = self.n_actions * self.action_dim
+
+    def sample(self, n, rng, xp):
+        a = self.low + (self.high - self.low) * xp.random(rng, (n, self.n_actions, self.action_dim))
+        norm = (a * a).sum(axis=2, keepdims=True) ** 0.5
+        return (a / norm.clip(1.0, None)).reshape(n, self.dim)
+
+    def bounds(self):
+        return -1.0, 1.0
+
+
+@register_mechanism("action_dot")
+class ActionDot(Mechanism):
+    """The value of each action of a per-decision action set: ``value[i, k] = scale *
+    actions_i[k] . theta_i`` for an ``action_set`` node and a user-level parameter node of
+    dim action_dim (a linear bandit, one parameter for all actions). As a PairValue:
+    U = actions * tile(theta), I = the block indicator of action k."""
+
+    KEYS = Mechanism.KEYS | {"parents", "scale"}
+
+    def __init__(self, name, spec, where, rng):
+        super().__init__(name, spec, where, rng)
+        self.parents = self._parent_list(spec, exact=2)
+        self.scale = float(_get(spec, "scale", where, 1.0, check=_is_number, expect="a number"))
+
+    def resolve(self, graph):
+        acts, theta = (graph[p] for p in self.parents)
+        if not isinstance(acts, ActionSet):
+            raise SCMConfigError(f"{self.where}.parents: the first parent must be an action_set node, "
+                                 f"'{self.parents[0]}' is {type(acts).__name__}")
+        if theta.level != USER or theta.dim != acts.action_dim:
+            raise SCMConfigError(f"{self.where}.parents: '{self.parents[1]}' must be a user node of dim "
+                                 f"{acts.action_dim} (the actions' dim), got {theta.level} of dim {theta.dim}")
+        self.level, self.dim, self.k, self.d = PAIR, 1, acts.n_actions, acts.action_dim
+        self._blocks = np.kron(np.eye(self.k), np.ones((1, self.d)))  # (K, K d)
+
+    def compute(self, parents, noise, n, n_items, xp):
+        if n_items not in (0, self.k):  # 0: the user side alone
+            raise SCMConfigError(f"{self.where}: the action set has {self.k} actions, the world {n_items} items "
+                                 f"(set env.n_items={self.k})")
+        acts, theta = parents[self.parents[0]], parents[self.parents[1]]
+        U = acts * xp.concat([theta] * self.k, axis=1) * self.scale
+        return PairValue(U, xp.param(self._blocks[:n_items]), xp.zeros((acts.shape[0],)), xp.zeros((n_items,)), xp)
+
 
 def build_mechanism(name: str, spec: Any, where: str, rng: np.random.Generator) -> Mechanism:
     if not isinstance(spec, dict):

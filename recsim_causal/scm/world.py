@@ -625,9 +625,8 @@ class World:
                 if slate and g is None and self.slate_model == "cascade":
                     hit = hit * self._not_stopped(hit)  # the user scans top-down and stops after the first hit
                 outcomes[r] = hit
-            else:  # lognormal amount: expected() maps mu to the mean, so recover mu from it
-                mu = xp.log(p[r]) - 0.5 * m.sigma**2
-                outcomes[r] = xp.exp(mu + m.sigma * u)
+            else:  # a continuous amount: the response draws it from its mean and the kept normal noise
+                outcomes[r] = m.draw(p[r], u, xp)
             if g is not None:
                 outcomes[r] = outcomes[r] * outcomes[g]
         reward = xp.astype(sum(w * outcomes[r] for r, w in self.reward_weights.items()))

@@ -216,7 +216,7 @@ def _broken(edit):
         (lambda c: c["observed"].append("price"),
          "scm.observed: 'price' is a item node; only user nodes can be observed"),
         (lambda c: c["nodes"]["click"].update(type="logit"),
-         "scm.nodes.click.type: unknown mechanism 'logit' (known: bernoulli,"),
+         "scm.nodes.click.type: unknown mechanism 'logit' (known: action_dot, action_set, bernoulli,"),
         (lambda c: c.update(reward="clicks"),
          "scm.reward: 'clicks' is not a response node (responses: click, purchase)"),
         (lambda c: c["nodes"]["price_sensitivity"].update(sigma=0),

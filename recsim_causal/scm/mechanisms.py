@@ -647,18 +647,25 @@ class Bernoulli(Response):
         return xp.sigmoid(logit)
 
 
-@register_mechanism("lognormal_response")
-class LogNormalResponse(Response):
-    """A positive amount, e.g. dwell time: ``r = exp(mu + sigma * eps)`` with mu linear in the
-    parents (times the gate's outcome). ``E[r] = exp(mu + sigma^2 / 2)`` (x E[gate])."""
+class _NormalNoiseResponse(Response):
+    """A continuous response drawn from its mean and one standard normal per user and slot
+    (``draw``); ``sigma`` is its noise scale."""
 
     noise_kind = "normal"
+    sigma_default, sigma_check, sigma_expect = 0.5, staticmethod(_positive), "a number > 0"
 
     KEYS = Response.KEYS | {"sigma"}
 
     def __init__(self, name, spec, where, rng):
         super().__init__(name, spec, where, rng)
-        self.sigma = float(_get(spec, "sigma", where, 0.5, check=_positive, expect="a number > 0"))
+        self.sigma = float(_get(spec, "sigma", where, self.sigma_default, check=self.sigma_check,
+                                expect=self.sigma_expect))
+
+
+@register_mechanism("lognormal_response")
+class LogNormalResponse(_NormalNoiseResponse):
+    """A positive amount, e.g. dwell time: ``r = exp(mu + sigma * eps)`` with mu linear in the
+    parents (times the gate's outcome). ``E[r] = exp(mu + sigma^2 / 2)`` (x E[gate])."""
 
     def expected(self, mu, xp=NUMPY64):
         return xp.exp(mu + 0.5 * self.sigma**2)
@@ -669,17 +676,11 @@ class LogNormalResponse(Response):
 
 
 @register_mechanism("gaussian_response")
-class GaussianResponse(Response):
+class GaussianResponse(_NormalNoiseResponse):
     """A real-valued response with Gaussian noise: ``r = mu + sigma * eps``, mu linear in the
     parents (the linear bandit's reward model, e.g. Russac et al. 2019's experiments)."""
 
-    noise_kind = "normal"
-
-    KEYS = Response.KEYS | {"sigma"}
-
-    def __init__(self, name, spec, where, rng):
-        super().__init__(name, spec, where, rng)
-        self.sigma = float(_get(spec, "sigma", where, 1.0, check=_nonneg, expect="a number >= 0"))
+    sigma_default, sigma_check, sigma_expect = 1.0, staticmethod(_nonneg), "a number >= 0"
 
     def expected(self, mu, xp=NUMPY64):
         return mu

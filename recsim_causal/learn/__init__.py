@@ -1,11 +1,14 @@
 """Off-policy learning: policies trained from logs, each one a Policy.
 
-``fit(log, learner="ipw" | "snipw" | "dr" | "dm", policy="linear" | "mlp") -> Policy``; see
-:mod:`recsim_causal.learn.bandit`.
+``fit(log, learner="ipw" | "snipw" | "dr" | "dm", policy="linear" | "mlp") -> Policy`` for
+one-item logs (:mod:`recsim_causal.learn.bandit`); ``fit_sessions(log, algorithm="cql" | "iql" |
+"dqn") -> Policy`` for logged sessions, through TorchRL (:mod:`recsim_causal.learn.sessions`,
+the ``offline-rl`` extra).
 """
 
 from .bandit import LEARNERS, POLICIES, Objective, as_feedback, fit, register_learner
 from .policies import NetworkPolicy, RewardModelPolicy
+from .sessions import ALGORITHMS, QPolicy, fit_sessions
 
-__all__ = ["LEARNERS", "POLICIES", "NetworkPolicy", "Objective", "RewardModelPolicy", "as_feedback", "fit",
-           "register_learner"]
+__all__ = ["ALGORITHMS", "LEARNERS", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
+           "as_feedback", "fit", "fit_sessions", "register_learner"]

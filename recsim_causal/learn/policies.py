@@ -19,7 +19,20 @@ import numpy as np
 
 from recsim_causal.agents.base import ScorePolicy, check_float, greedy_act, greedy_probs
 
-__all__ = ["NetworkPolicy", "RewardModelPolicy", "softmax_probs"]
+__all__ = ["NetworkPolicy", "RewardModelPolicy", "mlp", "softmax_probs"]
+
+
+def mlp(n_in: int, n_out: int, hidden_sizes: tuple[int, ...]) -> Any:
+    """A torch MLP ``R^n_in -> R^n_out`` with ReLU hidden layers (``()``: one linear layer)."""
+    import torch
+
+    layers: list[torch.nn.Module] = []
+    prev = n_in
+    for h in hidden_sizes:
+        layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
+        prev = h
+    layers.append(torch.nn.Linear(prev, n_out))
+    return torch.nn.Sequential(*layers)
 
 
 def softmax_probs(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -84,13 +97,7 @@ class NetworkPolicy(_FrozenScorePolicy):
             self._params.update(action_context=ac.tolist())
         with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
             torch.manual_seed(0 if seed is None else int(seed))
-            layers: list[torch.nn.Module] = []
-            prev = self.dim
-            for h in self.hidden_sizes:
-                layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
-                prev = h
-            layers.append(torch.nn.Linear(prev, n_actions if ac is None else ac.shape[1]))
-            self.net = torch.nn.Sequential(*layers).to(self.device)
+            self.net = mlp(self.dim, n_actions if ac is None else ac.shape[1], self.hidden_sizes).to(self.device)
             self.item_bias = torch.nn.Parameter(torch.zeros(n_actions, device=self.device))
         self.ac = None if ac is None else torch.as_tensor(ac, dtype=torch.float32, device=self.device)
         self.mu = np.zeros(self.dim)

@@ -141,6 +141,15 @@ class EpsilonGreedy(_ValuePolicy):
         self.epsilon = check_float(self.name, "epsilon", epsilon, low=0.0, high=1.0)
         self._params.update(epsilon=self.epsilon)
 
+    def scores_with_slope(self, contexts: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`scores` and their derivatives in ``contexts[:, column]`` (linear, so convex),
+        both ``(B, K)``; the distribution depends on the scores only through their argmax (see
+        :meth:`recsim_causal.agents.LinUCB.scores_with_slope`)."""
+        scores = self.scores(contexts)
+        if self.linear:
+            return scores, np.broadcast_to(self.model.theta[:, column], scores.shape).copy()
+        return scores, np.zeros_like(scores)
+
     def probs_from_scores(self, scores: np.ndarray) -> np.ndarray:
         available = scores > -np.inf
         probs = greedy_probs(scores)

@@ -131,6 +131,16 @@ class RidgeState:
         width = self.quad_form(x, scale * scale, out=self.scratch.get("width", shape) if reuse else None)
         return mean, np.sqrt(width, out=width)
 
+    def mean_width_and_slope(self, x: np.ndarray, scale: float, column: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``mean_and_width(x, scale)`` and the derivative of ``mean + width`` in ``x[:, column]``,
+        ``theta_a[column] + scale * (A_inv[a] x)[column] / sqrt(x^T A_inv[a] x)``, all ``(B, K)``."""
+        mean, width = self.mean_and_width(x, scale)
+        slope = np.broadcast_to(self.theta[:, column], mean.shape).copy()
+        if scale:
+            lever = x @ self.A_inv[:, :, column].T  # (A_inv[a] x)[column]
+            slope += scale * scale * lever / np.maximum(width, 1e-300)
+        return mean, width, slope
+
     def _pair_products(self, xt: np.ndarray) -> np.ndarray:
         """``x_i x_j`` for ``i <= j`` (``np.triu_indices`` order) of each column of ``xt (d, B)``: ``(T, B)``.
 
@@ -330,6 +340,14 @@ class LinUCB(_RidgePolicy, ScorePolicy):
 
     def probs_from_scores(self, scores: np.ndarray) -> np.ndarray:
         return greedy_probs(scores)
+
+    def scores_with_slope(self, contexts: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`scores` and their derivatives in ``contexts[:, column]``, both ``(B, K)``. Each
+        score is convex in that column (linear plus a norm), and the distribution depends on
+        the scores only through their argmax: the contract with which
+        :func:`recsim_causal.ope.propensity.marginal_action_probs` certifies its cells."""
+        mean, width, slope = self.ridge.mean_width_and_slope(self._contexts(contexts), self.alpha, column)
+        return mean + width, slope
 
     def action_probs(self, contexts: np.ndarray) -> np.ndarray:
         """One-hot on the UCB argmax, ties split: ``(B, d) -> (B, K)``."""

@@ -3,6 +3,8 @@ privileged signal against Monte Carlo, and the bias that remains is the confound
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,47 @@ def test_ips_bias_with_exact_propensities_is_the_confounding(confounded):
     assert abs(naive - implied) < 3 * se, (naive, implied, se)  # exact P(a|x): the bias is the confounding
     assert abs(full) < 3 * se_full, (full, se_full)  # the logger's own pi_b(a|x,s): unbiased
     assert implied > 2 * se  # and the confounding is there to see
+
+
+def _band_logger(center: float, half_width: float) -> LinUCB:
+    """LinUCB on (x, s) with x = 1 whose arm 1 wins only for |s - center| < half_width: arm 0's
+    UCB is sqrt(1 + (s - center)^2) (a norm with its minimum at the center), arm 1's a constant
+    just above that minimum, arm 2 never wins."""
+    logger = LinUCB(n_actions=3, dim=2, alpha=1.0, seed=0)
+    logger.ridge.theta[:] = [[0.0, 0.0], [np.sqrt(1 + half_width**2), 0.0], [-10.0, 0.0]]
+    logger.ridge.A_inv[:] = [[[1 + center**2, -center], [-center, 1.0]], 1e-20 * np.eye(2), 1e-20 * np.eye(2)]
+    return logger
+
+
+def test_a_band_narrower_than_a_grid_cell_is_found_and_the_bound_holds():
+    # the band sits inside one cell of the 64-cell grid in u, with arm 0 at both of its ends:
+    # comparing neighbouring nodes cannot see it; the certificate on the scores' slopes does
+    phi = NormalDist()
+    center, half = phi.inv_cdf(0.5 + 1 / 128), 0.004
+    logger = _band_logger(center, half)
+    q = lambda u: np.vectorize(phi.inv_cdf)(np.asarray(u, np.float64))  # noqa: E731
+    probs, bound = marginal_action_probs(logger, np.ones((1, 1)), q)
+    exact = phi.cdf(center + half) - phi.cdf(center - half)  # 0.0032
+    assert abs(probs[0, 1] - exact) <= bound[0], (probs[0, 1], exact, bound[0])
+    assert bound[0] < 1e-4
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_confounded_propensities_within_their_bound_against_a_dense_grid(confounded):
+    # rows of a 5k-row log against a 2^15-point midpoint grid per row (its own error: at most
+    # one cell per argmax switch, about 3e-5 each): the rows with the largest bounds and others
+    world, logger = confounded
+    users = world.sample_users(5_000, np.random.default_rng(12))
+    x = world.observe(users, privileged=True).astype(np.float64)[:, :-1]
+    q = signal_quantile(world)[0]
+    probs, bound = marginal_action_probs(logger, x, q)
+    G = 1 << 15
+    s = q((np.arange(G) + 0.5) / G)
+    rows = np.r_[np.argsort(bound)[-10:], np.random.default_rng(13).choice(len(x), 10, replace=False)]
+    for i in rows:
+        onehot = logger.action_probs(np.c_[np.repeat(x[i : i + 1], G, 0), s])
+        switches = int((onehot[1:] != onehot[:-1]).any(axis=1).sum())
+        err = np.abs(onehot.mean(axis=0) - probs[i]).max()
+        assert err <= bound[i] + (switches + 1) / G, (i, err, bound[i], switches)
+    assert bound.max() < 1e-3

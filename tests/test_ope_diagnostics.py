@@ -83,3 +83,13 @@ def test_validity_rules():
     low_ess = dict(ok, ess=50.0, ess_ratio=0.005)
     assert interval_validity(IPS(), "bootstrap", low_ess)[0] is False
     assert interval_validity(IPS(), "bernstein", low_ess) == (True, None)
+
+
+def test_support_share_from_logged_rows_never_exceeds_one():
+    # one row with pscore 1e-12 and target probability 1: the row estimate w 1{pscore < 1/(10K)}
+    # is 1e12; the share it estimates is at most 1
+    pscore = np.r_[1e-12, np.full(9, 0.5)]
+    w = np.r_[1e12, np.ones(9)]
+    d = overlap_diagnostics(w, pscore, 2)
+    assert d["low_support_share"] == 1.0 and d["low_support_source"] == "logged rows"
+    assert any("support: 100.0% of the target's mass" in line for line in diagnostic_warnings(d))

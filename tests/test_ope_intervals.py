@@ -196,3 +196,21 @@ def _coverage_ranges(reps, n=800):
             for k, v in out.items():
                 hits[(k, m)] = hits.get((k, m), 0) + (v["95.0% CI (lower)"] <= world.truth <= v["95.0% CI (upper)"])
     return {k: v / reps for k, v in hits.items()}
+
+
+def test_finite_sample_bounds_refuse_arguments_that_void_their_guarantee():
+    rng = np.random.default_rng(0)
+    n, K = 500, 4
+    arrays = dict(reward=rng.binomial(1, 0.3, n).astype(float), action=rng.integers(0, K, n),
+                  pscore=np.full(n, 1 / K), action_dist=np.full((n, K, 1), 1 / K))
+    ok = estimate_all_intervals([IPS()], method="bernstein", reward_range=(0, 1), max_weight=1.0, **arrays)["ipw"]
+    assert ok["95.0% CI (lower)"] <= ok["mean"] <= ok["95.0% CI (upper)"]
+    with pytest.raises(ValueError, match=r"^max_weight: expected .* > 0, got -1$"):
+        estimate_all_intervals([IPS()], method="bernstein", reward_range=(0, 1), max_weight=-1, **arrays)
+    bad = {**arrays, "reward": arrays["reward"] * 2.0}
+    with pytest.raises(ValueError, match=r"^reward: \d+ of 500 rewards lie outside reward_range \[0, 1\]"):
+        estimate_all_intervals([IPS()], method="bernstein", reward_range=(0, 1), **bad)
+    with pytest.raises(ValueError, match=r"^reward_range: expected finite \(low, high\) with low < high"):
+        estimate_all_intervals([IPS()], method="hoeffding", reward_range=(1, 0), **arrays)
+    with pytest.raises(ValueError, match=r"^pscore must be a probability <= 1; 500 of 500 rows are above 1"):
+        estimate_all_intervals([IPS()], method="bernstein", reward_range=(0, 1), **{**arrays, "pscore": np.full(n, 1.5)})

@@ -78,7 +78,8 @@ def overlap_diagnostics(weights: Any, pscore: Any, n_actions: int, *, action_dis
         out["low_support_share"] = float(np.where(pb < threshold, pe, 0.0).sum(axis=1).mean()) if len(pe) else 0.0
         out["low_support_source"] = "pi_b"
     else:
-        out["low_support_share"] = float(np.mean(w * (ps < threshold))) if len(w) else 0.0
+        # an estimate of a share: capped at 1 (tiny pscores give huge weights)
+        out["low_support_share"] = min(1.0, float(np.mean(w * (ps < threshold)))) if len(w) else 0.0
         out["low_support_source"] = "logged rows"
     out["pscore_one_share"] = float(np.mean(ps >= PSCORE_ONE)) if len(ps) else 0.0
     return out

@@ -670,7 +670,9 @@ def estimate_all_intervals(
     terms = [est.terms(inputs) for est in estimators]
     ranges = value_range = None
     if reward_range is not None:
-        value_range = tuple(float(v) for v in reward_range)
+        value_range = check_reward_range(reward_range, inputs.reward)
+        if max_weight is not None and not (math.isfinite(float(max_weight)) and float(max_weight) > 0):
+            raise ValueError(f"max_weight: expected the largest importance weight, a number > 0, got {max_weight!r}")
         ranges = [est.term_ranges(value_range, weight_bound(est, inputs, max_weight),
                                   reward_model_range(inputs, value_range)) for est in estimators]
     out = estimate_intervals_from_terms(
@@ -684,6 +686,24 @@ def estimate_all_intervals(
         value_range=value_range,
     )
     return dict(zip(names, out))
+
+
+def check_reward_range(reward_range: Any, reward: np.ndarray | None) -> tuple[float, float]:
+    """``reward_range`` as (low, high), finite with low < high and holding every logged reward
+    (a finite-sample bound's guarantee rests on it), or a one-line ValueError."""
+    try:
+        lo, hi = (float(v) for v in reward_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range: expected (low, high), got {reward_range!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"reward_range: expected finite (low, high) with low < high, got {(lo, hi)}")
+    if reward is not None and reward.size:
+        out = (reward < lo) | (reward > hi)
+        if out.any():
+            k, bad = int(out.sum()), float(reward[np.argmax(out)])
+            raise ValueError(f"reward: {k} of {reward.size} rewards lie outside reward_range [{lo:g}, {hi:g}] "
+                             f"(e.g. {bad:g}): the finite-sample bound needs every reward inside it")
+    return lo, hi
 
 
 def weight_bound(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float | None) -> float:

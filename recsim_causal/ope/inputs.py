@@ -164,6 +164,7 @@ _LIGHT_FIELDS = (
 )
 _POSITIVE = ("pscore", "estimated_pscore", "embed_pscore")
 _NONNEGATIVE = ("target_pscore", "embed_target_pscore", "unsupported_mass")
+_PROBABILITIES = ("pscore", "target_pscore", "estimated_pscore", "embed_pscore", "embed_target_pscore")
 # where each light vector comes from in the dense (OBP) API, for error messages
 DENSE_SOURCE = {
     "reward": "reward",
@@ -228,6 +229,9 @@ class LightInputs:
             if name in _NONNEGATIVE and n and x.min() < 0:
                 k = int(np.count_nonzero(x < 0))
                 raise ValueError(f"{name} must be >= 0; {k} of {n} rows are negative")
+            if name in _PROBABILITIES and n and x.max() > 1.0 + 1e-9:
+                k = int(np.count_nonzero(x > 1.0 + 1e-9))
+                raise ValueError(f"{name} must be a probability <= 1; {k} of {n} rows are above 1 (max {x.max():.6g})")
             setattr(self, name, x)
         if ref_name is None:
             raise ValueError("LightInputs: no arrays given")

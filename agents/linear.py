@@ -346,8 +346,15 @@ class LinUCB(_RidgePolicy, ScorePolicy):
         score is convex in that column (linear plus a norm), and the distribution depends on
         the scores only through their argmax: the contract with which
         :func:`recsim_causal.ope.propensity.marginal_action_probs` certifies its cells."""
-        mean, width, slope = self.ridge.mean_width_and_slope(self._contexts(contexts), self.alpha, column)
-        return mean + width, slope
+        x = self._contexts(contexts)
+        if not self.shared:
+            mean, width, slope = self.ridge.mean_width_and_slope(x, self.alpha, column)
+            return mean + width, slope
+        # shared: the column is feature column % p of action column // p, and moves only its score
+        p = self.dim // self.n_actions
+        mean, width, slope = self.ridge.mean_width_and_slope(self._scoring_rows(x), self.alpha, column % p)
+        slope = self._per_action(slope, len(x)) * (np.arange(self.n_actions) == column // p)
+        return self._per_action(mean + width, len(x)), slope
 
     def action_probs(self, contexts: np.ndarray) -> np.ndarray:
         """One-hot on the UCB argmax, ties split: ``(B, d) -> (B, K)``."""

@@ -484,3 +484,18 @@ def test_save_load_round_trip(key, tmp_path):
 def test_public_api():
     for name in recsim_causal.agents.__all__:
         assert hasattr(recsim_causal.agents, name), name
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_linucb_score_slopes_match_finite_differences(shared):
+    rng = np.random.default_rng(0)
+    K, d = 4, 12
+    pol = LinUCB(K, d, alpha=1.3, shared=shared)
+    pol.update(rng.normal(size=(300, d)), rng.integers(0, K, 300), rng.random(300))
+    z = rng.normal(size=(5, d))
+    for col in (0, 5, 11):
+        scores, slope = pol.scores_with_slope(z, col)
+        z2 = z.copy()
+        z2[:, col] += 1e-6
+        np.testing.assert_allclose(scores, pol.scores(z))
+        np.testing.assert_allclose(slope, (pol.scores(z2) - pol.scores(z)) / 1e-6, atol=1e-5)

@@ -114,3 +114,25 @@ def test_bad_arguments_are_one_line_errors(kw, message):
 def test_log_must_be_a_log():
     with pytest.raises(ValueError, match="log: expected a LoggedFeedback, a simulated log or a Parquet path, got dict"):
         fit({})
+
+
+def test_log_learner_learns_from_its_own_batches_and_from_a_parquet_log(tmp_path):
+    """The agent form: online batches in the two-action world (its own pscores), then a fresh
+    agent from the Parquet log; both end on the known optimal policy."""
+    from recsim_causal.learn import LogLearner
+
+    rng = np.random.default_rng(5)
+    agent = LogLearner(2, 2, seed=0, learner="dr", refit_every=1000, epsilon=0.1)
+    check_policy(agent, HAND, rng)
+    np.testing.assert_allclose(agent.action_probs(HAND), 0.5)  # no data yet: uniform
+    for _ in range(4):
+        x = np.c_[rng.choice([-1.0, 1.0], size=1000), rng.normal(size=1000)]
+        a, _ = agent.act(x, rng)
+        q = np.where(x[:, :1] > 0, [0.8, 0.2], [0.2, 0.8])
+        agent.update(x, a, (rng.random(1000) < q[np.arange(1000), a]).astype(float))
+    probs = agent.action_probs(HAND)
+    assert probs[0, 0] > 0.9 and probs[1, 1] > 0.9, probs  # at most 1 - epsilon / 2 = 0.95
+    fb, _ = two_action_log()
+    fb.to_parquet(tmp_path / "log.parquet")
+    again = LogLearner(2, 2, learner="dm", log=str(tmp_path / "log.parquet"), epsilon=0.0)
+    np.testing.assert_array_equal(again.action_probs(HAND), [[1.0, 0.0], [0.0, 1.0]])

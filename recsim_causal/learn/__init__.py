@@ -6,9 +6,10 @@ one-item logs (:mod:`recsim_causal.learn.bandit`); ``fit_sessions(log, algorithm
 the ``offline-rl`` extra).
 """
 
+from .agent import LogLearner
 from .bandit import LEARNERS, POLICIES, Objective, as_feedback, fit, register_learner
 from .policies import NetworkPolicy, RewardModelPolicy
 from .sessions import ALGORITHMS, QPolicy, fit_sessions
 
-__all__ = ["ALGORITHMS", "LEARNERS", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
+__all__ = ["ALGORITHMS", "LEARNERS", "LogLearner", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
            "as_feedback", "fit", "fit_sessions", "register_learner"]

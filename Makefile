@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test test-all bench setup clean
+.PHONY: run test test-all bench docs setup clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "$(TORCH_CPU)"; fi
-	$(PY) -m pip install -q -e ".[test,ray,offline-rl]"
+	$(PY) -m pip install -q -e ".[test,ray,offline-rl,docs]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -25,5 +26,9 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py
 
+# The documentation site (mkdocs-material) into site/; `$(PY) -m mkdocs serve` to browse it.
+docs: $(VENV)/.installed
+	$(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf outputs multirun wandb .pytest_cache
+	rm -rf outputs multirun wandb .pytest_cache site

@@ -1,0 +1,148 @@
+"""Every python and shell block of README.md and docs/ runs, at the size its directives set.
+
+How a page marks its blocks: see the docstring of tests/docblocks.py (and docs/index.md).
+One test per page: its blocks run in order in one fresh directory, python blocks in one
+namespace. Output blocks (``<!-- output: name -->``) must equal docs/generated/<name>.txt,
+which scripts/make_docs.py writes from real runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+from tests.docblocks import ROOT, append_args, doc_pages, parse_page, sync_outputs
+
+PAGES = doc_pages()
+GENERATED = ROOT / "docs" / "generated"
+
+
+def _page_id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _shell_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0", WANDB_SILENT="true")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _has_shell(path: Path) -> bool:
+    return any(b.kind == "shell" for b in parse_page(path))
+
+
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, id=_page_id(p), marks=[pytest.mark.slow] if _has_shell(p) else [])
+             for p in PAGES])
+def test_page_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = parse_page(page)
+    (tmp_path / "scripts").symlink_to(ROOT / "scripts")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = set(sys.modules)
+    namespace: dict = {"__name__": "__docs__"}
+    env = _shell_env(tmp_path)
+    try:
+        for block in blocks:
+            if block.file is not None:
+                target = tmp_path / block.file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(block.source() if block.replace else block.code, encoding="utf-8")
+                continue
+            if block.kind == "python":
+                out = io.StringIO()
+                try:
+                    with contextlib.redirect_stdout(out):
+                        exec(compile(block.source(), block.where, "exec"), namespace)
+                except Exception:
+                    pytest.fail(f"{block.where}: python block failed\n{out.getvalue()[-3000:]}"
+                                f"\n{traceback.format_exc()[-4000:]}", pytrace=False)
+            elif block.kind == "shell":
+                try:
+                    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.source()], cwd=tmp_path, env=env,
+                                          capture_output=True, text=True, timeout=block.timeout)
+                except subprocess.TimeoutExpired:
+                    pytest.fail(f"{block.where}: shell block ran past {block.timeout:.0f} s", pytrace=False)
+                if proc.returncode != 0:
+                    pytest.fail(f"{block.where}: shell block exited {proc.returncode}\n--- ran:\n{block.source()}"
+                                f"--- stdout:\n{proc.stdout[-3000:]}\n--- stderr:\n{proc.stderr[-4000:]}",
+                                pytrace=False)
+    finally:
+        for name in set(sys.modules) - before:  # the page's own modules (my_policy, ...) go with it
+            mod = sys.modules.get(name)
+            if mod is not None and str(getattr(mod, "__file__", "") or "").startswith(str(tmp_path)):
+                del sys.modules[name]
+
+
+def test_output_blocks_match_generated_files(tmp_path: Path) -> None:
+    """An output block shows exactly docs/generated/<name>.txt (make_docs.py keeps them equal)."""
+    for page in PAGES:
+        copy = tmp_path / page.name
+        copy.write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
+        changed = sync_outputs(copy, GENERATED)
+        assert not changed, (f"{_page_id(page)}: output blocks {changed} differ from docs/generated/ "
+                             "(run python scripts/make_docs.py, never edit outputs by hand)")
+
+
+def test_every_docs_page_is_in_the_nav() -> None:
+    import yaml
+
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+
+    def walk(entry):
+        if isinstance(entry, str):
+            yield entry
+        elif isinstance(entry, list):
+            for e in entry:
+                yield from walk(e)
+        elif isinstance(entry, dict):
+            for v in entry.values():
+                yield from walk(v)
+
+    listed = set(walk(nav))
+    pages = {str(p.relative_to(ROOT / "docs")) for p in PAGES if p.parent != ROOT}
+    assert not pages - listed, f"docs pages missing from mkdocs.yml's nav: {sorted(pages - listed)}"
+    assert not listed - pages, f"mkdocs.yml's nav names missing pages: {sorted(listed - pages)}"
+
+
+@pytest.mark.slow
+def test_docs_site_builds(tmp_path: Path) -> None:
+    """``make docs``: mkdocs-material builds the site with no warning (broken links, bad nav)."""
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_collector_directives(tmp_path: Path) -> None:
+    """The collector itself, on a hand-written page: languages, directives, args placement."""
+    page = tmp_path / "p.md"
+    page.write_text(
+        "# p\n\n<!-- test: args a=1 -->\n```bash\npython scripts/run.py x=2 \\\n  y=3   # a 'comment'\necho hi\n```\n\n"
+        "<!-- test: file sub/m.py -->\n```python\nX = 1\n```\n\n```text\nout\n```\n\n"
+        "<!--\ntest: skip no GPU here\n-->\n```python\nimport cuda\n```\n\n"
+        "<!-- test: replace \"10_000\" \"10\" -->\n```python\nn = 10_000\n```\n\n"
+        "<!-- output: demo -->\n```text\nold\n```\n", encoding="utf-8")
+    b = parse_page(page)
+    assert [x.lang for x in b] == ["bash", "python", "text", "python", "python", "text"]
+    assert [x.kind for x in b] == ["shell", None, None, None, "python", None]
+    assert b[0].source() == "python scripts/run.py x=2 y=3 a=1  # a 'comment'\necho hi\n"
+    assert b[1].file == "sub/m.py" and b[3].skip == "no GPU here"
+    assert b[4].source() == "n = 10\n" and b[5].output == "demo"
+    assert append_args("recsim-run -m 'p=[a,#b]'\n", ["s=1"]) == "recsim-run -m 'p=[a,#b]' s=1\n"
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "demo.txt").write_text("new 1\nnew 2\n")
+    assert sync_outputs(page, tmp_path / "gen") == ["demo"]
+    assert page.read_text().endswith("<!-- output: demo -->\n```text\nnew 1\nnew 2\n```\n")
+    assert sync_outputs(page, tmp_path / "gen") == []

@@ -28,6 +28,9 @@ before a block, one per line, several comments or lines allowed::
         a block that cannot run here (set-up commands, GPUs, network).
     <!-- test: timeout 300 -->
         seconds this block may take (default 240).
+    <!-- test: exit 2 -->
+        a shell block that shows mistakes: each command line runs on its own and must exit
+        with this code (a line with a comment only is skipped).
 
 Outputs shown in the docs are never pasted by hand: ``scripts/make_docs.py`` runs the examples
 at a small size and writes ``docs/generated/<name>.txt``; a ``text`` block preceded by
@@ -68,6 +71,7 @@ class Block:
     skip: str | None = None
     output: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    exit: int | None = None
 
     @property
     def kind(self) -> str | None:
@@ -194,9 +198,11 @@ def _apply(block: Block, directives: list[tuple[str, str, str]], page_args: list
             block.skip = value
         elif name == "timeout":
             block.timeout = float(value)
+        elif name == "exit":
+            block.exit = int(value)
         else:
             raise ValueError(f"{block.where}: unknown directive 'test: {name}' "
-                             "(known: args, replace, file, skip, timeout)")
+                             "(known: args, replace, file, skip, timeout, exit)")
 
 
 def _comment_start(line: str) -> int:
@@ -211,6 +217,16 @@ def _comment_start(line: str) -> int:
         elif ch == "#" and (k == 0 or line[k - 1].isspace()):
             return k
     return -1
+
+
+def logical_lines(script: str) -> list[str]:
+    """The command lines of a shell script: continuations joined, blank and comment-only lines dropped."""
+    out = []
+    for line in append_args(script, []).splitlines():
+        cut = _comment_start(line)
+        if (line if cut < 0 else line[:cut]).strip():
+            out.append(line)
+    return out
 
 
 def append_args(script: str, args: list[str]) -> str:
@@ -230,7 +246,7 @@ def append_args(script: str, args: list[str]) -> str:
     for line in logical:
         cut = _comment_start(line)
         cmd, comment = (line, "") if cut < 0 else (line[:cut].rstrip(), "  " + line[cut:])
-        if any(c in cmd for c in RUN_COMMANDS) and cmd.strip():
+        if extra and any(c in cmd for c in RUN_COMMANDS) and cmd.strip():
             cmd = f"{cmd} {extra}"
         out.append(cmd + comment)
     return "\n".join(out) + "\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docblocks import ROOT, append_args, doc_pages, parse_page, sync_outputs
+from tests.docblocks import ROOT, append_args, doc_pages, logical_lines, parse_page, sync_outputs
 
 PAGES = doc_pages()
 GENERATED = ROOT / "docs" / "generated"
@@ -69,15 +69,17 @@ def test_page_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
                     pytest.fail(f"{block.where}: python block failed\n{out.getvalue()[-3000:]}"
                                 f"\n{traceback.format_exc()[-4000:]}", pytrace=False)
             elif block.kind == "shell":
-                try:
-                    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.source()], cwd=tmp_path, env=env,
-                                          capture_output=True, text=True, timeout=block.timeout)
-                except subprocess.TimeoutExpired:
-                    pytest.fail(f"{block.where}: shell block ran past {block.timeout:.0f} s", pytrace=False)
-                if proc.returncode != 0:
-                    pytest.fail(f"{block.where}: shell block exited {proc.returncode}\n--- ran:\n{block.source()}"
-                                f"--- stdout:\n{proc.stdout[-3000:]}\n--- stderr:\n{proc.stderr[-4000:]}",
-                                pytrace=False)
+                scripts = [block.source()] if block.exit is None else logical_lines(block.source())
+                for script in scripts:
+                    try:
+                        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                                              capture_output=True, text=True, timeout=block.timeout)
+                    except subprocess.TimeoutExpired:
+                        pytest.fail(f"{block.where}: shell block ran past {block.timeout:.0f} s", pytrace=False)
+                    if proc.returncode != (block.exit or 0):
+                        pytest.fail(f"{block.where}: shell block exited {proc.returncode} (expected {block.exit or 0})"
+                                    f"\n--- ran:\n{script}\n--- stdout:\n{proc.stdout[-3000:]}"
+                                    f"\n--- stderr:\n{proc.stderr[-4000:]}", pytrace=False)
     finally:
         for name in set(sys.modules) - before:  # the page's own modules (my_policy, ...) go with it
             mod = sys.modules.get(name)
@@ -141,6 +143,7 @@ def test_collector_directives(tmp_path: Path) -> None:
     assert b[1].file == "sub/m.py" and b[3].skip == "no GPU here"
     assert b[4].source() == "n = 10\n" and b[5].output == "demo"
     assert append_args("recsim-run -m 'p=[a,#b]'\n", ["s=1"]) == "recsim-run -m 'p=[a,#b]' s=1\n"
+    assert logical_lines("a \\\n  b  # c\n# only a comment\n\nd\n") == ["a b  # c", "d"]
     (tmp_path / "gen").mkdir()
     (tmp_path / "gen" / "demo.txt").write_text("new 1\nnew 2\n")
     assert sync_outputs(page, tmp_path / "gen") == ["demo"]

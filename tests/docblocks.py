@@ -27,7 +27,7 @@ before a block, one per line, several comments or lines allowed::
         don't run it; the reason is required and shows in the test report. Keep these rare:
         a block that cannot run here (set-up commands, GPUs, network).
     <!-- test: timeout 300 -->
-        seconds this block may take (default 240).
+        seconds this block may take (default 600).
     <!-- test: exit 2 -->
         a shell block that shows mistakes: each command line runs on its own and must exit
         with this code (a line with a comment only is skipped).
@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGS = {"python": "python", "py": "python", "bash": "shell", "shell": "shell", "sh": "shell"}
 RUN_COMMANDS = ("scripts/run.py", "scripts/suite.py", "recsim-run", "recsim-suite")
-DEFAULT_TIMEOUT = 240
+DEFAULT_TIMEOUT = 600
 
 _FENCE = re.compile(r"^(?P<indent>[ ]{0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _COMMENT = re.compile(r"<!--(.*?)-->", re.S)

@@ -57,7 +57,7 @@ class BanditVectorEnv(Clock, VectorEnv):
                  world: World | None = None, backend: str = "numpy", device: Any = None, oracle: str = "full",
                  render_mode: str | None = None):
         world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
-        init_vector_spaces(self, world, num_envs, observation_space(world))
+        init_vector_spaces(self, world, num_envs, observation_space(world), oracle)
         self.oracle = check_oracle(oracle)
         self.render_mode = render_mode
         self._batch: _UserBatch | None = None

@@ -26,6 +26,7 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from recsim_causal.config import check_memory
 from recsim_causal.scm import SCMConfigError, World
 
 
@@ -58,10 +59,35 @@ def check_oracle(oracle: Any) -> str:
     return oracle
 
 
-def init_vector_spaces(env, world: World, num_envs: int, single_observation_space: spaces.Box) -> None:
-    """Set a vector env's world, num_envs and single/batched spaces (one item or a slate per user)."""
-    if not isinstance(num_envs, int) or num_envs < 1:
+def batch_bytes(world: World, num_envs: int, oracle: str, obs_dim: int) -> float:
+    """Bytes a step of ``num_envs`` users holds at once, over-estimated: per user the
+    observation, the user-level node values and the noise; and with ``oracle="full"`` per user
+    and item the conditional mean and gated mean of each response, the reward and the info's
+    copy, in the world's dtype. The oracles ``best`` and ``chosen`` hold no (users x items) array."""
+    size = world.dtype.itemsize
+    user_cols = sum(world.mech[n].dim for n in world.user_nodes)
+    per_user = size * (obs_dim + 2 * user_cols + 16)
+    per_pair = size * (2 * len(world.responses) + 3) if oracle == "full" else 0.0
+    return num_envs * (per_user + world.n_items * per_pair)
+
+
+def check_batch_memory(world: World, num_envs: int, oracle: str, obs_dim: int) -> None:
+    """Refuse, before anything is allocated, a batch whose arrays cannot fit in the memory
+    available (:func:`recsim_causal.config.check_memory`): the one check for every array that
+    scales with users x items."""
+    what = (f"{num_envs:,} users x {world.n_items:,} items (oracle=full; oracle=best or chosen holds no users x items array)"
+            if oracle == "full" else f"{num_envs:,} users")
+    check_memory(batch_bytes(world, num_envs, oracle, obs_dim),
+                 "env.num_envs x env.n_items" if oracle == "full" else "env.num_envs", what)
+
+
+def init_vector_spaces(env, world: World, num_envs: int, single_observation_space: spaces.Box,
+                       oracle: str = "full") -> None:
+    """Set a vector env's world, num_envs and single/batched spaces (one item or a slate per user);
+    check the oracle and that a batch fits in memory."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"env.num_envs: expected an integer >= 1, got {num_envs!r}")
+    check_batch_memory(world, num_envs, check_oracle(oracle), int(np.prod(single_observation_space.shape)))
     env.world, env.num_envs = world, num_envs
     env.single_observation_space = single_observation_space
     env.single_action_space = action_space(world)

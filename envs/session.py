@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from recsim_causal.envs.common import (Clock, action_space, check_actions, check_oracle, init_vector_spaces,
                                        make_world, observation_space, one_user_info, oracle_info, time_info)
+from recsim_causal.config import check_integer, check_number
 from recsim_causal.scm import SCMConfigError, World
 
 DYNAMICS_DEFAULTS = dict(max_steps=20, drift=0.1, fatigue_rate=0.5, fatigue_decay=0.8, satisfaction_rate=0.3,
@@ -43,22 +44,28 @@ class _SessionCore:
         d = {**DYNAMICS_DEFAULTS, **dynamics}
         if world.slate_size != 1:
             raise SCMConfigError(f"env.slate_size: Session-v0 recommends one item per step, expected 1, got {world.slate_size}")
-        if not isinstance(d["max_steps"], int) or d["max_steps"] < 1:
-            raise SCMConfigError(f"env.max_steps: expected an integer >= 1, got {d['max_steps']!r}")
-        for key in ("drift", "fatigue_decay", "satisfaction_rate"):
-            if not 0 <= d[key] <= 1:
-                raise SCMConfigError(f"env.{key}: expected a number in [0, 1], got {d[key]!r}")
-        if d["fatigue_rate"] < 0:
-            raise SCMConfigError(f"env.fatigue_rate: expected a number >= 0, got {d['fatigue_rate']!r}")
+        check_integer(d["max_steps"], "env.max_steps", minimum=1, error=SCMConfigError)
+        for key, low, high in (("drift", 0, 1), ("fatigue_decay", 0, 1), ("satisfaction_rate", 0, 1),
+                               ("fatigue_rate", 0, None), ("leave_bias", None, None), ("leave_satisfaction", None, None)):
+            d[key] = check_number(d[key], f"env.{key}", low, high, error=SCMConfigError)
         self.world, self.n, self.d, self.xp = world, n, d, world.xp
         self.oracle = check_oracle(oracle)
-        self.interest = self._pair(d["interest_node"], d["interest_item_node"], "interest")
-        self.fatigue = self._pair(d["fatigue_node"], d["fatigue_item_node"], "fatigue")
+        self.interest = self._pair(d["interest_node"], d["interest_item_node"], "interest", dynamics)
+        self.fatigue = self._pair(d["fatigue_node"], d["fatigue_item_node"], "fatigue", dynamics)
         self.max_steps = d["max_steps"]
 
-    def _pair(self, user_node: str | None, item_node: str | None, what: str) -> tuple[str, str] | None:
-        """(user node, item node) of a dynamic, or None when the world lacks it (the dynamic is off)."""
-        if not user_node or user_node not in self.world.mech or item_node not in self.world.item_values:
+    def _pair(self, user_node: str | None, item_node: str | None, what: str,
+              given: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(user node, item node) of a dynamic, or None when it is off: a node set to None, or the
+        default nodes on a world that lacks them. A node named by the caller must exist."""
+        if not user_node:
+            return None
+        for key, node, known in ((f"{what}_node", user_node, self.world.mech),
+                                 (f"{what}_item_node", item_node, self.world.item_values)):
+            if key in given and node not in known:
+                raise SCMConfigError(f"env.{key}: unknown node {node!r} (known: {', '.join(sorted(map(str, known)))}; "
+                                     "null turns the dynamic off)")
+        if user_node not in self.world.mech or item_node not in self.world.item_values:
             return None
         u, i = self.world.mech[user_node], self.world.item_values[item_node]
         if u.level != "user" or u.dim != i.shape[1]:
@@ -147,7 +154,7 @@ class SessionVectorEnv(Clock, VectorEnv):
                  slate_size: int = 1, backend: str = "numpy", device: Any = None, oracle: str = "full",
                  render_mode: str | None = None, **dynamics: Any):
         world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
-        init_vector_spaces(self, world, num_envs, _session_spaces(world))
+        init_vector_spaces(self, world, num_envs, _session_spaces(world), oracle)
         self.core = _SessionCore(world, num_envs, oracle, **dynamics)
         self.render_mode = render_mode
         self._autoreset = None

@@ -5,6 +5,7 @@ Each raises a one-line ``ValueError`` that names the user-facing field and what 
 * :func:`check_keys`: unknown keys in a mapping, with the known keys and a did-you-mean,
   e.g. ``scm.nodes.click.biass: unknown key (did you mean 'bias'? known: bias, gate, parents, type)``;
 * :func:`check_integer`: an integer where one is needed (``seed=1.9`` is an error, not seed 1);
+* :func:`check_number`: a finite number within bounds (``env.fatigue_rate=inf`` is an error);
 * :func:`check_bool`: ``true`` or ``false`` and nothing else (``overwrite=no`` is an error, not true);
 * :func:`check_seed`: a seed within the one limit every generator accepts (``0 <= seed < 2**32``);
 * :func:`check_memory`: a size that cannot fit in the memory available now, refused before
@@ -42,6 +43,22 @@ def check_integer(value: Any, where: str, minimum: int | None = None, error: typ
         bound = f" >= {minimum}" if minimum is not None else ""
         raise error(f"{where}: expected an integer{bound}, got {value!r}")
     return int(value)
+
+
+def check_number(value: Any, where: str, low: float | None = None, high: float | None = None,
+                 error: type[ValueError] = ValueError) -> float:
+    """``value`` as a finite float in ``[low, high]`` (either bound may be None); bools, strings,
+    None, NaN and inf are errors: ``env.leave_bias: expected a finite number, got nan``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok and np.isfinite(value) and (low is None or value >= low) and (high is None or value <= high):
+        return float(value)
+    if low is not None and high is not None:
+        want = f"a number in [{low:g}, {high:g}]"
+    elif low is not None or high is not None:
+        want = f"a finite number {'>=' if low is not None else '<='} {low if low is not None else high:g}"
+    else:
+        want = "a finite number"
+    raise error(f"{where}: expected {want}, got {value!r}")
 
 
 def check_bool(value: Any, where: str, error: type[ValueError] = ValueError) -> bool:

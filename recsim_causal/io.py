@@ -101,9 +101,13 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
                 with open(tmp, "rb") as fh:
                     os.fsync(fh.fileno())
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and not e.filename:
+                # a writer's error (a full disk, a file-size limit) names no file: name the result
+                reason = e.strerror or (os.strerror(e.errno) if e.errno else str(e).splitlines()[0])
+                raise OSError(e.errno, f"cannot write it: {reason}", str(final)) from e
             raise
 
 

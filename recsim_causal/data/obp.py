@@ -95,6 +95,46 @@ def _dense_rank0(x: np.ndarray) -> np.ndarray:
     return np.unique(x, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """An OBD CSV (first column the index), refused when it has no rows or a row with empty
+    fields (a file cut mid-row gives a last row with fewer fields; pandas fills them with NaN)."""
+    try:
+        frame = pd.read_csv(path, index_col=0)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"load_obd: {path} is not a readable CSV ({str(e).splitlines()[0] if str(e) else e!r})") from None
+    if frame.empty:
+        raise ValueError(f"load_obd: {path} has no rows")
+    empty = frame.isna().to_numpy().any(axis=1)
+    if empty.any():
+        row = int(np.argmax(empty))
+        hint = " (the file is cut short?)" if row == len(frame) - 1 else ""
+        raise ValueError(f"load_obd: {path}: row {row + 1} of {len(frame)} has empty fields{hint}")
+    return frame
+
+
+def _numbers(frame: pd.DataFrame, column: str, path: Path, dtype: type) -> np.ndarray:
+    """A column as numbers, else ``load_obd: <path>: column 'click' holds 'yes' (expected numbers)``."""
+    values = frame[column]
+    try:
+        out = values.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        bad = next(v for v in values if not _is_number(v))
+        raise ValueError(f"load_obd: {path}: column {column!r} holds {bad!r} (expected numbers)") from None
+    if dtype is np.int64:
+        if not np.all(out == np.round(out)):
+            raise ValueError(f"load_obd: {path}: column {column!r} holds non-integers (expected integers)")
+        return out.astype(np.int64)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def load_obd(path: str | Path, *, include_affinity: bool = False) -> LoggedFeedback:
     """Read one campaign of the Open Bandit Dataset into a LoggedFeedback.
 
@@ -134,8 +174,8 @@ def load_obd(path: str | Path, *, include_affinity: bool = False) -> LoggedFeedb
     if not item_path.exists():
         raise FileNotFoundError(f"load_obd: {item_path} is missing (OBD keeps it beside the CSV)")
 
-    data = pd.read_csv(csv, index_col=0)
-    item_context = pd.read_csv(item_path, index_col=0)
+    data = _read_csv(csv)
+    item_context = _read_csv(item_path)
     required = ["timestamp", "item_id", "position", "click", "propensity_score"]
     missing = [c for c in required if c not in data.columns]
     if missing:
@@ -144,21 +184,22 @@ def load_obd(path: str | Path, *, include_affinity: bool = False) -> LoggedFeedb
         raise ValueError(f"load_obd: {item_path} lacks column 'item_feature_0'")
 
     data = data.sort_values("timestamp")
-    action = data["item_id"].to_numpy(dtype=np.int64)
-    position = _dense_rank0(data["position"].to_numpy())
-    reward = data["click"].to_numpy(dtype=np.float64)
-    pscore = data["propensity_score"].to_numpy(dtype=np.float64)
+    action = _numbers(data, "item_id", csv, np.int64)
+    position = _dense_rank0(_numbers(data, "position", csv, np.int64))
+    reward = _numbers(data, "click", csv, np.float64)
+    pscore = _numbers(data, "propensity_score", csv, np.float64)
 
     user_cols = data.columns[data.columns.str.contains("user_feature")]
     context = pd.get_dummies(data.loc[:, user_cols], drop_first=True).to_numpy(dtype=np.float64)
     if include_affinity:
         aff_cols = data.columns[data.columns.str.contains("affinity")]
-        context = np.c_[context, data.loc[:, aff_cols].to_numpy(dtype=np.float64)]
+        affinity = [_numbers(data, c, csv, np.float64) for c in aff_cols]
+        context = np.c_[context, np.column_stack(affinity)] if affinity else context
 
     cat = item_context.drop(columns="item_feature_0")
     encoded = np.column_stack(
         [np.unique(cat[c].to_numpy(), return_inverse=True)[1].reshape(-1) for c in cat.columns]
-        + [item_context["item_feature_0"].to_numpy(dtype=np.float64)]
+        + [_numbers(item_context, "item_feature_0", item_path, np.float64)]
     ).astype(np.float64)
 
     n_actions = max(int(action.max()) + 1, encoded.shape[0])

@@ -133,6 +133,8 @@ class ParquetLogWriter:
 
 
 def _column_to_numpy(table: pa.Table, name: str, path: Path) -> np.ndarray:
+    if name not in table.column_names:
+        raise ValueError(f"{path}: column {name!r} is missing (columns: {', '.join(table.column_names) or 'none'})")
     col = table.column(name)
     if col.null_count:
         raise ValueError(f"{path}: column {name!r} has {col.null_count} nulls")
@@ -142,22 +144,65 @@ def _column_to_numpy(table: pa.Table, name: str, path: Path) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
-def load_parquet(path: str | Path) -> LoggedFeedback:
-    """Read a file written by :func:`save_parquet` into a validated LoggedFeedback."""
-    path = Path(path)
-    table = pq.read_table(path)
+#: Keys of the ``recsim_causal`` schema metadata: required, and the optional ones.
+_META_KEYS = ("format", "version", "n_actions", "shapes", "metadata")
+
+
+def _read_metadata(table: pa.Table, path: Path) -> dict[str, Any]:
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise ValueError(
             f"{path}: not a recsim_causal LoggedFeedback file (no {METADATA_KEY.decode()!r} "
             "key in the Parquet schema metadata)"
         )
-    meta: dict[str, Any] = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not a mapping")
     if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
         raise ValueError(
             f"{path}: unsupported format {meta.get('format')!r} version {meta.get('version')!r} "
             f"(expected {_FORMAT!r} version {_VERSION})"
         )
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata lacks {', '.join(map(repr, missing))}")
+    if not isinstance(meta["shapes"], dict):
+        raise ValueError(f"{path}: metadata 'shapes' is not a mapping")
+    return meta
+
+
+def _matrix(table: pa.Table, name: str, shape: Any, path: Path) -> np.ndarray:
+    flat = _column_to_numpy(table, name, path)
+    try:
+        return flat.reshape(-1, *[int(d) for d in shape[1:]])
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: column {name!r} ({flat.size} values) does not fit the shape {shape} "
+                         "given in the metadata") from None
+
+
+def load_parquet(path: str | Path) -> LoggedFeedback:
+    """Read a file written by :func:`save_parquet` into a validated LoggedFeedback.
+
+    A file that is missing raises FileNotFoundError; one that is not Parquet (empty, truncated,
+    text), not a LoggedFeedback file, or lacks a column or a metadata key raises a one-line
+    ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        if path.exists():
+            raise ValueError(f"{path}: not a file")
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    meta = _read_metadata(table, path)
+    if table.num_rows == 0:
+        raise ValueError(f"{path}: the log has no rows")
     fields: dict[str, Any] = {
         name: _column_to_numpy(table, name, path) for name in ("action", "reward", "pscore")
     }
@@ -168,11 +213,18 @@ def load_parquet(path: str | Path) -> LoggedFeedback:
         fields[name] = _column_to_numpy(table, name, path) if name in table.column_names else None
     for name in _MATRIX_FIELDS:
         shape = meta["shapes"].get(name)
-        fields[name] = (
-            None if shape is None else _column_to_numpy(table, name, path).reshape(-1, *shape[1:])
-        )
+        fields[name] = None if shape is None else _matrix(table, name, shape, path)
     ac = meta.get("action_context")
-    fields["action_context"] = (
-        None if ac is None else np.asarray(ac, dtype=np.float64).reshape(meta["action_context_shape"])
-    )
-    return LoggedFeedback(n_actions=int(meta["n_actions"]), metadata=meta["metadata"], **fields)
+    try:
+        fields["action_context"] = (
+            None if ac is None else np.asarray(ac, dtype=np.float64).reshape(meta["action_context_shape"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: metadata 'action_context' does not fit 'action_context_shape'") from None
+    n_actions = meta["n_actions"]
+    if isinstance(n_actions, bool) or not isinstance(n_actions, int):
+        raise ValueError(f"{path}: metadata 'n_actions' is {n_actions!r}, expected an integer")
+    try:
+        return LoggedFeedback(n_actions=n_actions, metadata=meta["metadata"], **fields)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None

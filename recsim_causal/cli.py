@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -85,13 +86,40 @@ def sweep_failures(sweep_dir: Path) -> tuple[int, str]:
                         "the other jobs ran to the end")
 
 
+def check_config(cfg: DictConfig, hc: Any) -> None:
+    """What Hydra accepts but no run means: a group whose file is not a mapping (``scm=x``
+    where x.yaml is a list), and, for the packaged ``config``, top-level and ``wandb`` keys
+    it does not have (``+seeds=3``, ``+wandb.modee=x``)."""
+    from omegaconf import OmegaConf
+
+    from recsim_causal.config import check_keys
+
+    choices = dict(hc.runtime.choices)
+    for group in ("agent", "env", "scm", "experiment"):
+        node = cfg.get(group)
+        if group in cfg and not isinstance(node, DictConfig):
+            kind = "a list" if OmegaConf.is_list(node) else type(node).__name__
+            raise ValueError(f"{group}: the config {group}={choices.get(group)} is {kind}, expected a mapping of settings")
+    if hc.job.config_name != "config":
+        return
+    packaged = OmegaConf.load(Path(importlib.util.find_spec("recsim_causal.conf").submodule_search_locations[0])
+                              / "config.yaml")
+    groups = {str(d) for d in choices if "/" not in str(d) and not str(d).startswith("hydra")}
+    check_keys(cfg, {*packaged.keys(), *groups} - {"defaults"}, "config")
+    check_keys(cfg.get("wandb") or {}, packaged.wandb.keys(), "wandb")
+
+
 @hydra.main(version_base="1.3", config_path="pkg://recsim_causal.conf", config_name="config")
 def _run_app(cfg: DictConfig) -> dict | None:
     from recsim_causal.experiment.runner import run_job
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
-    job = lambda: run_job(cfg, out_dir, hc)  # noqa: E731
+
+    def job() -> dict:
+        check_config(cfg, hc)
+        return run_job(cfg, out_dir, hc)
+
     try:
         if str(hc.mode) == "RunMode.MULTIRUN":
             return _run_sweep_job(job, out_dir, hc)

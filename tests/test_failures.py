@@ -198,3 +198,130 @@ def test_agents_built_in_python_share_the_seed_limit():
         with pytest.raises(ValueError, match=r"^\w+: seed: expected an integer in \[0, 2\*\*32\), got 4294967296$"):
             cls(n_actions=3, dim=2, seed=2**32)
         cls(n_actions=3, dim=2, seed=2**32 - 1)
+
+
+# ----------------------------------------------------------------------------- data files
+
+
+def small_log(path: Path, n: int = 200) -> Path:
+    import numpy as np
+
+    from recsim_causal.data import LoggedFeedback
+
+    rng = np.random.default_rng(0)
+    fb = LoggedFeedback(context=rng.normal(size=(n, 3)), action=rng.integers(0, 4, n), reward=rng.binomial(1, 0.3, n),
+                        pscore=np.full(n, 0.25), n_actions=4)
+    fb.to_parquet(path)
+    return path
+
+
+def without_column(src: Path, dst: Path, column: str) -> Path:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(src)
+    pq.write_table(table.drop_columns([column]).replace_schema_metadata(table.schema.metadata), dst)
+    return dst
+
+
+def test_bad_log_files_are_one_line_naming_the_file(tmp_path, capsys):
+    good = small_log(tmp_path / "good.parquet")
+    cases = {}
+    for column in ("pscore", "action", "reward", "context"):
+        cases[f"no_{column}"] = (without_column(good, tmp_path / f"no_{column}.parquet", column), f"column '{column}' is missing")
+    data = good.read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    (tmp_path / "zero.parquet").write_bytes(b"")
+    (tmp_path / "text.parquet").write_text("action,reward\n1,0\n")
+    for name in ("cut", "zero", "text"):
+        cases[name] = (tmp_path / f"{name}.parquet", "not a readable Parquet file")
+    for name, (path, what) in cases.items():
+        one_error(["experiment=ope", "wandb.mode=disabled", f"experiment.data={path}",
+                   f"hydra.run.dir={tmp_path / name}"], capsys, f"error: {path}: {what}")
+
+
+def test_bad_log_metadata_is_one_line(tmp_path):
+    import json as js
+
+    import pyarrow.parquet as pq
+
+    from recsim_causal.data.parquet import METADATA_KEY, load_parquet
+
+    good = small_log(tmp_path / "good.parquet")
+    table = pq.read_table(good)
+    meta = js.loads(table.schema.metadata[METADATA_KEY])
+    for edit, message in ((lambda m: m.pop("shapes"), "lacks 'shapes'"), (lambda m: m.update(n_actions="4"), "'n_actions' is '4'"),
+                          (lambda m: m.update(format="other"), "unsupported format 'other'")):
+        m = dict(meta)
+        edit(m)
+        bad = tmp_path / "bad.parquet"
+        pq.write_table(table.replace_schema_metadata({METADATA_KEY: js.dumps(m).encode()}), bad)
+        with pytest.raises(ValueError, match=rf"^{bad}: .*{message}"):
+            load_parquet(bad)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(table.slice(0, 0), empty)
+    with pytest.raises(ValueError, match=rf"^{empty}: the log has no rows$"):
+        load_parquet(empty)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    """A file-size limit (``ulimit -f 2048``) as a full disk: the log write fails, the run says which file."""
+    import resource
+
+    lim = 2 * 2**20
+    d = tmp_path / "D"
+    res = subprocess.run([PY, str(ROOT / "scripts" / "run.py"), "agent=random", "experiment.steps=400000",
+                          "experiment.progress=false", "wandb.mode=disabled", f"hydra.run.dir={d}"],
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim)),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: {d / 'logged.parquet'}: cannot write it: Error writing bytes to file. Detail: [errno 27] File too large"]
+    assert not [p for p in d.iterdir() if p.suffix == ".parquet" or ".tmp" in p.name]
+
+
+def test_bad_open_bandit_dataset_files(tmp_path):
+    from recsim_causal.data import load_obd
+    from tests.test_data_obp import write_obd_folder
+
+    folder, data, _ = write_obd_folder(tmp_path)
+    csv = folder / "men.csv"
+    text = csv.read_text()
+    assert load_obd(folder).n_rounds == 40
+    csv.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 30])  # cut in the middle of the last row
+    with pytest.raises(ValueError, match=rf"^load_obd: {csv}: row 40 of 40 has empty fields \(the file is cut short\?\)$"):
+        load_obd(folder)
+    csv.write_text(text.splitlines()[0] + "\n")
+    with pytest.raises(ValueError, match=rf"^load_obd: {csv} has no rows$"):
+        load_obd(folder)
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("click")] = "yes"
+    csv.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"^load_obd: {csv}: column 'click' holds 'yes' \(expected numbers\)$"):
+        load_obd(folder)
+
+
+# ----------------------------------------------------------------------------- session settings and sizes
+
+
+def test_session_settings_are_checked(tmp_path, capsys):
+    import gymnasium as gym
+
+    import recsim_causal.envs as envs
+
+    one_error(["env=session", *SMALL, "env.fatigue_rate=inf", f"hydra.run.dir={tmp_path / 'a'}"], capsys,
+              "error: env.fatigue_rate: expected a finite number >= 0, got inf")
+    one_error(["env=session", *SMALL, "env.leave_bias=nan", f"hydra.run.dir={tmp_path / 'b'}"], capsys,
+              "error: env.leave_bias: expected a finite number, got nan")
+    with pytest.raises(ValueError, match=r"^env.interest_node: unknown node 'nope' \(known: .*taste"):
+        gym.make(envs.SESSION_ID, interest_node="nope")
+    env = gym.make(envs.SESSION_ID, interest_node=None)  # off, as asked
+    assert env.unwrapped.core.interest is None
+
+
+def test_sizes_are_refused_before_allocation(tmp_path, capsys):
+    one_error([*SMALL, "env.n_items=1000000", "env.num_envs=1024", f"hydra.run.dir={tmp_path / 'a'}"], capsys,
+              "error: out of memory: env.num_envs x env.n_items: 1,024 users x 1,000,000 items (oracle=full; ")
+    one_error([*SMALL, "env.num_envs=100000000", f"hydra.run.dir={tmp_path / 'b'}"], capsys,
+              "error: out of memory: env.num_envs x env.n_items: 100,000,000 users x 20 items (oracle=full; ")

@@ -95,6 +95,8 @@ def tracker_from_config(cfg: Any, run_dir: Path, *, default_group: str, name: st
     from omegaconf import OmegaConf
 
     w = cfg.wandb
-    return Tracker(mode=w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
+    # W&B turned off in the environment wins over the config (no run on record that was refused)
+    off = os.environ.get("WANDB_MODE") == "disabled" or os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1")
+    return Tracker(mode="disabled" if off else w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
                    tags=list(w.tags or []), config=OmegaConf.to_container(cfg, resolve=True), run_dir=run_dir,
                    init_timeout=w.get("init_timeout", 30))

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from recsim_causal.config import check_keys, check_memory
+from recsim_causal.config import check_integer, check_keys, check_memory
 from recsim_causal.scm.backend import NUMPY64
 
 USER, ITEM, PAIR, RESPONSE = "user", "item", "user_item", "response"
@@ -148,7 +148,7 @@ def _nonneg(x: Any) -> bool:
 
 
 def _dim(spec: dict, where: str, default: int = 1) -> int:
-    return int(_get(spec, "dim", where, default, check=lambda d: isinstance(d, int) and d >= 1, expect="an integer >= 1"))
+    return check_integer(spec.get("dim", default), f"{where}.dim", 1, SCMConfigError)
 
 
 # --------------------------------------------------------------------------- base class
@@ -386,7 +386,7 @@ class Constant(Mechanism):
         if self.level == PAIR and value.size != 1:
             raise SCMConfigError(f"{where}.value: a user_item node is a scalar, got {value.size} values")
         self.value = value
-        self.dim = int(spec.get("dim", value.size))
+        self.dim = _dim(spec, where, value.size)
         if value.size not in (1, self.dim):
             raise SCMConfigError(f"{where}.value: expected 1 or {self.dim} values, got {value.size}")
 

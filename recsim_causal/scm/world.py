@@ -116,6 +116,21 @@ class Outcome:
     expected_reward: Any = None  # (n,) for single items: the exact E[r | x, do(a)] of the items shown
 
 
+def _check_magnitudes(obj: Any, where: str, dtype: np.dtype) -> None:
+    """Every number of an SCM config must fit the world's dtype (``bias: 1e39`` is inf in float32,
+    and its NaNs would surface later, blamed on an agent)."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            _check_magnitudes(value, f"{where}.{key}", dtype)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_magnitudes(value, f"{where}[{i}]", dtype)
+    elif isinstance(obj, (float, int)) and not isinstance(obj, bool) and dtype.kind == "f":
+        limit = float(np.finfo(dtype).max)
+        if abs(obj) > limit:
+            raise SCMConfigError(f"{where}: {obj!r} does not fit {dtype.name} (env.dtype; at most {limit:.3g} in size)")
+
+
 class World:
     """A structural causal model of users x items, validated on construction.
 
@@ -141,6 +156,7 @@ class World:
         check_keys(cfg, TOP_LEVEL_KEYS, "scm", SCMConfigError)
         check_integer(n_items, "env.n_items", 1, SCMConfigError)
         check_integer(seed, "env.world_seed", 0, SCMConfigError)
+        _check_magnitudes(cfg, "scm", np.dtype(dtype))
         # The catalog's features and texts, and the item-level node values: ~1 KiB an item
         # at the presets' sizes. Refused before anything is allocated.
         check_memory(ITEM_BYTES * n_items, "env.n_items", f"a catalog of {n_items:,} items")
@@ -181,6 +197,10 @@ class World:
     def _build_graph(self, nodes: Any) -> None:
         if not isinstance(nodes, dict) or not nodes:
             raise SCMConfigError("scm.nodes: expected a non-empty mapping of node name -> mechanism")
+        for name in nodes:  # a name is a config path's last part and a column's name
+            if not isinstance(name, str) or not name.isidentifier():
+                raise SCMConfigError(f"scm.nodes: node name {name!r} is not a name (letters, digits and _, "
+                                     "not starting with a digit)")
         self.mech = {
             name: build_mechanism(name, spec, f"scm.nodes.{name}",
                                   np.random.default_rng([self.seed, zlib.crc32(name.encode())]))
@@ -314,6 +334,9 @@ class World:
             if self.mech[n].level != USER:
                 raise SCMConfigError(f"scm.{key}: '{n}' is a {self.mech[n].level} node; only user nodes can be "
                                      f"observed (user nodes: {users})")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise SCMConfigError(f"scm.{key}: '{twice[0]}' is listed twice")
         return list(names)
 
     def _reward(self, reward: Any) -> dict[str, float]:

@@ -325,3 +325,61 @@ def test_sizes_are_refused_before_allocation(tmp_path, capsys):
               "error: out of memory: env.num_envs x env.n_items: 1,024 users x 1,000,000 items (oracle=full; ")
     one_error([*SMALL, "env.num_envs=100000000", f"hydra.run.dir={tmp_path / 'b'}"], capsys,
               "error: out of memory: env.num_envs x env.n_items: 100,000,000 users x 20 items (oracle=full; ")
+
+
+# ----------------------------------------------------------------------------- config mistakes
+
+
+def scm_dir(tmp_path: Path) -> Path:
+    """A --config-dir with broken SCM files, each a mistake a user can make."""
+    d = tmp_path / "conf"
+    (d / "scm").mkdir(parents=True)
+    default = (ROOT / "conf" / "scm" / "default.yaml").read_text()
+    files = {
+        "a_list": "- a\n- b\n",
+        "syntax": "name: x\nnodes: {a: [\n",
+        "dup_keys": "name: x\nname: y\n",
+        "python_tag": "name: !!python/object/apply:os.system ['echo pwned']\n",
+        "dim_true": default.replace("taste:             {type: normal, dim: 8,", "taste:             {type: normal, dim: true,"),
+        "huge": default.replace("bias: -2.0", "bias: 1e39"),
+        "observed_twice": default.replace("observed: [taste_signal,", "observed: [taste_signal, taste_signal,"),
+        "dotted": default.replace("  activity:", "  act.ivity:").replace(" activity: 1.0", " act.ivity: 1.0")
+                         .replace("observed: [taste_signal, price_sensitivity, activity,", "observed: [taste_signal, price_sensitivity,"),
+    }
+    for name, text in files.items():
+        (d / "scm" / f"{name}.yaml").write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("scm, message", [
+    ("a_list", "error: scm: the config scm=a_list is a list, expected a mapping of settings"),
+    ("syntax", "error: while parsing a flow node expected the node content, but found '<stream end>' in "),
+    ("dup_keys", "error: while constructing a mapping in "),
+    ("python_tag", "error: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
+    ("dim_true", "error: scm.nodes.taste.dim: expected an integer >= 1, got True"),
+    ("huge", "error: scm.nodes.click.bias: 1e+39 does not fit float32 (env.dtype; at most 3.4e+38 in size)"),
+    ("observed_twice", "error: scm.observed: 'taste_signal' is listed twice"),
+    ("dotted", "error: scm.nodes: node name 'act.ivity' is not a name"),
+])
+def test_scm_file_mistakes_are_one_line(tmp_path, capsys, scm, message):
+    one_error(["--config-dir", str(scm_dir(tmp_path)), f"scm={scm}", *SMALL, f"hydra.run.dir={tmp_path / 'r'}"],
+              capsys, message)
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["agent=nope"], "error: In 'config': Could not find 'agent/nope' (available: "),
+    (["experiment.stepz=3"], "error: Could not override 'experiment.stepz'."),
+    (["seed=[1"], "error: no viable alternative at input '[1'"),
+    (["+seeds=3"], "error: config.seeds: unknown key (did you mean 'seed'? "),
+    (["+wandb.modee=x"], "error: wandb.modee: unknown key (did you mean 'mode'? "),
+])
+def test_hydra_level_mistakes_exit_2_in_one_line(tmp_path, capsys, args, message):
+    one_error([*SMALL, *args, f"hydra.run.dir={tmp_path / 'r'}"], capsys, message)
+
+
+def test_wandb_disabled_in_the_environment_wins(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    args = [a for a in SMALL if not a.startswith("wandb.")]
+    assert cli([*args, "wandb.mode=offline", f"hydra.run.dir={tmp_path / 'r'}"], capsys)[0] == 0
+    assert (tmp_path / "r" / "summary.json").exists() and not (tmp_path / "r" / "wandb").exists()

@@ -90,7 +90,7 @@ def test_wheel_installs_outside_the_repo_and_runs(tmp_path):
     (["seed=1.9"], "error: seed: expected an integer in [0, 2**32), got 1.9"),
     (["+experiment.stepz=10"],
      "error: experiment.stepz: unknown key (did you mean 'steps'? known: curve_points, name, progress, save_log, steps)"),
-    (["+agent.alpah=2"], "error: agent.alpah: unknown key (did you mean 'alpha'? known: alpha, dim, lambda_, n_actions, seed)"),
+    (["+agent.alpah=2"], "error: agent.alpah: unknown key (did you mean 'alpha'? known: alpha, dim, lambda_, n_actions, seed, shared)"),
     (["env.world_seed=1.5"], "error: env.world_seed: expected an integer >= 0, got 1.5"),
     (["env.n_items=1000000000"], "error: out of memory: env.n_items: a catalog of 1,000,000,000 items needs ~"),
 ])

@@ -275,3 +275,11 @@ def sync_outputs(path: Path, generated: Path) -> list[str]:
     if changed:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return changed
+
+
+def file_block(page: Path, name: str) -> str:
+    """The text of the block that ``page`` writes to ``name`` (``<!-- test: file name -->``)."""
+    for block in parse_page(page):
+        if block.file == name:
+            return block.code
+    raise LookupError(f"{page.name} has no block marked 'test: file {name}'")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,10 +158,9 @@ def test_ppo_bert_from_the_runner(tmp_path):
 
 
 def _readme_block(name: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```\w*\n(.*?)```", text, re.S)
-    assert m, f"README has no example block for {name}"
-    return m.group(1)
+    from tests.docblocks import file_block
+
+    return file_block(ROOT / "README.md", name)
 
 
 def test_readme_custom_policy_example_runs_against_linucb(tmp_path):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +31,9 @@ def test_suite_commands_cover_settings_agents_and_seeds(tmp_path):
 
 @pytest.mark.slow
 def test_suite_runs_with_the_readme_policy(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    block = lambda name: re.search(rf"<!-- example: {re.escape(name)} -->\s*```\w*\n(.*?)```", readme, re.S).group(1)
+    from tests.docblocks import file_block
+
+    block = lambda name: file_block(ROOT / "README.md", name)
     (tmp_path / "my_policy.py").write_text(block("my_policy.py"))
     (tmp_path / "my_conf" / "agent").mkdir(parents=True)
     (tmp_path / "my_conf" / "agent" / "popular.yaml").write_text(block("my_conf/agent/popular.yaml"))

@@ -172,7 +172,7 @@ def fit_sessions(
         loss.make_value_estimator(gamma=gamma)
         updater = SoftUpdate(loss, eps=target_update)
         opt = torch.optim.Adam(loss.parameters(), lr=learning_rate)
-        f32 = lambda a: torch.as_tensor(a, dtype=torch.float32, device=dev)  # noqa: E731
+        f32 = lambda a: torch.tensor(a, dtype=torch.float32, device=dev)  # noqa: E731  (a copy: logs may be read-only)
         obs, nxt = f32(data["observation"]), f32(data["next_observation"])
         onehot = torch.nn.functional.one_hot(torch.as_tensor(data["action"], device=dev), K).long()
         reward, done = f32(data["reward"])[:, None], torch.as_tensor(data["done"], device=dev)[:, None]

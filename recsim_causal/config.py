@@ -112,3 +112,15 @@ def check_memory(n_bytes: float, where: str, what: str) -> None:
     if n_bytes > MEMORY_SHARE * available:
         raise MemoryError(f"{where}: {what} needs ~{n_bytes / 2**30:,.2f} GiB, more than "
                           f"{MEMORY_SHARE:.0%} of the {available / 2**30:,.1f} GiB available")
+
+
+def as_resolved(cfg: Any, resolved: dict | None = None) -> dict:
+    """A run config as a plain dict: ``resolved`` if given, a dict as it is, else an OmegaConf
+    config resolved (interpolations filled in)."""
+    if resolved is not None:
+        return resolved
+    if isinstance(cfg, dict):
+        return cfg
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

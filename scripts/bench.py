@@ -325,7 +325,7 @@ def bench_ope_trust(repeats: int) -> None:
             higher_is_better=False, reference=f"(scikit-learn: {t[theirs]:.2f} s, {t[theirs] / t[ours]:.1f}x slower)")
     row("ope_trust", "reward model fit (logistic, concat): scikit-learn's, used as is", t["sklearn_logistic_concat"], "s",
         None, higher_is_better=False)
-    from recsim_causal.experiment.ope import train
+    from recsim_causal.ope.simulate import train
     from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
     from recsim_causal.scm import World
 
@@ -470,10 +470,84 @@ def bench_ctr(repeats: int) -> None:
                 statistics.median(rates), "rows/s", None)
 
 
+# ----------------------------------------------------------------------------- streamed OPE
+STREAM_K, STREAM_DIM = 10, 4
+
+
+def write_stream_log(folder: Path, n_rows: int, *, chunk: int = 1 << 18, seed: int = 0) -> Path:
+    """A one-item log of ``n_rows`` as a directory of Parquet files (one per ``chunk`` rows),
+    written chunk by chunk: a softmax logger over K=10 items, Bernoulli clicks, the truth
+    column. Never holds more than one chunk."""
+    from recsim_causal.data import LoggedFeedback
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    coef = rng.normal(size=(STREAM_DIM, STREAM_K))
+    for i, start in enumerate(range(0, n_rows, chunk)):
+        n = min(chunk, n_rows - start)
+        x = rng.normal(size=(n, STREAM_DIM))
+        q = 1 / (1 + np.exp(-(x @ coef) / 2))
+        logits = 2 * q
+        pi_b = np.exp(logits - logits.max(axis=1, keepdims=True))
+        pi_b /= pi_b.sum(axis=1, keepdims=True)
+        a = (pi_b.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1).clip(max=STREAM_K - 1)
+        rows = np.arange(n)
+        LoggedFeedback(context=x, action=a, reward=(rng.random(n) < q[rows, a]).astype(np.float64),
+                       pscore=pi_b[rows, a], action_dist=pi_b, expected_reward=q,
+                       n_actions=STREAM_K).to_parquet(folder / f"part-{i:05d}.parquet")
+    return folder
+
+
+_STREAM_CHILD = """
+import resource, sys, time
+import numpy as np
+from recsim_causal.agents import RandomPolicy
+from recsim_causal.ope import evaluate
+t0 = time.perf_counter()
+res = evaluate(sys.argv[1], {"uniform": RandomPolicy(n_actions=10)}, ["ipw", "snipw", "dr"], ci=["normal", "bootstrap"],
+               n_bootstrap_samples=200, reward_model="logistic", fit_rows=50_000)
+wall = time.perf_counter() - t0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, wall, res.n_rounds)
+"""
+
+
+def stream_peak_rss(folder: Path) -> tuple[float, float]:
+    """(peak RSS in bytes, seconds) of a fresh process that evaluates the log at ``folder``
+    streamed (IPS, SNIPS, DR with a logistic model fitted on its first 50k rows; normal and
+    200-replicate Poisson bootstrap intervals)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _STREAM_CHILD, str(folder)], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    rss, wall, _ = out.stdout.split()[-3:]
+    return float(rss), float(wall)
+
+
+def bench_stream(repeats: int, sizes: tuple[int, ...] = (1_000_000, 20_000_000)) -> None:
+    """Peak memory of a streamed evaluation at 1M and 20M rows (target: the 20M peak within
+    1.3x of the 1M one), and the streamed rows/s."""
+    import tempfile
+
+    print("streamed OPE (Parquet directory, record batches)")
+    peaks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            folder = write_stream_log(Path(tmp) / f"log{n}", n)
+            peaks[n], wall = stream_peak_rss(folder)
+            row("stream", f"peak RSS, {n:,} rows (IPS/SNIPS/DR, normal + bootstrap)", peaks[n] / 2**20, "MiB", None)
+            row("stream", f"  streamed rows/s, {n:,} rows", n / wall, "rows/s", None)
+            import shutil
+
+            shutil.rmtree(folder)
+    lo, hi = min(sizes), max(sizes)
+    row("stream", f"peak RSS ratio {hi:,} / {lo:,} rows", peaks[hi] / peaks[lo], "x", 1.3, higher_is_better=False)
+
+
 GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,
           "ope": bench_ope, "ope_trust": bench_ope_trust, "slate": bench_slate, "session": bench_session,
-          "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage}
-SLOW_GROUPS = ("coverage",)  # minutes: run with --only coverage
+          "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage, "stream": bench_stream}
+SLOW_GROUPS = ("coverage", "stream")  # minutes: run with --only coverage / --only stream
 
 
 def main() -> None:

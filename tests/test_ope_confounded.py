@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recsim_causal.agents import LinUCB, RandomPolicy
-from recsim_causal.experiment.ope import collect, train
+from recsim_causal.ope.simulate import collect, train
 from recsim_causal.ope import IPS, policy_value
 from recsim_causal.ope.intervals import estimate_interval_from_terms
 from recsim_causal.ope.inputs import reduce_dense

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsim_causal.experiment.ope import evaluate_target
+from recsim_causal.ope.evaluate import evaluate_target
 from recsim_causal.ope import DM, DR, IPS, SNIPS
 from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
 

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from recsim_causal.agents import LinUCB, RandomPolicy, Softmax
 from recsim_causal import World
-from recsim_causal.experiment.ope import collect, fresh_truth, train
+from recsim_causal.ope.simulate import collect, fresh_truth, train
 from recsim_causal.experiment.runner import run_job
 from recsim_causal.ope import DR, IPS, SNIPS, estimate_all, fit_predict, policy_value
 
@@ -152,7 +152,7 @@ def test_open_bandit_dataset_folder_is_evaluated_without_truth(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["experiment.n_rounds=0"], r"^experiment.n_rounds: expected an integer > 0, got 0$"),
     (["experiment.logger.epsilon=1.5"], r"^experiment.logger.epsilon: expected a number in \[0, 1\]"),
-    (["experiment.targets=[linucbb]"], r"^experiment: unknown agent 'linucbb' \(known: "),
+    (["experiment.targets=[linucbb]"], r"^experiment.targets\[0\]: unknown agent 'linucbb' \(known: "),
     (["experiment.use=[ipw,dr2]"], r"^experiment.use: unknown estimator 'dr2'"),
     (["experiment.data=/nonexistent/log.csv"], r"^experiment.data: expected a .parquet log or an Open Bandit"),
 ])

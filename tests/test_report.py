@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recsim_causal.experiment.plots import readable_axis, short_number
+from recsim_causal.plots import readable_axis, short_number
 from recsim_causal.experiment.report import mean_ci, wilson, write_report
 from recsim_causal.experiment.runner import date_time_name
 
@@ -230,7 +230,7 @@ def test_errorbar_plot_takes_intervals_that_miss_their_estimate(tmp_path):
     estimate; the OPE plot draws it anyway (default `experiment=ope` used to crash on it)."""
     import numpy as np
 
-    from recsim_causal.experiment.plots import errorbar_plot
+    from recsim_causal.plots import errorbar_plot
 
     path = errorbar_plot(["a", "b", "c"], [0.1, 0.2, 0.3], [0.15, 0.1, np.nan], [0.2, 0.3, np.nan],
                          tmp_path / "ope.png", xlabel="value", title="t", truth=[0.1, 0.2, 0.3])

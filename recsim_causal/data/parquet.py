@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ..io import atomic_path, to_jsonable
 from .feedback import LoggedFeedback
 
-__all__ = ["save_parquet", "load_parquet", "ParquetLogWriter", "METADATA_KEY"]
+__all__ = ["save_parquet", "load_parquet", "ParquetLogWriter", "METADATA_KEY", "read_meta", "iter_batches"]
 
 METADATA_KEY = b"recsim_causal"
 _FORMAT = "recsim_causal.LoggedFeedback"
@@ -148,8 +148,9 @@ def _column_to_numpy(table: pa.Table, name: str, path: Path) -> np.ndarray:
 _META_KEYS = ("format", "version", "n_actions", "shapes", "metadata")
 
 
-def _read_metadata(table: pa.Table, path: Path) -> dict[str, Any]:
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+def _read_metadata(table: pa.Table | pa.Schema, path: Path) -> dict[str, Any]:
+    schema = table if isinstance(table, pa.Schema) else table.schema
+    raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise ValueError(
             f"{path}: not a recsim_causal LoggedFeedback file (no {METADATA_KEY.decode()!r} "
@@ -228,3 +229,46 @@ def load_parquet(path: str | Path) -> LoggedFeedback:
         return LoggedFeedback(n_actions=n_actions, metadata=meta["metadata"], **fields)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _files(path: Path) -> list[Path]:
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise ValueError(f"{path}: no .parquet files")
+    return files
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The schema metadata of a log written by :func:`save_parquet` or
+    :class:`ParquetLogWriter` (a directory: its first file's), without reading any rows."""
+    first = _files(Path(path))[0]
+    try:
+        schema = pq.read_schema(first)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{first}: not a Parquet file ({str(e).splitlines()[0]})") from None
+    return _read_metadata(schema, first)
+
+
+def iter_batches(path: str | Path, *, batch_rows: int = 1 << 16, columns: list[str] | None = None,
+                 meta: dict[str, Any] | None = None):
+    """Record batches of a Parquet log (a file, or a directory of files with one schema) as
+    dicts of numpy arrays (matrix columns reshaped), ``batch_rows`` rows at a time: a log
+    larger than memory is read in O(batch) memory (pyarrow.dataset)."""
+    import pyarrow.dataset as ds
+
+    path = Path(path)
+    meta = meta or read_meta(path)
+    dataset = ds.dataset([str(f) for f in _files(path)], format="parquet")
+    names = [c for c in (columns or dataset.schema.names) if c in dataset.schema.names]
+    for batch in dataset.to_batches(columns=names, batch_size=batch_rows):
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            arr = batch.column(name)
+            if arr.null_count:
+                raise ValueError(f"{path}: column {name!r} has {arr.null_count} nulls")
+            if pa.types.is_fixed_size_list(arr.type):
+                shape = meta["shapes"][name]
+                out[name] = arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, *shape[1:])
+            else:
+                out[name] = arr.to_numpy(zero_copy_only=False)
+        yield out

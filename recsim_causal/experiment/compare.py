@@ -39,11 +39,12 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.agents import validate_policy_output
-from recsim_causal.experiment.online import make_agent
-from recsim_causal.experiment.ope import agent_config, fresh_truth
+from recsim_causal.build import make_agent, resolve_agents, world_from_config
+from recsim_causal.config import as_resolved
+from recsim_causal.ope.simulate import fresh_truth
 from recsim_causal.experiment.report import t975
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.io import write_json
+from recsim_causal.results import write_result
 from recsim_causal.progress import progress
 from recsim_causal.scm import World
 
@@ -63,44 +64,6 @@ def _check(exp: dict) -> None:
     pols = exp.get("policies")
     if not isinstance(pols, list) or len(pols) < 2:
         raise ValueError(f"experiment.policies: expected a list of at least two agents, got {pols!r}")
-
-
-def resolve_policies(specs: list) -> dict[str, dict]:
-    """``{label: agent config}`` from names (``conf/agent/<name>.yaml``, or your
-    ``--config-dir``'s agent/ group) or mappings with ``_target_`` (and an optional ``name``)."""
-    out: dict[str, dict] = {}
-    for i, spec in enumerate(specs):
-        if isinstance(spec, str):
-            cfg, label = _agent_by_name(spec, i), spec
-        elif isinstance(spec, dict) and spec.get("_target_"):
-            cfg = {k: v for k, v in spec.items() if k != "name"}
-            params = ",".join(f"{k}={v}" for k, v in cfg.items() if k != "_target_")
-            label = spec.get("name") or cfg["_target_"].rsplit(".", 1)[-1] + (f"({params})" if params else "")
-        else:
-            raise ValueError(f"experiment.policies[{i}]: expected an agent name or a mapping with _target_, got {spec!r}")
-        if label in out:
-            raise ValueError(f"experiment.policies[{i}]: '{label}' appears twice (give one a name: {{name: ..., _target_: ...}})")
-        out[label] = cfg
-    return out
-
-
-def _agent_by_name(name: str, i: int) -> dict:
-    """The agent config group option ``name``, through Hydra's search path when a Hydra app is
-    running (so ``--config-dir`` groups work), else from the package's conf/agent/."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        from hydra import compose
-        from omegaconf import OmegaConf
-
-        try:
-            return OmegaConf.to_container(compose(config_name="config", overrides=[f"agent={name}"]).agent, resolve=True)
-        except Exception:
-            pass  # not in the search path: the package's list below gives the error with the known names
-    try:
-        return agent_config(name)
-    except ValueError as e:
-        raise ValueError(f"experiment.policies[{i}]: {str(e).split(': ', 1)[-1]}") from None
 
 
 # ------------------------------------------------------------------------- one decision
@@ -211,17 +174,14 @@ def welch_ci(a: list[float], b: list[float]) -> dict:
 
 def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the paired comparison; write compare.json into ``out_dir``; return the summary."""
-    from omegaconf import OmegaConf
-
-    resolved = resolved or (cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True))
+    resolved = as_resolved(cfg, resolved)
     exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
     _check(exp)
     if env_cfg["id"] != "RecSimCausal/Bandit-v0":
         raise ValueError(f"env: experiment=compare runs Bandit-v0 (one item or slates), got {env_cfg['id']}")
     tracker = tracker or Tracker(mode="disabled")
-    policies = resolve_policies(exp["policies"])
-    world = World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0),
-                  slate_size=env_cfg.get("slate_size", 1), dtype=env_cfg.get("dtype", "float32"))
+    policies = resolve_agents(exp["policies"], where="experiment.policies")
+    world = world_from_config(resolved, dtype=env_cfg.get("dtype", "float32"))
     one_item = world.slate_size == 1
     batch, R, steps = int(env_cfg["num_envs"]), exp["n_seeds"], exp["steps"]
     unpaired = bool(exp.get("unpaired", True))
@@ -296,7 +256,7 @@ def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "compare.json", summary)
+    write_result(out_dir / "compare.json", "compare", summary)
     columns, rows = table_rows(pairs)
     tracker.table("compare", columns, rows)
     tracker.summary({"wall_s": summary["wall_s"], "n_seeds": R, "steps": steps})

@@ -28,24 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from recsim_causal.experiment.ope import (
-    BATCH,
-    _check,
-    _context,
-    _reward_model,
-    ci_methods,
-    collect,
-    make_estimators,
-    make_world,
-    max_weight,
-    reward_range,
-    trained_policies,
-)
-from recsim_causal.experiment.plots import save_figure
+from recsim_causal.config import as_resolved
+from recsim_causal.experiment.ope import _check, _reward_model, make_estimators, make_world
+from recsim_causal.ope.evaluate import ci_methods, max_weight, reward_range
+from recsim_causal.ope.simulate import BATCH, collect, observe, train_logger, train_targets
+from recsim_causal.plots import save_figure
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.io import write_json
+from recsim_causal.results import write_result
 from recsim_causal.ope import MIPS, p_e_a_from_clusters
 from recsim_causal.ope.diagnostics import interval_validity, is_reliable, overlap_diagnostics
 from recsim_causal.ope.estimators import reward_model_range, weight_bound
@@ -62,7 +52,7 @@ def population_values(world, targets: dict, n_users: int, rng: np.random.Generat
     sums = {k: [0.0, 0.0] for k in targets}
     for start in range(0, n_users, BATCH):
         users = world.sample_users(min(BATCH, n_users - start), rng)
-        x, q = _context(world, users, False), world.expected_reward(users)
+        x, q = observe(world, users), world.expected_reward(users)
         for k, t in targets.items():
             v = (t.action_probs(x) * q).sum(axis=1)
             sums[k][0] += float(v.sum())
@@ -83,7 +73,7 @@ def _check_coverage(exp: dict) -> None:
 
 def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the coverage report; write coverage.json and coverage.png; return the summary."""
-    resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
+    resolved = as_resolved(cfg, resolved)
     exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
     _check_coverage(exp)
     if exp.get("data"):
@@ -92,7 +82,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
     start = time.perf_counter()
     world = make_world(resolved)
     estimators = make_estimators(exp)
-    methods = ci_methods(exp["ci"])
+    methods = ci_methods(exp["ci"], "experiment.ci")
     R, n = exp["n_replications"], exp["n_rounds"]
     logger, targets = trained_policies(world, exp, seed)
     truth = population_values(world, targets, exp["truth_users"], np.random.default_rng([seed, 4]))
@@ -166,7 +156,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
                "timing_s": {"train_and_truth": t_trained - start, "replications": t_done - t_trained,
                             "total": time.perf_counter() - start}}
     out_dir = Path(out_dir)
-    write_json(out_dir / "coverage.json", summary)
+    write_result(out_dir / "coverage.json", "coverage", summary)
     coverage_plot(summary, out_dir / "coverage.png")
     tracker.table("coverage", COLUMNS, rows)
     tracker.image("coverage", out_dir / "coverage.png")
@@ -177,7 +167,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
 
 def format_coverage(rows: list[list], summary: dict) -> str:
     """The printed table: one line per target x estimator x method."""
-    from recsim_causal.experiment.ope import format_table
+    from recsim_causal.results import format_table
 
     head = (f"coverage of {100 * (1 - summary['alpha']):.0f}% intervals over {summary['n_replications']} logs of "
             f"{summary['n_rounds']:,} rounds ({summary['scm']} world), against the exact V(pi)")
@@ -212,3 +202,12 @@ def coverage_plot(summary: dict, path: Path) -> Path:
     fig.suptitle(f"interval coverage over {R} logs of {summary['n_rounds']:,} rounds ({summary['scm']})", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+
+def trained_policies(world, exp: dict, seed: int):
+    """The trained logger and targets, as the OPE experiment trains them."""
+    logger = train_logger(world, exp["logger"]["agent"], seed=seed, train_rounds=exp["train_rounds"],
+                          where="experiment.logger.agent")
+    return logger, train_targets(exp["targets"], world, seed=seed, train_rounds=exp["train_rounds"],
+                                 where="experiment.targets")

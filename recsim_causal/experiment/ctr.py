@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from recsim_causal.ctr import (
     MODELS,
@@ -36,13 +35,15 @@ from recsim_causal.ctr import (
     fit_predict_ctr,
 )
 from recsim_causal.agents.base import check_float
-from recsim_causal.config import check_integer
+from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.ctr.metrics import reliability_bins, roc_curve
-from recsim_causal.experiment.online import make_agent
-from recsim_causal.experiment.ope import agent_config, collect, format_table, train
-from recsim_causal.experiment.plots import _figure, save_figure
+from recsim_causal.build import world_from_config
+from recsim_causal.ope.simulate import collect, train_logger
+from recsim_causal.results import format_table
+from recsim_causal.plots import _figure, save_figure
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.io import atomic_path, write_json
+from recsim_causal.io import atomic_path
+from recsim_causal.results import write_result
 from recsim_causal.scm import World
 
 TEST_SETS = ("warm", "cold")
@@ -96,9 +97,8 @@ def ope_q_hat(world: World | None, feedback: Any, exp: dict, seed: int) -> np.nd
 
 def log_clicks(world: World, exp: dict, seed: int):
     """Train the logger, log ``n_rounds``; returns the feedback (rewards must be clicks)."""
-    dim_full = world.obs_dim + sum(world.mech[n].dim for n in world.privileged)
-    logger = make_agent(agent_config(exp["logger"]["agent"]), n_actions=world.n_items, dim=dim_full, seed=seed)
-    train(world, logger, exp["train_rounds"], np.random.default_rng([seed, 3]), privileged=bool(world.privileged))
+    logger = train_logger(world, exp["logger"]["agent"], seed=seed, train_rounds=exp["train_rounds"],
+                          where="experiment.logger.agent")
     feedback, _ = collect(world, logger, exp["n_rounds"], exp["logger"].get("epsilon", 0.0),
                           np.random.default_rng([seed, 2]))
     if not np.isin(feedback.reward, (0.0, 1.0)).all():
@@ -109,7 +109,7 @@ def log_clicks(world: World, exp: dict, seed: int):
 
 def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the CTR experiment; write ctr.json, ctr_predictions.parquet, ctr.png; return the summary."""
-    resolved = resolved or OmegaConf.to_container(cfg, resolve=True)
+    resolved = as_resolved(cfg, resolved)
     exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
     _check(exp)
     if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
@@ -117,7 +117,7 @@ def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
                          f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
     tracker = tracker or Tracker(mode="disabled")
     start = time.perf_counter()
-    world = World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0), dtype="float64")
+    world = world_from_config(resolved, slate_size=1)
     feedback = log_clicks(world, exp, seed)
     x, a, y = feedback.context, feedback.action, feedback.reward
     true_p = feedback.expected_reward[np.arange(len(a)), a]
@@ -162,7 +162,7 @@ def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     out_dir = Path(out_dir)
     _write_predictions(out_dir / "ctr_predictions.parquet", test_rows, a, y, true_p, predictions)
     _plot(out_dir / "ctr.png", test_rows, y, true_p, predictions, bins)
-    write_json(out_dir / "ctr.json", summary)
+    write_result(out_dir / "ctr.json", "ctr", summary)
     columns, rows = _table_rows(results)
     tracker.table("ctr", columns, rows)
     tracker.image("ctr", out_dir / "ctr.png")

@@ -23,12 +23,13 @@ import numpy as np
 import recsim_causal.envs  # noqa: F401  (registers the environments)
 from recsim_causal.agents import validate_policy_output
 from recsim_causal.agents.slate import PlackettLuceSlate
-from recsim_causal.config import check_integer, check_keys
+from recsim_causal.build import make_agent
+from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.data import LoggedFeedback, ParquetLogWriter
-from recsim_causal.experiment.plots import regret_plot
+from recsim_causal.plots import regret_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.progress import progress
-from recsim_causal.io import write_json
+from recsim_causal.results import write_result
 
 ENV_KEYS_NOT_FOR_MAKE = ("id", "num_envs")
 LOG_CHUNK_ROWS = 1 << 16  # logged rows held in memory before they are written out
@@ -46,37 +47,6 @@ def make_vector_env(env_cfg: dict, scm: Any, num_envs: int | None = None) -> gym
     if world.backend != "numpy":
         print(f"env: the world computes with {world.backend} on {world.device}", file=sys.stderr, flush=True)
     return numpy_view(venv)
-
-
-def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world=None):
-    """Instantiate an agent config (``_target_`` + params); the runner supplies n_actions, dim,
-    seed and, to agents that take them, the item texts of the catalog. One-line errors."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import get_class, instantiate
-
-    target = agent_cfg.get("_target_") if hasattr(agent_cfg, "get") else None
-    if not target:
-        raise ValueError("agent._target_: missing (expected a Policy class, e.g. recsim_causal.agents.LinUCB)")
-    try:
-        cls = get_class(target)
-    except Exception as e:
-        raise ValueError(f"agent._target_: cannot import '{target}' ({str(e).splitlines()[0]})") from None
-    offered = {"n_actions": n_actions, "dim": dim, "seed": seed}
-    if world is not None:
-        offered["item_texts"] = world.catalog.texts
-    params = inspect.signature(cls).parameters
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    if not takes_any:
-        check_keys([k for k in agent_cfg if not str(k).startswith("_")], params, "agent")
-    extra = {k: v for k, v in offered.items() if (k in params or takes_any) and k not in agent_cfg}
-    try:
-        return instantiate(agent_cfg, **extra)
-    except InstantiationException as e:
-        cause = e.__cause__ or e
-        msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        if msg.split(":", 1)[0] in agent_cfg:  # the agent named one of its parameters: say its config path
-            raise ValueError(f"agent.{msg}") from None
-        raise ValueError(f"agent ({target}): {msg}") from None
 
 
 def _check_experiment(exp: dict) -> None:
@@ -137,9 +107,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     The log streams to ``logged.parquet`` in chunks (memory stays flat however many steps)
     unless ``experiment.save_log`` is false.
     """
-    from omegaconf import OmegaConf
-
-    resolved = resolved or (OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg)
+    resolved = as_resolved(cfg, resolved)
     exp, env_cfg = resolved["experiment"], resolved["env"]
     _check_experiment(exp)
     out_dir = Path(out_dir)
@@ -249,7 +217,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
 
     title = f"{agent_name} on {env_cfg['id']}{f' (slates of {L})' if L > 1 else ''}, scm={world.name}"
     regret_plot(np.asarray(curve["steps"]), np.asarray(curve["cumulative_regret"]), out_dir / "regret.png", title)
-    write_json(out_dir / "summary.json", summary)
+    write_result(out_dir / "summary.json", "summary", summary)
     tracker.summary({k: v for k, v in summary.items() if k != "curve"})
     tracker.image("regret", out_dir / "regret.png")
     return summary

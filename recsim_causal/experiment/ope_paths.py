@@ -1,4 +1,5 @@
-"""experiment=ope for each setting: one straight path per setting, picked from the env config.
+"""What the OPE settings' config checks share. Each setting has its own straight path, picked
+by the experiment registry (:mod:`recsim_causal.experiment.registry`):
 
 one item (Bandit-v0, slate_size 1): :mod:`recsim_causal.experiment.ope`
 slates   (Bandit-v0, slate_size > 1): :mod:`recsim_causal.experiment.ope_slate`
@@ -8,10 +9,8 @@ sessions (Session-v0):                :mod:`recsim_causal.experiment.ope_session
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from recsim_causal.config import check_integer
-from recsim_causal.experiment.tracking import Tracker
 
 
 def check_setting(exp: dict, key: str, counts: Iterable[str], estimators: Iterable[str]) -> None:
@@ -31,16 +30,3 @@ def check_setting(exp: dict, key: str, counts: Iterable[str], estimators: Iterab
     if not block.get("targets"):
         raise ValueError(f"experiment.{key}.targets: expected a non-empty list of agents")
 
-
-def run_setting(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict:
-    """Run the slate or session OPE path for ``resolved["env"]``."""
-    env_cfg = resolved["env"]
-    if env_cfg["id"] == "RecSimCausal/Session-v0":
-        from recsim_causal.experiment.ope_session import run_ope_session
-
-        return run_ope_session(resolved, out_dir, tracker)
-    if env_cfg["id"] == "RecSimCausal/Bandit-v0":
-        from recsim_causal.experiment.ope_slate import run_ope_slate
-
-        return run_ope_slate(resolved, out_dir, tracker)
-    raise ValueError(f"env.id: experiment=ope knows RecSimCausal/Bandit-v0 and RecSimCausal/Session-v0, got {env_cfg['id']}")

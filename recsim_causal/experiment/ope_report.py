@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.experiment.plots import errorbar_plot
+from recsim_causal.plots import errorbar_plot
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.io import write_json
+from recsim_causal.results import format_table, write_result
 from recsim_causal.ope import ope_table
 from recsim_causal.ope.diagnostics import diagnostic_warnings, weight_diagnostics
 
@@ -40,28 +40,6 @@ def target_result(name: str, estimates: dict[str, float], intervals: dict[str, d
     return block, rows, warnings
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-def format_table(columns: list[str], rows: list[list], notes: str | list[str] | None = None) -> str:
-    """A plain-text table; ``notes`` (a line or lines: diagnostics, WARNING ...) follow it.
-    A bare string is printed as ``WARNING: <string>``."""
-    cells = [columns] + [[_fmt(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    if isinstance(notes, str):
-        notes = [f"WARNING: {notes}"]
-    lines += list(notes or [])
-    return "\n".join(lines)
-
-
 def format_rows(rows: list[list], warnings: list[str]) -> str:
     """The estimates as an aligned text table, WARNING lines below."""
     return format_table(COLUMNS, rows, warnings)
@@ -76,7 +54,7 @@ def write_report(summary: dict[str, Any], rows: list[list], warnings: list[str],
     errorbar_plot([f"{r[0]} / {r[1]}" for r in rows], [r[2] for r in rows], [r[3] for r in rows],
                   [r[4] for r in rows], out_dir / "ope.png", xlabel="policy value", title=title,
                   truth=None if any(r[5] is None for r in rows) else [r[5] for r in rows])
-    write_json(out_dir / "ope.json", summary)
+    write_result(out_dir / "ope.json", "ope", summary)
     tracker.table("ope", COLUMNS, rows)
     tracker.image("ope", out_dir / "ope.png")
     tracker.summary({k: summary[k] for k in ("setting", "n_rounds", "wall_s") if k in summary})

@@ -35,10 +35,9 @@ import numpy as np
 from recsim_causal.agents.base import sample_categorical
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
-from recsim_causal.experiment.ope import agent_config
+from recsim_causal.build import agent_config, make_agent
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import target_result, write_report
-from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope import (
     FQE,

@@ -41,10 +41,10 @@ from recsim_causal.agents.slate import (
     pl_item_position_marginals,
     slate_probs_all,
 )
-from recsim_causal.experiment.ope import agent_config, train
+from recsim_causal.build import agent_config, make_agent, world_from_config
+from recsim_causal.ope.simulate import train
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import target_result, write_report
-from recsim_causal.experiment.online import make_agent
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope import (
     SelfNormalizedSlateIndependentIPS,
@@ -169,8 +169,7 @@ def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict
     check_setting(exp, "slate", ("n_rounds", "truth_slates"), ESTIMATORS)
     start = time.perf_counter()
     L = env_cfg.get("slate_size", 1)
-    world = World(resolved["scm"], n_items=env_cfg["n_items"], seed=env_cfg.get("world_seed", 0),
-                  slate_size=L, dtype="float64")
+    world = world_from_config(resolved)
     K, dim = world.n_items, world.obs_dim
     logger_agent = make_agent(agent_config(exp["logger"]["agent"]), n_actions=K, dim=dim, seed=seed)
     train(world, logger_agent, exp["train_rounds"], np.random.default_rng([seed, 3]))

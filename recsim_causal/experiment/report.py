@@ -36,6 +36,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from recsim_causal.io import atomic_write, write_json
+from recsim_causal.results import better, read_result
 
 # two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (1.96 beyond)
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -46,16 +47,15 @@ DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rms
 IGNORED_PREFIXES = ("seed", "wandb.", "hydra.", "experiment.progress", "experiment.curve_points",
                     "experiment.save_log", "experiment.name")
 SETTING_KEYS = ("env.id", "env.slate_size", "scm.name")
-LOWER_WORDS = ("regret", "error", "rmse", "bias", "width", "wall", "loss")
 NONNEGATIVE_WORDS = ("regret", "rmse", "width", "wall", "steps_per_s", "coverage", "bias_se")
 UNIT_INTERVAL = ("coverage",)
+FILE_KIND = {"online": "summary", "ope": "ope", "coverage": "coverage", "compare": "compare"}  # report kind -> result kind
 
 
-def direction(metric: str) -> str:
-    """'lower' or 'higher': which direction of ``metric`` is better."""
-    if metric in ("mean_error", "bias"):
-        return "closer to 0"
-    return "lower" if any(w in metric for w in LOWER_WORDS) else "higher"
+def direction(metric: str, kind: str | None = None) -> str | None:
+    """Which direction of ``metric`` is better, as its result kind declares it
+    (:mod:`recsim_causal.results`): lower, higher, closer to 0, closer to 0.95 or None (a count)."""
+    return better(metric, FILE_KIND.get(kind) if kind else None) if metric else None
 
 
 def t975(df: int) -> float:
@@ -145,9 +145,9 @@ def find_runs(sweep_dir: str | Path) -> list[Run]:
     for name, kind in RESULT_FILES.items():
         for p in sorted(Path(sweep_dir).rglob(name)):
             try:
-                result = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"report: cannot read {p} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                _, result = read_result(p, FILE_KIND[kind])
+            except ValueError as e:
+                raise ValueError(f"report: {e}") from None
             if not isinstance(result, dict):
                 continue
             flat = flatten(load_config(p.parent, result))
@@ -278,6 +278,8 @@ def online_rows(runs: list[Run], metric: str) -> list[dict]:
 
 def _rank(rows: list[dict], metric: str) -> list[dict]:
     better = direction(metric)
+    if better is None:
+        raise ValueError(f"report.metric: '{metric}' is a count, not a verdict (it declares no better direction)")
 
     def key(r):
         m = r["metrics"].get(metric)
@@ -508,7 +510,7 @@ def write_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
 def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
                  kind: str | None = None) -> tuple[str, list[Path]]:
     """:func:`write_report`, returning (markdown, the files written)."""
-    from recsim_causal.experiment.plots import curves_plot, leaderboard_plot
+    from recsim_causal.plots import curves_plot, leaderboard_plot
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():

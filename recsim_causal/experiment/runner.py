@@ -22,21 +22,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from recsim_causal.config import check_bool, check_keys, check_seed
+from recsim_causal.experiment.registry import runner_for, setting_of
 from recsim_causal.experiment.tracking import tracker_from_config
 from recsim_causal.progress import PREFIX_ENV
 from recsim_causal.rundir import check_run_dir, claim_run_dir, lock_run_dir, unlock_run_dir
 from recsim_causal.threads import single_threaded_blas
 
-EXPERIMENTS = ("online", "ope", "ope_coverage", "ctr", "compare")
 _NAMED_KEYS = ("agent", "env", "scm", "seed", "experiment", "setting")  # group choices already in the name
 
 
 def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     """Run ``cfg.experiment.name`` with a W&B run for this job (grouped by sweep under -m)."""
-    name = cfg.experiment.get("name")
-    if name not in EXPERIMENTS:
-        raise ValueError(f"experiment.name: expected one of {', '.join(EXPERIMENTS)}, got {name!r}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    run = runner_for(cfg.experiment.get("name"), setting_of(resolved))
     check_seed(resolved.get("seed"))
     check_experiment_keys(resolved["experiment"])
     overwrite = check_bool(resolved.get("overwrite", False), "overwrite")
@@ -46,26 +44,7 @@ def run_job(cfg: Any, out_dir: Path, hydra_cfg: Any = None) -> dict:
     # thread does them fastest, and two threads on a busy 2-core machine spin 10x slower.
     with claim_run_dir(out_dir, overwrite), _job_prefix(prefix), single_threaded_blas(), \
             tracker_from_config(cfg, out_dir, default_group=group, name=job) as tracker:
-        if name == "online":
-            from recsim_causal.experiment.online import run_online
-
-            summary = run_online(cfg, out_dir, tracker, resolved=resolved)
-        elif name == "ope_coverage":
-            from recsim_causal.experiment.coverage import run_coverage
-
-            summary = run_coverage(cfg, out_dir, tracker, resolved=resolved)
-        elif name == "ctr":
-            from recsim_causal.experiment.ctr import run_ctr
-
-            summary = run_ctr(cfg, out_dir, tracker, resolved=resolved)
-        elif name == "ope":
-            from recsim_causal.experiment.ope import run_ope
-
-            summary = run_ope(cfg, out_dir, tracker, resolved=resolved)
-        else:
-            from recsim_causal.experiment.compare import run_compare
-
-            summary = run_compare(cfg, out_dir, tracker, resolved=resolved)
+        summary = run(resolved, out_dir, tracker)
     print_summary(summary, out_dir, prefix)
     return summary
 

@@ -118,3 +118,9 @@ from . import sequential as _sequential, slate as _slate  # noqa: E402
 
 # their public names, as imported above (slate's SlateRows, an internal grouping, is not)
 __all__ += [name for name in (*_slate.__all__, *_sequential.__all__) if name in globals()]
+
+# The Python API: simulate a log in a World, evaluate targets on it
+from .evaluate import OPERecord, OPEResult, evaluate  # noqa: E402
+from .simulate import SimulatedLog, simulate_log  # noqa: E402
+
+__all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord"]

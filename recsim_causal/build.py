@@ -1,0 +1,174 @@
+"""Build worlds and agents from names, mappings and objects: the one place that does.
+
+Agents (loggers, targets, compared policies) are given as
+
+- a **name**: an option of the ``agent`` config group, looked up in the given ``config_dir``
+  (your ``my_conf/agent/<name>.yaml``), then in Hydra's search path when a Hydra app is
+  running (so ``--config-dir`` works in every experiment), then in the package's conf/agent/;
+- a **mapping** with ``_target_`` (a Policy class) and its parameters, plus an optional
+  ``name`` (the label it gets in tables); or
+- a **Policy object** (anything with ``action_probs``/``act``/``update``), used as it is.
+
+:func:`resolve_agents` turns a list of such specs into ``{label: spec}`` and refuses two specs
+with the same label in one line naming both (they are never merged). :func:`make_agent`
+instantiates a config with the world's sizes. :func:`make_world` builds the World of an
+``scm`` + ``env`` config. Errors are plain parameter errors; callers pass ``where`` (the
+config path, e.g. ``experiment.targets``) to have it named.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from recsim_causal.config import check_keys
+from recsim_causal.scm import World
+from recsim_causal.scm.world import CONF_DIR
+
+__all__ = ["agent_config", "agent_label", "is_policy", "make_agent", "make_world", "resolve_agents"]
+
+
+def is_policy(obj: Any) -> bool:
+    """An object that honours the Policy contract (action_probs, act, update)."""
+    return all(callable(getattr(obj, m, None)) for m in ("action_probs", "act", "update"))
+
+
+def _hydra_agent(name: str) -> dict | None:
+    """The agent group option ``name`` through a running Hydra app's search path (``--config-dir``)."""
+    try:
+        from hydra.core.global_hydra import GlobalHydra
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return None
+    if not GlobalHydra.instance().is_initialized():
+        return None
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(compose(config_name="config", overrides=[f"agent={name}"]).agent, resolve=True)
+    except Exception:  # not in the search path: the package's list gives the error with the known names
+        return None
+
+
+def agent_config(spec: str | Mapping, *, config_dir: str | Path | None = None, where: str = "agent") -> dict:
+    """An agent config (a dict with ``_target_``) from a name or a mapping (see the module doc)."""
+    if isinstance(spec, Mapping):
+        cfg = dict(spec)
+        if not cfg.get("_target_"):
+            raise ValueError(f"{where}._target_: missing (expected a Policy class, e.g. recsim_causal.agents.LinUCB)")
+        return cfg
+    if not isinstance(spec, str):
+        raise ValueError(f"{where}: expected an agent name, a mapping with _target_ or a Policy, got {spec!r}")
+    from omegaconf import OmegaConf
+
+    dirs = [Path(config_dir) / "agent"] if config_dir is not None else []
+    for d in dirs:
+        if (d / f"{spec}.yaml").is_file():
+            return OmegaConf.to_container(OmegaConf.load(d / f"{spec}.yaml"), resolve=True)
+    found = _hydra_agent(spec)
+    if found is not None:
+        return found
+    path = CONF_DIR / "agent" / f"{spec}.yaml"
+    if not path.is_file():
+        known = sorted({p.stem for d in [*dirs, CONF_DIR / "agent"] for p in d.glob("*.yaml")})
+        raise ValueError(f"{where}: unknown agent '{spec}' (known: {', '.join(known)})")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def agent_label(spec: Any) -> str:
+    """A spec's label: its name; a mapping's ``name``, else ``Class(param=value, ...)``; a
+    Policy's ``name`` attribute, else its class name."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        if spec.get("name"):
+            return str(spec["name"])
+        params = ",".join(f"{k}={v}" for k, v in spec.items() if k not in ("_target_", "name"))
+        return str(spec.get("_target_", "agent")).rsplit(".", 1)[-1] + (f"({params})" if params else "")
+    return str(getattr(spec, "name", None) or type(spec).__name__)
+
+
+def resolve_agents(specs: Sequence, *, where: str = "targets", config_dir: str | Path | None = None
+                   ) -> dict[str, Any]:
+    """``{label: agent config or Policy}`` for a list of specs (names, mappings, Policy objects).
+
+    Names are looked up (:func:`agent_config`); a mapping's ``name`` becomes its label and is
+    dropped from the config. Two specs with one label are refused, naming both. A mapping of
+    labels to specs (``{"mine": policy, "base": "random"}``) keeps its labels."""
+    if isinstance(specs, Mapping) and "_target_" not in specs:  # {label: spec}
+        return {str(label): spec if is_policy(spec) else
+                {k: v for k, v in agent_config(spec, config_dir=config_dir, where=f"{where}.{label}").items()
+                 if k != "name"}
+                for label, spec in specs.items()}
+    if isinstance(specs, (str, Mapping)) or is_policy(specs):
+        specs = [specs]
+    if not specs:
+        raise ValueError(f"{where}: expected a non-empty list of agents")
+    out: dict[str, Any] = {}
+    first: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        if is_policy(spec):
+            value = spec
+        elif isinstance(spec, (str, Mapping)):
+            value = agent_config(spec, config_dir=config_dir, where=f"{where}[{i}]")
+            value = {k: v for k, v in value.items() if k != "name"}
+        else:
+            raise ValueError(f"{where}[{i}]: expected an agent name, a mapping with _target_ or a Policy, got {spec!r}")
+        label = agent_label(spec)
+        if label in out:
+            raise ValueError(f"{where}: items {first[label]} and {i} are both labelled '{label}' "
+                             "(give each its own name: {name: ..., _target_: ...})")
+        out[label], first[label] = value, i
+    return out
+
+
+def make_agent(agent_cfg: Any, *, n_actions: int, dim: int, seed: int, world: World | None = None,
+               where: str = "agent"):
+    """Instantiate an agent config (``_target_`` + params) with the world's sizes: n_actions, dim,
+    seed and, to agents that take them, the item texts of the catalog. A Policy object is
+    returned as it is. One-line errors naming ``where``."""
+    if is_policy(agent_cfg):
+        return agent_cfg
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class, instantiate
+
+    target = agent_cfg.get("_target_") if hasattr(agent_cfg, "get") else None
+    if not target:
+        raise ValueError(f"{where}._target_: missing (expected a Policy class, e.g. recsim_causal.agents.LinUCB)")
+    try:
+        cls = get_class(target)
+    except Exception as e:
+        raise ValueError(f"{where}._target_: cannot import '{target}' ({str(e).splitlines()[0]})") from None
+    offered = {"n_actions": n_actions, "dim": dim, "seed": seed}
+    if world is not None:
+        offered["item_texts"] = world.catalog.texts
+    params = inspect.signature(cls).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        check_keys([k for k in agent_cfg if not str(k).startswith("_")], params, where)
+    extra = {k: v for k, v in offered.items() if (k in params or takes_any) and k not in agent_cfg}
+    try:
+        return instantiate(agent_cfg, **extra)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if msg.split(":", 1)[0] in agent_cfg:  # the agent named one of its parameters: say its config path
+            raise ValueError(f"{where}.{msg}") from None
+        raise ValueError(f"{where} ({target}): {msg}") from None
+
+
+def make_world(scm: str | Mapping | World = "default", *, n_items: int = 100, slate_size: int = 1,
+               world_seed: int = 0, dtype: str = "float64") -> World:
+    """A World from an SCM preset name or mapping (a World is returned as it is)."""
+    if isinstance(scm, World):
+        return scm
+    return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype)
+
+
+def world_from_config(resolved: Mapping, *, slate_size: int | None = None, dtype: str = "float64") -> World:
+    """The World of a resolved run config (``scm`` + ``env``: n_items, world_seed, slate_size)."""
+    env_cfg = resolved["env"]
+    return make_world(resolved["scm"], n_items=env_cfg["n_items"], world_seed=env_cfg.get("world_seed", 0),
+                      slate_size=env_cfg.get("slate_size", 1) if slate_size is None else slate_size, dtype=dtype)

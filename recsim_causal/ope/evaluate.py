@@ -1,0 +1,326 @@
+"""Evaluate target policies on a logged dataset: estimates, intervals (with their validity),
+overlap diagnostics and, where the log knows it, the truth.
+
+    from recsim_causal.ope import evaluate, simulate_log
+    log = simulate_log("default", "linucb", 20_000, epsilon=0.2)
+    result = evaluate(log, ["random", my_policy], ["ipw", "dr"])
+    print(result.table())
+    result.to_frame()          # pandas: target, estimator, estimate, ci_low, ci_high, interval_valid, truth, error, ...
+    result.to_json("ope.json"); result.plot("ope.png")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsim_causal.agents import validate_policy_output
+from recsim_causal.build import make_agent, resolve_agents
+from recsim_causal.data import LoggedFeedback
+from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
+from recsim_causal.ope.estimators import (
+    DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
+    estimate_all_intervals, p_e_a_from_clusters,
+)
+from recsim_causal.ope.intervals import METHODS, ci_keys
+from recsim_causal.ope.reward_models import fit_predict
+from recsim_causal.ope.simulate import SimulatedLog, train_targets
+from recsim_causal.ope.truth import ope_table, policy_value
+from recsim_causal.scm import World
+
+__all__ = ["evaluate", "OPEResult", "OPERecord", "ESTIMATORS", "DEFAULT_ESTIMATORS", "make_estimator",
+           "evaluate_target", "ci_methods", "reward_range", "max_weight", "TABLE_COLUMNS", "table_rows",
+           "diagnostics_line"]
+
+# The estimators by name (the OPE experiment's names; conf/experiment/ope.yaml lists the same).
+ESTIMATORS: dict[str, Any] = {
+    "dm": DM, "ipw": IPS, "ipw-clip": lambda **kw: IPS(lambda_=20.0, **kw), "snipw": SNIPS, "dr": DR, "sndr": SNDR,
+    "switch-dr": lambda **kw: SwitchDR(lambda_=20.0, **kw), "dr-os": lambda **kw: DRos(lambda_=20.0, **kw),
+    "sg-ipw": lambda **kw: SubGaussianIPS(lambda_=0.01, **kw), "mipw": MIPS, "snmipw": SNMIPS,
+}
+ALIASES = {"ips": "ipw", "snips": "snipw"}
+DEFAULT_ESTIMATORS = ("dm", "ipw", "snipw", "dr", "sndr")
+TABLE_COLUMNS = ["target", "estimator", "estimate", "ci_low", "ci_high", "valid", "truth", "error", "covers"]
+
+
+def make_estimator(spec: Any, where: str = "estimators") -> BaseOffPolicyEstimator:
+    """An estimator from a name (``ESTIMATORS``; ``ips``/``snips`` as aliases) or as given."""
+    if isinstance(spec, BaseOffPolicyEstimator):
+        return spec
+    if isinstance(spec, str):
+        name = ALIASES.get(spec, spec)
+        if name not in ESTIMATORS:
+            raise ValueError(f"{where}: unknown estimator '{spec}' (known: {', '.join([*ESTIMATORS, *ALIASES])})")
+        return ESTIMATORS[name](estimator_name=spec)
+    raise ValueError(f"{where}: expected an estimator name or object, got {spec!r}")
+
+
+def ci_methods(ci: dict, where: str = "ci") -> list[str]:
+    """``ci.method`` (the one the table shows; one method or a list) then ``ci.more_methods``."""
+    for key in ("method", "more_methods"):
+        given = ci.get(key) or []
+        given = given if isinstance(given, (list, tuple)) else [given]
+        bad = [m for m in given if m not in METHODS]
+        if bad or (key == "method" and not given):
+            raise ValueError(f"{where}.{key}: expected one or a list of {', '.join(METHODS)}, got {ci.get(key)!r}")
+    first = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
+    more = ci.get("more_methods") or []
+    return list(dict.fromkeys([*first, *(more if isinstance(more, (list, tuple)) else [more])]))
+
+
+def reward_range(world: World) -> tuple[float, float] | None:
+    """The a priori range of the reward: sum of weighted {0, 1} responses; None if unbounded."""
+    from recsim_causal.scm.mechanisms import Bernoulli
+
+    if not all(isinstance(world.mech[r], Bernoulli) for r in world.reward_weights):
+        return None
+    w = list(world.reward_weights.values())
+    return sum(min(0.0, v) for v in w), sum(max(0.0, v) for v in w)
+
+
+def max_weight(action_dist: np.ndarray, pi_b: np.ndarray | None) -> float | None:
+    """max over logged contexts and all actions of pi_e(a|x) / pi_b(a|x) (None without pi_b)."""
+    if pi_b is None:
+        return None
+    ratio = np.divide(action_dist, pi_b, out=np.zeros_like(action_dist), where=pi_b > 0)
+    return float(ratio.max(initial=0.0))
+
+
+# ------------------------------------------------------------------------------- one target
+def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.ndarray, *, ci: dict, seed: int,
+                    reward_bounds: tuple[float, float] | None, truth: float | None = None,
+                    confounded: bool = False) -> dict:
+    """Estimates, intervals by every method (with validity), diagnostics and WARNING lines for
+    one target. ``arrays``: OBP's keyword arrays (reward, action, pscore, pi_b, ...)."""
+    ests = list(estimators.values())
+    estimates = estimate_all(ests, action_dist=action_dist, **arrays)
+    n, K = action_dist.shape
+    weights = action_dist[np.arange(n), arrays["action"]] / arrays["pscore"]
+    diag = overlap_diagnostics(weights, arrays["pscore"], K, action_dist=action_dist, pi_b=arrays.get("pi_b"))
+    warnings = diagnostic_warnings(diag, who=name)
+    # a priori ranges for the finite-sample methods; without known bounds, the observed ones
+    bounds = reward_bounds or (float(arrays["reward"].min()), float(arrays["reward"].max()))
+    w_max = max_weight(action_dist, arrays.get("pi_b"))
+    methods = ci_methods(ci)
+    intervals = {m: estimate_all_intervals(ests, action_dist=action_dist, method=m, alpha=ci["alpha"],
+                                           n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed,
+                                           reward_range=bounds, max_weight=w_max, **arrays)
+                 for m in methods}
+    lo_key, hi_key = ci_keys(ci["alpha"])
+    table: dict[str, dict] = {}
+    for est_name, est in estimators.items():
+        by_method = {}
+        for m in methods:
+            valid, reason = interval_validity(est, m, diag, confounded=confounded, reward_bounded=reward_bounds is not None)
+            iv = intervals[m][est_name]
+            row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
+            if truth is not None:
+                row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])
+            by_method[m] = row
+        primary = by_method[methods[0]]
+        base = (ope_table({est_name: estimates[est_name]}, truth, intervals={est_name: intervals[methods[0]][est_name]})[est_name]
+                if truth is not None else {"estimate": estimates[est_name], "ci_low": primary["ci_low"], "ci_high": primary["ci_high"]})
+        table[est_name] = {**base, "interval_method": methods[0], "interval_valid": primary["interval_valid"],
+                           "invalid_reason": primary["invalid_reason"], "intervals": by_method}
+    return {"truth": truth, "diagnostics": diag, "warnings": warnings, "estimators": table}
+
+
+def table_rows(name: str, result: dict) -> list[list]:
+    """Rows of :data:`TABLE_COLUMNS` for one target's result (from :func:`evaluate_target`)."""
+    return [[name, est, r["estimate"], r.get("ci_low"), r.get("ci_high"), r["interval_valid"], result["truth"],
+             r.get("error"), r.get("covers")] for est, r in result["estimators"].items()]
+
+
+def diagnostics_line(name: str, diag: dict) -> str:
+    """One printed line of a target's overlap diagnostics."""
+    return (f"diagnostics {name}: n {diag['n_rounds']:,}, ESS {diag['ess']:,.0f} ({100 * diag['ess_ratio']:.1f}%), "
+            f"max weight {diag['max_weight']:,.1f}, target mass on pscore < 1/(10K) "
+            f"{100 * diag['low_support_share']:.2f}% ({diag['low_support_source']}), "
+            f"pscore == 1 on {100 * diag['pscore_one_share']:.1f}% of rows")
+
+
+# ------------------------------------------------------------------------------- the result
+@dataclass
+class OPERecord:
+    """One target x estimator: the estimate, its interval (``interval_method``, at level
+    1 - alpha) and whether that interval can be trusted, and the truth where the log knows it."""
+
+    target: str
+    estimator: str
+    estimate: float
+    ci_low: float | None
+    ci_high: float | None
+    interval_method: str
+    interval_valid: bool
+    invalid_reason: str | None = None
+    truth: float | None = None
+    error: float | None = None
+    covers: bool | None = None
+
+
+@dataclass
+class OPEResult:
+    """What :func:`evaluate` returns: :class:`OPERecord` per target x estimator (``records``),
+    and per target its full block (``targets``: diagnostics, WARNING lines, intervals by every
+    method)."""
+
+    records: list[OPERecord]
+    targets: dict[str, dict] = field(default_factory=dict)
+    setting: str = "one_item"
+    n_rounds: int = 0
+    alpha: float = 0.05
+
+    FRAME_COLUMNS = ("target", "estimator", "estimate", "ci_low", "ci_high", "interval_method", "interval_valid",
+                     "truth", "error", "covers", "invalid_reason")
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per record."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.records], columns=list(self.FRAME_COLUMNS))
+
+    def warnings(self) -> list[str]:
+        return [w for block in self.targets.values() for w in block.get("warnings", [])]
+
+    def table(self) -> str:
+        """The records as an aligned text table; diagnostics and WARNING lines below."""
+        from recsim_causal.results import format_table
+
+        rows = [[r.target, r.estimator, r.estimate, r.ci_low, r.ci_high, r.interval_valid, r.truth, r.error, r.covers]
+                for r in self.records]
+        notes = [diagnostics_line(k, b["diagnostics"]) for k, b in self.targets.items() if "diagnostics" in b]
+        return format_table(TABLE_COLUMNS, rows, notes + self.warnings())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "n_rounds": self.n_rounds, "alpha": self.alpha, "targets": self.targets,
+                "records": [asdict(r) for r in self.records]}
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the result as an ``ope`` result file (:mod:`recsim_causal.results`)."""
+        from recsim_causal.results import write_result
+
+        return write_result(path, "ope", self.to_dict())
+
+    def plot(self, path: str | Path, title: str = "OPE estimates vs the truth") -> Path:
+        """Estimates with their intervals (and the truth where known), as a PNG."""
+        from recsim_causal.plots import errorbar_plot
+
+        rs = self.records
+        labels = [f"{r.target} / {r.estimator}" + ("" if r.interval_valid else " (invalid CI)") for r in rs]
+        lows = [r.estimate if r.ci_low is None else r.ci_low for r in rs]
+        highs = [r.estimate if r.ci_high is None else r.ci_high for r in rs]
+        truth = [r.truth for r in rs] if rs and all(r.truth is not None for r in rs) else None
+        return errorbar_plot(labels, [r.estimate for r in rs], lows, highs, path, xlabel="policy value", title=title,
+                             truth=truth)
+
+    @classmethod
+    def from_blocks(cls, blocks: dict[str, dict], *, setting: str = "one_item", alpha: float = 0.05) -> "OPEResult":
+        """An OPEResult from per-target blocks as :func:`evaluate_target` makes them."""
+        records = []
+        for name, block in blocks.items():
+            for est, r in block["estimators"].items():
+                records.append(OPERecord(
+                    target=name, estimator=est, estimate=r["estimate"], ci_low=r.get("ci_low"), ci_high=r.get("ci_high"),
+                    interval_method=r.get("interval_method", ""), interval_valid=bool(r.get("interval_valid", False)),
+                    invalid_reason=r.get("invalid_reason"), truth=block.get("truth"), error=r.get("error"),
+                    covers=r.get("covers")))
+        n = next((b["diagnostics"].get("n_rounds", 0) for b in blocks.values() if "diagnostics" in b), 0)
+        return cls(records, blocks, setting, int(n), alpha)
+
+
+# ------------------------------------------------------------------------------- evaluate
+def _feedback_of(log: Any) -> tuple[LoggedFeedback, World | None]:
+    if isinstance(log, SimulatedLog):
+        return log.feedback, log.world
+    if isinstance(log, LoggedFeedback):
+        return log, None
+    if isinstance(log, (str, Path)):
+        p = Path(log)
+        if p.is_file():
+            return LoggedFeedback.from_parquet(p), None
+        raise ValueError(f"log: expected a Parquet file, got '{log}'")
+    raise ValueError(f"log: expected a SimulatedLog, a LoggedFeedback or a Parquet path, got {type(log).__name__}")
+
+
+def _targets(log: Any, feedback: LoggedFeedback, targets: Any, seed: int, train_rounds: int | None) -> dict[str, Any]:
+    """``{label: Policy}``: a SimulatedLog trains names and mappings in its world; a bare log
+    instantiates them untrained (a Policy object is always used as given)."""
+    if isinstance(log, SimulatedLog):
+        rounds = log.train_rounds if train_rounds is None else train_rounds
+        return train_targets(targets, log.world, seed=log.seed, train_rounds=rounds)
+    return {label: make_agent(spec, n_actions=feedback.n_actions, dim=feedback.dim_context, seed=seed + 1 + i,
+                              where=f"targets[{i}]")
+            for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
+
+
+def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
+             alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
+             n_folds: int = 2, reward_features: str = "interaction", train_rounds: int | None = None) -> OPEResult:
+    """Estimate every target's value with every estimator.
+
+    Parameters
+    ----------
+    log: a :class:`SimulatedLog` (truth known), a :class:`LoggedFeedback` (truth known if it
+        has ``expected_reward``) or a path to a Parquet log.
+    targets: Policy objects, agent names (conf/agent), mappings with ``_target_`` and an
+        optional ``name``, a list of those, or ``{label: spec}``. On a SimulatedLog names and
+        mappings are trained online in its world (``train_rounds``, default: the logger's).
+    estimators: names (``ESTIMATORS``: dm, ipw (ips), snipw (snips), dr, sndr, switch-dr, ...)
+        or estimator objects; default ``DEFAULT_ESTIMATORS``.
+    ci: the interval method (bootstrap, normal, bernstein, hoeffding) or a list (the first is
+        the records'; every one is in ``targets[...]["estimators"][...]["intervals"]``).
+    alpha: 1 - the intervals' level.
+    reward_model: for DM/DR-type estimators: a base model name (logistic, ridge, mlp; fitted
+        cross-fitted with ``n_folds``), or the predictions q-hat (n, K) or (n, K, 1).
+    seed: seeds the reward model's folds, the bootstrap and untrained targets.
+    """
+    feedback, world = _feedback_of(log)
+    methods = ci_methods({"method": list(ci) if not isinstance(ci, str) else ci})
+    if estimators is None:
+        estimators = DEFAULT_ESTIMATORS
+    if isinstance(estimators, (str, BaseOffPolicyEstimator)):
+        estimators = [estimators]
+    ests = [make_estimator(e, f"estimators[{i}]") for i, e in enumerate(estimators)]
+    by_name = {e.estimator_name: e for e in ests}
+    if len(by_name) < len(ests):
+        raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
+    policies = _targets(log, feedback, targets, seed, train_rounds)
+    n, K = feedback.n_rounds, feedback.n_actions
+    arrays: dict[str, Any] = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore)
+    if feedback.action_dist is not None:
+        arrays["pi_b"] = feedback.action_dist
+    if any(e.kind in ("dm", "dr") for e in ests):
+        if reward_model is None:
+            raise ValueError("reward_model: DM and DR need a reward model (a base model name or q-hat (n, K))")
+        if isinstance(reward_model, str):
+            q = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=reward_model,
+                            features=reward_features, n_folds=n_folds, random_state=seed)
+        else:
+            q = np.asarray(reward_model, dtype=np.float64)
+            q = q[:, :, None] if q.ndim == 2 else q
+            if q.shape[:2] != (n, K):
+                raise ValueError(f"reward_model: expected q-hat of shape ({n}, {K}) or ({n}, {K}, 1), got {q.shape}")
+        arrays["estimated_rewards_by_reg_model"] = q
+    if any(isinstance(e, MIPS) for e in ests):
+        if world is None:
+            raise ValueError("estimators: MIPS needs the items' clusters (a SimulatedLog's catalog topics)")
+        topic = world.catalog.topic
+        arrays.update(action_embed=topic[feedback.action][:, None], p_e_a=p_e_a_from_clusters(topic))
+    if world is not None:
+        bounds, confounded = reward_range(world), world.is_confounded
+    else:
+        binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
+        bounds, confounded = ((0.0, 1.0) if binary and feedback.action_dist is not None else None), False
+    ci_cfg = {"method": methods, "alpha": alpha, "n_bootstrap_samples": n_bootstrap_samples}
+    blocks = {}
+    for name, policy in policies.items():
+        action_dist = policy.action_probs(feedback.context)
+        validate_policy_output(policy, len(action_dist), probs=action_dist)
+        truth = policy_value(action_dist, feedback.expected_reward) if feedback.expected_reward is not None else None
+        blocks[name] = evaluate_target(name, by_name, arrays, action_dist, ci=ci_cfg, seed=seed, reward_bounds=bounds,
+                                       truth=truth, confounded=confounded)
+    return OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)

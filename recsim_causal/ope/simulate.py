@@ -1,0 +1,257 @@
+"""Simulate a logged dataset in a World: train a logger online, log with exploration mixed in,
+and keep what the simulation knows (the users, the oracle q(x, a)) so the truth is exact.
+
+    from recsim_causal.ope import simulate_log
+    log = simulate_log("default", "linucb", 20_000, epsilon=0.2, seed=0)
+    log.truth(my_policy)                  # exact V(pi) on the logged users
+    log.population_truth(my_policy)       # (V(pi), s.e.) on fresh users
+    log.to_obp()                          # OBP's bandit_feedback dict
+    log.save("logged.parquet")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsim_causal.agents import validate_policy_output
+from recsim_causal.build import agent_label, is_policy, make_agent, make_world, resolve_agents
+from recsim_causal.data import LoggedFeedback
+from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
+from recsim_causal.ope.truth import policy_value
+from recsim_causal.progress import progress
+from recsim_causal.scm import World
+
+__all__ = ["SimulatedLog", "simulate_log", "train", "collect", "population_value", "fresh_truth", "Oracle",
+           "ENVS", "DEFAULT_TRAIN_ROUNDS", "train_targets",
+           "train_logger", "observe", "BATCH"]
+
+BATCH = 2048
+ENVS = ("bandit", "session")
+DEFAULT_TRAIN_ROUNDS = 20_000  # the OPE experiment's default (conf/experiment/ope.yaml)
+
+
+def observe(world: World, users, privileged: bool = False) -> np.ndarray:
+    """The users' context as float64 (with the privileged signal when ``privileged``)."""
+    return world.observe(users, privileged=privileged).astype(np.float64)
+
+
+def train(world: World, agent, n_rounds: int, rng: np.random.Generator, *, privileged: bool = False) -> None:
+    """Online training on ``n_rounds`` fresh users (act, respond, update in batches)."""
+    for start in range(0, n_rounds, BATCH):
+        users = world.sample_users(min(BATCH, n_rounds - start), rng)
+        x = observe(world, users, privileged)
+        actions, _ = agent.act(x, rng)
+        agent.update(x, actions, world.respond(users, actions).reward)
+
+
+@dataclass
+class Oracle:
+    """What a simulation knows beyond the log: the users of each batch and, in a confounded
+    world, the logger's full distribution pi_b(. | x, s) (n, K) and the quadrature's error
+    bound on the logged pscores."""
+
+    users: list = field(default_factory=list)
+    pi_b_full: np.ndarray | None = None
+    pscore_error_bound: float | None = None
+
+
+def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator, *,
+            show_progress: bool = True) -> tuple[LoggedFeedback, Oracle]:
+    """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration.
+
+    Returns the feedback (context = the logged, non-privileged context; pscore = P(a | x),
+    exact; in a confounded world ``pscore_full`` = pi_b(a | x, s)) and the :class:`Oracle`.
+    """
+    confounded = bool(world.privileged)
+    quantile = signal_quantile(world)[0] if confounded else None
+    K = world.n_items
+    parts: dict[str, list] = {k: [] for k in ("context", "action", "reward", "pscore", "action_dist",
+                                              "expected_reward", "pscore_full", "pi_b_full")}
+    oracle, bound = Oracle(), 0.0
+    with progress(n_rounds, "logging", "rounds", enabled=show_progress) as bar:
+        for start in range(0, n_rounds, BATCH):
+            users = world.sample_users(min(BATCH, n_rounds - start), rng)
+            x_full = observe(world, users, privileged=confounded)
+            behaviour = (1 - epsilon) * logger.action_probs(x_full) + epsilon / K  # what the logger does
+            validate_policy_output(logger, len(x_full), probs=behaviour)
+            actions = np.minimum((behaviour.cumsum(axis=1) < rng.random((len(x_full), 1))).sum(axis=1), K - 1)
+            rows = np.arange(len(actions))
+            x = x_full[:, : world.obs_dim]
+            if confounded:
+                marginal, err = marginal_action_probs(logger, x, quantile)
+                recorded = (1 - epsilon) * marginal + epsilon / K  # P(a | x), integrated over s
+                bound = max(bound, (1 - epsilon) * float(err.max(initial=0.0)))
+                parts["pscore_full"].append(behaviour[rows, actions])
+                parts["pi_b_full"].append(behaviour)
+            else:
+                recorded = behaviour
+            parts["context"].append(x)
+            parts["action"].append(actions)
+            parts["reward"].append(world.respond(users, actions).reward.astype(np.float64))
+            parts["pscore"].append(recorded[rows, actions])
+            parts["action_dist"].append(recorded)
+            parts["expected_reward"].append(world.expected_reward(users).astype(np.float64))
+            oracle.users.append(users)
+            bar.update(len(actions))
+    arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
+    if confounded:
+        oracle.pi_b_full, oracle.pscore_error_bound = arrays.pop("pi_b_full"), bound
+    return LoggedFeedback(n_actions=K, **arrays), oracle
+
+
+def population_value(world: World, target, n_users: int, rng: np.random.Generator) -> tuple[float, float]:
+    """V(pi) on ``n_users`` fresh users, exact given the users (no reward sampling), and its
+    standard error over users: (mean, std / sqrt(n))."""
+    total = total_sq = 0.0
+    for start in range(0, n_users, BATCH):
+        users = world.sample_users(min(BATCH, n_users - start), rng)
+        v = (target.action_probs(observe(world, users)) * world.expected_reward(users)).sum(axis=1)
+        total += float(v.sum())
+        total_sq += float((v * v).sum())
+    mean = total / n_users
+    var = max(total_sq / n_users - mean * mean, 0.0) * n_users / max(n_users - 1, 1)
+    return mean, float(np.sqrt(var / n_users))
+
+
+def fresh_truth(world: World, target, n_users: int, rng: np.random.Generator) -> float:
+    """V(pi) on ``n_users`` fresh users, exact given the users (:func:`population_value`'s mean)."""
+    return population_value(world, target, n_users, rng)[0]
+
+
+@dataclass(eq=False)
+class SimulatedLog:
+    """A log simulated in ``world``: the logged feedback plus what the simulation knows.
+
+    Attributes: ``feedback`` (:class:`~recsim_causal.data.LoggedFeedback`, with the oracle
+    ``expected_reward`` q(x_i, a) of every logged user), ``world``, ``logger`` (the trained
+    logging Policy), ``epsilon``, ``seed``, ``train_rounds`` (targets given by name are trained
+    as long as the logger was), ``oracle`` (the logged users, batch by batch)."""
+
+    feedback: LoggedFeedback
+    world: World
+    logger: Any
+    epsilon: float = 0.0
+    seed: int = 0
+    train_rounds: int = DEFAULT_TRAIN_ROUNDS
+    oracle: Oracle = field(default_factory=lambda: Oracle())
+
+    @property
+    def setting(self) -> str:
+        """``one_item`` (the setting of a Bandit-v0 log with one slot)."""
+        return "one_item"
+
+    @property
+    def n_rounds(self) -> int:
+        return self.feedback.n_rounds
+
+    def policy(self, spec: Any, index: int = 0):
+        """A target Policy from a spec (name, mapping or Policy); names and mappings are trained
+        online in this log's world for ``train_rounds`` (as the logger was), on their own users."""
+        return train_targets([spec], self.world, seed=self.seed, train_rounds=self.train_rounds, first=index)[
+            agent_label(spec)]
+
+    def truth(self, policy: Any) -> float:
+        """V(pi) on the logged users, exact: mean_i sum_a pi(a | x_i) q(x_i, a)."""
+        policy = policy if is_policy(policy) else self.policy(policy)
+        return policy_value(policy.action_probs(self.feedback.context), self.feedback.expected_reward)
+
+    def population_truth(self, policy: Any, n_users: int = 100_000, *, seed: int | None = None) -> tuple[float, float]:
+        """(V(pi), standard error) on ``n_users`` fresh users of the world (exact given the users)."""
+        policy = policy if is_policy(policy) else self.policy(policy)
+        rng = np.random.default_rng([self.seed if seed is None else seed, 4])
+        return population_value(self.world, policy, int(n_users), rng)
+
+    def to_obp(self) -> dict[str, Any]:
+        """OBP's ``bandit_feedback`` dict (keys n_rounds, n_actions, context, action_context,
+        action, position (None: one slot, as OBP's synthetic data), reward, pscore, expected_reward,
+        pi_b (n, K, 1)), with the catalog's item features as ``action_context``; OBP code runs on it."""
+        out = self.feedback.to_obp()
+        if out["action_context"] is None:
+            feats = self.world.catalog.features
+            out["action_context"] = np.concatenate(
+                [np.asarray(feats[k], dtype=np.float64).reshape(self.world.n_items, -1) for k in sorted(feats)], axis=1)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the log (truth column ``expected_reward`` included) as Parquet; returns the path."""
+        return self.feedback.to_parquet(path)
+
+
+def train_targets(specs: Any, world: World, *, seed: int = 0, train_rounds: int = DEFAULT_TRAIN_ROUNDS,
+                  first: int = 0, where: str = "targets") -> dict[str, Any]:
+    """``{label: Policy}``: Policy objects as they are; names and mappings built for the world and
+    trained online for ``train_rounds`` on their own users (target i: seed + 1 + i)."""
+    out = {}
+    for i, (label, spec) in enumerate(resolve_agents(specs, where=where).items(), start=first):
+        if is_policy(spec):
+            out[label] = spec
+            continue
+        target = make_agent(spec, n_actions=world.n_items, dim=world.obs_dim, seed=seed + 1 + i, world=world,
+                            where=f"{where}[{i - first}]")
+        train(world, target, train_rounds, np.random.default_rng([seed, 10 + i]))
+        out[label] = target
+    return out
+
+
+def train_logger(world: World, logger: Any, *, seed: int = 0, train_rounds: int | None = None,
+                 where: str = "logger"):
+    """The logging Policy: a name or mapping built for the world (on the logged context plus any
+    privileged signal) and trained online for ``train_rounds`` (default 20,000) on its own
+    users; a Policy as given (trained only if ``train_rounds`` is given)."""
+    confounded = bool(world.privileged)
+    if is_policy(logger):
+        if train_rounds:
+            train(world, logger, int(train_rounds), np.random.default_rng([seed, 3]), privileged=confounded)
+        return logger
+    dim_full = world.obs_dim + sum(world.mech[n].dim for n in world.privileged)
+    (spec,) = resolve_agents([logger], where=where).values()
+    policy = make_agent(spec, n_actions=world.n_items, dim=dim_full, seed=seed, where=where)
+    rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
+    train(world, policy, rounds, np.random.default_rng([seed, 3]), privileged=confounded)
+    return policy
+
+
+def simulate_log(world: World | str | Mapping, logger: Any, n_rounds: int, *, epsilon: float = 0.0,
+                 slate_size: int = 1, env: str = "bandit", seed: int = 0, train_rounds: int | None = None,
+                 n_items: int = 100, show_progress: bool = False) -> SimulatedLog:
+    """Simulate a logged dataset.
+
+    Parameters
+    ----------
+    world: a :class:`~recsim_causal.scm.World`, or an SCM preset name (``"default"``,
+        ``"confounded"``, ...) or mapping (then built with ``n_items`` items).
+    logger: the logging policy: a name from conf/agent (``"linucb"``), a mapping with
+        ``_target_``, or a Policy object. A name or mapping is built for the world and trained
+        online first for ``train_rounds`` rounds on its own users; a Policy is used as given
+        (trained first only if ``train_rounds`` is given). In a confounded world the logger
+        sees the logged context plus the privileged signal.
+    n_rounds: logged rounds (users).
+    epsilon: uniform exploration mixed into the logger: pi_b = (1 - epsilon) pi + epsilon / K.
+    slate_size, env: the setting; ``env="bandit"`` with ``slate_size=1`` (one item per user).
+    seed: seeds the logger, its training users and the logged users.
+    train_rounds: online training rounds (default 20,000 for a name or mapping).
+
+    Returns a :class:`SimulatedLog` that keeps the logged users, so its truth is exact.
+    """
+    if env not in ENVS:
+        raise ValueError(f"env: expected one of {', '.join(ENVS)}, got {env!r}")
+    if env != "bandit" or slate_size != 1:
+        raise ValueError(f"env={env!r}, slate_size={slate_size}: simulate_log logs one item per user "
+                         "(env='bandit', slate_size=1); slates and sessions: recsim-run experiment=ope env=slate|session")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
+        raise ValueError(f"epsilon: expected a number in [0, 1], got {epsilon!r}")
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
+        raise ValueError(f"n_rounds: expected an integer >= 1, got {n_rounds!r}")
+    world = make_world(world, n_items=n_items, slate_size=slate_size)
+    rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
+    policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds)
+    feedback, oracle = collect(world, policy, int(n_rounds), float(epsilon), np.random.default_rng([seed, 2]),
+                               show_progress=show_progress)
+    feedback.metadata.update({"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed,
+                              "world": world.config})
+    return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle)

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsim_causal.experiment.online import make_agent  # noqa: E402
-from recsim_causal.experiment.ope import BATCH, agent_config, collect, train  # noqa: E402
+from recsim_causal.build import agent_config, make_agent  # noqa: E402
+from recsim_causal.ope.simulate import BATCH, collect, train  # noqa: E402
 from recsim_causal.learn import fit  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
 

@@ -25,8 +25,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
 from recsim_causal.experiment.ope_session import make_env, run_sessions, train_on_sessions  # noqa: E402
-from recsim_causal.experiment.online import make_agent  # noqa: E402
-from recsim_causal.experiment.ope import agent_config  # noqa: E402
+from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.learn import fit_sessions  # noqa: E402
 from recsim_causal.scm.world import CONF_DIR  # noqa: E402
 

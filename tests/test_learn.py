@@ -63,8 +63,8 @@ def test_objectives_are_the_ope_estimators():
 def test_learned_policy_beats_the_logger_on_the_scm_truth():
     """Default world, a LinUCB logger with epsilon 0.2: the learned policy's exact value on fresh
     users (from the SCM, not estimated) beats the logger's."""
-    from recsim_causal.experiment.online import make_agent
-    from recsim_causal.experiment.ope import agent_config, collect, fresh_truth, train
+    from recsim_causal.build import agent_config, make_agent
+    from recsim_causal.ope.simulate import collect, fresh_truth, train
     from recsim_causal.scm import World
 
     world = World("default", n_items=30, seed=0, dtype="float64")

@@ -129,3 +129,25 @@ def test_confounded_propensities_within_their_bound_against_a_dense_grid(confoun
         err = np.abs(onehot.mean(axis=0) - probs[i]).max()
         assert err <= bound[i] + (switches + 1) / G, (i, err, bound[i], switches)
     assert bound.max() < 1e-3
+
+
+def test_confounding_strength_scales_the_confounder_and_is_checked():
+    import yaml
+
+    from recsim_causal.scm.mechanisms import SCMConfigError
+    from recsim_causal.scm.world import CONF_DIR
+
+    cfg = yaml.safe_load((CONF_DIR / "scm" / "confounded.yaml").read_text())
+    strong = World({**cfg, "confounding_strength": 2.5}, n_items=20, seed=0)
+    draws = strong.sample_users(100_000, np.random.default_rng(0)).values
+    assert np.std(draws["intent"]) == pytest.approx(2.5, rel=0.02)  # the confounder's spread
+    assert np.std(draws["intent_signal"]) == pytest.approx(np.hypot(2.5, 0.3), rel=0.02)
+    assert signal_quantile(strong)[1] == "closed form gaussian (mean 0, sd 2.518)"
+    # an intervention on the confounder fixes it: nothing left to scale
+    assert strong.do(intent=0.5).confounding_strength == 2.5
+    for bad in (0, -1.0, True, "2"):
+        with pytest.raises(SCMConfigError, match=r"^scm.confounding_strength: expected a number > 0, got "):
+            World({**cfg, "confounding_strength": bad}, n_items=20)
+    default = yaml.safe_load((CONF_DIR / "scm" / "default.yaml").read_text())
+    with pytest.raises(SCMConfigError, match=r"^scm.confounding_strength: this world has no confounder to scale"):
+        World({**default, "confounding_strength": 2.0}, n_items=20)

@@ -74,6 +74,8 @@ __all__ = [
     "breakdown_gamma",
     "gamma_star",
     "odds_ratio",
+    "SensitivityReport",
+    "sensitivity_analysis",
 ]
 
 ESTIMATORS = ("ipw", "snipw")
@@ -427,3 +429,122 @@ def gamma_star(pi_b_full: Any, pi_b_nominal: Any, action: Any = None,
         check_rows(a, "action", full.shape[0], "pi_b_full")
         out["gamma_star_logged"] = float(ratio[np.arange(len(a)), a].max())
     return out
+
+
+# ------------------------------------------------------------------------------- a whole log
+@dataclass
+class SensitivityReport:
+    """The sensitivity analysis of one log: bounds per target (``targets``, the ``estimator``
+    and ``method`` named; ``zsb``: the box bounds beside them), the breakdown Gamma of each
+    pair, and, where the logger's full distribution is known, its true Gamma*."""
+
+    targets: dict[str, SensitivityBounds]
+    zsb: dict[str, SensitivityBounds]
+    breakdown: list[dict]
+    gamma_star: dict | None
+    estimator: str
+    method: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{gamma_star, gamma_star_quantiles, gamma_star_logged, estimator, method,
+        targets: {name: {gammas, lower, upper, lower_ci_low, upper_ci_high, truth, estimate,
+        zsb_lower, zsb_upper, zsb_lower_ci_low, zsb_upper_ci_high}}, breakdown: [{a, b, gamma}]}``."""
+        gs = self.gamma_star or {}
+        targets = {}
+        for name, b in self.targets.items():
+            row = {"gammas": b.gammas.tolist(), "lower": b.lower.tolist(), "upper": b.upper.tolist(),
+                   "lower_ci_low": b.lower_ci_low.tolist(), "upper_ci_high": b.upper_ci_high.tolist(),
+                   "truth": b.truth, "estimate": b.estimate}
+            z = self.zsb.get(name)
+            if z is not None:
+                row.update(zsb_lower=z.lower.tolist(), zsb_upper=z.upper.tolist(),
+                           zsb_lower_ci_low=z.lower_ci_low.tolist(), zsb_upper_ci_high=z.upper_ci_high.tolist())
+            targets[name] = row
+        return {"gamma_star": gs.get("gamma_star"), "gamma_star_quantiles": gs.get("quantiles"),
+                "gamma_star_logged": gs.get("gamma_star_logged"), "estimator": self.estimator, "method": self.method,
+                "targets": targets, "breakdown": [dict(b) for b in self.breakdown]}
+
+    def lines(self) -> list[str]:
+        """Printable lines: Gamma*, then per target the bounds at each Gamma (truth marked),
+        then the breakdown Gamma of each pair."""
+        out = []
+        if self.gamma_star:
+            q = ", ".join(f"q{k} {v:,.3g}" for k, v in self.gamma_star["quantiles"].items())
+            out.append(f"sensitivity: the logger's true Gamma* = {self.gamma_star['gamma_star']:,.4g} "
+                       f"(max over logged rows and actions; per-row max: {q})")
+        for name, b in self.targets.items():
+            z = self.zsb.get(name)
+            cells = []
+            for j, g in enumerate(b.gammas):
+                cell = f"G={g:g}: [{b.lower[j]:.4f}, {b.upper[j]:.4f}] (ci [{b.lower_ci_low[j]:.4f}, {b.upper_ci_high[j]:.4f}])"
+                if z is not None and self.method != "zsb":
+                    cell += f" zsb [{z.lower[j]:.4f}, {z.upper[j]:.4f}]"
+                cells.append(cell)
+            truth = "" if b.truth is None else f", truth {b.truth:.4f}"
+            out.append(f"sensitivity {name} ({self.estimator} {self.method}{truth}): " + " | ".join(cells))
+        for row in self.breakdown:
+            out.append(f"sensitivity breakdown {row['a']} vs {row['b']}: the sign of V({row['a']}) - V({row['b']}) "
+                       f"({row['difference']:+.4f}) can flip from Gamma = {row['gamma']:,.4g}")
+        return out
+
+
+def _at_logged(arr: Any, action: np.ndarray, name: str) -> np.ndarray:
+    a = as_float_array(arr, name)
+    if a.ndim == 3:
+        a = a[:, :, 0]
+    check_ndim(a, name, (2,), "a 2-D array (n_rounds, n_actions)")
+    check_rows(a, name, len(action), "action")
+    return a[np.arange(len(action)), action]
+
+
+def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any, *, pairs: Sequence[Sequence[str]] = (),
+                         estimated_rewards: Any = None, pi_b_full: Any = None, truths: dict[str, float] | None = None,
+                         estimator: str = "snipw", method: str | None = None, n_bootstrap_samples: int = 200,
+                         alpha: float = 0.05, random_state: Any = 0) -> SensitivityReport:
+    """Sensitivity bounds for every target on a log (a :class:`~recsim_causal.data.LoggedFeedback`).
+
+    Args:
+        action_dists: ``{name: pi(. | x_i) (n, K)}``, each target on the logged contexts.
+        gammas: the Gamma grid (numbers >= 1).
+        pairs: ``[(a, b), ...]`` target names whose comparison's breakdown Gamma to find.
+        estimated_rewards: q-hat (n, K) or (n, K, 1), a reward model's E[r | x, a]; needed by
+            the sharp bounds.
+        pi_b_full: (n, K) the logger's full distribution pi_b(. | x_i, s_i), known in a
+            simulation: gives the true Gamma* (the log's ``action_dist`` is the nominal P(a | x)).
+        method: ``sharp`` or ``zsb``; default sharp where the rewards are {0, 1} and
+            ``estimated_rewards`` is given, else zsb (external logs with other rewards).
+        truths: ``{name: V(pi)}`` where known, carried into the report.
+    """
+    action = np.asarray(log.action)
+    r = np.asarray(log.reward, np.float64)
+    binary = bool(np.isin(r, (0.0, 1.0)).all())
+    if method is None:
+        method = "sharp" if binary and estimated_rewards is not None else "zsb"
+    _check_choice(method, METHODS, "method")
+    g = check_gammas(gammas)
+    q = _at_logged(estimated_rewards, action, "estimated_rewards") if estimated_rewards is not None else None
+    unknown = [n for pair in pairs for n in pair if n not in action_dists]
+    if unknown:
+        raise ValueError(f"pairs: unknown target '{unknown[0]}' (known: {', '.join(action_dists)})")
+    bad = [p for p in pairs if len(p) != 2]
+    if bad:
+        raise ValueError(f"pairs: expected pairs of two target names, got {list(bad[0])!r}")
+    probs = {name: _at_logged(d, action, f"action_dists[{name!r}]") for name, d in action_dists.items()}
+    truths = truths or {}
+    targets, zsb = {}, {}
+    for name, p in probs.items():
+        common = dict(estimator=estimator, n_bootstrap_samples=n_bootstrap_samples, alpha=alpha,
+                      random_state=random_state, truth=truths.get(name))
+        targets[name] = sensitivity_bounds(r, log.pscore, p, g, method=method, expected_reward=q, **common)
+        zsb[name] = targets[name] if method == "zsb" else sensitivity_bounds(r, log.pscore, p, g, method="zsb", **common)
+    breakdown = []
+    for a, b in pairs:
+        gamma = breakdown_gamma(r, log.pscore, probs[a], probs[b], estimator=estimator, method=method, expected_reward=q)
+        breakdown.append({"a": a, "b": b, "gamma": gamma, "difference": targets[a].estimate - targets[b].estimate})
+    star = None
+    if pi_b_full is not None:
+        if log.action_dist is None:
+            raise ValueError("pi_b_full: the true Gamma* compares it with the log's action_dist (P(a | x)), "
+                             "which this log does not keep")
+        star = gamma_star(pi_b_full, log.action_dist, action=action)
+    return SensitivityReport(targets, zsb, breakdown, star, estimator, method)

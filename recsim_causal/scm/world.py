@@ -48,6 +48,7 @@ from recsim_causal.scm.mechanisms import (
     USER,
     CatalogFeature,
     Constant,
+    Normal,
     Response,
     SCMConfigError,
     build_mechanism,
@@ -56,7 +57,8 @@ from recsim_causal.scm.mechanisms import (
 # The presets and Hydra configs ship inside the package (conf/ installs as recsim_causal.conf).
 CONF_DIR = Path(str(importlib.resources.files("recsim_causal.conf")))
 ITEM_BYTES = 1024
-TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate", "dynamics"}
+TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate", "dynamics",
+                  "confounding_strength"}
 SLATE_MODELS = ("pbm", "cascade")
 
 
@@ -183,6 +185,7 @@ class World:
         self.item_values = self._item_values(self.catalog, {})
         self.observed = self._node_list(cfg, "observed", required=True)
         self.privileged = self._node_list(cfg, "privileged", required=False)
+        self.confounding_strength = self._scale_confounders(cfg.get("confounding_strength", 1.0))
         self.reward_weights = self._reward(cfg.get("reward", "click"))
         self._reward_needed = self._needed(self.reward_weights)  # the reward's responses and their gates
         self._build_slate(cfg.get("slate"))
@@ -322,6 +325,26 @@ class World:
     @property
     def is_stationary(self) -> bool:
         return self.dynamics.stationary
+
+    def _scale_confounders(self, strength: Any) -> float:
+        """``scm.confounding_strength``: multiplies the spread of every confounder (a latent
+        normal node behind a privileged signal), so the signal tells the logger more and the
+        confounder moves the outcome more, together. 1 leaves the config as written."""
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength < float("inf"):
+            raise SCMConfigError(f"scm.confounding_strength: expected a number > 0, got {strength!r}")
+        if strength == 1:
+            return 1.0
+        if not self.confounders:
+            raise SCMConfigError("scm.confounding_strength: this world has no confounder to scale (a latent user "
+                                 "node that causes a privileged signal)")
+        for name in self.confounders:
+            m = self.mech[name]
+            if isinstance(m, Normal):
+                m.scale *= float(strength)
+            elif not isinstance(m, Constant):  # a constant: fixed by an intervention, nothing to scale
+                raise SCMConfigError(f"scm.confounding_strength: scales normal confounders; '{name}' is "
+                                     f"{type(m).__name__.lower()}")
+        return float(strength)
 
     def _node_list(self, cfg: dict, key: str, required: bool) -> list[str]:
         names = cfg.get(key, [] if not required else None)

@@ -200,3 +200,44 @@ def test_bounds_at_the_true_gamma_contain_the_truth_and_naive_ips_does_not():
                 naive_hits += b.lower_ci_low[0] <= world.truth <= b.upper_ci_high[0]
     assert hits["sharp"] >= 48 and hits["zsb"] >= 48, hits
     assert naive_hits <= 25, naive_hits  # without the hidden signal the interval misses: the test can fail
+
+
+def test_sensitivity_analysis_of_a_log(tmp_path):
+    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.ope.sensitivity import sensitivity_analysis
+
+    world = _Tables(lean=0.1)
+    rng = np.random.default_rng(3)
+    n = 3000
+    x, u = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    full = world.pi_b[x, u]
+    a = (full.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
+    r = (rng.random(n) < world.mu[x, u, a]).astype(float)
+    log = LoggedFeedback(context=np.eye(3)[x], action=a, reward=r, pscore=world.nominal[x, a], n_actions=3,
+                         action_dist=world.nominal[x])
+    dists = {"target": world.target[x], "uniform": np.full((n, 3), 1 / 3)}
+    report = sensitivity_analysis(log, dists, [1.0, 2.25], pairs=[("target", "uniform")],
+                                  estimated_rewards=world.p_obs[x], pi_b_full=full, truths={"target": world.truth},
+                                  n_bootstrap_samples=50)
+    d = report.to_dict()
+    assert d["gamma_star"] == pytest.approx(2.25) and set(d["gamma_star_quantiles"]) == {"0.5", "0.9", "0.99"}
+    assert set(d["targets"]["target"]) >= {"gammas", "lower", "upper", "lower_ci_low", "upper_ci_high", "truth"}
+    assert d["method"] == "sharp" and d["targets"]["target"]["truth"] == world.truth
+    t = d["targets"]["target"]
+    assert t["zsb_lower"][1] <= t["lower"][1] <= t["upper"][1] <= t["zsb_upper"][1]
+    # the same bounds as the array function on the logged action's probabilities
+    lo, hi = bounds_at(r, log.pscore, world.target[x, a], [2.25], expected_reward=world.p_obs[x, a])
+    assert t["lower"][1] == pytest.approx(lo[0]) and t["upper"][1] == pytest.approx(hi[0])
+    row = d["breakdown"][0]
+    assert (row["a"], row["b"]) == ("target", "uniform") and row["gamma"] == pytest.approx(breakdown_gamma(
+        r, log.pscore, world.target[x, a], np.full(n, 1 / 3), expected_reward=world.p_obs[x, a]))
+    assert any(line.startswith("sensitivity: the logger's true Gamma* = 2.25") for line in report.lines())
+    # an external log: no truth, no Gamma*, rewards that are not clicks: the box bounds
+    ext = LoggedFeedback(context=np.eye(3)[x], action=a, reward=r * 2.0, pscore=world.nominal[x, a], n_actions=3)
+    rep = sensitivity_analysis(ext, dists, [1.0, 2.0], n_bootstrap_samples=20)
+    assert rep.method == "zsb" and rep.gamma_star is None and rep.to_dict()["targets"]["uniform"]["truth"] is None
+    with pytest.raises(ValueError, match=r"^pairs: unknown target 'nope' \(known: target, uniform\)$"):
+        sensitivity_analysis(log, dists, [1.0], pairs=[("target", "nope")])
+    # the figure: a PNG with one panel per target
+    png = report.plot(tmp_path / "sensitivity.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

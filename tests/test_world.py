@@ -202,7 +202,7 @@ def _broken(edit):
         (lambda c: c["nodes"]["price_sensitivity"].update(sigm=5),
          "scm.nodes.price_sensitivity.sigm: unknown key (did you mean 'sigma'? known: dim, level, mean, parents, sigma, type)"),
         (lambda c: c.update(observd=[]),
-         "scm.observd: unknown key (did you mean 'observed'? known: catalog, description, dynamics, name, nodes, observed,"),
+         "scm.observd: unknown key (did you mean 'observed'? known: catalog, confounding_strength, description, dynamics, name, nodes, observed,"),
         (lambda c: c["nodes"]["affinity"].update(parents=["taste", "price"]),
          "scm.nodes.affinity.parents: shape mismatch, taste has dim 8 and price has dim 1"),
         (lambda c: c["nodes"]["taste"].update(scale=-1.0),

@@ -155,7 +155,7 @@ class _Curves(KVWriter):
         for k in CURVE_KEYS:
             self.values[k].append(row.get(k))
         if self.tracker is not None:
-            self.tracker.log({f"ppo/{k}": v for k, v in row.items()}, step=int(step))
+            self.tracker.curve("ppo", int(step), row)  # x axis: PPO's env steps (ppo/step)
 
     def close(self) -> None:
         pass

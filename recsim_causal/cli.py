@@ -25,6 +25,9 @@ from recsim_causal.rundir import unlock_run_dir
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Ray folds repeated log lines of its workers into one ("[repeated 3x across cluster]"): a sweep's
+# job summaries look alike, so all but one vanished. Every job's lines are kept.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 def run_guarded(job) -> Any:

@@ -51,7 +51,9 @@ def test_slate_cascade_from_the_command_line_with_an_offline_wandb_run(tmp_path)
     assert np.isfinite(rips["estimate"]) and rips["ci_low"] <= rips["ci_high"]
     w = wandb_summary(out)
     assert w["state"] == "finished" and w["summary"]["setting"] == "slate"
-    assert w["summary"]["ope"]["_type"] in ("table-file", "image-file")
+    assert w["summary"]["tables/ope"]["_type"] == "table-file" and w["summary"]["images/ope"]["_type"] == "image-file"
+    rips_w = w["summary"]["ope/softmax/plackett_luce/rips/estimate"]  # per-estimator scalars
+    assert rips_w == pytest.approx(rips["estimate"])
 
 
 def test_session_run_logs_trajectories_and_compares_with_rollout_truth(tmp_path):

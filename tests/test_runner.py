@@ -59,8 +59,8 @@ def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
     assert w["state"] == "finished" and w["exit_code"] == 0
     assert w["config"]["agent"]["alpha"] == 1.0 and w["config"]["seed"] == 0
     assert np.isclose(w["summary"]["cumulative_regret"], summary["cumulative_regret"])
-    assert w["summary"]["regret"]["_type"] == "image-file"
-    assert w["step"] == 4096  # the learning curve was logged up to the last step
+    assert w["summary"]["images/regret"]["_type"] == "image-file"
+    assert w["summary"]["online/step"] == 4096  # the learning curve was logged up to the last decision
 
 
 def test_unreachable_wandb_never_fails_the_run(tmp_path):
@@ -135,6 +135,9 @@ def test_ray_launcher_on_a_local_ray_instance(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summaries = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
     assert sorted(s["agent"] for s in summaries) == ["LinUCB", "ThompsonSampling"]
+    printed = res.stdout + res.stderr  # every job's summary reaches the console (no Ray log de-duplication)
+    for job in ("linucb", "thompson"):
+        assert f"[{job}-bandit-default-seed0] cumulative_regret" in printed, printed[-3000:]
     for p in sweep.glob("*/summary.json"):  # each Ray job finished its own W&B run
         assert wandb_summary(p.parent)["state"] == "finished"
 

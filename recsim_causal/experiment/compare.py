@@ -43,7 +43,7 @@ from recsim_causal.build import make_agent, resolve_agents, world_from_config
 from recsim_causal.config import as_resolved
 from recsim_causal.ope.simulate import fresh_truth
 from recsim_causal.experiment.report import t975
-from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.experiment.tracking import Tracker, compare_scalars
 from recsim_causal.results import write_result
 from recsim_causal.progress import progress
 from recsim_causal.scm import World
@@ -258,6 +258,7 @@ def run_compare(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *
     out_dir.mkdir(parents=True, exist_ok=True)
     write_result(out_dir / "compare.json", "compare", summary)
     columns, rows = table_rows(pairs)
+    tracker.estimates("compare", compare_scalars(pairs))
     tracker.table("compare", columns, rows)
     tracker.summary({"wall_s": summary["wall_s"], "n_seeds": R, "steps": steps})
     return {**summary, "table": format_table(columns, rows, summary)}

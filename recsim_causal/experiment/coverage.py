@@ -34,7 +34,7 @@ from recsim_causal.experiment.ope import _check, _reward_model, make_estimators,
 from recsim_causal.ope.evaluate import ci_methods, max_weight, reward_range
 from recsim_causal.ope.simulate import BATCH, collect, observe, train_logger, train_targets
 from recsim_causal.plots import save_figure
-from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.experiment.tracking import Tracker, coverage_scalars
 from recsim_causal.results import write_result
 from recsim_causal.ope import MIPS, p_e_a_from_clusters
 from recsim_causal.ope.diagnostics import interval_validity, is_reliable, overlap_diagnostics
@@ -158,6 +158,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
     out_dir = Path(out_dir)
     write_result(out_dir / "coverage.json", "coverage", summary)
     coverage_plot(summary, out_dir / "coverage.png")
+    tracker.estimates("coverage", coverage_scalars(report))
     tracker.table("coverage", COLUMNS, rows)
     tracker.image("coverage", out_dir / "coverage.png")
     tracker.summary({"n_replications": R, "n_rounds": n, "wall_s": summary["timing_s"]["total"]})

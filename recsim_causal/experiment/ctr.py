@@ -140,7 +140,7 @@ def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
                           "train_items": model.train_items, "config": config.to_json(), "history": model.history}
         if exp.get("save_models"):
             model.save(Path(out_dir) / f"model_{name}")
-        tracker.log({f"train/{name}_seconds": model.fit_seconds, f"train/{name}_rows_per_s": model.rows_per_s})
+        tracker.summary({f"train/{name}_seconds": model.fit_seconds, f"train/{name}_rows_per_s": model.rows_per_s})
 
     bins = int(exp.get("ece_bins", 10))
     results = {s: {"ceiling": click_metrics(y[rows], true_p[rows], bins),
@@ -164,6 +164,9 @@ def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     _plot(out_dir / "ctr.png", test_rows, y, true_p, predictions, bins)
     write_result(out_dir / "ctr.json", "ctr", summary)
     columns, rows = _table_rows(results)
+    tracker.estimates("ctr", {s: {m: {k: v for k, v in r.items() if k in ("auc", "auc_se", "log_loss", "ece")}
+                                  for m, r in {**results[s]["models"], "ceiling": results[s]["ceiling"]}.items()}
+                              for s in results})
     tracker.table("ctr", columns, rows)
     tracker.image("ctr", out_dir / "ctr.png")
     tracker.summary({f"{s}/{m}_auc": r["auc"] for s in results for m, r in results[s]["models"].items()}

@@ -174,8 +174,9 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
                 curve["steps"].append(n_decisions)
                 curve["cumulative_regret"].append(total_regret)
                 curve["mean_reward"].append(total_reward / max(n_decisions, 1))
-                tracker.log({"cumulative_regret": total_regret, "mean_reward": curve["mean_reward"][-1],
-                             "steps_per_s": n_decisions / (time.perf_counter() - start)}, step=n_decisions)
+                tracker.curve("online", n_decisions, {  # x axis: decisions (online/step)
+                    "cumulative_regret": total_regret, "mean_reward": curve["mean_reward"][-1],
+                    "steps_per_s": n_decisions / (time.perf_counter() - start)})
             bar.update(n_live)
             autoreset = (term | trunc) if next_step_autoreset else autoreset
             obs = next_obs

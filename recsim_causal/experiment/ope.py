@@ -39,7 +39,7 @@ import numpy as np
 from recsim_causal.config import as_resolved
 from recsim_causal.build import make_agent, resolve_agents, world_from_config
 from recsim_causal.data import LoggedFeedback, load_obd
-from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.experiment.tracking import Tracker, ope_scalars
 from recsim_causal.ope import MIPS, fit_predict
 from recsim_causal.ope.evaluate import TABLE_COLUMNS, ci_methods, diagnostics_line, evaluate, table_rows
 from recsim_causal.ope.inputs import reduce_dense
@@ -240,6 +240,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     out_dir = Path(out_dir)
     _plot(rows, out_dir / "ope.png", summary)
     write_result(out_dir / "ope.json", "ope", summary)
+    tracker.estimates("ope", ope_scalars(summary["targets"]))
     tracker.table("ope", TABLE_COLUMNS, rows)
     tracker.image("ope", out_dir / "ope.png")
     tracker.summary({"confounded": summary["confounded"], "n_rounds": n_rounds, "wall_s": summary["wall_s"]})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.plots import errorbar_plot
-from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.experiment.tracking import Tracker, ope_scalars
 from recsim_causal.results import format_table, write_result
 from recsim_causal.ope import ope_table
 from recsim_causal.ope.diagnostics import diagnostic_warnings, weight_diagnostics
@@ -55,6 +55,7 @@ def write_report(summary: dict[str, Any], rows: list[list], warnings: list[str],
                   [r[4] for r in rows], out_dir / "ope.png", xlabel="policy value", title=title,
                   truth=None if any(r[5] is None for r in rows) else [r[5] for r in rows])
     write_result(out_dir / "ope.json", "ope", summary)
+    tracker.estimates("ope", ope_scalars(summary["targets"]))
     tracker.table("ope", COLUMNS, rows)
     tracker.image("ope", out_dir / "ope.png")
     tracker.summary({k: summary[k] for k in ("setting", "n_rounds", "wall_s") if k in summary})

@@ -507,9 +507,19 @@ def write_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     return build_report(sweep_dir, metric, force=force, kind=kind)[0]
 
 
+def _written_at_sweep_end(path: Path) -> bool:
+    """Whether the report json at ``path`` was written by the sweep's own callback (then a
+    later report replaces it without ``force``)."""
+    try:
+        return json.loads(path.read_text()).get("written_by") == "sweep"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
-                 kind: str | None = None) -> tuple[str, list[Path]]:
-    """:func:`write_report`, returning (markdown, the files written)."""
+                 kind: str | None = None, auto: bool = False) -> tuple[str, list[Path]]:
+    """:func:`write_report`, returning (markdown, the files written). ``auto``: written by the
+    sweep's callback as the sweep ends (a later report replaces it without ``force``)."""
     from recsim_causal.plots import curves_plot, leaderboard_plot
 
     sweep_dir = Path(sweep_dir)
@@ -533,7 +543,7 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     extra = {"curves_png": sweep_dir / "curves.png", "curves_json": sweep_dir / "curves.json"} \
         if kind == "online" and metric == DEFAULT_METRIC[kind] else {}
     existing = [p for p in [*paths.values(), *extra.values()] if p.exists()]
-    if existing and not force:
+    if existing and not force and not _written_at_sweep_end(paths["json"]):
         raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
 
     rows = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows}[kind](runs, metric)
@@ -542,7 +552,8 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     table = to_markdown(rows, metric, kind)
     with atomic_write(paths["md"]) as f:
         f.write(table)
-    write_json(paths["json"], {"sweep": str(sweep_dir), "kind": kind, "metric": metric,
+    write_json(paths["json"], {"sweep": str(sweep_dir), "written_by": "sweep" if auto else "recsim-report",
+                               "kind": kind, "metric": metric,
                                "better": direction(metric), "n_runs": len(runs), "rows": rows})
     panels = defaultdict(list)
     for r in rows:

@@ -260,7 +260,8 @@ def iter_batches(path: str | Path, *, batch_rows: int = 1 << 16, columns: list[s
     meta = meta or read_meta(path)
     dataset = ds.dataset([str(f) for f in _files(path)], format="parquet")
     names = [c for c in (columns or dataset.schema.names) if c in dataset.schema.names]
-    for batch in dataset.to_batches(columns=names, batch_size=batch_rows):
+    # one file and one batch ahead at most: memory holds a row group or two, however many files
+    for batch in dataset.to_batches(columns=names, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1):
         out: dict[str, np.ndarray] = {}
         for name in names:
             arr = batch.column(name)

@@ -121,6 +121,7 @@ __all__ += [name for name in (*_slate.__all__, *_sequential.__all__) if name in 
 
 # The Python API: simulate a log in a World, evaluate targets on it
 from .evaluate import OPERecord, OPEResult, evaluate  # noqa: E402
+from .meta import OffPolicyEvaluation  # noqa: E402
 from .simulate import SimulatedLog, simulate_log  # noqa: E402
 
-__all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord"]
+__all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord", "OffPolicyEvaluation"]

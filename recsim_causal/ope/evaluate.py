@@ -238,11 +238,6 @@ def _feedback_of(log: Any) -> tuple[LoggedFeedback, World | None]:
         return log.feedback, log.world
     if isinstance(log, LoggedFeedback):
         return log, None
-    if isinstance(log, (str, Path)):
-        p = Path(log)
-        if p.is_file():
-            return LoggedFeedback.from_parquet(p), None
-        raise ValueError(f"log: expected a Parquet file, got '{log}'")
     raise ValueError(f"log: expected a SimulatedLog, a LoggedFeedback or a Parquet path, got {type(log).__name__}")
 
 
@@ -257,9 +252,47 @@ def _targets(log: Any, feedback: LoggedFeedback, targets: Any, seed: int, train_
             for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
 
 
+def _methods(ci: Any) -> list[str]:
+    return ci_methods({"method": list(ci) if not isinstance(ci, str) else ci})
+
+
+def _estimators(estimators: Any) -> list[BaseOffPolicyEstimator]:
+    if estimators is None:
+        estimators = DEFAULT_ESTIMATORS
+    if isinstance(estimators, (str, BaseOffPolicyEstimator)):
+        estimators = [estimators]
+    ests = [make_estimator(e, f"estimators[{i}]") for i, e in enumerate(estimators)]
+    if len({e.estimator_name for e in ests}) < len(ests):
+        raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
+    return ests
+
+
+def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alpha: float, reward_model: Any,
+                      seed: int, n_bootstrap_samples: int, reward_features: str, fit_rows: int,
+                      batch_rows: int) -> OPEResult:
+    """:func:`evaluate` of a Parquet log: targets must be Policy objects or build without a
+    world (untrained); one streamed pass (:mod:`recsim_causal.ope.stream`)."""
+    from recsim_causal.data.parquet import read_meta
+
+    from .stream import evaluate_stream
+
+    if not path.exists():
+        raise ValueError(f"log: no such file or directory '{path}'")
+    meta = read_meta(path)
+    dim = int(meta["shapes"]["context"][1])
+    policies = {label: make_agent(spec, n_actions=int(meta["n_actions"]), dim=dim, seed=seed + 1 + i,
+                                  where=f"targets[{i}]")
+                for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
+    blocks, _ = evaluate_stream(path, policies, _estimators(estimators), methods=_methods(ci), alpha=alpha, seed=seed,
+                                n_bootstrap_samples=n_bootstrap_samples, reward_model=reward_model,
+                                reward_features=reward_features, fit_rows=fit_rows, batch_rows=batch_rows)
+    return OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)
+
+
 def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
              alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
-             n_folds: int = 2, reward_features: str = "interaction", train_rounds: int | None = None) -> OPEResult:
+             n_folds: int = 2, reward_features: str = "interaction", train_rounds: int | None = None,
+             fit_rows: int = 100_000, batch_rows: int = 1 << 16) -> OPEResult:
     """Estimate every target's value with every estimator.
 
     Parameters
@@ -277,17 +310,20 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
     reward_model: for DM/DR-type estimators: a base model name (logistic, ridge, mlp; fitted
         cross-fitted with ``n_folds``), or the predictions q-hat (n, K) or (n, K, 1).
     seed: seeds the reward model's folds, the bootstrap and untrained targets.
+    fit_rows, batch_rows: a Parquet ``log`` (a file or a directory of files) is read in one
+        streamed pass of ``batch_rows`` rows, in memory flat in its length: the IPS, SNIPS and
+        DR families, intervals from streamed sums (normal, Bernstein, Hoeffding; the bootstrap
+        by Poisson(1) multipliers). A ``reward_model`` name is then fitted on the log's first
+        ``fit_rows`` rows, and every estimator evaluates the rows after them; or pass a fitted
+        model (``predict(context)``) or a function context -> q-hat (n, K).
     """
+    if isinstance(log, (str, Path)):  # a Parquet file or directory: one streamed pass
+        return _evaluate_parquet(Path(log), targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model,
+                                 seed=seed, n_bootstrap_samples=n_bootstrap_samples, reward_features=reward_features,
+                                 fit_rows=fit_rows, batch_rows=batch_rows)
     feedback, world = _feedback_of(log)
-    methods = ci_methods({"method": list(ci) if not isinstance(ci, str) else ci})
-    if estimators is None:
-        estimators = DEFAULT_ESTIMATORS
-    if isinstance(estimators, (str, BaseOffPolicyEstimator)):
-        estimators = [estimators]
-    ests = [make_estimator(e, f"estimators[{i}]") for i, e in enumerate(estimators)]
+    methods, ests = _methods(ci), _estimators(estimators)
     by_name = {e.estimator_name: e for e in ests}
-    if len(by_name) < len(ests):
-        raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
     policies = _targets(log, feedback, targets, seed, train_rounds)
     n, K = feedback.n_rounds, feedback.n_actions
     arrays: dict[str, Any] = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore)

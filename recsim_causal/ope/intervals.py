@@ -66,6 +66,8 @@ __all__ = [
     "estimate_interval_from_terms",
     "estimate_intervals_from_terms",
     "bootstrap_estimates",
+    "interval_from_moments",
+    "poisson_counts",
 ]
 
 METHODS = ("bootstrap", "normal", "bernstein", "hoeffding")
@@ -137,16 +139,22 @@ def _poisson_tables(lam: float) -> tuple[np.ndarray, np.ndarray]:
 _SENTINEL = 255
 
 
-def _multinomial_counts_large(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Multinomial(n; 1/n, ..., 1/n) counts as uint8 (n,)."""
-    thresholds, table = _poisson_tables(1.0 - 4.0 / math.sqrt(n))
-    hi = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]  # high 16 bits of u
+def _poisson_lookup(rng: np.random.Generator, lam: float, size: int) -> np.ndarray:
+    """iid Poisson(lam) counts as uint8 (size,), by the table lookup above."""
+    thresholds, table = _poisson_tables(lam)
+    hi = rng.bit_generator.random_raw((size + 3) // 4).view(np.uint16)[:size]  # high 16 bits of u
     c = table.take(hi)
     fix = np.flatnonzero(c == _SENTINEL)
-    if fix.size:  # ~0.02% of rounds: draw the low 16 bits and look the full u up
+    if fix.size:  # ~0.02% of cells: draw the low 16 bits and look the full u up
         lo = rng.integers(0, 65536, size=fix.size, dtype=np.uint64)
         u = (hi[fix].astype(np.uint64) << np.uint64(16)) | lo
         c[fix] = np.searchsorted(thresholds, u, side="right")
+    return c
+
+
+def _multinomial_counts_large(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Multinomial(n; 1/n, ..., 1/n) counts as uint8 (n,)."""
+    c = _poisson_lookup(rng, 1.0 - 4.0 / math.sqrt(n), n)
     total = int(c.sum(dtype=np.int64))
     if total < n:
         np.add.at(c, rng.integers(0, n, n - total), 1)
@@ -154,6 +162,11 @@ def _multinomial_counts_large(rng: np.random.Generator, n: int) -> np.ndarray:
         ranks = rng.choice(total, total - n, replace=False)  # balls to remove
         np.subtract.at(c, np.searchsorted(np.cumsum(c, dtype=np.int64), ranks, side="right"), 1)
     return c
+
+
+def poisson_counts(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """iid Poisson(1) counts as uint8 of ``shape``: the streamed bootstrap's multipliers."""
+    return _poisson_lookup(rng, 1.0, int(np.prod(shape))).reshape(shape)
 
 
 def _multinomial_counts_small(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
@@ -241,11 +254,16 @@ def bootstrap_estimates(
 def _half_width(v: np.ndarray, width: float, alpha: float, method: str) -> float:
     """Two-sided half-width for mean(v), v in a range of ``width``, at level alpha."""
     n = v.shape[0]
+    return _half_width_from(n, float(v.var(ddof=1)) if n > 1 else 0.0, width, alpha, method)
+
+
+def _half_width_from(n: int, var: float, width: float, alpha: float, method: str) -> float:
+    """Two-sided half-width for the mean of n values with sample variance ``var`` (ddof=1),
+    in a range of ``width``, at level alpha."""
     if n < 2:
         return math.inf
     if method == "hoeffding":
         return width * math.sqrt(math.log(2.0 / alpha) / (2.0 * n))
-    var = float(v.var(ddof=1))
     if method == "normal":
         return NormalDist().inv_cdf(1.0 - alpha / 2.0) * math.sqrt(var / n)
     log_term = math.log(4.0 / alpha)
@@ -266,48 +284,67 @@ def _divide(num: tuple[float, float], den: tuple[float, float]) -> tuple[float, 
     return min(q), max(q)
 
 
-def _from_ranges(terms: RoundTerms, alpha: float, method: str, ranges: dict) -> tuple[float, float]:
-    """Finite-sample interval of V = mean(base + num / mean(den)) from a priori vector ranges."""
-    def interval(v: np.ndarray, key_range: tuple[float, float], a: float) -> tuple[float, float]:
+def _from_ranges(n: int, value: float, var_psi: float, parts: dict[str, tuple[float, float]], alpha: float,
+                 method: str, ranges: dict) -> tuple[float, float]:
+    """Finite-sample interval of V = mean(base + num / mean(den)) from a priori vector ranges.
+    ``parts``: each present vector's (mean, variance); ``var_psi``: the round rewards'
+    variance (used when there is no ratio)."""
+    def interval(m: float, var: float, key_range: tuple[float, float], a: float) -> tuple[float, float]:
         lo, hi = key_range
-        m, h = float(v.mean()), _half_width(v, hi - lo, a, method)
+        h = _half_width_from(n, var, hi - lo, a, method)
         return max(lo, m - h), min(hi, m + h)  # the mean lies in the range anyway
 
-    parts = [k for k in ("base", "num", "den") if getattr(terms, k) is not None]
     for k in parts:
         if k not in ranges:
             raise ValueError(f"ranges: missing the range of '{k}' (have {sorted(ranges)})")
-    if not terms.is_ratio:  # one mean of bounded round rewards
+    if "den" not in parts:  # one mean of bounded round rewards
         lo = sum(_check_range(ranges[k], f"ranges[{k!r}]")[0] for k in parts)
         hi = sum(_check_range(ranges[k], f"ranges[{k!r}]")[1] for k in parts)
-        return interval(terms.round_rewards(), (lo, hi), alpha)
+        return interval(value, var_psi, (lo, hi), alpha)
     a = alpha / len(parts)  # union bound over the means the ratio is made of
-    got = {k: interval(getattr(terms, k), _check_range(ranges[k], f"ranges[{k!r}]"), a) for k in parts}
+    got = {k: interval(m, var, _check_range(ranges[k], f"ranges[{k!r}]"), a) for k, (m, var) in parts.items()}
     lo, hi = _divide(got["num"], got["den"])
     if "base" in got:
         lo, hi = lo + got["base"][0], hi + got["base"][1]
     return lo, hi
 
 
-def _analytic(terms: RoundTerms, alpha: float, method: str, bounds: tuple[float, float] | None,
-              ranges: dict | None = None, value_range: tuple[float, float] | None = None) -> dict:
-    value = terms.value()
+def interval_from_moments(n: int, value: float, var_psi: float, parts: dict[str, tuple[float, float]], *,
+                          alpha: float, method: str, ranges: dict | None = None, width: float = math.inf,
+                          value_range: tuple[float, float] | None = None) -> dict[str, float]:
+    """The normal, Bernstein or Hoeffding interval of an estimate from its moments: ``n``
+    rounds, the estimate ``value``, the variance of its (delta-method) round terms
+    ``var_psi``, each RoundTerms vector's (mean, variance) in ``parts`` and, for the
+    finite-sample methods, the vectors' a priori ``ranges`` (else ``width``, the range of the
+    round terms). What :func:`estimate_intervals_from_terms` computes from the rows, and the
+    streamed evaluation from sums."""
     if method in FINITE_SAMPLE_METHODS and ranges is not None:
-        lo, hi = _from_ranges(terms, alpha, method, ranges)
+        lo, hi = _from_ranges(n, value, var_psi, parts, alpha, method, ranges)
     else:
-        psi = terms.influence()
-        if bounds is not None:
-            b_lo, b_hi = _check_range(bounds, "bounds")
-            width = b_hi - b_lo
-        else:
-            width = float(psi.max() - psi.min()) if psi.size else math.inf
-        half = _half_width(psi, width, alpha, method)
+        half = _half_width_from(n, var_psi, width, alpha, method)
         lo, hi = value - half, value + half
     if value_range is not None and method in FINITE_SAMPLE_METHODS:
         vlo, vhi = _check_range(value_range, "value_range")
         lo, hi = max(lo, vlo), min(hi, vhi)
     lower_key, upper_key = ci_keys(alpha)
     return {"mean": value, lower_key: lo, upper_key: hi}
+
+
+def _analytic(terms: RoundTerms, alpha: float, method: str, bounds: tuple[float, float] | None,
+              ranges: dict | None = None, value_range: tuple[float, float] | None = None) -> dict:
+    value = terms.value()
+    psi = terms.influence()
+    n = psi.shape[0]
+    var_psi = float(psi.var(ddof=1)) if n > 1 else 0.0
+    parts = {k: (float(v.mean()), float(v.var(ddof=1)) if n > 1 else 0.0)
+             for k in ("base", "num", "den") if (v := getattr(terms, k)) is not None}
+    if bounds is not None:
+        b_lo, b_hi = _check_range(bounds, "bounds")
+        width = b_hi - b_lo
+    else:
+        width = float(psi.max() - psi.min()) if psi.size else math.inf
+    return interval_from_moments(n, value, var_psi, parts, alpha=alpha, method=method, ranges=ranges, width=width,
+                                 value_range=value_range)
 
 
 def estimate_intervals_from_terms(

@@ -18,7 +18,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from recsim_causal.envs.common import (Clock, action_space, check_actions, check_oracle, init_vector_spaces,
-                                       make_world, observation_space, one_user_info, oracle_info, time_info)
+                                       make_world, observation_space, on_world_threads, one_user_info, oracle_info,
+                                       time_info)
+from recsim_causal.config import check_integer
 from recsim_causal.scm import World
 
 
@@ -55,8 +57,9 @@ class BanditVectorEnv(Clock, VectorEnv):
     def __init__(self, num_envs: int = 1, *, n_items: int = 100, slate_size: int = 1,
                  scm: str | Mapping = "default", world_seed: int = 0, dtype: str = "float32",
                  world: World | None = None, backend: str = "numpy", device: Any = None, oracle: str = "full",
+                 threads: int | None = 1,
                  render_mode: str | None = None):
-        world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
+        world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device, threads)
         init_vector_spaces(self, world, num_envs, observation_space(world), oracle)
         self.oracle = check_oracle(oracle)
         self.render_mode = render_mode
@@ -65,12 +68,14 @@ class BanditVectorEnv(Clock, VectorEnv):
         self._done = xp.ones((num_envs,), xp.bool)
         self._not_truncated = xp.zeros((num_envs,), xp.bool)
 
+    @on_world_threads
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._start_clock(options)
         self._batch = _UserBatch(self.world, self.num_envs, self.np_random, self.oracle, self.t)
         return self._batch.obs, {}
 
+    @on_world_threads
     def step(self, actions):
         if self._batch is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
@@ -126,12 +131,13 @@ class BanditEnv(Clock, gym.Env):
     def __init__(self, *, n_items: int = 100, slate_size: int = 1, scm: str | Mapping = "default",
                  world_seed: int = 0, dtype: str = "float32", world: World | None = None,
                  backend: str = "numpy", device: Any = None, oracle: str = "full",
+                 threads: int | None = 1,
                  block_size: int = 256, render_mode: str | None = None):
-        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
+        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device, threads)
         self.oracle = check_oracle(oracle)
         self.observation_space = observation_space(self.world)
         self.action_space = action_space(self.world)
-        self.block_size = block_size
+        self.block_size = check_integer(block_size, "block_size", 1)
         self.render_mode = render_mode
         self._block: _UserBatch | None = None
         self._obs: np.ndarray | None = None
@@ -139,6 +145,7 @@ class BanditEnv(Clock, gym.Env):
         self._i = -1
         self._acted = True
 
+    @on_world_threads
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is not None or self._block is None or options:  # the clock starts again (at options["t"] or 0)
@@ -154,6 +161,7 @@ class BanditEnv(Clock, gym.Env):
         self._acted = False
         return self._obs[self._i].copy(), {}
 
+    @on_world_threads
     def step(self, action):
         if self._acted:
             raise gym.error.ResetNeeded("Call reset() before step(): a bandit episode is one step.")

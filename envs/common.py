@@ -19,7 +19,8 @@ E[r | x, do(a)] of the chosen items: a step then costs O(N (d + L)) whatever K.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import functools
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import gymnasium as gym
@@ -35,9 +36,9 @@ ORACLES = ("full", "chosen", "best")
 
 def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: int = 1, world_seed: int = 0,
                dtype: str = "float32", world: World | None = None, backend: str = "numpy",
-               device: Any = None) -> World:
+               device: Any = None, threads: int | None = 1) -> World:
     """The env's World: ``world`` if given, else built from (scm preset/dict, n_items, slate_size,
-    world_seed, dtype, backend, device)."""
+    world_seed, dtype, backend, device, threads)."""
     if world is not None:
         return world
     if dtype not in ("float32", "float64"):
@@ -46,11 +47,21 @@ def make_world(scm: str | Mapping = "default", n_items: int = 100, slate_size: i
         raise SCMConfigError(f"env.backend: expected 'numpy' or 'torch', got {backend!r}")
     try:
         return World(scm, n_items=n_items, seed=world_seed, slate_size=slate_size, dtype=dtype, backend=backend,
-                     device=device)
+                     device=device, threads=threads)
     except ValueError as e:
-        if isinstance(e, SCMConfigError) or not str(e).startswith(("device:", "backend:")):
+        if isinstance(e, SCMConfigError) or not str(e).startswith(("device:", "backend:", "threads:")):
             raise
         raise SCMConfigError(f"env.{e}") from None
+
+
+def on_world_threads(method: Callable) -> Callable:
+    """An env method (reset, step) run in its world's compute context (the torch backend's CPU
+    threads, see ``World(threads=)``)."""
+    @functools.wraps(method)
+    def wrapped(self, *args: Any, **kwargs: Any) -> Any:
+        with self.world.xp.compute():
+            return method(self, *args, **kwargs)
+    return wrapped
 
 
 def check_oracle(oracle: Any) -> str:

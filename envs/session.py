@@ -24,7 +24,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from recsim_causal.envs.common import (Clock, action_space, check_actions, check_oracle, init_vector_spaces,
-                                       make_world, observation_space, one_user_info, oracle_info, time_info)
+                                       make_world, observation_space, on_world_threads, one_user_info, oracle_info,
+                                       time_info)
 from recsim_causal.config import check_integer, check_number
 from recsim_causal.scm import SCMConfigError, World
 
@@ -152,13 +153,15 @@ class SessionVectorEnv(Clock, VectorEnv):
     def __init__(self, num_envs: int = 1, *, n_items: int = 100, scm: str | Mapping = "default",
                  world_seed: int = 0, dtype: str = "float32", world: World | None = None,
                  slate_size: int = 1, backend: str = "numpy", device: Any = None, oracle: str = "full",
+                 threads: int | None = 1,
                  render_mode: str | None = None, **dynamics: Any):
-        world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
+        world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device, threads)
         init_vector_spaces(self, world, num_envs, _session_spaces(world), oracle)
         self.core = _SessionCore(world, num_envs, oracle, **dynamics)
         self.render_mode = render_mode
         self._autoreset = None
 
+    @on_world_threads
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Reset every slot, or only those where ``options["reset_mask"]`` is True (Gymnasium's
         partial reset, used by the SB3 adapter)."""
@@ -179,6 +182,7 @@ class SessionVectorEnv(Clock, VectorEnv):
         self._autoreset = xp.zeros((self.num_envs,), xp.bool)
         return self.core.obs(), {}
 
+    @on_world_threads
     def step(self, actions):
         if self._autoreset is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
@@ -201,14 +205,16 @@ class SessionEnv(Clock, gym.Env):
     def __init__(self, *, n_items: int = 100, scm: str | Mapping = "default", world_seed: int = 0,
                  dtype: str = "float32", world: World | None = None, slate_size: int = 1,
                  backend: str = "numpy", device: Any = None, oracle: str = "full",
+                 threads: int | None = 1,
                  render_mode: str | None = None, **dynamics: Any):
-        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device)
+        self.world = make_world(scm, n_items, slate_size, world_seed, dtype, world, backend, device, threads)
         self.core = _SessionCore(self.world, 1, oracle, **dynamics)
         self.observation_space = _session_spaces(self.world)
         self.action_space = action_space(self.world)
         self.render_mode = render_mode
         self._done = True
 
+    @on_world_threads
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is not None or options:  # a seeded reset starts the world's clock again (at options["t"] or 0)
@@ -217,6 +223,7 @@ class SessionEnv(Clock, gym.Env):
         self._done = False
         return self.world.xp.to_numpy(self.core.obs()[0]), {}
 
+    @on_world_threads
     def step(self, action):
         if self._done:
             raise gym.error.ResetNeeded("Call reset() before step(): the session has ended.")

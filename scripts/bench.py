@@ -99,34 +99,60 @@ def bench_env(repeats: int) -> None:
 def vector_rate(backend: str, n_items: int, oracle: str, repeats: int, n: int = 4096, threads: int | None = 1,
                 device: str = "cpu", steps: int | None = None) -> float:
     """user-steps/s of the vector Bandit-v0 on ``backend`` (torch on ``device``, with ``threads``
-    CPU threads; None leaves torch's setting), median of ``repeats`` after a warm-up."""
+    CPU threads, the env's ``threads=``; None leaves torch's setting), median of ``repeats`` after
+    a warm-up."""
     import torch
 
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    kw = {"device": device, "threads": threads} if backend == "torch" else {}
+    venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point",
+                        n_items=n_items, backend=backend, oracle=oracle, **kw)
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    acts = [rng.integers(0, n_items, n) for _ in range(8)]
+    if backend == "torch":
+        acts = [torch.as_tensor(a, device=device) for a in acts]
+    steps = steps or max(3, min(50, int(2e8 // (n * (n_items if oracle == "full" else 100)))))
+    cuda = backend == "torch" and device.startswith("cuda")
+
+    def run():
+        for t in range(steps):
+            venv.step(acts[t % 8])
+        if cuda:
+            torch.cuda.synchronize()
+        return steps * n
+
+    return median_rate(run, repeats)
+
+
+def bench_busy_cores(repeats: int) -> None:
+    """The same step while another process keeps every core busy: torch's default (a thread per
+    core) spins at its barriers; one thread (the env's default ``threads=1``) does not."""
+    import multiprocessing as mp
+
+    import torch
+
+    print(f"Busy cores: vector Bandit-v0, N=4096, K=100, oracle=full, while {os.cpu_count()} other "
+          "processes spin (torch CPU threads: the env's default 1 vs torch's default)")
+    spinners = [mp.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for proc in spinners:
+        proc.start()
     try:
-        kw = {"device": device} if backend == "torch" else {}
-        venv = gym.make_vec(recsim_causal.envs.BANDIT_ID, num_envs=n, vectorization_mode="vector_entry_point",
-                            n_items=n_items, backend=backend, oracle=oracle, **kw)
-        venv.reset(seed=0)
-        rng = np.random.default_rng(0)
-        acts = [rng.integers(0, n_items, n) for _ in range(8)]
-        if backend == "torch":
-            acts = [torch.as_tensor(a, device=device) for a in acts]
-        steps = steps or max(3, min(50, int(2e8 // (n * (n_items if oracle == "full" else 100)))))
-        cuda = backend == "torch" and device.startswith("cuda")
-
-        def run():
-            for t in range(steps):
-                venv.step(acts[t % 8])
-            if cuda:
-                torch.cuda.synchronize()
-            return steps * n
-
-        return median_rate(run, repeats)
+        rates = {"numpy": vector_rate("numpy", 100, "full", repeats)}
+        for threads in (1, None):
+            rates[threads] = vector_rate("torch", 100, "full", repeats, threads=threads)
     finally:
-        torch.set_num_threads(before)
+        for proc in spinners:
+            proc.kill()
+    row("busy", "numpy", rates["numpy"], "user-steps/s", None)
+    row("busy", "torch CPU, threads=1 (the default)", rates[1], "user-steps/s", None,
+        reference=f"({rates[1] / rates[None]:.1f}x torch's default)")
+    row("busy", f"torch CPU, threads=None (torch's default: {torch.get_num_threads()})", rates[None], "user-steps/s",
+        None)
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 def bench_backends(repeats: int) -> None:
@@ -546,7 +572,8 @@ def bench_stream(repeats: int, sizes: tuple[int, ...] = (1_000_000, 20_000_000))
 
 GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,
           "ope": bench_ope, "ope_trust": bench_ope_trust, "slate": bench_slate, "session": bench_session,
-          "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage, "stream": bench_stream}
+          "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage, "stream": bench_stream,
+          "busy": bench_busy_cores}
 SLOW_GROUPS = ("coverage", "stream")  # minutes: run with --only coverage / --only stream
 
 

@@ -383,3 +383,42 @@ def test_wandb_disabled_in_the_environment_wins(tmp_path, capsys, monkeypatch):
     args = [a for a in SMALL if not a.startswith("wandb.")]
     assert cli([*args, "wandb.mode=offline", f"hydra.run.dir={tmp_path / 'r'}"], capsys)[0] == 0
     assert (tmp_path / "r" / "summary.json").exists() and not (tmp_path / "r" / "wandb").exists()
+
+
+# ----------------------------------------------------------------------------- torch on the CPU
+
+
+def test_the_torch_backend_on_the_cpu_steps_with_one_thread_unless_told(capsys, tmp_path):
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import recsim_causal.envs as envs
+    from recsim_causal import World
+
+    before = torch.get_num_threads()
+    seen = []
+    world = World("default", n_items=20, dtype="float32", backend="torch", device="cpu")
+    original = world.sample_users
+
+    def spy(*args, **kwargs):  # the threads torch has while the env computes
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    world.sample_users = spy
+    venv = gym.make_vec(envs.BANDIT_ID, num_envs=8, vectorization_mode="vector_entry_point", world=world)
+    venv.reset(seed=0)
+    venv.step(torch.zeros(8, dtype=torch.int64))
+    assert seen == [1, 1] and torch.get_num_threads() == before  # restored after each call
+    for threads, expect in ((3, 3), (None, before)):
+        w = World("default", n_items=20, dtype="float32", backend="torch", device="cpu", threads=threads)
+        with w.xp.compute():
+            assert torch.get_num_threads() == expect
+    env = gym.make(envs.BANDIT_ID, n_items=20, backend="torch", device="cpu", threads=2)
+    assert env.unwrapped.world.xp.threads == 2
+    with pytest.raises(ValueError, match=r"^env.threads: expected an integer >= 1, got 0$"):
+        gym.make(envs.BANDIT_ID, backend="torch", device="cpu", threads=0)
+    with pytest.raises(ValueError, match=r"^block_size: expected an integer >= 1, got 0$"):
+        gym.make(envs.BANDIT_ID, block_size=0)
+    one_error([*SMALL, "env.backend=torch", "env.threads=0", f"hydra.run.dir={tmp_path / 'r'}"], capsys,
+              "error: env.threads: expected an integer >= 1, got 0")

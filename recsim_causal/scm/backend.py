@@ -20,11 +20,13 @@ outputs", not "same seed, same noise".
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import numpy as np
 
-from recsim_causal.threads import single_threaded_blas
+from recsim_causal.config import check_integer
+from recsim_causal.threads import single_threaded_blas, torch_threads
 
 BACKENDS = ("numpy", "torch")
 
@@ -38,10 +40,15 @@ class NumpyBackend:
 
     def __init__(self, dtype: Any = "float64"):
         self.dtype = np.dtype(dtype)
+        self.threads = None
         self.float32 = np.float32
         self.int64 = np.int64
         self.bool = np.bool_
         self._params: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def compute(self) -> contextlib.AbstractContextManager:
+        """The context the world's array work runs in (numpy: BLAS threads are the runner's)."""
+        return contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return f"NumpyBackend(dtype={self.dtype.name})"
@@ -206,7 +213,7 @@ class TorchBackend:
     name = "torch"
     is_torch = True
 
-    def __init__(self, dtype: Any = "float64", device: Any = None):
+    def __init__(self, dtype: Any = "float64", device: Any = None, threads: int | None = 1):
         import torch
 
         self.torch = torch
@@ -216,11 +223,22 @@ class TorchBackend:
         self.np_dtype = np_dtype
         self.dtype = torch.float32 if np_dtype == np.float32 else torch.float64
         self.device = resolve_device(device)
+        if threads is not None:
+            check_integer(threads, "threads", 1)
+        # On the CPU, torch's default (one intra-op thread per core) collapses when the cores are
+        # busy: Bandit-v0 (N=4096, K=100) stepped 25x slower with two threads than with one on a
+        # 2-core machine running another process (docs/failures.md). One thread unless told.
+        self.threads = threads if self.device.type == "cpu" else None
         self.float32, self.int64, self.bool = torch.float32, torch.int64, torch.bool
         self._params: dict[int, tuple[np.ndarray, Any]] = {}
         # On the CPU, row argmax runs numpy's kernel on the tensors' memory (zero-copy, same
         # numbers): the world never tracks gradients, so .numpy() is safe.
         self._host = self.device.type == "cpu"
+
+    def compute(self) -> contextlib.AbstractContextManager:
+        """The context the world's array work runs in: ``threads`` intra-op threads on the CPU
+        (restored after; None leaves torch's setting), nothing on a GPU."""
+        return torch_threads(self.threads)
 
     def __repr__(self) -> str:
         return f"TorchBackend(dtype={self.np_dtype.name}, device={self.device})"
@@ -397,9 +415,10 @@ def resolve_device(device: Any = None, *, where: str = "device"):
 NUMPY64 = NumpyBackend("float64")
 
 
-def get_backend(backend: str = "numpy", device: Any = None, dtype: Any = "float64"):
+def get_backend(backend: str = "numpy", device: Any = None, dtype: Any = "float64", threads: int | None = 1):
     """The array backend ``backend`` ("numpy" or "torch") computing in ``dtype`` on ``device``
-    (torch only: "auto", "cpu", "cuda[:i]"; numpy takes None or "cpu")."""
+    (torch only: "auto", "cpu", "cuda[:i]"; numpy takes None or "cpu"), with ``threads`` torch
+    intra-op threads on the CPU (None: torch's own setting)."""
     if isinstance(backend, (NumpyBackend, TorchBackend)):
         return backend
     if backend == "numpy":
@@ -412,5 +431,5 @@ def get_backend(backend: str = "numpy", device: Any = None, dtype: Any = "float6
             import torch  # noqa: F401
         except ImportError:
             raise ValueError("backend: 'torch' needs PyTorch (pip install torch)") from None
-        return TorchBackend(dtype, device)
+        return TorchBackend(dtype, device, threads)
     raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -147,11 +147,13 @@ class World:
             belongs to (``self.xp``).
         device: the torch backend's device: "auto" (CUDA when present, else CPU), "cpu",
             "cuda[:i]" (a one-line error when CUDA is absent); the numpy backend takes None/"cpu".
+        threads: the torch backend's intra-op threads on the CPU (default 1: torch's default of
+            one per core runs many times slower when the cores are busy); None leaves torch's.
     """
 
     def __init__(self, config: str | Mapping, *, n_items: int = 100, seed: int = 0, slate_size: int = 1,
                  dtype: str | np.dtype = "float64", catalog: Catalog | None = None, backend: str = "numpy",
-                 device: Any = None):
+                 device: Any = None, threads: int | None = 1):
         cfg = load_scm_config(config)
         if not isinstance(cfg, dict):
             raise SCMConfigError(f"scm: expected a mapping, got {type(cfg).__name__}")
@@ -166,7 +168,7 @@ class World:
             raise SCMConfigError(f"env.slate_size: expected an integer in [1, n_items={n_items}], got {slate_size!r}")
         self.config, self.n_items, self.seed, self.slate_size = cfg, n_items, seed, slate_size
         self.dtype = np.dtype(dtype)
-        self.xp = get_backend(backend, device, self.dtype)
+        self.xp = get_backend(backend, device, self.dtype, threads)
         self.backend, self.device = self.xp.name, self.xp.device
         self.name = cfg.get("name", "custom")
         self.forced_action: np.ndarray | None = None

@@ -122,6 +122,22 @@ def train_on_sessions(env: SessionVectorEnv, agent: Any, n_steps: int, seed: Any
                  on_step=lambda x, a, r: agent.update(x, a, r) if len(a) else None)
 
 
+def estimate_sessions(feedback: LoggedFeedback, dist: np.ndarray, estimators: list, *, gamma: float, fqe: dict,
+                      ci: dict, seed: int) -> tuple[dict, dict, Any]:
+    """Every sequential estimator of a target (``dist``: its (n_steps, K) distribution at the
+    logged steps) on logged sessions, with fitted-Q evaluation for those that need Q and
+    intervals by ``ci`` (method, alpha, n_bootstrap_samples): (estimates, intervals, data)."""
+    arrays = dict(trajectory_id=feedback.trajectory_id, action=feedback.action, reward=feedback.reward,
+                  pscore=feedback.pscore, evaluation_policy_action_dist=dist)
+    if any(e.needs_q for e in estimators):
+        arrays["state_action_value_prediction"] = FQE(feedback.n_actions, ridge=fqe.get("ridge", 1.0),
+                                                      n_iterations=fqe.get("n_iterations")).fit_predict(
+            context=feedback.context, action=feedback.action, reward=feedback.reward,
+            trajectory_id=feedback.trajectory_id, evaluation_policy_action_dist=dist, gamma=gamma)
+    return estimate_all_sequential(estimators, gamma=gamma, alpha=ci["alpha"], method=ci["method"],
+                                   n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed, **arrays)
+
+
 def _check(exp: dict) -> None:
     check_setting(exp, "session", ("n_trajectories", "truth_trajectories"), ESTIMATORS)
     gamma = (exp.get("session") or {}).get("gamma", 1.0)
@@ -197,7 +213,6 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
     names = sess.get("estimators") or list(ESTIMATORS)
     estimators = [ESTIMATORS[n]() for n in names]
     fqe_cfg = sess.get("fqe") or {}
-    needs_q = any(e.needs_q for e in estimators)
     lengths = np.unique(feedback.trajectory_id, return_counts=True)[1]
     results, rows, warnings = {}, [], []
     for t_i, spec in enumerate(sess["targets"]):
@@ -205,16 +220,8 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
         agent = make_agent(agent_config(spec), n_actions=K, dim=source.dim, seed=seed + 1 + t_i)
         source.train(agent, t_i)
         dist = agent.action_probs(feedback.context)
-        arrays = dict(trajectory_id=feedback.trajectory_id, action=feedback.action, reward=feedback.reward,
-                      pscore=feedback.pscore, evaluation_policy_action_dist=dist)
-        if needs_q:
-            arrays["state_action_value_prediction"] = FQE(K, ridge=fqe_cfg.get("ridge", 1.0),
-                                                          n_iterations=fqe_cfg.get("n_iterations")).fit_predict(
-                context=feedback.context, action=feedback.action, reward=feedback.reward,
-                trajectory_id=feedback.trajectory_id, evaluation_policy_action_dist=dist, gamma=gamma)
-        estimates, intervals, data = estimate_all_sequential(
-            estimators, gamma=gamma, alpha=exp["ci"]["alpha"], method=exp["ci"]["method"],
-            n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"], random_state=seed, **arrays)
+        estimates, intervals, data = estimate_sessions(feedback, dist, estimators, gamma=gamma, fqe=fqe_cfg,
+                                                       ci=exp["ci"], seed=seed)
         truth = source.truth(agent, t_i) or {"truth": None}
         block, r, w = target_result(name, estimates, intervals, truth.pop("truth"),
                                     {"trajectory": data.trajectory_weights()}, truth)

@@ -33,6 +33,8 @@ RUNNERS: dict[tuple[str, str], Callable[..., dict] | str] = {
     ("ope_coverage", ANY): "recsim_causal.experiment.coverage:run_coverage",
     ("ctr", ANY): "recsim_causal.experiment.ctr:run_ctr",
     ("compare", ANY): "recsim_causal.experiment.compare:run_compare",
+    ("offline", "one_item"): "recsim_causal.experiment.offline:run_offline",
+    ("offline", "session"): "recsim_causal.experiment.offline:run_offline_session",
 }
 
 

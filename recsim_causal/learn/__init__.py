@@ -8,8 +8,9 @@ the ``offline-rl`` extra).
 
 from .agent import LogLearner
 from .bandit import LEARNERS, POLICIES, Objective, as_feedback, fit, register_learner
+from .judge import Behaviour, JudgeResult, judge
 from .policies import NetworkPolicy, RewardModelPolicy
 from .sessions import ALGORITHMS, QPolicy, fit_sessions
 
 __all__ = ["ALGORITHMS", "LEARNERS", "LogLearner", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
-           "as_feedback", "fit", "fit_sessions", "register_learner"]
+           "as_feedback", "fit", "fit_sessions", "register_learner", "judge", "JudgeResult", "Behaviour"]

@@ -40,7 +40,7 @@ from recsim_causal.threads import torch_threads
 
 from .policies import NetworkPolicy, RewardModelPolicy
 
-__all__ = ["LEARNERS", "POLICIES", "Objective", "as_feedback", "fit", "register_learner"]
+__all__ = ["LEARNERS", "POLICIES", "Objective", "as_feedback", "fit", "item_features", "register_learner"]
 
 #: policy name -> hidden layer sizes of the :class:`NetworkPolicy` (``hidden_sizes`` overrides the MLP's)
 POLICIES: dict[str, tuple[int, ...]] = {"linear": (), "mlp": (64,)}
@@ -56,6 +56,17 @@ def as_feedback(log: Any) -> LoggedFeedback:
     if isinstance(log, (str, Path)):
         return load_parquet(log)
     raise ValueError(f"log: expected a LoggedFeedback, a simulated log or a Parquet path, got {type(log).__name__}")
+
+
+def item_features(log: Any) -> np.ndarray | None:
+    """The items' features of a log: its ``action_context``, else a simulated log's catalog
+    features (as in its OBP arrays), else None."""
+    fb = as_feedback(log)
+    if fb.action_context is not None:
+        return fb.action_context
+    if hasattr(log, "world") and callable(getattr(log, "to_obp", None)):
+        return log.to_obp()["action_context"]
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,8 @@ def fit(
         max_weight: clip the importance weights at this value in the objective (``None``: no
             clipping). Unclipped, a flexible policy overfits the rare rounds of large weight (its
             estimate on its own training log can exceed any possible value).
-        action_context: (K, m) item features (default: the log's ``action_context``): the
+        action_context: (K, m) item features (default: the log's ``action_context``, or a
+            simulated log's catalog features): the
             policy's scores are then bilinear in (context, item features), see
             :class:`NetworkPolicy`.
         seed: initialization and minibatch order.
@@ -178,7 +190,7 @@ def fit(
     lam = float(fb.reward.mean()) if lambda_ is None else check_float(owner, "lambda_", lambda_)
     max_weight = float("inf") if max_weight is None else check_float(owner, "max_weight", max_weight, low=0.0,
                                                                                        low_open=True)
-    ac = fb.action_context if action_context is None else action_context
+    ac = item_features(log) if action_context is None else action_context
     net = NetworkPolicy(fb.n_actions, fb.dim_context, seed, temperature=temperature, greedy=bool(greedy),
                         device=device, action_context=ac,
                         hidden_sizes=POLICIES[policy] if hidden_sizes is None else tuple(hidden_sizes))  # fmt: skip

@@ -28,7 +28,7 @@ from recsim_causal.scm import World
 
 __all__ = ["SimulatedLog", "simulate_log", "train", "collect", "population_value", "fresh_truth", "Oracle",
            "ENVS", "DEFAULT_TRAIN_ROUNDS", "train_targets",
-           "train_logger", "observe", "BATCH"]
+           "train_logger", "observe", "BATCH", "oracle_value"]
 
 BATCH = 2048
 ENVS = ("bandit", "session")
@@ -116,6 +116,16 @@ def population_value(world: World, target, n_users: int, rng: np.random.Generato
     mean = total / n_users
     var = max(total_sq / n_users - mean * mean, 0.0) * n_users / max(n_users - 1, 1)
     return mean, float(np.sqrt(var / n_users))
+
+
+def oracle_value(world: World, n_users: int, *, seed: int = 0) -> tuple[float, float]:
+    """The oracle's value E_x max_a E[r | x, do(a)] on ``n_users`` fresh users, exact given the
+    users, and its standard error: the same users as :meth:`SimulatedLog.population_truth`
+    with the same ``seed``."""
+    rng = np.random.default_rng([seed, 4])
+    best = np.concatenate([world.expected_reward(world.sample_users(min(BATCH, n_users - start), rng)).max(axis=1)
+                           for start in range(0, n_users, BATCH)])
+    return float(best.mean()), float(best.std(ddof=1) / np.sqrt(n_users))
 
 
 def fresh_truth(world: World, target, n_users: int, rng: np.random.Generator) -> float:

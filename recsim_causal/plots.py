@@ -53,11 +53,17 @@ def setting_title(env: str, scm: str, slate_size: int = 1) -> str:
     return f"{env} · scm={scm} · " + ("one item" if int(slate_size) == 1 else f"slates of {int(slate_size)}")
 
 
-def regret_plot(steps: np.ndarray, cumulative_regret: np.ndarray, path: str | Path, title: str) -> Path:
-    """Cumulative regret over steps (user decisions), short step labels."""
+def regret_plot(steps: np.ndarray, cumulative_regret: np.ndarray, path: str | Path, title: str,
+                change_points: Sequence[int] = ()) -> Path:
+    """Cumulative regret over steps (user decisions), short step labels; the world's change
+    points (``scm.dynamics``) as dashed vertical lines."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, cumulative_regret, lw=2)
+    for i, cp in enumerate(change_points):
+        ax.axvline(cp, color="C3", ls="--", lw=1, alpha=0.7, label="change point" if i == 0 else None)
+    if len(change_points):
+        ax.legend(loc="upper left")
     ax.set_xlabel("steps (user decisions)")
     ax.set_ylabel("cumulative regret (lower is better)")
     readable_axis(ax.xaxis)

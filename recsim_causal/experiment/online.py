@@ -26,6 +26,7 @@ from recsim_causal.agents.slate import PlackettLuceSlate
 from recsim_causal.build import make_agent
 from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.data import LoggedFeedback, ParquetLogWriter
+from recsim_causal.dynamic_regret import DynamicRegret
 from recsim_causal.plots import regret_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.progress import progress
@@ -143,6 +144,10 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     total_reward = total_regret = total_oracle = 0.0
     n_decisions = env_steps = t = 0
 
+    # a world that changes: regret after each change point and on new items; logs record t
+    dynamic = None if world.is_stationary else DynamicRegret(world, steps)
+    catalog_ids = world.catalog.item_id
+
     obs, _ = venv.reset(seed=seed)
     autoreset = np.zeros(n_envs, dtype=bool)  # next-step autoreset (Session-v0): those slots only reset
     with contextlib.ExitStack() as stack:
@@ -158,6 +163,11 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
             rows = setting.rows_of(live, obs, actions, pscores, reward, info)
             if live.any():
                 agent.update(rows["context"], rows["action"], rows["reward"])
+            if dynamic is not None:
+                rows["t"] = np.repeat(info["t"][live], len(rows["action"]) // max(int(live.sum()), 1))
+                if L == 1:
+                    dynamic.add(info["t"][live], actions[live], (best - chosen)[live])
+                catalog_ids = _tell_new_items(agent, world, venv.unwrapped.t, catalog_ids)
             n_live = int(live.sum())
             total_reward += float(reward[live].sum())
             total_regret += float((best - chosen)[live].sum())
@@ -214,19 +224,36 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
         if "curves" in agent.learn_stats:
             summary["train_curves"] = agent.learn_stats["curves"]
     summary["env_backend"], summary["env_device"] = world.backend, str(world.device)
+    if dynamic is not None:
+        summary.update(dynamic.summary())
+    if hasattr(agent, "restarts"):  # a change-detecting agent: when it started afresh
+        summary["restarts"] = [int(t) for t in agent.restarts]
     summary["curve"] = curve
 
     title = f"{agent_name} on {env_cfg['id']}{f' (slates of {L})' if L > 1 else ''}, scm={world.name}"
-    regret_plot(np.asarray(curve["steps"]), np.asarray(curve["cumulative_regret"]), out_dir / "regret.png", title)
+    regret_plot(np.asarray(curve["steps"]), np.asarray(curve["cumulative_regret"]), out_dir / "regret.png", title,
+                change_points=summary.get("change_points", ()))
     write_result(out_dir / "summary.json", "summary", summary)
     tracker.summary({k: v for k, v in summary.items() if k != "curve"})
     tracker.image("regret", out_dir / "regret.png")
     return summary
 
 
+def _tell_new_items(agent: Any, world: Any, t: int, before: np.ndarray) -> np.ndarray:
+    """Under churn, tell an agent that takes them (``new_items(slots, texts)``) which slots hold new
+    items for the decisions from time t on; returns the catalogue's item ids at t."""
+    catalog = world.catalog_at(t)
+    if catalog.item_id is before or not hasattr(agent, "new_items"):
+        return catalog.item_id
+    slots = np.flatnonzero(catalog.item_id != before)
+    if slots.size:
+        agent.new_items(slots, [catalog.texts[int(k)] for k in slots])
+    return catalog.item_id
+
+
 def _feedback(chunk: list[dict[str, np.ndarray]], n_actions: int, metadata: dict) -> LoggedFeedback:
     """Logged rows (one per decision, or per slot for slates) as LoggedFeedback."""
     cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
     return LoggedFeedback(context=cols["context"], action=cols["action"], reward=cols["reward"].astype(np.float64),
-                          pscore=cols["pscore"], position=cols.get("position"), n_actions=n_actions,
+                          pscore=cols["pscore"], position=cols.get("position"), n_actions=n_actions, t=cols.get("t"),
                           metadata=metadata)

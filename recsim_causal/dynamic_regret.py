@@ -31,14 +31,14 @@ class DynamicRegret:
         world: the World (its ``change_points`` and, under churn, ``catalog_at``).
         horizon: the decisions the run will make (change points up to it).
         recovery_window: decisions after a change point counted as its recovery (default:
-            10,000, or the gap between changes when shorter).
+            10,000, or the shortest gap between changes when shorter).
     """
 
     def __init__(self, world: Any, horizon: int, recovery_window: int | None = None,
                  new_item_impressions: int = NEW_ITEM_IMPRESSIONS):
         self.world = world
         self.change_points = [int(c) for c in world.change_points(int(horizon))]
-        gaps = np.diff([0, *self.change_points, int(horizon)])
+        gaps = np.diff([0, *self.change_points])
         self.window = int(recovery_window or max(1, min(10_000, int(gaps.min()) if len(gaps) else 10_000)))
         self.recovery = np.zeros(len(self.change_points))
         self.before = np.zeros(len(self.change_points))
@@ -48,6 +48,7 @@ class DynamicRegret:
         self._shown: dict[int, int] = {}  # new item id -> impressions so far
         self.new_item_regret = 0.0
         self.new_item_rows = 0
+        self.last_t = -1  # the latest world time met: later change points did not happen in the run
 
     def add(self, t: np.ndarray, actions: np.ndarray, regret: np.ndarray) -> None:
         """Decisions at times ``t`` (n,) that chose ``actions`` (n,) with ``regret`` (n,)."""
@@ -55,6 +56,7 @@ class DynamicRegret:
         regret = np.asarray(regret, dtype=np.float64)
         if not len(t):
             return
+        self.last_t = max(self.last_t, int(t.max()))
         for i, cp in enumerate(self.change_points):
             after = (t >= cp) & (t < cp + self.window)
             before = (t >= cp - self.window) & (t < cp)
@@ -76,11 +78,12 @@ class DynamicRegret:
                 self._shown[item] = seen + 1
 
     def summary(self) -> dict[str, Any]:
+        met = [i for i, cp in enumerate(self.change_points) if cp <= self.last_t]
         out: dict[str, Any] = {
-            "change_points": self.change_points,
+            "change_points": [self.change_points[i] for i in met],
             "recovery_window": self.window,
-            "recovery_regret": self.recovery.tolist(),
-            "recovery_baseline": self.before.tolist(),
+            "recovery_regret": self.recovery[met].tolist(),
+            "recovery_baseline": self.before[met].tolist(),
         }
         if self.churn:
             out.update(new_item_regret=self.new_item_regret, new_item_impressions=self.new_item_rows,

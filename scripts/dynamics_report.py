@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 D, K, T = 2, 50, 6000
 B_T = {"russac_abrupt": 4 + math.sqrt(2), "russac_smooth": math.pi / 2}
 RUSSAC_COMMON = dict(lambda_=0.1, sigma=1.0, S=1.0, L=1.0, delta=0.01, alpha=1.0, shared=True)
-BEGIN, END = "<!-- results:begin (scripts/dynamics_report.py) -->", "<!-- results:end -->"
+MARK = "<!-- results:{part}:{edge} (scripts/dynamics_report.py) -->"
 
 
 def russac_agents(scm: str, seed: int) -> dict:
@@ -153,15 +153,19 @@ def report_churn(seeds: int, steps: int) -> tuple[dict, list[str]]:
     return res, lines
 
 
-def write_section(path: Path, body: list[str]) -> None:
+def write_section(path: Path, part: str, body: list[str]) -> None:
+    """Replace the part's section of the docs page (between its two markers; appended if absent)."""
     from recsim_causal.io import atomic_path
 
+    begin, end = MARK.format(part=part, edge="begin"), MARK.format(part=part, edge="end")
     text = path.read_text()
-    head, rest = text.split(BEGIN, 1) if BEGIN in text else (text.rstrip() + "\n\n", END)
-    tail = rest.split(END, 1)[1] if END in rest else ""
-    new = head + BEGIN + "\n" + "\n".join(body) + "\n" + END + tail
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+    else:
+        head, tail = text.rstrip() + "\n\n", "\n"
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(new)
+        Path(tmp).write_text(head + begin + "\n" + "\n".join(body) + "\n" + end + tail)
 
 
 def main() -> None:
@@ -170,7 +174,7 @@ def main() -> None:
     parser.add_argument("--russac-seeds", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=150_000)
-    parser.add_argument("--drift-agents", default="linucb,d_linucb,sw_linucb,d_lin_thompson,restart_linucb")
+    parser.add_argument("--drift-agents", default="linucb,d_linucb,sw_linucb,restart_linucb")
     parser.add_argument("--json", default=None)
     parser.add_argument("--docs", default=str(ROOT / "docs" / "dynamics.md"))
     args = parser.parse_args()
@@ -178,10 +182,10 @@ def main() -> None:
     from recsim_causal.threads import single_threaded_blas
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    results, body = {}, [f"Measured by `python scripts/dynamics_report.py` ({time.strftime('%Y-%m-%d')}, "
-                         f"{os.cpu_count()} CPU cores, numpy {np.__version__}).", ""]
+    results = {}
     with single_threaded_blas():
         for part in parts:
+            start = time.perf_counter()
             if part == "russac":
                 results[part], lines = report_russac(args.russac_seeds)
             elif part == "drift":
@@ -190,11 +194,13 @@ def main() -> None:
                 results[part], lines = report_churn(args.seeds, args.steps)
             else:
                 sys.exit(f"--only: unknown part {part!r} (known: russac, drift, churn)")
-            body += [f"### {part}", "", *lines, ""]
+            stamp = (f"Measured by `python scripts/dynamics_report.py --only {part}` on {time.strftime('%Y-%m-%d')} "
+                     f"({os.cpu_count()} CPU cores, numpy {np.__version__}, {time.perf_counter() - start:,.0f} s).")
+            body = [f"### {part}", "", stamp, "", *lines]
+            write_section(Path(args.docs), part, body)
+            print("\n".join(body), flush=True)
     if args.json:
         write_json(args.json, results)
-    write_section(Path(args.docs), body)
-    print("\n".join(body))
 
 
 if __name__ == "__main__":

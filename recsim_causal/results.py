@@ -72,7 +72,11 @@ register_kind(ResultKind("summary", "summary.json", required=("steps",), metrics
     "cumulative_reward": "higher", "mean_reward": "higher", "cumulative_regret": "lower",
     "regret_first_half": "lower", "regret_second_half": "lower", "oracle_mean_reward": None,
     "steps_per_s": "higher", "train_steps_per_s": "higher", "wall_s": "lower", "train_wall_s": "lower",
-    "steps": None, "env_steps": None, "train_steps": None, "logged_rows": None, "slate_size": None, "seed": None}))
+    "steps": None, "env_steps": None, "train_steps": None, "logged_rows": None, "slate_size": None, "seed": None,
+    # a world that changes (scm.dynamics): per-change-point lists and the new items' cold start
+    "recovery_regret": "lower", "recovery_baseline": None, "recovery_window": None, "change_points": None,
+    "new_item_regret": "lower", "new_item_mean_regret": "lower", "new_item_impressions": None,
+    "new_items_shown": None, "new_item_window": None, "restarts": None}))
 register_kind(ResultKind("ope", "ope.json", required=("targets",), metrics=_ERRORS))
 register_kind(ResultKind("coverage", "coverage.json", metrics=_ERRORS))
 register_kind(ResultKind("compare", "compare.json", required=("policies",), metrics={

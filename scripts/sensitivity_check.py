@@ -31,24 +31,23 @@ PAIR = ("softmax", "random")
 
 
 def one_seed(seed: int, n_rounds: int = 20_000, train_rounds: int = 20_000, n_bootstrap: int = 200) -> dict:
-    from recsim_causal.ope import IPS, policy_value
+    from recsim_causal.ope import IPS, fit_predict, policy_value
     from recsim_causal.ope.inputs import reduce_dense
     from recsim_causal.ope.sensitivity import gamma_star, sensitivity_analysis
+    from recsim_causal.ope.simulate import simulate_log, train_targets
     from recsim_causal.ope.truth import ips_confounding_bias
+    from recsim_causal.scm import World
     from recsim_causal.threads import single_threaded_blas
-
-    from recsim_causal.experiment.ope import collect, trained_policies, _reward_model  # noqa: I001
 
     start = time.perf_counter()
     with single_threaded_blas():
-        from recsim_causal.scm import World
-
+        # what experiment=ope scm=confounded does: the same seeds, logger, targets and reward model
         world = World("confounded", n_items=100, seed=0, dtype="float64")
-        exp = {"logger": {"agent": "linucb", "epsilon": 0.2}, "train_rounds": train_rounds, "targets": TARGETS,
-               "reward_model": "logistic", "reward_features": "interaction", "n_folds": 2}
-        logger, targets = trained_policies(world, exp, seed)
-        fb, oracle = collect(world, logger, n_rounds, 0.2, np.random.default_rng([seed, 2]), show_progress=False)
-        q_hat = _reward_model(fb, exp, seed, world)
+        log = simulate_log(world, "linucb", n_rounds, epsilon=0.2, seed=seed, train_rounds=train_rounds)
+        targets = train_targets(TARGETS, world, seed=seed, train_rounds=train_rounds)
+        fb, oracle = log.feedback, log.oracle
+        q_hat = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, base_model="logistic",
+                            features="interaction", n_folds=2, random_state=seed)
         dists = {k: t.action_probs(fb.context) for k, t in targets.items()}
         truths = {k: policy_value(d, fb.expected_reward) for k, d in dists.items()}
         star = gamma_star(oracle.pi_b_full, fb.action_dist, action=fb.action)

@@ -241,3 +241,49 @@ def test_sensitivity_analysis_of_a_log(tmp_path):
     # the figure: a PNG with one panel per target
     png = report.plot(tmp_path / "sensitivity.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_experiment_ope_reports_sensitivity_on_confounded_and_external_logs(tmp_path):
+    import json
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from recsim_causal.experiment.runner import run_job
+
+    def run(out, *overrides):
+        with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[
+                "experiment=ope", "wandb.mode=disabled", "experiment.ci.n_bootstrap_samples=100",
+                "experiment.ci.dm_refits=0", "experiment.use=[ipw,snipw,dm]", "experiment.targets=[random,softmax]",
+                "experiment.sensitivity.n_bootstrap_samples=50", *overrides])
+        return run_job(cfg, out)
+
+    sim = tmp_path / "sim"
+    summary = run(sim, "scm=confounded", "experiment.n_rounds=3000", "experiment.train_rounds=2000",
+                  "experiment.truth_users=2000", "env.n_items=20")
+    block = json.loads((sim / "ope.json").read_text())["sensitivity"]
+    assert block["gamma_star"] > 1 and set(block["gamma_star_quantiles"]) == {"0.5", "0.9", "0.99"}
+    assert block["gamma_star"] in block["targets"]["random"]["gammas"]  # Gamma* joins the grid
+    for name in ("random", "softmax"):
+        t = block["targets"][name]
+        assert set(t) >= {"gammas", "lower", "upper", "lower_ci_low", "upper_ci_high", "truth"}
+        assert t["truth"] == summary["targets"][name]["truth"]
+        assert t["lower"][0] == pytest.approx(summary["targets"][name]["estimators"]["snipw"]["estimate"])
+        j = t["gammas"].index(block["gamma_star"])
+        assert t["lower_ci_low"][j] <= t["truth"] <= t["upper_ci_high"][j]
+    (row,) = block["breakdown"]
+    assert (row["a"], row["b"]) == ("random", "softmax") and row["gamma"] > 1
+    ipw = summary["confounding"]["random"]["estimators"]["ipw"]
+    assert ipw["remaining_se"] > 0 and "remaining = confounding" in summary["table"]
+    assert "sensitivity: the logger's true Gamma* = " in summary["table"] and (sim / "sensitivity.png").exists()
+    # an external log (the one just written): the bounds without truth or Gamma*, when asked for
+    ext = tmp_path / "ext"
+    run(ext, f"experiment.data={sim / 'logged.parquet'}", "experiment.sensitivity.enabled=true")
+    block = json.loads((ext / "ope.json").read_text())["sensitivity"]
+    assert block["gamma_star"] is None and block["targets"]["random"]["truth"] is None
+    assert len(block["targets"]["softmax"]["lower"]) == 7 and (ext / "sensitivity.png").exists()
+    with pytest.raises(ValueError, match=r"^experiment.sensitivity.gammas: expected finite numbers >= 1 "):
+        run(tmp_path / "bad", "experiment.data=" + str(sim / "logged.parquet"), "experiment.sensitivity.enabled=true",
+            "experiment.sensitivity.gammas=[0.5,2]")

@@ -44,6 +44,7 @@ from recsim_causal.ope import MIPS, fit_predict
 from recsim_causal.ope.evaluate import TABLE_COLUMNS, ci_methods, diagnostics_line, evaluate, table_rows
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.propensity import signal_quantile
+from recsim_causal.ope.sensitivity import check_config
 from recsim_causal.ope.simulate import Oracle, population_value, simulate_log, train_targets
 from recsim_causal.ope.truth import ips_confounding_bias
 from recsim_causal.plots import errorbar_plot
@@ -159,7 +160,8 @@ def _simulated(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> di
     q_hat = _reward_model(feedback, exp, seed, world)
     result = evaluate(log, targets, list(estimators.values()), ci=ci_methods(exp["ci"], "experiment.ci"),
                       alpha=exp["ci"]["alpha"], reward_model=q_hat, seed=seed,
-                      n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"])
+                      n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
+                      sensitivity=_sensitivity_block(exp, world.is_confounded, list(targets)))
     results, confounding, dists = result.targets, {}, {}
     for name, target in targets.items():
         action_dist = dists[name] = target.action_probs(feedback.context)
@@ -173,12 +175,26 @@ def _simulated(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> di
     _add_dm_refit(results, feedback, dists, estimators, exp, seed, world)
     confounded = world.is_confounded
     summary = {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
-               "warning": _warning(world) if confounded else None, "targets": results}
+               "warning": _warning(world) if confounded else None, "targets": results,
+               "sensitivity": result.sensitivity}
     if confounded:
         summary["confounding"] = confounding
         summary["pscore"] = {"method": "P(a|x) integrated over the signal: " + signal_quantile(world)[1],
                              "error_bound": oracle.pscore_error_bound}
     return summary
+
+
+def _sensitivity_block(exp: dict, confounded: bool, targets: list[str]) -> dict | None:
+    """``experiment.sensitivity`` without ``enabled``, or None when off (``auto``: on in a
+    confounded world). Pairs naming a target that is not in ``experiment.targets`` are an
+    error only when the block is on."""
+    block = dict(exp.get("sensitivity") or {})
+    enabled = block.pop("enabled", "auto")
+    if enabled not in ("auto", True, False):
+        raise ValueError(f"experiment.sensitivity.enabled: expected auto, true or false, got {enabled!r}")
+    if enabled is False or (enabled == "auto" and not confounded):
+        return None
+    return check_config(block, "experiment.sensitivity", targets)
 
 
 def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, feedback: LoggedFeedback,
@@ -193,9 +209,12 @@ def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, f
     rows = {}
     for e in weight_based:
         naive, full = e.terms(naive_inputs), e.terms(full_inputs)
+        n = naive.n_rounds
+        # remaining = naive - oracle on the same rows: its s.e. is the paired difference's
         rows[e.estimator_name] = {"naive_bias": naive.value() - truth, "oracle_bias": full.value() - truth,
                                   "remaining": naive.value() - full.value(),
-                                  "se": float(naive.influence().std(ddof=1) / np.sqrt(naive.n_rounds))}
+                                  "remaining_se": float((naive.influence() - full.influence()).std(ddof=1) / np.sqrt(n)),
+                                  "se": float(naive.influence().std(ddof=1) / np.sqrt(n))}
     return {"implied_ips_bias": implied, "estimators": rows}
 
 
@@ -216,11 +235,12 @@ def _external(resolved: dict, estimators: dict, seed: int) -> dict:
     # distribution bounds the weights; without both they are not called valid (evaluate's rule)
     result = evaluate(feedback, targets, list(estimators.values()), ci=ci_methods(exp["ci"], "experiment.ci"),
                       alpha=exp["ci"]["alpha"], reward_model=_reward_model(feedback, exp, seed), seed=seed,
-                      n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"])
+                      n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
+                      sensitivity=_sensitivity_block(exp, False, list(targets)))
     dists = {k: t.action_probs(feedback.context) for k, t in targets.items()}
     _add_dm_refit(result.targets, feedback, dists, estimators, exp, seed)
     return {"scm": None, "logger": "external", "confounded": False, "warning": "no truth: external data",
-            "targets": result.targets}
+            "targets": result.targets, "sensitivity": result.sensitivity}
 
 
 def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
@@ -239,6 +259,12 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
                "wall_s": time.perf_counter() - start}
     out_dir = Path(out_dir)
     _plot(rows, out_dir / "ope.png", summary)
+    report = summary.pop("sensitivity", None)
+    if report is not None:
+        summary["sensitivity"] = report.to_dict()
+        report.plot(out_dir / "sensitivity.png", title="Sensitivity bounds against Gamma"
+                    + (" (truth: the SCM's)" if summary["confounded"] else ""))
+        tracker.image("sensitivity", out_dir / "sensitivity.png")
     write_result(out_dir / "ope.json", "ope", summary)
     tracker.estimates("ope", ope_scalars(summary["targets"]))
     tracker.table("ope", TABLE_COLUMNS, rows)
@@ -246,6 +272,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     tracker.summary({"confounded": summary["confounded"], "n_rounds": n_rounds, "wall_s": summary["wall_s"]})
     notes = [diagnostics_line(name, res["diagnostics"]) for name, res in summary["targets"].items()]
     notes += confounding_lines(summary.get("confounding", {}))
+    notes += report.lines() if report is not None else []
     notes += dm_refit_lines(summary["targets"])
     warnings = [w for res in summary["targets"].values() for w in res["warnings"]]
     if summary["warning"]:
@@ -274,9 +301,10 @@ def confounding_lines(confounding: dict) -> list[str]:
         ipw = c["estimators"].get("ipw")
         if ipw is None:
             continue
-        out.append(f"confounding {name} (ipw bias): with logged P(a|x) {ipw['naive_bias']:+.4f} | with oracle "
-                   f"pi_b(a|x,s) {ipw['oracle_bias']:+.4f} | remaining = confounding {ipw['remaining']:+.4f} "
-                   f"(SCM implies {c['implied_ips_bias']:+.4f}; IPS s.e. {ipw['se']:.4f})")
+        out.append(f"confounding {name} (ipw bias): with logged P(a|x) {ipw['naive_bias']:+.4f} "
+                   f"({ipw['naive_bias'] / ipw['se']:+.1f} s.e.) | with oracle pi_b(a|x,s) {ipw['oracle_bias']:+.4f} | "
+                   f"remaining = confounding {ipw['remaining']:+.4f} +- {ipw['remaining_se']:.4f} (SCM implies "
+                   f"{c['implied_ips_bias']:+.4f}, {c['implied_ips_bias'] / ipw['se']:+.1f} s.e.; IPS s.e. {ipw['se']:.4f})")
     return out
 
 

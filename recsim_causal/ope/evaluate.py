@@ -28,6 +28,7 @@ from recsim_causal.ope.estimators import (
 )
 from recsim_causal.ope.intervals import METHODS, ci_keys
 from recsim_causal.ope.reward_models import fit_predict
+from recsim_causal.ope.sensitivity import check_config, sensitivity_analysis
 from recsim_causal.ope.simulate import SimulatedLog, train_targets
 from recsim_causal.ope.truth import ope_table, policy_value
 from recsim_causal.scm import World
@@ -173,6 +174,8 @@ class OPEResult:
     setting: str = "one_item"
     n_rounds: int = 0
     alpha: float = 0.05
+    #: :class:`~recsim_causal.ope.sensitivity.SensitivityReport` when ``evaluate(..., sensitivity=...)``
+    sensitivity: Any = None
 
     FRAME_COLUMNS = ("target", "estimator", "estimate", "ci_low", "ci_high", "interval_method", "interval_valid",
                      "truth", "error", "covers", "invalid_reason")
@@ -193,11 +196,16 @@ class OPEResult:
         rows = [[r.target, r.estimator, r.estimate, r.ci_low, r.ci_high, r.interval_valid, r.truth, r.error, r.covers]
                 for r in self.records]
         notes = [diagnostics_line(k, b["diagnostics"]) for k, b in self.targets.items() if "diagnostics" in b]
+        if self.sensitivity is not None:
+            notes += self.sensitivity.lines()
         return format_table(TABLE_COLUMNS, rows, notes + self.warnings())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"setting": self.setting, "n_rounds": self.n_rounds, "alpha": self.alpha, "targets": self.targets,
-                "records": [asdict(r) for r in self.records]}
+        out = {"setting": self.setting, "n_rounds": self.n_rounds, "alpha": self.alpha, "targets": self.targets,
+               "records": [asdict(r) for r in self.records]}
+        if self.sensitivity is not None:
+            out["sensitivity"] = self.sensitivity.to_dict()
+        return out
 
     def to_json(self, path: str | Path) -> Path:
         """Write the result as an ``ope`` result file (:mod:`recsim_causal.results`)."""
@@ -292,7 +300,7 @@ def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alp
 def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
              alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
              n_folds: int = 2, reward_features: str = "interaction", train_rounds: int | None = None,
-             fit_rows: int = 100_000, batch_rows: int = 1 << 16) -> OPEResult:
+             fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None) -> OPEResult:
     """Estimate every target's value with every estimator.
 
     Parameters
@@ -316,8 +324,15 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         by Poisson(1) multipliers). A ``reward_model`` name is then fitted on the log's first
         ``fit_rows`` rows, and every estimator evaluates the rows after them; or pass a fitted
         model (``predict(context)``) or a function context -> q-hat (n, K).
+    sensitivity: bounds on every target's value if the logger saw a hidden confounder
+        (:mod:`recsim_causal.ope.sensitivity`): ``{gammas, pairs, estimator, method,
+        n_bootstrap_samples}``, any subset (``{}``: the defaults). On a confounded SimulatedLog
+        the logger's true Gamma* joins the grid. The report is ``result.sensitivity``.
     """
     if isinstance(log, (str, Path)):  # a Parquet file or directory: one streamed pass
+        if sensitivity is not None:
+            raise ValueError("sensitivity: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
+                             "SimulatedLog), not a streamed Parquet path")
         return _evaluate_parquet(Path(log), targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model,
                                  seed=seed, n_bootstrap_samples=n_bootstrap_samples, reward_features=reward_features,
                                  fit_rows=fit_rows, batch_rows=batch_rows)
@@ -329,7 +344,11 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
     arrays: dict[str, Any] = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore)
     if feedback.action_dist is not None:
         arrays["pi_b"] = feedback.action_dist
-    if any(e.kind in ("dm", "dr") for e in ests):
+    sens = None if sensitivity is None else check_config(sensitivity, "sensitivity", list(policies))
+    binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
+    wants_q = sens is not None and sens["method"] != "zsb" and binary
+    q = None
+    if any(e.kind in ("dm", "dr") for e in ests) or (wants_q and reward_model is not None):
         if reward_model is None:
             raise ValueError("reward_model: DM and DR need a reward model (a base model name or q-hat (n, K))")
         if isinstance(reward_model, str):
@@ -340,7 +359,8 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
             q = q[:, :, None] if q.ndim == 2 else q
             if q.shape[:2] != (n, K):
                 raise ValueError(f"reward_model: expected q-hat of shape ({n}, {K}) or ({n}, {K}, 1), got {q.shape}")
-        arrays["estimated_rewards_by_reg_model"] = q
+        if any(e.kind in ("dm", "dr") for e in ests):
+            arrays["estimated_rewards_by_reg_model"] = q
     if any(isinstance(e, MIPS) for e in ests):
         if world is None:
             raise ValueError("estimators: MIPS needs the items' clusters (a SimulatedLog's catalog topics)")
@@ -349,14 +369,21 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
     if world is not None:
         bounds, confounded = reward_range(world), world.is_confounded
     else:
-        binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
         bounds, confounded = ((0.0, 1.0) if binary and feedback.action_dist is not None else None), False
     ci_cfg = {"method": methods, "alpha": alpha, "n_bootstrap_samples": n_bootstrap_samples}
-    blocks = {}
+    blocks, dists = {}, {}
     for name, policy in policies.items():
-        action_dist = policy.action_probs(feedback.context)
+        action_dist = dists[name] = policy.action_probs(feedback.context)
         validate_policy_output(policy, len(action_dist), probs=action_dist)
         truth = policy_value(action_dist, feedback.expected_reward) if feedback.expected_reward is not None else None
         blocks[name] = evaluate_target(name, by_name, arrays, action_dist, ci=ci_cfg, seed=seed, reward_bounds=bounds,
                                        truth=truth, confounded=confounded)
-    return OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)
+    result = OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)
+    if sens is not None:
+        oracle = getattr(log, "oracle", None)
+        result.sensitivity = sensitivity_analysis(
+            feedback, dists, sens["gammas"], pairs=sens["pairs"], estimated_rewards=q if wants_q else None,
+            pi_b_full=getattr(oracle, "pi_b_full", None), truths={k: b["truth"] for k, b in blocks.items()},
+            estimator=sens["estimator"], method=sens["method"], n_bootstrap_samples=sens["n_bootstrap_samples"],
+            alpha=alpha, random_state=seed)
+    return result

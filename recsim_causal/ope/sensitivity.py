@@ -76,9 +76,15 @@ __all__ = [
     "odds_ratio",
     "SensitivityReport",
     "sensitivity_analysis",
+    "check_config",
+    "DEFAULT_GAMMAS",
 ]
 
 ESTIMATORS = ("ipw", "snipw")
+DEFAULT_GAMMAS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+#: The keys of a sensitivity block (``evaluate(..., sensitivity={...})``, ``experiment.sensitivity``).
+CONFIG_KEYS = {"gammas": DEFAULT_GAMMAS, "pairs": None, "estimator": "snipw", "method": None,
+               "n_bootstrap_samples": 200}
 METHODS = ("sharp", "zsb")
 _P_CLIP = 1e-9  # a modelled click rate of exactly 0 or 1 would divide by zero at the atom
 
@@ -97,6 +103,34 @@ def check_gammas(gammas: Any, name: str = "gammas") -> np.ndarray:
     if low.size:
         raise ValueError(f"{name}: expected finite numbers >= 1 (1: no hidden confounding), got {low[0]:g}")
     return arr
+
+
+def check_config(cfg: Any, where: str = "sensitivity", targets: Sequence[str] | None = None) -> dict:
+    """A sensitivity block with its defaults filled in (:data:`CONFIG_KEYS`), checked: one-line
+    errors that name ``<where>.<key>``. ``targets``: the names a pair may use; ``pairs: null``
+    is the first two of them."""
+    from recsim_causal.config import check_integer, check_keys
+
+    cfg = dict(cfg or {})
+    check_keys(cfg, CONFIG_KEYS, where)
+    out = {k: cfg.get(k, v) for k, v in CONFIG_KEYS.items()}
+    out["gammas"] = check_gammas(list(out["gammas"]) if isinstance(out["gammas"], (list, tuple)) else out["gammas"],
+                                 f"{where}.gammas").tolist()
+    _check_choice(out["estimator"], ESTIMATORS, f"{where}.estimator")
+    if out["method"] is not None:
+        _check_choice(out["method"], METHODS, f"{where}.method")
+    check_integer(out["n_bootstrap_samples"], f"{where}.n_bootstrap_samples", 0)
+    pairs = out["pairs"]
+    if pairs is None:
+        pairs = [list(targets[:2])] if targets is not None and len(targets) >= 2 else []
+    if not isinstance(pairs, (list, tuple)) or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
+        raise ValueError(f"{where}.pairs: expected a list of [target, target] pairs, got {pairs!r}")
+    if targets is not None:
+        unknown = [n for p in pairs for n in p if n not in targets]
+        if unknown:
+            raise ValueError(f"{where}.pairs: unknown target '{unknown[0]}' (known: {', '.join(targets)})")
+    out["pairs"] = [list(p) for p in pairs]
+    return out
 
 
 def _check_choice(value: str, known: Sequence[str], name: str) -> str:
@@ -540,14 +574,18 @@ def _at_logged(arr: Any, action: np.ndarray, name: str) -> np.ndarray:
     return a[np.arange(len(action)), action]
 
 
-def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any, *, pairs: Sequence[Sequence[str]] = (),
-                         estimated_rewards: Any = None, pi_b_full: Any = None, truths: dict[str, float] | None = None,
-                         estimator: str = "snipw", method: str | None = None, n_bootstrap_samples: int = 200,
-                         alpha: float = 0.05, random_state: Any = 0) -> SensitivityReport:
+def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any = DEFAULT_GAMMAS, *,
+                         pairs: Sequence[Sequence[str]] = (), estimated_rewards: Any = None, pi_b_full: Any = None,
+                         truths: dict[str, float] | None = None, estimator: str = "snipw", method: str | None = None,
+                         n_bootstrap_samples: int = 200, alpha: float = 0.05, random_state: Any = 0,
+                         add_gamma_star: bool = True) -> SensitivityReport:
     """Sensitivity bounds for every target on a log (a :class:`~recsim_causal.data.LoggedFeedback`).
 
     Args:
-        action_dists: ``{name: pi(. | x_i) (n, K)}``, each target on the logged contexts.
+        log: a :class:`~recsim_causal.data.LoggedFeedback` (``reward``, ``action``, ``pscore``: the
+            nominal P(a_i | x_i); ``action_dist`` for Gamma*).
+        action_dists: ``{name: pi(. | x_i) (n, K)}``, each target on the logged contexts (or a
+            Policy: its ``action_probs`` on the log's contexts).
         gammas: the Gamma grid (numbers >= 1).
         pairs: ``[(a, b), ...]`` target names whose comparison's breakdown Gamma to find.
         estimated_rewards: q-hat (n, K) or (n, K, 1), a reward model's E[r | x, a]; needed by
@@ -557,6 +595,8 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any, *,
         method: ``sharp`` or ``zsb``; default sharp where the rewards are {0, 1} and
             ``estimated_rewards`` is given, else zsb (external logs with other rewards).
         truths: ``{name: V(pi)}`` where known, carried into the report.
+        add_gamma_star: put the true Gamma* (when known) into the grid, so the bounds at it are
+            reported.
     """
     action = np.asarray(log.action)
     r = np.asarray(log.reward, np.float64)
@@ -572,7 +612,16 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any, *,
     bad = [p for p in pairs if len(p) != 2]
     if bad:
         raise ValueError(f"pairs: expected pairs of two target names, got {list(bad[0])!r}")
-    probs = {name: _at_logged(d, action, f"action_dists[{name!r}]") for name, d in action_dists.items()}
+    probs = {name: _at_logged(d.action_probs(log.context) if hasattr(d, "action_probs") else d, action,
+                              f"action_dists[{name!r}]") for name, d in action_dists.items()}
+    star = None
+    if pi_b_full is not None:
+        if log.action_dist is None:
+            raise ValueError("pi_b_full: the true Gamma* compares it with the log's action_dist (P(a | x)), "
+                             "which this log does not keep")
+        star = gamma_star(pi_b_full, log.action_dist, action=action)
+        if add_gamma_star and np.isfinite(star["gamma_star"]):
+            g = np.unique(np.r_[g, star["gamma_star"]])
     truths = truths or {}
     targets, zsb = {}, {}
     for name, p in probs.items():
@@ -584,10 +633,4 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any, *,
     for a, b in pairs:
         gamma = breakdown_gamma(r, log.pscore, probs[a], probs[b], estimator=estimator, method=method, expected_reward=q)
         breakdown.append({"a": a, "b": b, "gamma": gamma, "difference": targets[a].estimate - targets[b].estimate})
-    star = None
-    if pi_b_full is not None:
-        if log.action_dist is None:
-            raise ValueError("pi_b_full: the true Gamma* compares it with the log's action_dist (P(a | x)), "
-                             "which this log does not keep")
-        star = gamma_star(pi_b_full, log.action_dist, action=action)
     return SensitivityReport(targets, zsb, breakdown, star, estimator, method)

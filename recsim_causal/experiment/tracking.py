@@ -141,7 +141,7 @@ def tracker_from_config(cfg: Any, run_dir: Path, *, default_group: str, name: st
     w = cfg.wandb
     # W&B turned off in the environment wins over the config (no run on record that was refused)
     off = os.environ.get("WANDB_MODE") == "disabled" or os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1")
-    return Tracker(mode="disabled" if off else w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
+    return Tracker(mode="disabled" if off and w.mode in MODES else w.mode, project=w.project, entity=w.entity, group=w.group or default_group, name=name,
                    tags=list(w.tags or []), config=used_config(OmegaConf.to_container(cfg, resolve=True)), run_dir=run_dir,
                    init_timeout=w.get("init_timeout", 30))
 

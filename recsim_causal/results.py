@@ -83,7 +83,8 @@ register_kind(ResultKind("compare", "compare.json", required=("policies",), metr
     "mean_reward": "higher", "cumulative_regret": "lower", "final_value": "higher", "width_ratio": "lower",
     "coverage": "closer to 0.95", "wall_s": "lower"}))
 register_kind(ResultKind("offline", "offline.json", required=("learners", "logger", "online_best", "oracle"), metrics={
-    "true_value": "higher", "true_value_se": None, "regret": "lower", "fit_s": "lower", "wall_s": "lower"}))
+    "true_value": "higher", "true_value_se": None, "regret": "lower", "fit_s": "lower", "wall_s": "lower",
+    "heldout_estimate": None, "train_estimate": None, "train_minus_truth": "closer to 0"}))
 register_kind(ResultKind("ctr", "ctr.json", metrics={"auc": "higher", "log_loss": "lower", "wall_s": "lower"}))
 
 

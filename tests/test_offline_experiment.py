@@ -88,3 +88,30 @@ def test_offline_sessions_from_the_command_line(tmp_path):
         assert set(r["ope_heldout"]) == set(r["ope_train"]) == {"dm", "pdis", "snpdis", "dr", "sndr"}
     assert summary["logger"]["true_value"] > 0 and summary["oracle"]["true_value"] > 0
     assert "pick by held-out dr" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_over_a_learner_hyperparameter_reports_the_pick_and_its_regret(tmp_path):
+    """Hydra multirun over ipw's max_weight: the sweep's report ranks (config, learner) by true
+    value and picks by the held-out estimate; the pick and its regret are what the runs say."""
+    sweep = tmp_path / "sweep"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run.py"), "-m", "experiment=offline", "env.n_items=20",
+         "experiment.learners.ipw.max_weight=5,50", "experiment.n_rounds=2000", "experiment.train_rounds=1000",
+         "experiment.truth_users=3000", "experiment.online=[random]", "~experiment.learners.dr_mlp",
+         "~experiment.learners.snipw", "~experiment.learners.dr", "experiment.learners.ipw.n_epochs=5",
+         "experiment.estimators=[dr]", "experiment.ci.n_bootstrap_samples=20", "wandb.mode=disabled",
+         f"hydra.sweep.dir={sweep}"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    assert board["kind"] == "offline"
+    rows = {r["label"]: r["metrics"] for r in board["rows"]}
+    assert set(rows) == {"max_weight=5 learner=ipw", "max_weight=50 learner=ipw", "learner=dm"}
+    runs = [json.loads(p.read_text()) for p in sweep.glob("*/offline.json")]
+    truths = {(r["learners"]["ipw"]["params"]["max_weight"], k): v["true_value"] for r in runs
+              for k, v in r["learners"].items()}
+    (sel,) = board["selection"].values()
+    best = max(truths.values())
+    assert sel["best_true_value"] == best and sel["regret"] == best - sel["pick_true_value"] >= 0
+    assert "pick by held-out estimate" in (sweep / "leaderboard.md").read_text()

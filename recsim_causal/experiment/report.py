@@ -41,15 +41,16 @@ from recsim_causal.results import better, read_result
 # two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (1.96 beyond)
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-RESULT_FILES = {"summary.json": "online", "ope.json": "ope", "coverage.json": "coverage", "compare.json": "compare"}
-DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rmse"}
+RESULT_FILES = {"summary.json": "online", "ope.json": "ope", "coverage.json": "coverage", "compare.json": "compare",
+                "offline.json": "offline"}
+DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rmse", "offline": "true_value"}
 # keys that never distinguish configs: the seed is averaged; tracking and display knobs change no number
 IGNORED_PREFIXES = ("seed", "wandb.", "hydra.", "experiment.progress", "experiment.curve_points",
                     "experiment.save_log", "experiment.name")
 SETTING_KEYS = ("env.id", "env.slate_size", "scm.name")
 NONNEGATIVE_WORDS = ("regret", "rmse", "width", "wall", "steps_per_s", "coverage", "bias_se")
 UNIT_INTERVAL = ("coverage",)
-FILE_KIND = {"online": "summary", "ope": "ope", "coverage": "coverage", "compare": "compare"}  # report kind -> result kind
+FILE_KIND = {"online": "summary", "ope": "ope", "coverage": "coverage", "compare": "compare", "offline": "offline"}  # report kind -> result kind
 
 
 def direction(metric: str, kind: str | None = None) -> str | None:
@@ -293,6 +294,63 @@ def _rank(rows: list[dict], metric: str) -> list[dict]:
     return rows
 
 
+# -------------------------------------------------------------------------- offline runs
+
+
+def offline_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Rows of offline-learning runs: one per (differing config, learner), ranked by ``metric``:
+    the learner's exact value, its held-out and training-part estimates by the run's
+    ``select_by`` estimator, and the training estimate's excess over the truth."""
+    rows = []
+    for label, (setting, srs) in by_setting(runs).items():
+        srows, seen = [], set()
+        for cfg, group in _group(srs).values():
+            group.sort(key=lambda r: (str(r.seed), str(r.path)))
+            for learner in dict.fromkeys(k for r in group for k in r.result.get("learners", {})):
+                # another learner's swept settings do not change this one: one row per effective config
+                own = {k: v for k, v in cfg.items()
+                       if not k.startswith("experiment.learners.") or k.startswith(f"experiment.learners.{learner}.")}
+                key = json.dumps([own, learner], sort_keys=True, default=str)
+                if key in seen:
+                    continue
+                seen.add(key)
+                row = new_row(label, setting, {**own, "learner": learner}, group)
+                values: dict[str, list[float]] = defaultdict(list)
+                for r in group:
+                    lr, by = r.result["learners"].get(learner), r.result.get("selection", {}).get("by")
+                    if lr is None or by is None:
+                        continue
+                    for name, v in (("true_value", lr.get("true_value")), ("heldout_estimate", lr["ope_heldout"].get(by)),
+                                    ("train_estimate", lr["ope_train"].get(by))):
+                        if _num(v) is not None:
+                            values[name].append(float(v))
+                    if _num(lr["ope_train"].get(by)) is not None:
+                        values["train_minus_truth"].append(float(lr["ope_train"][by]) - float(lr["true_value"]))
+                for m, vals in values.items():
+                    row["metrics"][m] = {**mean_ci(vals, m), "values": vals}
+                srows.append(row)
+        rows.extend(_rank(srows, metric))
+    return rows
+
+
+def offline_selection(rows: list[dict]) -> dict[str, dict]:
+    """Per setting, across the sweep's (config, learner) rows: the pick by the best mean held-out
+    estimate, the truly best by exact value, and the pick's regret."""
+    out = {}
+    for label in dict.fromkeys(r["setting"] for r in rows):
+        srows = [r for r in rows if r["setting"] == label and "heldout_estimate" in r["metrics"]]
+        if not srows:
+            continue
+        pick = max(srows, key=lambda r: r["metrics"]["heldout_estimate"]["mean"])
+        best = max(srows, key=lambda r: r["metrics"]["true_value"]["mean"])
+        v_pick, v_best = pick["metrics"]["true_value"]["mean"], best["metrics"]["true_value"]["mean"]
+        out[label] = {"pick": pick["label"], "pick_true_value": v_pick, "best": best["label"],
+                      "best_true_value": v_best, "regret": v_best - v_pick,
+                      "line": f"{label}: pick by held-out estimate: {pick['label']} (true {v_pick:.4g}); truly best: "
+                              f"{best['label']} (true {v_best:.4g}); regret {v_best - v_pick:.4g}"}  # fmt: skip
+    return out
+
+
 # ------------------------------------------------------------------------------ OPE runs
 
 
@@ -456,7 +514,7 @@ def fmt_stat(m: dict | None) -> str:
 
 
 def _arrow(better: str) -> str:
-    return {"lower": "↓ lower is better", "higher": "↑ higher is better"}.get(better, better)
+    return {"lower": "↓ lower is better", "higher": "↑ higher is better", None: "no verdict"}.get(better, better)
 
 
 def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
@@ -483,6 +541,8 @@ def _columns(kind: str) -> tuple[str, ...]:
         return ("cumulative_regret", "mean_reward")
     if kind == "ope":
         return ("rmse", "mean_error", "coverage", "mean_width", "ess_ratio")
+    if kind == "offline":
+        return ("true_value", "heldout_estimate", "train_estimate", "train_minus_truth")
     return ("rmse", "bias", "coverage", "mean_width", "truth")
 
 
@@ -546,15 +606,19 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     if existing and not force and not _written_at_sweep_end(paths["json"]):
         raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
 
-    rows = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows}[kind](runs, metric)
+    rows = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows, "offline": offline_rows}[kind](runs, metric)
     if not rows:
         raise ValueError(f"report: no {kind} results to tabulate under '{sweep_dir}'")
     table = to_markdown(rows, metric, kind)
+    selection = offline_selection(rows) if kind == "offline" else None
+    if selection:
+        table += "\n" + "\n".join(s["line"] for s in selection.values()) + "\n"
     with atomic_write(paths["md"]) as f:
         f.write(table)
     write_json(paths["json"], {"sweep": str(sweep_dir), "written_by": "sweep" if auto else "recsim-report",
                                "kind": kind, "metric": metric,
-                               "better": direction(metric), "n_runs": len(runs), "rows": rows})
+                               "better": direction(metric), "n_runs": len(runs), "rows": rows,
+                               **({"selection": selection} if selection else {})})
     panels = defaultdict(list)
     for r in rows:
         if metric in r["metrics"]:

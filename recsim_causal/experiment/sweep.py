@@ -43,7 +43,7 @@ def write_sweep_report(sweep_dir: Path) -> list[Path]:
     written. Raises what the report raises (a report of recsim-report's is never replaced)."""
     from recsim_causal.experiment.report import build_report, find_runs
 
-    kinds = sorted({r.kind for r in find_runs(sweep_dir)} & {"online", "ope", "coverage"})
+    kinds = sorted({r.kind for r in find_runs(sweep_dir)} & {"online", "ope", "coverage", "offline"})
     if len(kinds) > 1:
         raise ValueError(f"the sweep holds {', '.join(kinds)} runs: pick one with recsim-report --kind")
     written: list[Path] = []

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -202,6 +203,23 @@ def _cache_key(identity: dict[str, Any], texts: Sequence[str], pooling: str, max
     return digest.hexdigest()[:32]
 
 
+def _read_cached(path: Path, n_texts: int) -> tuple[np.ndarray | None, str | None]:
+    """(the cached embeddings, None), or (None, what is wrong with the file): not a readable
+    ``.npy`` (truncated, a pickle, text), not ``(n_texts, D)`` float32, NaN or inf, or rows that are
+    not unit vectors (every result is L2-normalized)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        return None, f"not a readable .npy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    if array.ndim != 2 or array.shape[0] != n_texts or array.shape[1] < 1 or array.dtype != np.float32:
+        return None, f"holds a {array.dtype} array of shape {array.shape}, expected float32 ({n_texts}, D)"
+    if not np.isfinite(array).all():
+        return None, "holds NaN or inf"
+    if not np.allclose(np.linalg.norm(array.astype(np.float64), axis=1), 1.0, atol=1e-3):
+        return None, "holds rows that are not unit vectors"
+    return array, None
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` through a temporary file and ``os.replace``: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,8 +328,12 @@ def encode_texts(
         path = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         path = path / f"{key}.npy"
         if path.is_file():
-            stats.cache_hits += 1
-            return np.load(path)
+            cached, problem = _read_cached(path, len(texts))
+            if problem is None:
+                stats.cache_hits += 1
+                return cached
+            print(f"warning: embedding cache {path}: {problem}; encoding again and replacing it",
+                  file=sys.stderr, flush=True)
         stats.cache_misses += 1
 
     encoder, tokenizer = load_encoder(model, seed=seed)

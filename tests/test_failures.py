@@ -386,3 +386,37 @@ def test_the_torch_backend_on_the_cpu_steps_with_one_thread_unless_told(capsys, 
         gym.make(envs.BANDIT_ID, block_size=0)
     one_error([*SMALL, "env.backend=torch", "env.threads=0", f"hydra.run.dir={tmp_path / 'r'}"], capsys,
               "error: env.threads: expected an integer >= 1, got 0")
+
+
+# ----------------------------------------------------------------------------- the embedding cache
+
+
+def test_a_corrupt_embedding_cache_is_named_and_replaced(tmp_path, capsys):
+    import numpy as np
+    from transformers import BertConfig
+
+    from recsim_causal.embeddings import encode_texts, stats
+
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    texts = ["red running shoes", "a blue kettle", "noise cancelling headphones"]
+    good = encode_texts(texts, config, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npy")
+    raw = path.read_bytes()
+    corruptions = {
+        "wrong shape": lambda: np.save(path, good[:2]),
+        "NaN": lambda: np.save(path, np.where(np.eye(3, good.shape[1], dtype=bool), np.nan, good).astype(np.float32)),
+        "truncated": lambda: path.write_bytes(raw[: len(raw) // 2]),
+        "not unit vectors": lambda: np.save(path, 2 * good),
+    }
+    for name, corrupt in corruptions.items():
+        corrupt()
+        capsys.readouterr()
+        misses = stats.cache_misses
+        again = encode_texts(texts, config, cache_dir=tmp_path)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"warning: embedding cache {path}: ") and \
+            err[0].endswith("; encoding again and replacing it"), (name, err)
+        np.testing.assert_array_equal(again, good)  # encoded again: the same numbers
+        assert stats.cache_misses == misses + 1
+        np.testing.assert_array_equal(np.load(path), good)  # the file is whole again

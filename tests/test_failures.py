@@ -420,3 +420,48 @@ def test_a_corrupt_embedding_cache_is_named_and_replaced(tmp_path, capsys):
         np.testing.assert_array_equal(again, good)  # encoded again: the same numbers
         assert stats.cache_misses == misses + 1
         np.testing.assert_array_equal(np.load(path), good)  # the file is whole again
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_the_report_counts_each_seed_once_and_says_what_it_leaves_out(tmp_path, capsys):
+    import shutil
+
+    from recsim_causal.experiment.report import write_report
+
+    sweep = tmp_path / "sweep"
+    p = run_py(["-m", "agent=random", "seed=0,1,2,3", *SMALL, f"hydra.sweep.dir={sweep}"])
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    regrets = [json.loads((j / "summary.json").read_text())["cumulative_regret"] for j in jobs]
+    write_report(sweep)
+    row = json.loads((sweep / "leaderboard.json").read_text())["rows"][0]
+    assert row["n_seeds"] == 4 and row["metrics"]["cumulative_regret"]["values"] == regrets
+
+    shutil.copytree(jobs[0], sweep / "copy_of_0")  # a copied job directory is not a fifth seed
+    with pytest.raises(ValueError, match=rf"^report: .* and .* are the same config with seed 0 \(a copied job directory\?\); remove one$"):
+        write_report(sweep, force=True)
+    shutil.rmtree(sweep / "copy_of_0")
+
+    stray = sweep / "stray"  # a result without .hydra/: left out, with a word
+    stray.mkdir()
+    (stray / "summary.json").write_text((jobs[1] / "summary.json").read_text())
+    listed = sweep / "listed"  # a summary.json that is a list: an error naming it
+    listed.mkdir()
+    (listed / "summary.json").write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match=rf"^report: {listed / 'summary.json'}: expected a JSON object, got list$"):
+        write_report(sweep, force=True)
+    shutil.rmtree(listed)
+    summary = json.loads((jobs[3] / "summary.json").read_text())
+    (jobs[3] / "summary.json").write_text(json.dumps({**summary, "cumulative_regret": None}))  # a null metric
+    capsys.readouterr()
+    table = write_report(sweep, force=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: report: {stray / 'summary.json'} left out: no .hydra/config.yaml beside it and no "
+                   "config in it: its settings are unknown"]
+    row = json.loads((sweep / "leaderboard.json").read_text())["rows"][0]
+    assert row["label"] != "None" and row["n_seeds"] == 4
+    assert row["metrics"]["cumulative_regret"]["values"] == regrets[:3]
+    assert "(3 of 4 seeds)" in table.split("| 1 |")[1].splitlines()[0]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,10 @@ def load_config(run_dir: Path, result: dict) -> dict:
     return {}
 
 
+def _left_out(path: Path, why: str) -> None:
+    print(f"warning: report: {path} left out: {why}", file=sys.stderr, flush=True)
+
+
 def find_runs(sweep_dir: str | Path) -> list[Run]:
     """Every run under ``sweep_dir`` (a directory holding one of the result files)."""
     runs = []
@@ -149,9 +154,11 @@ def find_runs(sweep_dir: str | Path) -> list[Run]:
                 _, result = read_result(p, FILE_KIND[kind])
             except ValueError as e:
                 raise ValueError(f"report: {e}") from None
-            if not isinstance(result, dict):
+            config = load_config(p.parent, result)
+            if not config:
+                _left_out(p, "no .hydra/config.yaml beside it and no config in it: its settings are unknown")
                 continue
-            flat = flatten(load_config(p.parent, result))
+            flat = flatten(config)
             if kind != "online":  # agent.* is the unused online default there: never a row key
                 flat = {k: v for k, v in flat.items() if not k.startswith("agent.")}
             seed = flat.get("seed", result.get("seed"))
@@ -233,7 +240,12 @@ def _group(runs: list[Run], always: Iterable[str] = ()) -> dict[tuple, tuple[dic
     for r in runs:
         cfg = {k: r.config.get(k) for k in keys}
         key = tuple(json.dumps(cfg[k], sort_keys=True, default=str) for k in keys)
-        groups.setdefault(key, (cfg, []))[1].append(r)
+        group = groups.setdefault(key, (cfg, []))[1]
+        twin = next((o for o in group if o.seed == r.seed), None)
+        if twin is not None:  # a copied job directory would count as another seed
+            raise ValueError(f"report: {twin.path} and {r.path} are the same config with seed {r.seed!r} "
+                             "(a copied job directory?); remove one")
+        group.append(r)
     return groups
 
 
@@ -530,7 +542,7 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
         out.append("| rank | config | seeds | " + " | ".join(head) + " |")
         out.append("|---:|---|---:|" + "---:|" * len(names))
         for r in srows:
-            cells = [_cell(r["metrics"].get(m), m) for m in names]
+            cells = [_cell(r["metrics"].get(m), m, r["n_seeds"]) for m in names]
             out.append(f"| {r['rank']} | {r['label']} | {r['n_seeds']} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
@@ -546,12 +558,14 @@ def _columns(kind: str) -> tuple[str, ...]:
     return ("rmse", "bias", "coverage", "mean_width", "truth")
 
 
-def _cell(m: dict | None, name: str) -> str:
+def _cell(m: dict | None, name: str, n_seeds: int | None = None) -> str:
     if m is None:
         return "-"
     if name == "coverage" and isinstance(m.get("values"), list) and m["values"] and isinstance(m["values"][0], bool):
         return f"{m['mean']:.0%} ({sum(m['values'])}/{m['n']})"
-    return fmt_stat(m)
+    # a seed whose value is null (a non-finite result) is not in the mean: say over how many it is
+    short = n_seeds is not None and isinstance(m.get("n"), int) and m["n"] < n_seeds
+    return fmt_stat(m) + (f" ({m['n']} of {n_seeds} seeds)" if short else "")
 
 
 def report_paths(sweep_dir: Path, metric: str, kind: str) -> dict[str, Path]:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.config import as_resolved
+from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.build import make_agent, resolve_agents, world_from_config
 from recsim_causal.data import LoggedFeedback, load_obd
 from recsim_causal.experiment.tracking import Tracker, ope_scalars
@@ -45,7 +45,7 @@ from recsim_causal.ope.evaluate import TABLE_COLUMNS, ci_methods, diagnostics_li
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.propensity import signal_quantile
 from recsim_causal.ope.sensitivity import check_config
-from recsim_causal.ope.simulate import Oracle, population_value, simulate_log, train_targets
+from recsim_causal.ope.simulate import Oracle, population_value, simulate_log, train_targets, write_simulated_log
 from recsim_causal.ope.truth import ips_confounding_bias
 from recsim_causal.plots import errorbar_plot
 from recsim_causal.results import format_table, write_result
@@ -73,6 +73,9 @@ def _check(exp: dict) -> None:
         raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
     if not exp.get("targets"):
         raise ValueError("experiment.targets: expected a non-empty list of agents")
+    for key in ("stream_above", "stream_fit_rows"):
+        if key in exp:
+            check_integer(exp[key], f"experiment.{key}", minimum=1)
     ci_methods(exp["ci"], "experiment.ci")
 
 
@@ -197,6 +200,40 @@ def _sensitivity_block(exp: dict, confounded: bool, targets: list[str]) -> dict 
     return check_config(block, "experiment.sensitivity", targets)
 
 
+def _streamed(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> dict:
+    """A log longer than ``experiment.stream_above`` rounds: written to logged.parquet chunk by
+    chunk, then evaluated in one streamed pass (memory flat in n_rounds). The reward model is
+    fitted on the log's first ``stream_fit_rows`` rows, which the estimators skip; MIPS, the
+    confounding rows and DM's refitting bootstrap need the rows in memory and are left out."""
+    exp = resolved["experiment"]
+    if exp["reward_model"] == "bert":
+        raise ValueError(f"experiment.reward_model: 'bert' needs the log in memory; n_rounds={exp['n_rounds']:,} is "
+                         f"above experiment.stream_above={exp['stream_above']:,} (raise it, or choose logistic, ridge, mlp)")
+    world = make_world(resolved)
+    path = out_dir / "logged.parquet"
+    write_simulated_log(path, world, exp["logger"]["agent"], exp["n_rounds"], epsilon=exp["logger"].get("epsilon", 0.0),
+                        seed=seed, train_rounds=exp["train_rounds"], show_progress=exp.get("progress", True))
+    targets = train_targets(exp["targets"], world, seed=seed, train_rounds=exp["train_rounds"],
+                            where="experiment.targets")
+    kept = [e for e in estimators.values() if not isinstance(e, MIPS)]
+    try:
+        result = evaluate(path, targets, kept, ci=ci_methods(exp["ci"], "experiment.ci"), alpha=exp["ci"]["alpha"],
+                          reward_model=exp["reward_model"], seed=seed, n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
+                          reward_features=exp.get("reward_features", "interaction"), fit_rows=exp["stream_fit_rows"])
+    finally:
+        if not exp.get("save_log", True):
+            path.unlink(missing_ok=True)
+    for name, target in targets.items():
+        result.targets[name]["truth_fresh_users"] = population_value(world, target, exp["truth_users"],
+                                                                     np.random.default_rng([seed, 4]))[0]
+    confounded = world.is_confounded
+    left_out = [k for k, e in estimators.items() if isinstance(e, MIPS)]
+    return {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
+            "warning": _warning(world) if confounded else None, "targets": result.targets,
+            "streamed": {"log": str(path) if exp.get("save_log", True) else None, "reward_model_rows": exp["stream_fit_rows"],
+                         "left_out": left_out}}
+
+
 def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, feedback: LoggedFeedback,
                       oracle: Oracle, truth: float) -> dict:
     """Bias of each weight-based estimator with the logged P(a|x) (naive) and with the oracle
@@ -251,7 +288,12 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     tracker = tracker or Tracker(mode="disabled")
     estimators = make_estimators(exp)
     start = time.perf_counter()
-    part = _external(resolved, estimators, seed) if exp.get("data") else _simulated(resolved, estimators, seed, Path(out_dir))
+    if exp.get("data"):
+        part = _external(resolved, estimators, seed)
+    elif exp["n_rounds"] > exp.get("stream_above", exp["n_rounds"]):
+        part = _streamed(resolved, estimators, seed, Path(out_dir))
+    else:
+        part = _simulated(resolved, estimators, seed, Path(out_dir))
     rows = [row for name, res in part["targets"].items() for row in table_rows(name, res)]
     n_rounds = next(iter(part["targets"].values()))["diagnostics"]["n_rounds"]
     summary = {"experiment": "ope", "data": exp.get("data"), "seed": seed, "n_rounds": n_rounds,

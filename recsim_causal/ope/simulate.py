@@ -28,7 +28,7 @@ from recsim_causal.scm import World
 
 __all__ = ["SimulatedLog", "simulate_log", "train", "collect", "population_value", "fresh_truth", "Oracle",
            "ENVS", "DEFAULT_TRAIN_ROUNDS", "train_targets",
-           "train_logger", "observe", "BATCH", "oracle_value"]
+           "train_logger", "observe", "BATCH", "oracle_value", "write_simulated_log"]
 
 BATCH = 2048
 ENVS = ("bandit", "session")
@@ -265,3 +265,29 @@ def simulate_log(world: World | str | Mapping, logger: Any, n_rounds: int, *, ep
     feedback.metadata.update({"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed,
                               "world": world.config})
     return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle)
+
+
+def write_simulated_log(path: str | Path, world: World | str | Mapping, logger: Any, n_rounds: int, *,
+                        epsilon: float = 0.0, seed: int = 0, train_rounds: int | None = None, n_items: int = 100,
+                        show_progress: bool = False, metadata: Mapping | None = None):
+    """:func:`simulate_log` straight to a Parquet file, chunk by chunk: memory stays flat in
+    ``n_rounds`` (the logged users are not kept; the truth column ``expected_reward`` is in the
+    file). The same rounds as :func:`simulate_log` with the same arguments. Returns the trained
+    logging Policy. Evaluate the file with :func:`~recsim_causal.ope.evaluate` (streamed)."""
+    from recsim_causal.data import ParquetLogWriter
+
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
+        raise ValueError(f"n_rounds: expected an integer >= 1, got {n_rounds!r}")
+    world = make_world(world, n_items=n_items)
+    policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds)
+    rng = np.random.default_rng([seed, 2])
+    chunk = 32 * BATCH  # a multiple of BATCH: the same draws as one collect() over every round
+    meta = {"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed, "world": world.config,
+            **dict(metadata or {})}
+    with ParquetLogWriter(path) as writer, progress(int(n_rounds), "logging", "rounds", enabled=show_progress) as bar:
+        for start in range(0, int(n_rounds), chunk):
+            part, _ = collect(world, policy, min(chunk, int(n_rounds) - start), float(epsilon), rng, show_progress=False)
+            part.metadata = meta
+            writer.write(part)
+            bar.update(part.n_rounds)
+    return policy

@@ -257,6 +257,10 @@ class DLinUCB(LinUCB):
         self.ridge = self._make_ridge()
         self._params.update(gamma=self.gamma, beta=self.beta, sigma=self.sigma, S=self.S, L=self.L, delta=self.delta)
 
+    #: LinUCB's certified score slopes hold for its own ridge only (a discounted width is not the
+    #: convex norm that contract needs): propensity bounds treat this agent as any other policy.
+    scores_with_slope = None
+
     def _make_ridge(self) -> ForgettingRidge:
         return ForgettingRidge(*self._ridge_dims(), self.lambda_, gamma=self.gamma)
 

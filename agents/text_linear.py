@@ -67,6 +67,9 @@ class LinUCBText(LinUCB):
         self._params.update(n_components=self.n_components, lambda_w=self.lambda_w, refit_every=self.refit_every,
                             encoder=encoder if isinstance(encoder, str) else getattr(encoder, "__name__", "callable"))
 
+    #: LinUCB's score slopes are of its plain ridge, not of the text prior: not claimed here.
+    scores_with_slope = None
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if callable(self.encoder):
             return np.asarray(self.encoder(texts), dtype=np.float64)

@@ -166,3 +166,11 @@ def test_shared_model_on_action_features_by_hand():
                                                                                shared=True)):
         agent.update(x, a, r)
         np.testing.assert_allclose(agent.scores(x[:5]), x[:5].reshape(5, 3, 2) @ theta, rtol=1e-9)
+
+
+def test_adaptive_agents_do_not_claim_linucbs_slope_contract():
+    """Propensity bounds use scores_with_slope when it is callable: only LinUCB's own ridge has it."""
+    assert callable(getattr(LinUCB(3, 2), "scores_with_slope", None))
+    for agent in (DLinUCB(3, 2), SWLinUCB(3, 2), LinUCBText(3, 2, item_texts=["good", "bad", "fine"],
+                                                             encoder=_toy_encoder)):
+        assert not callable(getattr(agent, "scores_with_slope", None))

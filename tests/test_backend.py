@@ -72,9 +72,14 @@ def every_mechanism_config() -> dict:
             "purchase": {"type": "bernoulli", "gate": "click", "bias": -0.5, "parents": {"price_effect": 1.0}},
             "dwell": {"type": "lognormal_response", "gate": "click", "sigma": 0.6,
                       "parents": {"affinity": 0.4, "quality": 0.2}},
+            "offers": {"type": "action_set", "n_actions": 60, "action_dim": 2},
+            "lean": {"type": "normal", "dim": 2},
+            "offer_value": {"type": "action_dot", "parents": ["offers", "lean"], "scale": 0.5},
+            "rating": {"type": "gaussian_response", "gate": "click", "sigma": 0.5,
+                       "parents": {"offer_value": 1.0, "quality": 0.1}},
         },
         "observed": ["signal", "mood", "budget", "segment", "hidden"],
-        "reward": {"click": 1.0, "purchase": 2.0, "dwell": 0.1},
+        "reward": {"click": 1.0, "purchase": 2.0, "dwell": 0.1, "rating": 0.2},
         "slate": {"model": "cascade", "examination": [1.0, 0.8, 0.6]},
     }
 

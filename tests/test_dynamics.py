@@ -203,6 +203,9 @@ def test_russac_worlds_truth_by_hand_and_by_rollouts(scm, t, theta):
     assert abs(resid.mean()) < 4 / np.sqrt(4000) and abs(resid.std() - 1.0) < 0.05  # N(0, 1) noise
 
 
-def test_action_set_world_refuses_another_catalogue_size():
-    with pytest.raises(SCMConfigError, match="the action set has 50 actions, the world 20 items"):
-        World("russac_abrupt", n_items=20, seed=0)
+def test_action_set_world_refuses_more_items_than_actions():
+    with pytest.raises(SCMConfigError, match="the action set has 50 actions, the world 60 items"):
+        World("russac_abrupt", n_items=60, seed=0)
+    w = World("russac_abrupt", n_items=20, seed=0, dtype="float64")  # item k is action k: the first 20
+    users = w.sample_users(5, np.random.default_rng(0), 0)
+    np.testing.assert_allclose(w.expected_reward(users), users.values["actions"].reshape(5, 50, 2)[:, :20, 0])

@@ -723,7 +723,8 @@ class ActionDot(Mechanism):
     """The value of each action of a per-decision action set: ``value[i, k] = scale *
     actions_i[k] . theta_i`` for an ``action_set`` node and a user-level parameter node of
     dim action_dim (a linear bandit, one parameter for all actions). As a PairValue:
-    U = actions * tile(theta), I = the block indicator of action k."""
+    U = actions * tile(theta), I = the block indicator of action k. Item k is action k: the
+    world has at most n_actions items."""
 
     KEYS = Mechanism.KEYS | {"parents", "scale"}
 
@@ -734,17 +735,16 @@ class ActionDot(Mechanism):
 
     def resolve(self, graph):
         acts, theta = (graph[p] for p in self.parents)
-        if not isinstance(acts, ActionSet):
-            raise SCMConfigError(f"{self.where}.parents: the first parent must be an action_set node, "
-                                 f"'{self.parents[0]}' is {type(acts).__name__}")
-        if theta.level != USER or theta.dim != acts.action_dim:
-            raise SCMConfigError(f"{self.where}.parents: '{self.parents[1]}' must be a user node of dim "
-                                 f"{acts.action_dim} (the actions' dim), got {theta.level} of dim {theta.dim}")
-        self.level, self.dim, self.k, self.d = PAIR, 1, acts.n_actions, acts.action_dim
+        if acts.level != USER or theta.level != USER or acts.dim % theta.dim:
+            raise SCMConfigError(f"{self.where}.parents: expected user nodes of actions (n_actions x d features, "
+                                 f"e.g. an action_set) and of a parameter (d), got '{self.parents[0]}' ({acts.level}, "
+                                 f"dim {acts.dim}) and '{self.parents[1]}' ({theta.level}, dim {theta.dim})")
+        self.level, self.dim, self.d = PAIR, 1, theta.dim
+        self.k = acts.dim // theta.dim
         self._blocks = np.kron(np.eye(self.k), np.ones((1, self.d)))  # (K, K d)
 
     def compute(self, parents, noise, n, n_items, xp):
-        if n_items not in (0, self.k):  # 0: the user side alone
+        if n_items > self.k:  # item k is action k of the set (a smaller catalogue uses the first n_items)
             raise SCMConfigError(f"{self.where}: the action set has {self.k} actions, the world {n_items} items "
                                  f"(set env.n_items={self.k})")
         acts, theta = parents[self.parents[0]], parents[self.parents[1]]

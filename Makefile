@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "$(TORCH_CPU)"; fi
-	$(PY) -m pip install -q -e ".[test,ray,offline-rl,docs]"
+	$(PY) -m pip install -q -e ".[test,ray,offline-rl,docs,tune]"
 	touch $@
 
 setup: $(VENV)/.installed

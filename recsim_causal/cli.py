@@ -125,7 +125,9 @@ def _run_app(cfg: DictConfig) -> dict | None:
 
     try:
         if str(hc.mode) == "RunMode.MULTIRUN":
-            return _run_sweep_job(job, out_dir, hc)
+            summary = _run_sweep_job(job, out_dir, hc)
+            # a job with an objective (experiment=tune) answers it: what an optimizing sweeper reads
+            return summary["objective"] if isinstance(summary, dict) and "objective" in summary else summary
         return run_guarded(job)
     finally:  # the lock RunDirGuard took, also when the job ends before it claims the directory
         unlock_run_dir(out_dir)

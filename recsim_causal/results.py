@@ -86,6 +86,7 @@ register_kind(ResultKind("offline", "offline.json", required=("learners", "logge
     "true_value": "higher", "true_value_se": None, "regret": "lower", "fit_s": "lower", "wall_s": "lower",
     "heldout_estimate": None, "train_estimate": None, "train_minus_truth": "closer to 0"}))
 register_kind(ResultKind("ctr", "ctr.json", metrics={"auc": "higher", "log_loss": "lower", "wall_s": "lower"}))
+register_kind(ResultKind("tune", "tune.json", required=("objective", "values"), metrics={"objective": None}))
 
 
 def better(metric: str, kind: str | None = None) -> str | None:

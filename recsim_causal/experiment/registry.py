@@ -35,6 +35,7 @@ RUNNERS: dict[tuple[str, str], Callable[..., dict] | str] = {
     ("compare", ANY): "recsim_causal.experiment.compare:run_compare",
     ("offline", "one_item"): "recsim_causal.experiment.offline:run_offline",
     ("offline", "session"): "recsim_causal.experiment.offline:run_offline_session",
+    ("tune", ANY): "recsim_causal.experiment.tune:run_tune",
 }
 
 

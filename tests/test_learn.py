@@ -136,3 +136,25 @@ def test_log_learner_learns_from_its_own_batches_and_from_a_parquet_log(tmp_path
     fb.to_parquet(tmp_path / "log.parquet")
     again = LogLearner(2, 2, learner="dm", log=str(tmp_path / "log.parquet"), epsilon=0.0)
     np.testing.assert_array_equal(again.action_probs(HAND), [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_log_learners_are_agents_of_experiment_compare(tmp_path):
+    """Named from conf/agent and as a mapping with _target_ (fit arguments in fit_kwargs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, str(root / "scripts" / "run.py"), "experiment=compare",
+         "experiment.policies=[offline_dm,{name: ipw_mlp, _target_: recsim_causal.learn.LogLearner, learner: ipw, "
+         "refit_every: 1024, fit_kwargs: {policy: mlp, n_epochs: 3}}]",
+         "experiment.steps=1024", "experiment.n_seeds=2", "env.num_envs=256", "env.n_items=10",
+         "experiment.eval_users=500", "experiment.truth_users=1000", "experiment.progress=false",
+         "experiment.unpaired=false", "wandb.mode=disabled", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    pair = json.loads((tmp_path / "compare.json").read_text())["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("offline_dm", "ipw_mlp")

@@ -34,16 +34,16 @@ class LogLearner(BasePolicy):
         refit_every: refit after this many new rounds (the first refit after the first batch).
         epsilon: uniform exploration mixed into the learned policy.
         item_features: (K, m) item features for the learned policy's scores (see ``fit``).
-        fit_kwargs: any other ``fit`` argument (``policy``, ``max_weight``, ``n_epochs``, ...).
+        fit_kwargs: other ``fit`` arguments as a mapping (``{policy: mlp, max_weight: 20}``).
     """
 
     def __init__(self, n_actions: int, dim: int, seed: int | None = 0, *, learner: str = "dr", log: str | None = None,
                  refit_every: int = 5000, epsilon: float = 0.1, item_features: Any = None,
-                 **fit_kwargs: Any) -> None:  # fmt: skip
+                 fit_kwargs: dict[str, Any] | None = None) -> None:  # fmt: skip
         super().__init__(n_actions, dim, seed)
         if learner != "dm" and learner not in LEARNERS:
             raise ValueError(f"{self.name}: learner must be one of dm, {', '.join(LEARNERS)}; got {learner!r}")
-        self.learner, self.fit_kwargs = learner, dict(fit_kwargs)
+        self.learner, self.fit_kwargs = learner, dict(fit_kwargs or {})
         self.refit_every = check_int(self.name, "refit_every", refit_every, 1)
         self.epsilon = check_float(self.name, "epsilon", epsilon, low=0.0, high=1.0)
         self.item_features = None if item_features is None else np.asarray(item_features, dtype=np.float64)

@@ -10,6 +10,12 @@ from recsim_causal.experiment.ope_session import run_sessions
 from recsim_causal.ope import (
     FQE,
     IPS,
+    MDR,
+    MIS,
+    FeatureFQE,
+    StateMarginalWeights,
+    Trajectories,
+    refit_intervals,
     PDIS,
     SNPDIS,
     SNSeqDR,
@@ -21,7 +27,7 @@ from recsim_causal.ope import (
 )
 
 
-def tabular_mdp(seed=0, S=4, K=3, H=3, n=3000, deterministic=True):
+def tabular_mdp(seed=0, S=4, K=3, H=3, n=3000, deterministic=True, with_model=False):
     """A finite-horizon MDP with deterministic transitions and rewards, random logger and target;
     the exact Q of the target by backward induction; n logged trajectories."""
     rng = np.random.default_rng(seed)
@@ -46,6 +52,8 @@ def tabular_mdp(seed=0, S=4, K=3, H=3, n=3000, deterministic=True):
     c = {k: np.stack(v, axis=1).reshape(n * H, *np.shape(v[0])[1:]) for k, v in cols.items()}
     arrays = dict(trajectory_id=c["trajectory_id"], action=c["action"], reward=c["reward"], pscore=c["pscore"],
                   evaluation_policy_action_dist=c["dist"])
+    if with_model:
+        return arrays, c, V[0][s0], (S, K, H), dict(nxt=nxt, pb=pb, pe=pe)
     return arrays, c, V[0][s0], (S, K, H)
 
 
@@ -185,3 +193,49 @@ def test_bad_sequential_input_is_named(kw, message):
         arrays.pop("trajectory_id")
     with pytest.raises(ValueError, match=message):
         PDIS().estimate_policy_value(**{**arrays, **kw})
+
+
+def _state_distributions(nxt, pi, S, H):
+    """d_h(s) of a policy pi (H, S, K) from the uniform start, by the forward recursion."""
+    d = np.zeros((H, S))
+    d[0] = 1.0 / S
+    for h in range(H - 1):
+        for s in range(S):
+            np.add.at(d[h + 1], nxt[h, s], d[h, s] * pi[h, s])
+    return d
+
+
+def test_state_marginal_weights_mis_and_mdr_on_the_tabular_mdp():
+    arrays, c, v0, (S, K, H), m = tabular_mdp(n=20000, seed=2, H=4, with_model=True)
+    exact = _state_distributions(m["nxt"], m["pe"], S, H) / _state_distributions(m["nxt"], m["pb"], S, H)
+    one_hot = np.eye(S)[c["state"]]
+    ratio = arrays["evaluation_policy_action_dist"][np.arange(len(c["state"])), arrays["action"]] / arrays["pscore"]
+    fit = lambda cnt: StateMarginalWeights(ridge=1e-8).fit_predict(  # noqa: E731
+        state_features=one_hot, ratio=ratio, trajectory_id=arrays["trajectory_id"], sample_weight=cnt)
+    sw = fit(None)
+    # the regression is the cell mean of the previous weight times the ratio: noisy where the
+    # logger rarely goes (heavy ratios), exact in expectation
+    rel = np.abs(sw / exact[c["t"], c["state"]] - 1)
+    assert np.median(rel) < 0.03 and rel.mean() < 0.1, (np.median(rel), rel.mean())
+    data = Trajectories(**arrays, state_action_value_prediction=c["q"], state_marginal_weight=sw)
+    mis = MIS().parts(data)[0].num
+    assert abs(mis.mean() - v0.mean()) < 3 * mis.std(ddof=1) / np.sqrt(len(mis))
+    # MDR with the true Q telescopes to V(s_0) on every trajectory, whatever the weights
+    np.testing.assert_allclose(MDR().parts(data)[0].num, v0, atol=1e-12)
+    iv = refit_intervals([MIS()], data, fit, n_bootstrap_samples=100, random_state=0)["mis"]
+    assert iv["95.0% CI (lower)"] <= v0.mean() <= iv["95.0% CI (upper)"]
+
+
+def test_feature_fqe_is_exact_when_q_is_bilinear_in_state_and_item_features():
+    # one-step sessions with reward phi(s)^T M psi(a): Q is in the class, so DM is the exact value
+    rng = np.random.default_rng(3)
+    n, d, p, K = 4000, 3, 2, 6
+    x, items = rng.normal(size=(n, d)), rng.normal(size=(K, p))
+    M = rng.normal(size=(d + 1, p + 1))
+    phi, psi = np.c_[x, np.ones(n)], np.c_[items, np.ones(K)]
+    a = rng.integers(0, K, n)
+    pi_e = rng.dirichlet(np.ones(K), n)
+    r = np.einsum("im,mq,iq->i", phi, M, psi[a])
+    q = FeatureFQE(items, ridge=1e-8).fit_predict(state_features=phi, action=a, reward=r, trajectory_id=np.arange(n),
+                                                  evaluation_policy_action_dist=pi_e)
+    np.testing.assert_allclose(q, phi @ M @ psi.T, atol=1e-5)

@@ -19,6 +19,22 @@ SESSION = ["env=session", "env.n_items=10", "env.max_steps=5", "experiment.sessi
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def _every_row_marked(path):
+    """Strict JSON (no NaN/Infinity) in which every estimator row carries interval_valid, a
+    reason when it is false, and its weight diagnostics."""
+    def refuse(token):
+        raise ValueError(f"{path}: {token} is not strict JSON")
+
+    saved = json.loads(path.read_text(), parse_constant=refuse)
+    for t in saved["targets"].values():
+        for name, row in t["estimators"].items():
+            assert isinstance(row["interval_valid"], bool), name
+            assert row["interval_valid"] or row["invalid_reason"], name
+            assert "n_rounds" in row["diagnostics"], name
+            if row["estimate"] is None:
+                assert row["invalid_reason"].startswith("estimate undefined"), name
+
+
 def compose_ope(overrides):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=["experiment=ope", "wandb.mode=disabled", *overrides])
@@ -34,6 +50,13 @@ def test_slate_pbm_run_estimates_every_target_against_the_exact_truth(tmp_path):
         # K=6, L=3: 120 slates, the Plackett-Luce truth is enumerated; the greedy one is one slate
         assert t["truth_method"] == ("exact" if name.endswith("greedy") else "enumeration") and t["truth_se"] == 0
         assert {"sips", "iips", "rips"} <= set(t["diagnostics"]) and t["diagnostics"]["sips"]["n_rounds"] == 4000
+    _every_row_marked(tmp_path / "ope.json")
+    # a greedy target rarely matches a logged slate: the self-normalized estimates are 0/0 -> null with a reason
+    greedy = saved["targets"]["linucb/greedy"]["estimators"]
+    assert all(r["interval_valid"] is False for r in greedy.values())
+    # IIPS's assumption is one the interval cannot check: never marked valid
+    assert all(t["estimators"]["iips"]["invalid_reason"].startswith("assumes the independence")
+               for t in saved["targets"].values())
     # IIPS is unbiased under the PBM: its interval holds the truth for the stochastic targets
     assert all(saved["targets"][n]["estimators"]["iips"]["covers"] for n in ("softmax/plackett_luce",
                                                                                 "epsilon_greedy/plackett_luce"))
@@ -63,13 +86,19 @@ def test_session_run_logs_trajectories_and_compares_with_rollout_truth(tmp_path)
     saved = json.loads((out / "ope.json").read_text())
     assert saved["setting"] == "session" and saved["n_rounds"] == 1500 and 1 <= saved["mean_session_length"] <= 5
     for t in saved["targets"].values():
-        assert set(t["estimators"]) == {"dm", "tis", "pdis", "sntis", "snpdis", "dr", "sndr"}
+        assert set(t["estimators"]) == {"dm", "tis", "pdis", "sntis", "snpdis", "dr", "sndr", "mis", "mdr"}
+        assert t["estimators"]["dm"]["invalid_reason"].startswith("holds the reward model fixed")
         assert t["truth_se"] > 0 and t["truth_trajectories"] == 30000
         assert t["diagnostics"]["trajectory"]["n_rounds"] == 1500
     # a uniform logger (epsilon=1) and the uniform target: weights 1, and PDIS's bootstrap interval
     # over trajectories holds the rollout truth
     assert saved["targets"]["random"]["diagnostics"]["trajectory"]["max_weight"] == pytest.approx(1.0)
     assert saved["targets"]["random"]["estimators"]["pdis"]["covers"]
+    # every weight 1: PDIS, MIS (weights refit in the bootstrap) and MDR are marked valid
+    random = saved["targets"]["random"]["estimators"]
+    assert all(random[e]["interval_valid"] for e in ("pdis", "mis", "mdr")), {e: random[e]["invalid_reason"] for e in random}
+    assert random["mis"]["diagnostics"]["max_weight"] == pytest.approx(1.0, abs=0.05)
+    _every_row_marked(out / "ope.json")
     logged = LoggedFeedback.from_parquet(out / "logged.parquet")
     assert len(np.unique(logged.trajectory_id)) == 1500 and logged.n_rounds == saved["n_steps"]
     assert (out / "ope.png").read_bytes()[:8] == PNG

@@ -17,7 +17,8 @@ from recsim_causal.results import format_table, write_result
 from recsim_causal.ope import ope_table
 from recsim_causal.ope.diagnostics import diagnostic_warnings, weight_diagnostics
 
-COLUMNS = ["target", "estimator", "estimate", "ci_low", "ci_high", "truth", "error", "relative_error", "covers"]
+COLUMNS = ["target", "estimator", "estimate", "ci_low", "ci_high", "truth", "error", "relative_error", "covers",
+           "valid"]
 
 
 def target_result(name: str, estimates: dict[str, float], intervals: dict[str, dict], truth: float | None,
@@ -38,6 +39,15 @@ def target_result(name: str, estimates: dict[str, float], intervals: dict[str, d
             for est, r in table.items()]
     block = {"truth": truth, **(extra or {}), "estimators": table, "diagnostics": diagnostics, "warnings": warnings}
     return block, rows, warnings
+
+
+def add_validity(block: dict[str, Any], rows: list[list], validity: dict[str, dict[str, Any]]) -> None:
+    """Each estimator's ``interval_valid``, ``invalid_reason`` and ``diagnostics`` (from
+    :func:`recsim_causal.ope.diagnostics.validity_rows`) into its json row and its table row."""
+    for name, v in validity.items():
+        block["estimators"][name].update(v)
+    for row in rows:
+        row.append(validity[row[1]]["interval_valid"])
 
 
 def format_rows(rows: list[list], warnings: list[str]) -> str:

@@ -37,10 +37,16 @@ from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.build import agent_config, make_agent
 from recsim_causal.experiment.ope_paths import check_setting
-from recsim_causal.experiment.ope_report import target_result, write_report
+from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
 from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.ope.diagnostics import overlap_diagnostics, validity_rows
 from recsim_causal.ope import (
     FQE,
+    MIS,
+    MDR,
+    FeatureFQE,
+    StateMarginalWeights,
+    session_state_features,
     SequentialDirectMethod,
     SequentialDoublyRobust,
     PerDecisionImportanceSampling,
@@ -49,12 +55,14 @@ from recsim_causal.ope import (
     SelfNormalizedTIS,
     TrajectoryWiseImportanceSampling,
     estimate_all_sequential,
+    refit_intervals,
 )
 
 BATCH = 2048
 ESTIMATORS = {
     "dm": SequentialDirectMethod, "tis": TrajectoryWiseImportanceSampling, "pdis": PerDecisionImportanceSampling,
     "sntis": SelfNormalizedTIS, "snpdis": SelfNormalizedPDIS, "dr": SequentialDoublyRobust, "sndr": SelfNormalizedSequentialDoublyRobust,
+    "mis": MIS, "mdr": MDR,
 }  # fmt: skip
 ENV_KEYS = ("n_items", "world_seed", "dtype", "max_steps", "drift", "fatigue_rate", "fatigue_decay",
             "satisfaction_rate", "leave_bias", "leave_satisfaction")
@@ -123,19 +131,61 @@ def train_on_sessions(env: SessionVectorEnv, agent: Any, n_steps: int, seed: Any
 
 
 def estimate_sessions(feedback: LoggedFeedback, dist: np.ndarray, estimators: list, *, gamma: float, fqe: dict,
-                      ci: dict, seed: int) -> tuple[dict, dict, Any]:
+                      ci: dict, seed: int, item_features: np.ndarray | None = None, fatigue_decay: float = 0.8,
+                      weight_ridge: float = 1.0, weight_refits: int = 200, cache: dict | None = None
+                      ) -> tuple[dict, dict, Any]:
     """Every sequential estimator of a target (``dist``: its (n_steps, K) distribution at the
-    logged steps) on logged sessions, with fitted-Q evaluation for those that need Q and
-    intervals by ``ci`` (method, alpha, n_bootstrap_samples): (estimates, intervals, data)."""
-    arrays = dict(trajectory_id=feedback.trajectory_id, action=feedback.action, reward=feedback.reward,
-                  pscore=feedback.pscore, evaluation_policy_action_dist=dist)
+    logged steps) on logged sessions, with intervals by ``ci`` (method, alpha,
+    n_bootstrap_samples): (estimates, intervals, data).
+
+    Q for DM, DR and MDR by fitted-Q evaluation: bilinear in state and item features
+    (:class:`FeatureFQE` on :func:`session_state_features`) when ``item_features`` are given,
+    one ridge per action otherwise. MIS and MDR: state-marginal weights regressed on the
+    observation (:class:`StateMarginalWeights`), refit on ``weight_refits`` bootstrap resamples
+    when the method is the bootstrap (their interval is then valid by the common rule). ``cache``
+    (a dict kept across the targets of one log) keeps the features and FQE's factored Gram."""
+    cache = {} if cache is None else cache
+    a, r, tid = feedback.action, feedback.reward, feedback.trajectory_id
+    arrays = dict(trajectory_id=tid, action=a, reward=r, pscore=feedback.pscore, evaluation_policy_action_dist=dist)
     if any(e.needs_q for e in estimators):
-        arrays["state_action_value_prediction"] = FQE(feedback.n_actions, ridge=fqe.get("ridge", 1.0),
-                                                      n_iterations=fqe.get("n_iterations")).fit_predict(
-            context=feedback.context, action=feedback.action, reward=feedback.reward,
-            trajectory_id=feedback.trajectory_id, evaluation_policy_action_dist=dist, gamma=gamma)
-    return estimate_all_sequential(estimators, gamma=gamma, alpha=ci["alpha"], method=ci["method"],
-                                   n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed, **arrays)
+        fit = dict(action=a, reward=r, trajectory_id=tid, evaluation_policy_action_dist=dist, gamma=gamma)
+        if item_features is not None:  # Q shared across items through their features
+            if "fqe" not in cache:
+                cache["phi"] = session_state_features(feedback.context, a, r, tid, item_features, decay=fatigue_decay)
+                cache["fqe"] = FeatureFQE(item_features, ridge=fqe.get("ridge", 1.0), n_iterations=fqe.get("n_iterations"))
+            q_hat = cache["fqe"].fit_predict(state_features=cache["phi"], **fit)
+        else:
+            q_hat = FQE(feedback.n_actions, ridge=fqe.get("ridge", 1.0), n_iterations=fqe.get("n_iterations")
+                        ).fit_predict(context=feedback.context, **fit)
+        arrays["state_action_value_prediction"] = q_hat
+    marginal = [e for e in estimators if e.needs_state_weight]
+    if marginal:
+        # the weights regress on the observation alone: a richer class over-fits their heavy tails
+        if "phi_w" not in cache:
+            cache["phi_w"] = session_state_features(feedback.context, a, r, tid)
+        ratio = dist[np.arange(len(dist)), a] / feedback.pscore
+        model = StateMarginalWeights(ridge=weight_ridge)
+        refit = lambda c: model.fit_predict(state_features=cache["phi_w"], ratio=ratio,  # noqa: E731
+                                            trajectory_id=tid, sample_weight=c)
+        arrays["state_marginal_weight"] = refit(None)
+    estimates, intervals, data = estimate_all_sequential(
+        estimators, gamma=gamma, alpha=ci["alpha"], method=ci["method"],
+        n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed, **arrays)
+    if marginal and ci["method"] == "bootstrap" and weight_refits:
+        intervals.update(refit_intervals(marginal, data, refit, gamma=gamma, alpha=ci["alpha"],
+                                         n_bootstrap_samples=weight_refits, random_state=seed))
+        for e in marginal:
+            e.interval_caveat = None  # the interval refits the weights
+    return estimates, intervals, data
+
+
+def item_features(world: Any) -> np.ndarray | None:
+    """(K, p) the world's item features (every item node, in name order), None without any."""
+    values = world.item_values
+    if not values:
+        return None
+    K = world.n_items
+    return np.concatenate([np.asarray(values[k], np.float64).reshape(K, -1) for k in sorted(values)], axis=1)
 
 
 def _check(exp: dict) -> None:
@@ -162,6 +212,8 @@ class SimulatedSessions:
         self.feedback = LoggedFeedback(n_actions=K, **steps,
                                        metadata={"env": resolved["env"], "logger": exp["logger"], "seed": seed})
         self.facts = {"scm": self.env.world.name, "max_steps": self.env.core.max_steps, "logger": exp["logger"]}
+        self.item_features = item_features(self.env.world)
+        self.fatigue_decay = float(self.env.core.d["fatigue_decay"])
 
     def train(self, agent: Any, t_i: int) -> None:
         train_on_sessions(self.env, agent, self.exp["train_rounds"], [self.seed, 10 + t_i])
@@ -190,6 +242,7 @@ class LoggedSessions:
         self.train_log, self.feedback = log.subset(first), log.subset(~first)
         self.n_actions, self.dim = log.n_actions, log.dim_context
         self.facts = {"data": str(path), "logger": "external", "warning": "no truth: external data"}
+        self.item_features, self.fatigue_decay = None, 0.8  # an external log: no item features
 
     def train(self, agent: Any, t_i: int) -> None:
         agent.update(self.train_log.context, self.train_log.action, self.train_log.reward)
@@ -213,6 +266,7 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
     names = sess.get("estimators") or list(ESTIMATORS)
     estimators = [ESTIMATORS[n]() for n in names]
     fqe_cfg = sess.get("fqe") or {}
+    cache: dict = {}
     lengths = np.unique(feedback.trajectory_id, return_counts=True)[1]
     results, rows, warnings = {}, [], []
     for t_i, spec in enumerate(sess["targets"]):
@@ -220,11 +274,21 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
         agent = make_agent(agent_config(spec), n_actions=K, dim=source.dim, seed=seed + 1 + t_i)
         source.train(agent, t_i)
         dist = agent.action_probs(feedback.context)
-        estimates, intervals, data = estimate_sessions(feedback, dist, estimators, gamma=gamma, fqe=fqe_cfg,
-                                                       ci=exp["ci"], seed=seed)
+        estimates, intervals, data = estimate_sessions(
+            feedback, dist, estimators, gamma=gamma, fqe=fqe_cfg, ci=exp["ci"], seed=seed,
+            item_features=source.item_features, fatigue_decay=source.fatigue_decay,
+            weight_ridge=sess.get("weight_ridge", 1.0), weight_refits=sess.get("weight_refits", 200), cache=cache)
         truth = source.truth(agent, t_i) or {"truth": None}
         block, r, w = target_result(name, estimates, intervals, truth.pop("truth"),
                                     {"trajectory": data.trajectory_weights()}, truth)
+        # every row: interval_valid with its reason, and the diagnostics of the weights it uses
+        by_name = dict(zip(names, estimators))
+        steps_w = data.weights()[data.unit, data.t]
+        shared = overlap_diagnostics(steps_w, feedback.pscore, K, action_dist=dist, pi_b=feedback.action_dist)
+        shared = {k: shared[k] for k in ("low_support_share", "low_support_source", "pscore_one_share")}
+        validity = validity_rows(by_name, {n: e.weight_diagnostics(data) for n, e in by_name.items()}, estimates,
+                                 exp["ci"]["method"], shared=shared, reward_bounded=False)
+        add_validity(block, r, validity)
         est_se = float(np.median([(r_[4] - r_[3]) / (2 * 1.96) for r_ in r]))  # from each CI's width
         block["estimator_se_median"] = est_se
         if truth.get("truth_se", 0.0) > 0.1 * est_se:

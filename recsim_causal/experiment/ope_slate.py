@@ -44,8 +44,9 @@ from recsim_causal.agents.slate import (
 from recsim_causal.build import agent_config, make_agent, world_from_config
 from recsim_causal.ope.simulate import train
 from recsim_causal.experiment.ope_paths import check_setting
-from recsim_causal.experiment.ope_report import target_result, write_report
+from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
 from recsim_causal.experiment.tracking import Tracker
+from recsim_causal.ope.diagnostics import PSCORE_ONE, validity_rows
 from recsim_causal.ope import (
     SelfNormalizedSlateIndependentIPS,
     SelfNormalizedSlateRewardInteractionIPS,
@@ -211,6 +212,12 @@ def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict
                    "rips": (props["pscore_cascade"] / log.pscore_cascade).ravel()}
         block, r, w = target_result(name, estimates, intervals, truth, weights,
                                     {"truth_se": truth_se, "truth_method": method})
+        # every row: interval_valid with its reason, and the diagnostics of the weights it uses
+        by_name = dict(zip(names, estimators))
+        shared = {"pscore_one_share": float(np.mean(log.pscore >= PSCORE_ONE))}
+        validity = validity_rows(by_name, {n: e.weight_diagnostics(**long) for n, e in by_name.items()}, estimates,
+                                 exp["ci"]["method"], shared=shared, reward_bounded=False)
+        add_validity(block, r, validity)
         results[name], rows, warnings = block, rows + r, warnings + w
 
     summary = {

@@ -89,7 +89,11 @@ from .sequential import (  # noqa: E402
     SNSeqDR,
     SNTIS,
     TIS,
+    MDR,
+    MIS,
     FittedQEvaluation,
+    MarginalDoublyRobust,
+    MarginalImportanceSampling,
     PerDecisionImportanceSampling,
     SelfNormalizedPDIS,
     SelfNormalizedSequentialDoublyRobust,
@@ -101,6 +105,7 @@ from .sequential import (  # noqa: E402
     Trajectories,
     TrajectoryWiseImportanceSampling,
     estimate_all_sequential,
+    refit_intervals,
 )
 from .slate import (  # noqa: E402
     SelfNormalizedSlateIndependentIPS,
@@ -114,6 +119,8 @@ from .slate import (  # noqa: E402
     slate_long_format,
 )
 
+from .session_models import FeatureFQE, StateMarginalWeights, session_state_features  # noqa: E402
+
 from . import sequential as _sequential, slate as _slate  # noqa: E402
 
 # their public names, as imported above (slate's SlateRows, an internal grouping, is not)
@@ -125,3 +132,4 @@ from .meta import OffPolicyEvaluation  # noqa: E402
 from .simulate import SimulatedLog, simulate_log  # noqa: E402
 
 __all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord", "OffPolicyEvaluation"]
+__all__ += ["FeatureFQE", "StateMarginalWeights", "session_state_features"]

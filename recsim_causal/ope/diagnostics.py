@@ -143,6 +143,53 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
     return True, None
 
 
+def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[str, float]:
+    """Diagnostics of weights that multiply one reward per step or slot: ``weights`` (n, T),
+    column t the weights of the units' rewards at step (or position) t, ``alive`` (n, T) which
+    units have a reward there. ``ess`` and ``ess_ratio`` are the smallest over the columns
+    (ratio to the units alive there), ``step_ess`` all of them; ``max_weight`` over live cells."""
+    w = np.asarray(weights, np.float64)
+    on = np.ones(w.shape, bool) if alive is None else np.asarray(alive, bool)
+    ess, ratio = [], []
+    for t in range(w.shape[1]):
+        d = weight_diagnostics(w[on[:, t], t])
+        if d["n_rounds"]:
+            ess.append(d["ess"])
+            ratio.append(d["ess_ratio"])
+    t_min = int(np.argmin(ess)) if ess else 0
+    return {"n_rounds": int(w.shape[0]), "ess": float(ess[t_min]) if ess else 0.0,
+            "ess_ratio": float(ratio[t_min]) if ess else 0.0, "ess_at": t_min, "step_ess": [float(e) for e in ess],
+            "max_weight": float(w[on].max(initial=0.0))}
+
+
+def row_validity(estimator: Any, method: str, diag: dict[str, Any], estimate: Any, **kw: Any) -> tuple[bool, str | None]:
+    """:func:`interval_validity` for one result row, after two checks every setting shares: an
+    estimate that is not a finite number (e.g. a self-normalized estimator whose weights are
+    all 0: the target never takes what the logger logged) and an estimator's own
+    ``interval_caveat`` (an assumption about the world its interval cannot check)."""
+    if estimate is None or not np.isfinite(float(estimate)):
+        if diag.get("ess", 1.0) == 0.0:
+            return False, "estimate undefined: every importance weight is 0 (the target never takes what was logged)"
+        return False, "estimate undefined: not a finite number"
+    caveat = getattr(estimator, "interval_caveat", None)
+    if caveat:
+        return False, caveat
+    return interval_validity(estimator, method, diag, **kw)
+
+
+def validity_rows(estimators: dict[str, Any], diagnostics: dict[str, dict[str, Any]], estimates: dict[str, Any],
+                  method: str, *, shared: dict[str, Any] | None = None, **kw: Any) -> dict[str, dict[str, Any]]:
+    """{name: {"interval_valid", "invalid_reason", "diagnostics"}} for every estimator of a slate
+    or session result: :func:`row_validity` on its own weights' diagnostics (``diagnostics[name]``)
+    merged with the numbers all rows share (``shared``: support, pscore-one share)."""
+    out = {}
+    for name, est in estimators.items():
+        diag = {**(shared or {}), **diagnostics[name]}
+        valid, reason = row_validity(est, method, diag, estimates.get(name), **kw)
+        out[name] = {"interval_valid": valid, "invalid_reason": reason, "diagnostics": diag}
+    return out
+
+
 def is_reliable(diag: dict[str, float]) -> bool:
     """True when no threshold of :func:`diagnostic_warnings` is crossed."""
     return not diagnostic_warnings(diag)

@@ -12,8 +12,14 @@ the trajectory weight w_{0:T-1}, and E_n the mean over trajectories:
             with Vhat(s) = sum_a pi_e(a | s) Qhat(s, a)                    (Jiang & Li 2016)
     SNDR    DR with w_{0:t} / E_n[w_{0:t}] and w_{0:t-1} / E_n[w_{0:t-1}]
     DM      E_n[ Vhat(s_0) ], Qhat from fitted-Q evaluation (:class:`FittedQEvaluation`, Le et al. 2019)
+    MIS     E_n[ sum_t gamma^t w_t(s_t) rho_t r_t ]                      (state-action marginal IS)
+    MDR     E_n[ sum_t gamma^t (w_t(s_t) rho_t (r_t - Qhat(s_t, a_t)) + w_{t-1}(s_{t-1}) rho_{t-1} Vhat(s_t)) ]
+            with rho_t = pi_e(a_t|s_t) / pi_b(a_t|s_t), w_t(s) = d^e_t(s) / d^b_t(s) the state-marginal
+            ratio learned from the log (``state_marginal_weight``, see
+            :class:`recsim_causal.ope.session_models.StateMarginalWeights`) and w_{-1} rho_{-1} = 1
 
-These are SCOPE-RL's ``tis``, ``pdis``, ``sntis``, ``snpdis``, ``dr``, ``sndr``, ``dm``
+These are SCOPE-RL's ``tis``, ``pdis``, ``sntis``, ``snpdis``, ``dr``, ``sndr``, ``dm``, ``sam_is``
+and ``sam_dr`` (here ``mis`` and ``mdr``)
 (SCOPE-RL adds 1e-10 to the self-normalizing means; we do not). SCOPE-RL's DoublyRobust,
 SelfNormalizedDR and DirectMethod are :class:`SequentialDoublyRobust` (``SeqDR``),
 :class:`SelfNormalizedSequentialDoublyRobust` (``SNSeqDR``) and :class:`SequentialDirectMethod`
@@ -44,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data.checks import as_float_array, as_int_array, check_finite
+from .diagnostics import per_unit_ess, weight_diagnostics
 from .inputs import RoundTerms
 from .sums import sum_intervals, sum_value
 
@@ -56,6 +63,10 @@ __all__ = [
     "SequentialDoublyRobust",
     "SelfNormalizedSequentialDoublyRobust",
     "SequentialDirectMethod",
+    "MarginalImportanceSampling",
+    "MarginalDoublyRobust",
+    "MIS",
+    "MDR",
     "TIS",
     "PDIS",
     "SNTIS",
@@ -66,6 +77,7 @@ __all__ = [
     "FQE",
     "FittedQEvaluation",
     "estimate_all_sequential",
+    "refit_intervals",
 ]
 
 
@@ -81,6 +93,7 @@ class Trajectories:
             and ``evaluation_policy_action_dist`` (n_steps, K).
         state_action_value_prediction: (n_steps, K) Qhat(s_t, a) for DM and DR (needs the
             action distribution too).
+        state_marginal_weight: (n_steps,) w_t(s_t) >= 0 for MIS and MDR.
     Attributes (all (n, T); padding: reward 0, ratio 1, q 0, v 0): ``reward``, ``ratio``,
     ``q`` (Qhat at the logged action), ``v`` (Vhat of the state), ``mask`` (real steps);
     ``lengths`` (n,).
@@ -88,7 +101,7 @@ class Trajectories:
 
     def __init__(self, *, reward: Any, pscore: Any, trajectory_id: Any = None, step_per_trajectory: int | None = None,
                  action: Any = None, evaluation_policy_action_dist: Any = None, evaluation_policy_pscore: Any = None,
-                 state_action_value_prediction: Any = None) -> None:
+                 state_action_value_prediction: Any = None, state_marginal_weight: Any = None) -> None:
         r = self._vec(reward, "reward")
         n_steps = r.shape[0]
         if n_steps == 0:
@@ -127,7 +140,12 @@ class Trajectories:
         self.reward = self._pad(r, 0.0)
         self.ratio = self._pad(e / b, 1.0)
         self.mask = self._pad(np.ones(n_steps), 0.0) > 0
-        self.q = self.v = None
+        self.q = self.v = self.state_weight = None
+        if state_marginal_weight is not None:
+            sw = self._vec(state_marginal_weight, "state_marginal_weight", n_steps)
+            if sw.min() < 0:
+                raise ValueError("state_marginal_weight: must be >= 0")
+            self.state_weight = self._pad(sw, 0.0)
         if state_action_value_prediction is not None:
             q_all = as_float_array(state_action_value_prediction, "state_action_value_prediction")
             if dist is None or q_all.shape != dist.shape:
@@ -202,16 +220,41 @@ class BaseSequentialEstimator:
 
     estimator_name: str = "seq"
     needs_q: ClassVar[bool] = False
+    needs_state_weight: ClassVar[bool] = False
+    kind: ClassVar[str] = "ipw"  # the shape of the formula ("dm" | "ipw" | "dr"), for interval_validity
+    #: the weights its diagnostics describe: "trajectory" (w_{0:T-1}), "per_decision" (w_{0:t}),
+    #: "marginal" (w_t(s_t) rho_t) or None (no weights)
+    weight_family: ClassVar[str | None] = "per_decision"
 
     def parts(self, data: Trajectories | None = None, *, gamma: float = 1.0, **arrays: Any) -> list[RoundTerms]:
         """The estimate as a sum of per-trajectory RoundTerms."""
         data = data or Trajectories(**{k: v for k, v in arrays.items() if k in _TRAJECTORY_KEYS})
         if self.needs_q and data.q is None:
             raise ValueError(f"{type(self).__name__}: needs state_action_value_prediction and evaluation_policy_action_dist")
+        if self.needs_state_weight and data.state_weight is None:
+            raise ValueError(f"{type(self).__name__}: needs state_marginal_weight")
         return self._parts(data, _check_gamma(gamma))
 
     def estimate_policy_value(self, *, gamma: float = 1.0, **arrays: Any) -> float:
         return sum_value(self.parts(gamma=gamma, **arrays))
+
+    def weight_diagnostics(self, data: Trajectories | None = None, **arrays: Any) -> dict[str, Any]:
+        """The diagnostics of the weights this estimator uses: ``n_rounds`` (trajectories), the
+        trajectory weights' ``trajectory_ess`` (and its ratio, max), and, by ``weight_family``,
+        ``ess``/``ess_ratio``/``max_weight``: of the trajectory weights ("trajectory"), or the
+        smallest per-step ESS of w_{0:t} ("per_decision") or of w_t(s_t) rho_t ("marginal")
+        over the trajectories alive at each step, with ``step_ess`` per step."""
+        data = data or Trajectories(**{k: v for k, v in arrays.items() if k in _TRAJECTORY_KEYS})
+        traj = weight_diagnostics(data.trajectory_weights())
+        out: dict[str, Any] = {"n_rounds": data.n_trajectories, "trajectory_ess": traj["ess"],
+                               "trajectory_ess_ratio": traj["ess_ratio"], "trajectory_max_weight": traj["max_weight"]}
+        if self.weight_family == "trajectory":
+            out.update(ess=traj["ess"], ess_ratio=traj["ess_ratio"], max_weight=traj["max_weight"])
+        elif self.weight_family == "per_decision":
+            out.update(per_unit_ess(data.weights(), data.mask))
+        elif self.weight_family == "marginal" and data.state_weight is not None:
+            out.update(per_unit_ess(data.state_weight * data.ratio, data.mask))
+        return out
 
     def estimate_interval(self, *, gamma: float = 1.0, alpha: float = 0.05, n_bootstrap_samples: int = 10000,
                           random_state: Any = None, method: str = "bootstrap", **arrays: Any) -> dict[str, float]:
@@ -224,7 +267,7 @@ class BaseSequentialEstimator:
 
 
 _TRAJECTORY_KEYS = ("reward", "pscore", "trajectory_id", "step_per_trajectory", "action", "evaluation_policy_action_dist",
-                    "evaluation_policy_pscore", "state_action_value_prediction")
+                    "evaluation_policy_pscore", "state_action_value_prediction", "state_marginal_weight")
 
 
 @dataclass
@@ -232,6 +275,7 @@ class TrajectoryWiseImportanceSampling(BaseSequentialEstimator):
     """TIS: E_n[sum_t gamma^t w_{0:T-1} r_t] (Precup et al. 2000)."""
 
     estimator_name: str = "tis"
+    weight_family: ClassVar[str | None] = "trajectory"
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         ret = data.reward @ data.discount(gamma)
@@ -253,6 +297,7 @@ class SelfNormalizedTIS(BaseSequentialEstimator):
     """SNTIS: E_n[w_{0:T-1} sum_t gamma^t r_t] / E_n[w_{0:T-1}]."""
 
     estimator_name: str = "sntis"
+    weight_family: ClassVar[str | None] = "trajectory"
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         w = data.trajectory_weights()
@@ -277,6 +322,7 @@ class SequentialDoublyRobust(BaseSequentialEstimator):
 
     estimator_name: str = "dr"
     needs_q: ClassVar[bool] = True
+    kind: ClassVar[str] = "dr"
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         w = data.weights()
@@ -290,6 +336,7 @@ class SelfNormalizedSequentialDoublyRobust(BaseSequentialEstimator):
 
     estimator_name: str = "sndr"
     needs_q: ClassVar[bool] = True
+    kind: ClassVar[str] = "dr"
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         w, d = data.weights(), data.discount(gamma)
@@ -307,13 +354,52 @@ class SequentialDirectMethod(BaseSequentialEstimator):
 
     estimator_name: str = "dm"
     needs_q: ClassVar[bool] = True
+    kind: ClassVar[str] = "dm"
+    weight_family: ClassVar[str | None] = None
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         return [RoundTerms(base=data.v[:, 0].copy())]
 
 
+_HELD_FIXED = ("the state-marginal weights are learned from the log and held fixed in this interval "
+               "(refit_intervals refits them on every resample)")
+
+
+@dataclass
+class MarginalImportanceSampling(BaseSequentialEstimator):
+    """MIS (state-action marginal IS; SCOPE-RL's SAM-IS): E_n[sum_t gamma^t w_t(s_t) rho_t r_t],
+    w_t the state-marginal ratio learned from the log (Xie et al. 2019; Uehara et al. 2020)."""
+
+    estimator_name: str = "mis"
+    needs_state_weight: ClassVar[bool] = True
+    weight_family: ClassVar[str | None] = "marginal"
+    interval_caveat: ClassVar[str | None] = _HELD_FIXED
+
+    def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
+        return [RoundTerms(num=(data.state_weight * data.ratio * data.reward) @ data.discount(gamma))]
+
+
+@dataclass
+class MarginalDoublyRobust(BaseSequentialEstimator):
+    """MDR (state-action marginal DR; SCOPE-RL's SAM-DR):
+    E_n[sum_t gamma^t (w_t rho_t (r_t - Qhat(s_t, a_t)) + w_{t-1} rho_{t-1} Vhat(s_t))]."""
+
+    estimator_name: str = "mdr"
+    needs_q: ClassVar[bool] = True
+    needs_state_weight: ClassVar[bool] = True
+    kind: ClassVar[str] = "dr"
+    weight_family: ClassVar[str | None] = "marginal"
+    interval_caveat: ClassVar[str | None] = _HELD_FIXED
+
+    def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
+        w = data.state_weight * data.ratio
+        terms = w * (data.reward - data.q) + data.previous(w) * data.v
+        return [RoundTerms(num=terms @ data.discount(gamma))]
+
+
 TIS, PDIS, SNTIS, SNPDIS = TrajectoryWiseImportanceSampling, PerDecisionImportanceSampling, SelfNormalizedTIS, SelfNormalizedPDIS
 SeqDR, SNSeqDR, SeqDM = SequentialDoublyRobust, SelfNormalizedSequentialDoublyRobust, SequentialDirectMethod
+MIS, MDR = MarginalImportanceSampling, MarginalDoublyRobust
 
 
 def estimate_all_sequential(estimators: Sequence[BaseSequentialEstimator], *, gamma: float = 1.0, intervals: bool = True,
@@ -329,6 +415,35 @@ def estimate_all_sequential(estimators: Sequence[BaseSequentialEstimator], *, ga
     ints = sum_intervals(parts, alpha=alpha, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state,
                          method=method) if intervals else []
     return estimates, dict(zip(names, ints)), data
+
+
+def refit_intervals(estimators: Sequence[BaseSequentialEstimator], data: Trajectories,
+                    refit_state_weight: Any, *, gamma: float = 1.0, alpha: float = 0.05,
+                    n_bootstrap_samples: int = 200, random_state: Any = None) -> dict[str, dict[str, float]]:
+    """Percentile bootstrap over trajectories that refits the state-marginal weights on every
+    resample, so their estimation error is in the interval (for MIS and MDR; the others'
+    bootstrap has nothing to refit). ``refit_state_weight(sample_weight (n_steps,)) -> (n_steps,)``
+    refits w_t(s_t) with each logged step weighted by its trajectory's count in the resample.
+    Returns OBP's interval dicts by estimator name ("mean": the mean of the resamples)."""
+    if any(t.is_ratio for e in estimators for t in e._parts(data, gamma)):
+        raise ValueError("refit_intervals: self-normalized estimators are not supported (MIS and MDR are plain means)")
+    gamma = _check_gamma(gamma)
+    rng = np.random.default_rng(random_state)
+    n = data.n_trajectories
+    boots = np.empty((n_bootstrap_samples, len(estimators)))
+    keep = data.state_weight
+    try:
+        for b in range(n_bootstrap_samples):
+            counts = rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64)
+            data.state_weight = data._pad(np.asarray(refit_state_weight(counts[data.unit]), np.float64), 0.0)
+            for j, est in enumerate(estimators):
+                boots[b, j] = sum(float(np.dot(counts, t.round_rewards())) / n for t in est._parts(data, gamma))
+    finally:
+        data.state_weight = keep
+    lo_key, hi_key = (f"{100 * (1.0 - alpha)}% CI (lower)", f"{100 * (1.0 - alpha)}% CI (upper)")
+    lo, hi = np.percentile(boots, 100 * alpha / 2, axis=0), np.percentile(boots, 100 * (1 - alpha / 2), axis=0)
+    return {e.estimator_name: {"mean": float(boots[:, j].mean()), lo_key: float(lo[j]), hi_key: float(hi[j])}
+            for j, e in enumerate(estimators)}
 
 
 # --------------------------------------------------------------------------- FQE

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data.checks import as_float_array, as_int_array, check_finite
+from .diagnostics import per_unit_ess
 from .inputs import RoundTerms
 from .sums import sum_intervals, sum_value
 
@@ -176,6 +177,8 @@ class BaseSlateEstimator:
     len_list: int
     estimator_name: str = "slate"
     _keys: ClassVar[tuple[str, ...]] = ()
+    #: an assumption about the world the interval cannot check (then never marked valid)
+    interval_caveat: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.len_list, bool) or not isinstance(self.len_list, (int, np.integer)) or self.len_list < 1:
@@ -203,6 +206,16 @@ class BaseSlateEstimator:
 
     def _parts(self, rows: SlateRows, arrays: Mapping[str, Any]) -> list[RoundTerms]:  # pragma: no cover
         raise NotImplementedError
+
+    def weight_diagnostics(self, rows: SlateRows | None = None, **arrays: Any) -> dict[str, Any]:
+        """ESS (smallest over positions, of the weights multiplying that position's rewards,
+        over slates), max weight and n_rounds (slates) of this estimator's weights:
+        :func:`recsim_causal.ope.diagnostics.per_unit_ess`."""
+        rows = rows or self._rows(arrays)
+        w, on = np.zeros((rows.n_slates, self.len_list)), np.zeros((rows.n_slates, self.len_list), bool)
+        w[rows.unit, rows.position] = self._weights(rows, arrays)
+        on[rows.unit, rows.position] = True
+        return per_unit_ess(w, on)
 
     def _weights(self, rows: SlateRows, arrays: Mapping[str, Any]) -> np.ndarray:
         return rows.weights(*self._keys, arrays)
@@ -253,6 +266,8 @@ class SlateIndependentIPS(_SlateIPS):
 
     estimator_name: str = "iips"
     _keys: ClassVar[tuple[str, str]] = ("pscore_item_position", "evaluation_policy_pscore_item_position")
+    interval_caveat: ClassVar[str | None] = ("assumes the independence (item-position) model, each slot's reward a "
+                                             "function of its own item only: its bias when slots interact is not in the interval")
 
 
 @dataclass
@@ -280,6 +295,8 @@ class SelfNormalizedSlateIndependentIPS(_SelfNormalizedPerPosition):
 
     estimator_name: str = "sniips"
     _keys: ClassVar[tuple[str, str]] = SlateIndependentIPS._keys
+    interval_caveat: ClassVar[str | None] = ("assumes the independence (item-position) model, each slot's reward a "
+                                             "function of its own item only: its bias when slots interact is not in the interval")
 
 
 @dataclass

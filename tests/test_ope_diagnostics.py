@@ -93,3 +93,26 @@ def test_support_share_from_logged_rows_never_exceeds_one():
     d = overlap_diagnostics(w, pscore, 2)
     assert d["low_support_share"] == 1.0 and d["low_support_source"] == "logged rows"
     assert any("support: 100.0% of the target's mass" in line for line in diagnostic_warnings(d))
+
+
+def test_slate_and_session_rows_are_marked_by_one_rule():
+    from recsim_causal.ope import SelfNormalizedSlateStandardIPS, SlateIndependentIPS, SlateStandardIPS
+    from recsim_causal.ope.diagnostics import row_validity, validity_rows
+
+    # two slates of two slots: slate weights 2 and 0 (the target never takes the second slate)
+    arrays = dict(slate_id=np.array([0, 0, 1, 1]), position=np.array([0, 1, 0, 1]), reward=np.array([1.0, 0, 0, 1]),
+                  pscore=np.array([0.25, 0.25, 0.5, 0.5]), evaluation_policy_pscore=np.array([0.5, 0.5, 0, 0]),
+                  pscore_item_position=np.full(4, 0.5), evaluation_policy_pscore_item_position=np.full(4, 0.5))
+    d = SlateStandardIPS(len_list=2).weight_diagnostics(**arrays)
+    assert d["n_rounds"] == 2 and d["max_weight"] == 2.0 and d["ess"] == pytest.approx(1.0)  # (2 + 0)^2 / 4
+    # all weights 0: a self-normalized estimate is 0/0; the row says why
+    zero = {**arrays, "evaluation_policy_pscore": np.zeros(4)}
+    sn = SelfNormalizedSlateStandardIPS(len_list=2)
+    est = sn.estimate_policy_value(**zero)
+    assert np.isnan(est)
+    assert row_validity(sn, "bootstrap", sn.weight_diagnostics(**zero), est) == (
+        False, "estimate undefined: every importance weight is 0 (the target never takes what was logged)")
+    rows = validity_rows({"iips": SlateIndependentIPS(len_list=2)}, {"iips": {"n_rounds": 5000, "ess": 5000.0}},
+                         {"iips": 0.3}, "bootstrap", shared={"pscore_one_share": 0.0})
+    assert rows["iips"]["interval_valid"] is False and rows["iips"]["invalid_reason"].startswith("assumes the independence")
+    assert rows["iips"]["diagnostics"] == {"pscore_one_share": 0.0, "n_rounds": 5000, "ess": 5000.0}

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from recsim_causal.config import check_keys as config_check_keys
 from recsim_causal.config import check_seed as config_check_seed
 
 #: Tolerance on ``|sum(row) - 1|`` accepted by :func:`check_action_probs`.
@@ -499,13 +500,33 @@ class BasePolicy:
     @classmethod
     def load(cls, path: str) -> "BasePolicy":
         """Rebuild a policy written by :meth:`save`; ``cls`` must be its class."""
-        with np.load(path, allow_pickle=False) as data:
+        where = f"{cls.__name__}.load: {path}"
+        try:
+            data = np.load(path, allow_pickle=False)
             meta = json.loads(str(data["__meta__"]))
-            if meta["class"] != cls.__name__:
-                raise ValueError(f"{cls.__name__}.load: {path} holds a {meta['class']}, not a {cls.__name__}")
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise ValueError(f"{where}: not a file written by {cls.__name__}.save ({type(e).__name__})") from None
+        with data:
+            if not isinstance(meta, dict):
+                raise ValueError(f"{where}: its metadata is not a mapping")
+            config_check_keys(meta, ("class", "params", "entropy"), where)
+            if meta.get("class") != cls.__name__:
+                raise ValueError(f"{where} holds a {meta.get('class')}, not a {cls.__name__}")
             policy = cls(**meta["params"])
             policy._entropy = int(meta["entropy"])
-            policy.load_state_dict({k: data[k] for k in data.files if k != "__meta__"})
+            state = {k: data[k] for k in data.files if k != "__meta__"}
+            expected = policy.state_dict()  # what a policy of these parameters holds: names and shapes
+            config_check_keys(state, expected, f"{where}: state")
+            for key, arr in expected.items():
+                if key not in state:
+                    raise ValueError(f"{where}: state '{key}' is missing")
+                got, numeric = state[key], np.asarray(arr).dtype.kind in "biuf"
+                if np.shape(got) != np.shape(arr) or (np.asarray(got).dtype.kind in "biuf") != numeric:
+                    raise ValueError(f"{where}: state '{key}' is {np.asarray(got).dtype} of shape {np.shape(got)}, "
+                                     f"expected {'numbers' if numeric else np.asarray(arr).dtype} of shape {np.shape(arr)}")
+                if np.asarray(got).dtype.kind == "f" and not np.isfinite(got).all():
+                    raise ValueError(f"{where}: state '{key}' holds NaN or inf")
+            policy.load_state_dict(state)
         return policy
 
 

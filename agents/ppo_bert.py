@@ -63,6 +63,7 @@ from torch import nn
 
 from recsim_causal.agents.base import BasePolicy, check_int
 from recsim_causal.agents.torch_rollout import TorchRolloutBuffer, TorchRolloutPPO
+from recsim_causal.config import check_keys
 from recsim_causal.io import write_json
 from recsim_causal.progress import progress
 from recsim_causal.scm.backend import resolve_device
@@ -506,6 +507,8 @@ class PPOBert(BasePolicy):
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
             raise ValueError(f"{cls.__name__}.load: {meta_path} was not written by {cls.__name__}.save "
                              f"(expected format {FORMAT!r} version {FORMAT_VERSION})")
+        check_keys(meta, ("format", "version", "settings", "num_timesteps", "embedding_shape"),
+                   f"{cls.__name__}.load: {meta_path}")
         dev = resolve_device(device)
         state = th.load(path / "policy.pt", map_location=dev, weights_only=True)
         settings = {**meta["settings"], "device": str(dev)}

@@ -465,3 +465,74 @@ def test_the_report_counts_each_seed_once_and_says_what_it_leaves_out(tmp_path, 
     assert row["label"] != "None" and row["n_seeds"] == 4
     assert row["metrics"]["cumulative_regret"]["values"] == regrets[:3]
     assert "(3 of 4 seeds)" in table.split("| 1 |")[1].splitlines()[0]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_are_checked_on_load(tmp_path):
+    import json as js
+
+    import numpy as np
+
+    from recsim_causal.agents import LinUCB
+
+    agent = LinUCB(n_actions=3, dim=2, seed=1)
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    agent.update(x, np.arange(50) % 3, np.ones(50))
+    good = tmp_path / "good.npz"
+    agent.save(str(good))
+    back = LinUCB.load(str(good))
+    np.testing.assert_array_equal(back.action_probs(x), agent.action_probs(x))
+
+    def saved(meta=None, **state):
+        with np.load(good) as data:
+            arrays = {k: data[k] for k in data.files}
+        m = js.loads(str(arrays["__meta__"]))
+        arrays["__meta__"] = np.array(js.dumps(meta(m) if meta else m))
+        arrays.update(state)
+        path = tmp_path / "bad.npz"
+        np.savez(path, **arrays)
+        return str(path)
+
+    with pytest.raises(ValueError, match=r"^LinUCB.load: .*bad.npz: state 'A' is float64 of shape \(5, 2, 2\), "
+                                         r"expected numbers of shape \(3, 2, 2\)$"):
+        LinUCB.load(saved(A=np.tile(np.eye(2), (5, 1, 1))))
+    with pytest.raises(ValueError, match=r"^LinUCB.load: .*bad.npz: state 'theta' holds NaN or inf$"):
+        LinUCB.load(saved(theta=np.full((3, 2), np.nan)))
+    with pytest.raises(ValueError, match=r"^LinUCB.load: .*bad.npz: state.extra: unknown key"):
+        LinUCB.load(saved(extra=np.zeros(2)))
+    with pytest.raises(ValueError, match=r"^LinUCB.load: .*bad.npz.note: unknown key"):
+        LinUCB.load(saved(meta=lambda m: {**m, "note": "x"}))
+    (tmp_path / "text.npz").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"^LinUCB.load: .*text.npz: not a file written by LinUCB.save"):
+        LinUCB.load(str(tmp_path / "text.npz"))
+
+
+def test_ctr_checkpoints_are_checked_on_load(tmp_path):
+    import json as js
+
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from recsim_causal.ctr.model import META, WEIGHTS, CTRConfig, CTRModel
+
+    rng = np.random.default_rng(0)
+    model = CTRModel(CTRConfig(model="logistic", n_epochs=1), n_actions=4, dim=3)
+    x, a = rng.normal(size=(200, 3)), rng.integers(0, 4, 200)
+    model.fit(x, a, rng.binomial(1, 0.3, 200).astype(float))
+    path = model.save(tmp_path / "m")
+    assert np.isfinite(CTRModel.load(path).predict(x, a)).all()
+    meta = js.loads((path / META).read_text())
+    (path / META).write_text(js.dumps({**meta, "extra": 1}))
+    with pytest.raises(ValueError, match=rf"^CTRModel.load: {path / META}.extra: unknown key"):
+        CTRModel.load(path)
+    (path / META).write_text(js.dumps({**meta, "format": "other/9"}))
+    with pytest.raises(ValueError, match=r"expected format 'recsim_causal.ctr/1', got 'other/9'\)"):
+        CTRModel.load(path)
+    (path / META).write_text(js.dumps(meta))
+    state = load_file(str(path / WEIGHTS))
+    save_file({**state, "x_sd": torch.zeros_like(state["x_sd"])}, str(path / WEIGHTS))
+    with pytest.raises(ValueError, match=r"x_sd must be finite and x_sd > 0"):
+        CTRModel.load(path)

@@ -51,6 +51,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from recsim_causal.config import check_keys
 from recsim_causal.ctr.metrics import click_metrics
 from recsim_causal.io import atomic_path, write_json
 from recsim_causal.progress import progress
@@ -693,12 +694,22 @@ class CTRModel:
     def load(cls, path: str | Path, *, device: str | None = None) -> "CTRModel":
         """Rebuild a saved model: the architecture from ``ctr.json``, the weights from
         ``model.safetensors`` (no pickle). ``device`` overrides the saved one."""
+        import torch
         from safetensors.torch import load_file
 
         path = Path(path)
         if not (path / META).is_file() or not (path / WEIGHTS).is_file():
             raise FileNotFoundError(f"CTRModel.load: expected {META} and {WEIGHTS} in {path}")
-        meta = json.loads((path / META).read_text())
+        where = f"CTRModel.load: {path / META}"
+        try:
+            meta = json.loads((path / META).read_text())
+        except ValueError:
+            raise ValueError(f"{where}: not JSON") from None
+        if not isinstance(meta, dict) or meta.get("format") != "recsim_causal.ctr/1":
+            raise ValueError(f"{where}: not written by CTRModel.save (expected format 'recsim_causal.ctr/1', "
+                             f"got {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        check_keys(meta, ("format", "config", "n_actions", "dim", "item_texts", "item_features", "train_items",
+                          "history", "fit_seconds", "rows_per_s", "finetune_rows_per_s"), where)
         config = CTRConfig.from_json(meta["config"])
         if device is not None:
             config.device = device
@@ -707,6 +718,9 @@ class CTRModel:
                     item_features=None if features is None else np.asarray(features, np.float32))
         state = load_file(str(path / WEIGHTS))
         model.x_mean, model.x_sd = state.pop("x_mean"), state.pop("x_sd")
+        if not (torch.isfinite(model.x_mean).all() and torch.isfinite(model.x_sd).all() and (model.x_sd > 0).all()):
+            raise ValueError(f"CTRModel.load: {path / WEIGHTS}: x_mean and x_sd must be finite and x_sd > 0 "
+                             "(a standard deviation of 0 would divide by zero)")
         model.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")}, strict=True)
         if model.text is not None:
             model.text.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("text.")}, strict=True)

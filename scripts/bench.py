@@ -590,10 +590,24 @@ def bench_stream(repeats: int, sizes: tuple[int, ...] = (1_000_000, 20_000_000))
     row("stream", f"peak RSS ratio {hi:,} / {lo:,} rows", peaks[hi] / peaks[lo], "x", 1.3, higher_is_better=False)
 
 
+def bench_learn(repeats: int) -> None:
+    """Off-policy learning of 20,000 logged rounds (default world, K = 100, LinUCB logger with
+    epsilon 0.2): every learner of recsim_causal.learn.fit, target under a minute each."""
+    from recsim_causal.learn import fit
+    from recsim_causal.ope import simulate_log
+
+    print("off-policy learning")
+    log = simulate_log("default", "linucb", 20_000, epsilon=0.2, seed=0)
+    for name, kw in (("ipw", {"learner": "ipw"}), ("snipw", {"learner": "snipw"}), ("dr", {"learner": "dr"}),
+                     ("dr, MLP policy", {"learner": "dr", "policy": "mlp"}), ("dm", {"learner": "dm"})):
+        seconds = _timed(lambda: fit(log, **kw), max(1, repeats // 5))
+        row("learn", f"fit {name}, 20,000 rounds x 100 actions", seconds, "s", 60.0, higher_is_better=False)
+
+
 GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,
           "ope": bench_ope, "ope_trust": bench_ope_trust, "slate": bench_slate, "session": bench_session,
           "ppo": bench_ppo, "ctr": bench_ctr, "coverage": bench_coverage, "stream": bench_stream,
-          "busy": bench_busy_cores}
+          "busy": bench_busy_cores, "learn": bench_learn}
 SLOW_GROUPS = ("coverage", "stream")  # minutes: run with --only coverage / --only stream
 
 

@@ -144,3 +144,18 @@ def test_a_logged_session_parquet_is_evaluated_without_truth(tmp_path):
     assert (tmp_path / "second" / "ope.png").read_bytes()[:8] == PNG
     with pytest.raises(ValueError, match=r"^experiment.data: expected a .parquet log of sessions"):
         run_job(compose_ope([*small, f"experiment.data={tmp_path / 'nothing.csv'}"]), tmp_path / "third")
+
+
+def test_slate_and_session_targets_are_labelled_and_never_merged(tmp_path):
+    """Slate and session targets resolve like every experiment's: a mapping's ``name`` labels it,
+    and two targets with one label are refused in one line naming both."""
+    soft = "{_target_: recsim_causal.agents.Softmax, tau: 0.2}"
+    with pytest.raises(ValueError, match=r"^experiment.slate.targets: items 0 and 1 are both labelled 'x'"):
+        run_job(compose_ope(["env=slate", "scm=position_bias", "env.n_items=10", "experiment.train_rounds=200",
+                             "experiment.slate.n_rounds=300",
+                             f"experiment.slate.targets=[{{name: x, agent: {soft}}},{{name: x, agent: random}}]"]),
+                tmp_path / "slate")
+    with pytest.raises(ValueError, match=r"^experiment.session.targets: items 0 and 1 are both labelled 'Softmax\(tau=0.2\)'"):
+        run_job(compose_ope(["env=session", "env.n_items=10", "experiment.train_rounds=200",
+                             "experiment.session.n_trajectories=50", "experiment.session.truth_trajectories=50",
+                             f"experiment.session.targets=[{soft},{soft}]"]), tmp_path / "session")

@@ -35,7 +35,7 @@ import numpy as np
 from recsim_causal.agents.base import sample_categorical
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
-from recsim_causal.build import agent_config, make_agent
+from recsim_causal.build import agent_config, make_agent, resolve_agents
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
 from recsim_causal.experiment.tracking import Tracker
@@ -269,9 +269,10 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
     cache: dict = {}
     lengths = np.unique(feedback.trajectory_id, return_counts=True)[1]
     results, rows, warnings = {}, [], []
-    for t_i, spec in enumerate(sess["targets"]):
-        name = spec if isinstance(spec, str) else f"target{t_i}"
-        agent = make_agent(agent_config(spec), n_actions=K, dim=source.dim, seed=seed + 1 + t_i)
+    labelled = resolve_agents(sess["targets"], where="experiment.session.targets")
+    for t_i, (name, spec) in enumerate(labelled.items()):
+        agent = make_agent(spec, n_actions=K, dim=source.dim, seed=seed + 1 + t_i,
+                           where=f"experiment.session.targets[{t_i}]")
         source.train(agent, t_i)
         dist = agent.action_probs(feedback.context)
         estimates, intervals, data = estimate_sessions(

@@ -41,7 +41,7 @@ from recsim_causal.agents.slate import (
     pl_item_position_marginals,
     slate_probs_all,
 )
-from recsim_causal.build import agent_config, make_agent, world_from_config
+from recsim_causal.build import agent_config, agent_label, make_agent, world_from_config
 from recsim_causal.ope.simulate import train
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
@@ -186,13 +186,20 @@ def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict
     q_hat = slot_reward_model(log, K, exp, seed) if "cascade-dr" in names else None  # long format
 
     results, rows, warnings = {}, [], []
+    first: dict[str, int] = {}
     for t_i, spec in enumerate(slate_cfg["targets"]):
         spec = {"agent": spec} if isinstance(spec, str) else dict(spec)
-        agent = make_agent(agent_config(spec["agent"]), n_actions=K, dim=dim, seed=seed + 1 + t_i)
+        where = f"experiment.slate.targets[{t_i}]"
+        agent = make_agent(agent_config(spec["agent"], where=f"{where}.agent"), n_actions=K, dim=dim,
+                           seed=seed + 1 + t_i, where=f"{where}.agent")
         train(world, agent, exp["train_rounds"], np.random.default_rng([seed, 10 + t_i]))
         target = make_slate_policy(spec.get("slate", "plackett_luce"), agent, L, spec.get("epsilon", 0.0),
                                    f"experiment.slate.targets[{t_i}].slate")
-        name = f"{spec['agent'] if isinstance(spec['agent'], str) else t_i}/{target.kind}"
+        name = spec.get("name") or f"{agent_label(spec['agent'])}/{target.kind}"
+        if name in first:  # two targets with one label: refused, never merged
+            raise ValueError(f"experiment.slate.targets: items {first[name]} and {t_i} are both labelled '{name}' "
+                             "(give each its own name: {name: ..., agent: ..., slate: ...})")
+        first[name] = t_i
         probs = target.probs(log.context)
         props = target.propensities(probs, log.slates)
         arrays = dict(logged, evaluation_policy_pscore=props["pscore"],

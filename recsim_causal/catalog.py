@@ -118,6 +118,14 @@ class Catalog:
     def n_items(self) -> int:
         return len(self.texts)
 
+    #: the features a reward model shares across items through (``topic_onehot`` is left out:
+    #: it is the cluster of ``topic_vec``, 8 more columns that say nothing new)
+    ITEM_FEATURES = ("topic_vec", "price", "quality", "popularity")
+
+    def item_features(self) -> np.ndarray:
+        """The item side of a reward model: :data:`ITEM_FEATURES` side by side, (K, 11) float64."""
+        return np.concatenate([np.asarray(self.features[k], dtype=np.float64) for k in self.ITEM_FEATURES], axis=1)
+
     @classmethod
     def generate(
         cls,

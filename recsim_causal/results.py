@@ -87,6 +87,10 @@ register_kind(ResultKind("offline", "offline.json", required=("learners", "logge
     "heldout_estimate": None, "train_estimate": None, "train_minus_truth": "closer to 0"}))
 register_kind(ResultKind("ctr", "ctr.json", metrics={"auc": "higher", "log_loss": "lower", "wall_s": "lower"}))
 register_kind(ResultKind("tune", "tune.json", required=("objective", "values"), metrics={"objective": None}))
+register_kind(ResultKind("ops", "ops.json", required=("estimators", "truth"), metrics={
+    "spearman": "higher", "kendall": "higher", **{f"{m}@{k}": b for k in range(1, 11)
+                                                for m, b in (("regret", "lower"), ("ndcg", "higher"), ("sharpe", "higher"))},
+    "wall_s": "lower"}))
 
 
 def better(metric: str, kind: str | None = None) -> str | None:

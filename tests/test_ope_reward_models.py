@@ -179,3 +179,53 @@ def test_grouped_folds_keep_a_resampled_round_on_one_side():
     labels = np.unique(idx)  # the distinct labels are split exactly as KFold splits len(labels) rows
     for (train, test), (_, ref_test) in zip(folds, kfold_indices(len(labels), 3, 0)):
         assert set(idx[test]) == set(labels[ref_test])
+
+
+# ---------------------------------------------------------------- "cross": shared through item features
+def _cross_data(n=3000, K=40, d=4, m=3, seed=0):
+    """Clicks whose logit is bilinear in (x, item features): most items logged a few times."""
+    rng = np.random.default_rng(seed)
+    x, ac = rng.normal(size=(n, d)), rng.normal(size=(K, m))
+    M = rng.normal(size=(d, m)) * 0.6
+    q = 1 / (1 + np.exp(-(-0.5 + x @ M @ ac.T + 0.4 * ac[:, 0])))
+    p = np.full(K, 0.2 / (K - 2))
+    p[:2] = 0.4  # two items take 80% of the log
+    a = rng.choice(K, size=n, p=p)
+    y = rng.binomial(1, q[np.arange(n), a]).astype(float)
+    return x, a, y, q, ac
+
+
+def _cross_design(x, a, ac):
+    """The explicit design [x, phi_a, x (x) phi_a, onehot(a)] on standardized x and phi."""
+    xs = (x - x.mean(0)) / x.std(0)
+    phi = (ac - ac.mean(0)) / ac.std(0)
+    ph = phi[a]
+    return np.c_[xs, ph, (xs[:, :, None] * ph[:, None, :]).reshape(len(x), -1), np.eye(len(ac))[a]]
+
+
+@pytest.mark.parametrize("base", ["logistic", "ridge"])
+def test_cross_features_equal_sklearn_on_the_explicit_design(base):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    x, a, y, _, ac = _cross_data(n=800, K=10)
+    model = RegressionModel(base, 10, action_context=ac, features="cross", alpha=2.0, offset_alpha=2.0).fit(x, a, y)
+    Z = _cross_design(x, a, ac)
+    ref = (LogisticRegression(C=0.5, tol=1e-12, max_iter=10000) if base == "logistic" else Ridge(alpha=2.0)).fit(Z, y)
+    Zall = [_cross_design(x, np.full(len(x), k), ac) for k in range(10)]
+    want = np.stack([ref.predict_proba(Zk)[:, 1] if base == "logistic" else ref.predict(Zk) for Zk in Zall], axis=1)
+    np.testing.assert_allclose(model.predict(x)[:, :, 0], want, atol=1e-5)
+
+
+def test_cross_features_learn_rarely_logged_items_from_their_features():
+    x, a, y, q, ac = _cross_data()
+    rare = np.arange(2, 40)  # ~16 rows each
+    cross = fit_predict(x, a, y, 40, action_context=ac, features="cross", n_folds=2)[:, :, 0]
+    per_action = fit_predict(x, a, y, 40, features="interaction", n_folds=2)[:, :, 0]
+    err_cross = np.sqrt(np.mean((cross[:, rare] - q[:, rare]) ** 2))
+    err_per_action = np.sqrt(np.mean((per_action[:, rare] - q[:, rare]) ** 2))
+    assert err_cross < err_per_action / 2  # the features carry what 16 rows cannot
+
+
+def test_cross_offset_alpha_is_validated():
+    with pytest.raises(ValueError, match="RegressionModel.offset_alpha: expected a finite number >= 0, got -1"):
+        RegressionModel("logistic", 3, features="cross", offset_alpha=-1)

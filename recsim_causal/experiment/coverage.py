@@ -101,7 +101,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
     with progress(R, "replications", "logs") as bar:
         for r in range(R):
             part, _ = collect(world, logger, n, exp["logger"].get("epsilon", 0.0), rngs[r], show_progress=False)
-            q_hat = _reward_model(part, exp, seed + r)
+            q_hat = _reward_model(part, exp, seed + r, world)
             terms, ranges = [], []
             for t_i, k in enumerate(targets):
                 pi_e = targets[k].action_probs(part.context)

@@ -41,6 +41,7 @@ from recsim_causal.build import make_agent, resolve_agents, world_from_config
 from recsim_causal.data import LoggedFeedback, load_obd
 from recsim_causal.experiment.tracking import Tracker, ope_scalars
 from recsim_causal.ope import MIPS, fit_predict
+from recsim_causal.ope.evaluate import reward_model_features
 from recsim_causal.ope.evaluate import TABLE_COLUMNS, ci_methods, diagnostics_line, evaluate, table_rows
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.propensity import signal_quantile
@@ -137,8 +138,9 @@ def _reward_model(feedback: LoggedFeedback, exp: dict, seed: int, world: World |
         from recsim_causal.experiment.ctr import ope_q_hat
 
         return ope_q_hat(world, feedback, exp, seed)
+    features, action_context = reward_model_features(exp.get("reward_features", "cross"), world)
     return fit_predict(feedback.context, feedback.action, feedback.reward, feedback.n_actions,
-                       base_model=exp["reward_model"], features=exp.get("reward_features", "interaction"),
+                       base_model=exp["reward_model"], features=features, action_context=action_context,
                        n_folds=exp["n_folds"], random_state=seed, groups=groups)
 
 

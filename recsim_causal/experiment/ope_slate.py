@@ -42,6 +42,7 @@ from recsim_causal.agents.slate import (
     slate_probs_all,
 )
 from recsim_causal.build import agent_config, agent_label, make_agent, world_from_config
+from recsim_causal.ope.evaluate import reward_model_features
 from recsim_causal.ope.simulate import train
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
@@ -151,14 +152,15 @@ def slate_truth(world: World, batches: list, log: SlateLog, target: SlatePolicy,
     return total / n, math.sqrt(var_sum) / n, method
 
 
-def slot_reward_model(log: SlateLog, n_actions: int, exp: dict, seed: int) -> np.ndarray:
+def slot_reward_model(log: SlateLog, n_actions: int, exp: dict, seed: int, world: World | None = None) -> np.ndarray:
     """Cross-fitted qhat_l(x, a) of the slot reward at each position, as Cascade-DR's q_hat:
     (n * L, K) in long format. (It conditions on the logger's items above, not the target's:
     a control variate; Cascade-DR stays unbiased with exact weights.)"""
     n, L = log.slates.shape
     pos = np.tile(np.arange(L), n)
+    features, action_context = reward_model_features(exp.get("reward_features", "cross"), world)
     q = fit_predict(np.repeat(log.context, L, axis=0), log.slates.ravel(), log.slot_reward.ravel(), n_actions,
-                    base_model=exp["reward_model"], features=exp.get("reward_features", "interaction"),
+                    base_model=exp["reward_model"], features=features, action_context=action_context,
                     n_folds=exp["n_folds"], random_state=seed, position=pos, len_list=L)
     return q[np.arange(n * L), :, pos]
 
@@ -183,7 +185,7 @@ def run_ope_slate(resolved: dict, out_dir: str | Path, tracker: Tracker) -> dict
                   for nm in names]
     logged = dict(reward=log.slot_reward, action=log.slates, pscore=log.pscore, pscore_cascade=log.pscore_cascade,
                   pscore_item_position=log.pscore_item_position)
-    q_hat = slot_reward_model(log, K, exp, seed) if "cascade-dr" in names else None  # long format
+    q_hat = slot_reward_model(log, K, exp, seed, world) if "cascade-dr" in names else None  # long format
 
     results, rows, warnings = {}, [], []
     first: dict[str, int] = {}

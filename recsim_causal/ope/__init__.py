@@ -32,6 +32,8 @@ from .estimators import (
     estimate_all_intervals,
     estimate_all_light,
     p_e_a_from_clusters,
+    slope,
+    tuned_lambdas,
 )
 from .inputs import LightInputs, RoundTerms, SupportViolationWarning, reduce_dense
 from .intervals import bootstrap_estimates, estimate_interval_from_terms
@@ -69,6 +71,8 @@ __all__ = [
     "estimate_all_light",
     "estimate_all_intervals",
     "p_e_a_from_clusters",
+    "slope",
+    "tuned_lambdas",
     "LightInputs",
     "RoundTerms",
     "SupportViolationWarning",

@@ -24,6 +24,9 @@ numbers for one-item logs. :func:`diagnostic_warnings` turns crossed thresholds 
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,25 @@ MAX_LOW_SUPPORT_SHARE = 0.01
 MAX_PSCORE_ONE_SHARE = 0.5
 #: pscore at or above this counts as 1 (a deterministic logger's rows).
 PSCORE_ONE = 1.0 - 1e-9
+#: Where scripts/calibrate_validity.py writes the thresholds it chose from the coverage grid.
+CALIBRATION_FILE = Path(__file__).with_name("validity.json")
+
+
+def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, float]:
+    """The thresholds of bootstrap and normal intervals' validity (:func:`interval_validity`):
+    ``min_ess_ratio``, ``min_ess``, ``max_weight``, ``max_low_support_share``, as calibrated on
+    the coverage grid (``validity.json``; docs/trust.md shows the grid); the fixed
+    :data:`MIN_ESS_RATIO`, :data:`MIN_ESS` and :data:`MAX_LOW_SUPPORT_SHARE` without the file.
+    A null in the file means no limit."""
+    out = {"min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
+           "max_low_support_share": MAX_LOW_SUPPORT_SHARE}
+    if path.is_file():
+        for key, v in json.loads(path.read_text())["thresholds"].items():
+            out[key] = math.inf if v is None else float(v)
+    return out
+
+
+VALIDITY = validity_thresholds()
 
 
 def weight_diagnostics(weights: np.ndarray) -> dict[str, float]:
@@ -115,7 +137,8 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
     bias by design is not in it); every interval when the diagnostics flag too few rounds
     or a near-deterministic logger; bootstrap and normal intervals when the effective
     sample size or the support is flagged (they under-cover there; the finite-sample
-    bounds keep their guarantee); finite-sample bounds without an a priori reward range.
+    bounds keep their guarantee; the thresholds: :func:`validity_thresholds`); finite-sample
+    bounds without an a priori reward range.
     ``estimator`` is duck-typed: ``kind`` ("dm" | "ipw" | "dr"), ``effective_max_weight``.
     """
     kind = getattr(estimator, "kind", "ipw")
@@ -125,6 +148,8 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
         return False, "holds the reward model fixed: the model's bias is not in the interval"
     if "Marginalized" in type(estimator).__name__:
         return False, "assumes the reward depends on the action only through its embedding"
+    if getattr(estimator, "lambda_", None) == "auto":
+        return False, "lambda chosen from the data (SLOPE): the interval ignores the choice and the clipping bias"
     big = 1e300
     if getattr(estimator, "effective_max_weight", lambda w: w)(big) < big:
         return False, "clipped or shrunk weights: the estimator's bias is not in the interval"
@@ -136,9 +161,14 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
         if not reward_bounded:
             return False, "no a priori reward range: the bound's guarantee needs one"
         return True, None
-    if "ess" in diag and (diag["ess"] < MIN_ESS or diag.get("ess_ratio", 1.0) < MIN_ESS_RATIO):
-        return False, f"effective sample size {diag['ess']:,.0f}: {method} intervals under-cover"
-    if diag.get("low_support_share", 0.0) > MAX_LOW_SUPPORT_SHARE:
+    th = VALIDITY
+    if "ess" in diag and (diag["ess"] < th["min_ess"] or diag.get("ess_ratio", 1.0) < th["min_ess_ratio"]):
+        return False, (f"effective sample size {diag['ess']:,.0f} ({100 * diag.get('ess_ratio', 0.0):.2f}% of rounds; "
+                       f"calibrated minimum {th['min_ess']:,.0f} and {100 * th['min_ess_ratio']:.2f}%): "
+                       f"{method} intervals under-cover")
+    if diag.get("max_weight", 0.0) > th["max_weight"]:
+        return False, f"max weight {diag['max_weight']:,.1f} > {th['max_weight']:,.0f} (calibrated): {method} intervals under-cover"
+    if diag.get("low_support_share", 0.0) > th["max_low_support_share"]:
         return False, "support: target mass where the logger (almost) never acts"
     return True, None
 

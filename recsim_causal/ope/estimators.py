@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,6 +76,8 @@ __all__ = [
     "estimate_all_light",
     "estimate_all_intervals",
     "p_e_a_from_clusters",
+    "slope",
+    "tuned_lambdas",
 ]
 
 _DENSE_KEYS = (
@@ -121,9 +123,17 @@ def _to_inputs(arrays: dict[str, Any], who: str) -> LightInputs:
     return reduce_dense(**given)
 
 
+#: ``lambda_="auto"``: choose lambda_ from the data by SLOPE (see :class:`_SlopeTuned`).
+AUTO = "auto"
+#: SLOPE's default candidates for a clipping threshold (IPS, DR, Switch-DR): no clipping first.
+CLIP_LAMBDAS = (np.inf, 1000.0, 500.0, 200.0, 100.0, 50.0, 20.0, 10.0, 5.0, 2.0, 1.0)
+
+
 def _check_lambda(owner: str, value: Any, upper: float | None = None) -> None:
+    if value == AUTO:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{owner}.lambda_: expected a number, got {type(value).__name__}")
+        raise ValueError(f"{owner}.lambda_: expected a number or 'auto', got {value!r}")
     if math.isnan(value):
         raise ValueError(f"{owner}.lambda_: must not be NaN")
     if value < 0 or (upper is not None and value > upper):
@@ -267,6 +277,104 @@ class BaseOffPolicyEstimator(ABC):
         )
 
 
+def slope(round_rewards: Sequence[np.ndarray], delta: float = 0.1) -> int:
+    """SLOPE: the index of the candidate to use, from each candidate's per-round estimates.
+
+    Each candidate k (ordered from least to most biased, e.g. from no clipping to the most)
+    comes with its estimate theta_k = mean(r_k) and a confidence width
+    cnf_k = t_{n-1}(1 - delta) sqrt(var(r_k) / (n - 1)) (the Student-t half-width of a
+    one-sided (1 - delta) bound; ``var`` with ddof 0, as OBP). Going through the candidates
+    from the widest to the narrowest, a candidate is accepted while its estimate stays within
+    cnf_i + C cnf_j of every accepted one (C = sqrt(6) - 1); the last accepted is chosen.
+    This is OBP 0.5.7's ``_tune_hyperparam_with_slope`` (SLOPE++), step for step, ties
+    included (``np.argsort`` on the candidates in the order given).
+
+    References: Y. Su, P. Srinath, A. Krishnamurthy. "Adaptive Estimator Selection for
+    Off-Policy Evaluation.", ICML 2020. G. Tucker, J. Lee. "Improved Estimator Selection for
+    Off-Policy Evaluation.", 2021.
+    """
+    from scipy import stats
+
+    C = math.sqrt(6) - 1
+    theta, cnf = [], []
+    for r in round_rewards:
+        n = r.shape[0]
+        theta.append(float(r.mean()))
+        cnf.append(float(math.sqrt(np.var(r) / (n - 1)) * stats.t(n - 1).ppf(1.0 - delta)))
+    order = np.argsort(cnf)[::-1]
+    kept_theta: list[float] = []
+    kept_cnf: list[float] = []
+    for i, k in enumerate(order):
+        if kept_theta and not (np.abs(np.array(kept_theta) - theta[k]) <= cnf[k] + C * np.array(kept_cnf)).all():
+            return int(order[i - 1])
+        kept_theta.append(theta[k])
+        kept_cnf.append(cnf[k])
+    return int(order[-1])
+
+
+@dataclass
+class _SlopeTuned(BaseOffPolicyEstimator):
+    """``lambda_="auto"``: lambda_ chosen from the data by :func:`slope` over ``lambdas``.
+
+    ``lambdas`` (keyword only): the candidates (default: the class's ``LAMBDAS``), taken in
+    OBP's order (``LAMBDAS_DESCENDING``: largest first for clipping thresholds, smallest first
+    for shrinkage strengths); ``delta``: SLOPE's confidence level (OBP's default 0.1). The
+    chosen value is :meth:`tuned_lambda`; the estimate and every interval use it (the interval
+    does not account for the choice; see ``diagnostics.interval_validity``).
+    """
+
+    LAMBDAS: ClassVar[tuple[float, ...]] = ()
+    LAMBDAS_DESCENDING: ClassVar[bool] = True
+    lambdas: tuple[float, ...] | None = field(default=None, kw_only=True)
+    delta: float = field(default=0.1, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = type(self).__name__
+        upper = getattr(self, "LAMBDA_MAX", None)
+        if self.lambdas is not None:
+            if isinstance(self.lambdas, (str, bytes)) or not isinstance(self.lambdas, Sequence) or not len(self.lambdas):
+                raise ValueError(f"{owner}.lambdas: expected a non-empty list of numbers, got {self.lambdas!r}")
+            for v in self.lambdas:
+                if v == AUTO:
+                    raise ValueError(f"{owner}.lambdas: expected numbers, got 'auto'")
+                _check_lambda(owner, v, upper)
+        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not 0 < self.delta < 1:
+            raise ValueError(f"{owner}.delta: expected a number in (0, 1), got {self.delta!r}")
+        _check_lambda(owner, self.lambda_, upper)
+
+    def candidates(self) -> list[float]:
+        """The candidate lambdas in the order SLOPE visits them (OBP's sort)."""
+        grid = [float(v) for v in (self.lambdas if self.lambdas is not None else self.LAMBDAS)]
+        return sorted(grid, reverse=self.LAMBDAS_DESCENDING)
+
+    def tuned_lambda(self, inputs: LightInputs) -> float:
+        """lambda_ itself, or with ``lambda_="auto"`` SLOPE's choice on ``inputs`` (memoized per inputs)."""
+        if self.lambda_ != AUTO:
+            return float(self.lambda_)
+        grid = self.candidates()
+        key = f"slope:{type(self).__name__}:{grid}:{self.delta}:{getattr(self, 'use_estimated_pscore', False)}"
+
+        def choose() -> np.ndarray:
+            rr = [replace(self, lambda_=v).terms(inputs).round_rewards() for v in grid]
+            return np.array([grid[slope(rr, self.delta)]])
+
+        return float(inputs.cached(key, choose)[0])
+
+    def terms(self, inputs: LightInputs) -> RoundTerms:
+        if self.lambda_ == AUTO:
+            return replace(self, lambda_=self.tuned_lambda(inputs)).terms(inputs)
+        return super().terms(inputs)
+
+    def effective_max_weight(self, max_weight: float) -> float:
+        if self.lambda_ == AUTO:  # whichever candidate SLOPE picks
+            return max(replace(self, lambda_=v).effective_max_weight(max_weight) for v in self.candidates())
+        return self._effective_max_weight(max_weight)
+
+    def _effective_max_weight(self, max_weight: float) -> float:
+        return min(max_weight, self.lambda_)
+
+
 # =============================================================================== estimators
 @dataclass
 class DirectMethod(BaseOffPolicyEstimator):
@@ -290,7 +398,7 @@ class DirectMethod(BaseOffPolicyEstimator):
 
 
 @dataclass
-class InverseProbabilityWeighting(BaseOffPolicyEstimator):
+class InverseProbabilityWeighting(_SlopeTuned):
     """Inverse Probability Weighting (IPW / IPS), with optional weight clipping.
 
     V_IPW = E_n[ min(w(x_i, a_i), lambda_) r_i ]
@@ -303,17 +411,11 @@ class InverseProbabilityWeighting(BaseOffPolicyEstimator):
     Robust Off-Policy Evaluation with Shrinkage.", 2020.
     """
 
-    lambda_: float = np.inf
+    lambda_: float | str = np.inf
     use_estimated_pscore: bool = False
     estimator_name: str = "ipw"
     _requires: ClassVar[tuple[str, ...]] = ("reward", "pscore", "target_pscore")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_)
-
-    def effective_max_weight(self, max_weight: float) -> float:
-        return min(max_weight, self.lambda_)
+    LAMBDAS: ClassVar[tuple[float, ...]] = CLIP_LAMBDAS
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -345,7 +447,7 @@ class SelfNormalizedInverseProbabilityWeighting(BaseOffPolicyEstimator):
 
 
 @dataclass
-class DoublyRobust(BaseOffPolicyEstimator):
+class DoublyRobust(_SlopeTuned):
     """Doubly Robust (DR), with optional weight clipping.
 
     V_DR = E_n[ qhat(x_i, pi_e) + min(w(x_i, a_i), lambda_) (r_i - qhat(x_i, a_i)) ]
@@ -359,20 +461,14 @@ class DoublyRobust(BaseOffPolicyEstimator):
     Robust Off-policy Evaluation.", 2018.
     """
 
-    lambda_: float = np.inf
+    lambda_: float | str = np.inf
     use_estimated_pscore: bool = False
     estimator_name: str = "dr"
     _requires: ClassVar[tuple[str, ...]] = (
         "reward", "pscore", "target_pscore", "target_q", "q_at_action",
     )  # fmt: skip
     kind: ClassVar[str] = "dr"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_)
-
-    def effective_max_weight(self, max_weight: float) -> float:
-        return min(max_weight, self.lambda_)
+    LAMBDAS: ClassVar[tuple[float, ...]] = CLIP_LAMBDAS
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -402,7 +498,7 @@ class SelfNormalizedDoublyRobust(BaseOffPolicyEstimator):
 
 
 @dataclass
-class SwitchDoublyRobust(BaseOffPolicyEstimator):
+class SwitchDoublyRobust(_SlopeTuned):
     """Switch Doubly Robust (Switch-DR).
 
     V_SwitchDR = E_n[ qhat(x_i, pi_e) + w(x_i, a_i) (r_i - qhat(x_i, a_i)) 1{w(x_i, a_i) <= lambda_} ]
@@ -414,18 +510,12 @@ class SwitchDoublyRobust(BaseOffPolicyEstimator):
     Evaluation in Contextual Bandits.", 2017.
     """
 
-    lambda_: float = np.inf
+    lambda_: float | str = np.inf
     use_estimated_pscore: bool = False
     estimator_name: str = "switch-dr"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
     kind: ClassVar[str] = "dr"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_)
-
-    def effective_max_weight(self, max_weight: float) -> float:
-        return min(max_weight, self.lambda_)
+    LAMBDAS: ClassVar[tuple[float, ...]] = CLIP_LAMBDAS
 
     def _terms(self, inputs: LightInputs) -> RoundTerms:
         iw = self._iw(inputs)
@@ -434,7 +524,7 @@ class SwitchDoublyRobust(BaseOffPolicyEstimator):
 
 
 @dataclass
-class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
+class DoublyRobustWithShrinkage(_SlopeTuned):
     """Doubly Robust with optimistic shrinkage (DRos).
 
     V_DRos = E_n[ qhat(x_i, pi_e) + lambda_ w / (w^2 + lambda_) * (r_i - qhat(x_i, a_i)) ],
@@ -447,17 +537,15 @@ class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
     Off-Policy Evaluation with Shrinkage.", 2020.
     """
 
-    lambda_: float = 0.0
+    lambda_: float | str = 0.0
     use_estimated_pscore: bool = False
     estimator_name: str = "dr-os"
     _requires: ClassVar[tuple[str, ...]] = DoublyRobust._requires
     kind: ClassVar[str] = "dr"
+    LAMBDAS: ClassVar[tuple[float, ...]] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, np.inf)
+    LAMBDAS_DESCENDING: ClassVar[bool] = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_)
-
-    def effective_max_weight(self, max_weight: float) -> float:
+    def _effective_max_weight(self, max_weight: float) -> float:
         # lambda w / (w^2 + lambda) <= min(w, sqrt(lambda) / 2)
         return max_weight if self.lambda_ == np.inf else min(max_weight, math.sqrt(self.lambda_) / 2)
 
@@ -468,17 +556,16 @@ class DoublyRobustWithShrinkage(BaseOffPolicyEstimator):
         return RoundTerms(base=inputs.target_q, num=iw * inputs.residual())
 
 
-class _SubGaussianWeights(BaseOffPolicyEstimator):
-    """Shared by SG-IPW and SG-DR: the lambda_ in [0, 1] check and the shrunk weight
-    w / (1 - lambda_ + lambda_ w). Declares no fields; subclasses declare ``lambda_``."""
+class _SubGaussianWeights(_SlopeTuned):
+    """Shared by SG-IPW and SG-DR: lambda_ in [0, 1] and the shrunk weight
+    w / (1 - lambda_ + lambda_ w). Subclasses declare ``lambda_``."""
 
-    lambda_: float  # a dataclass field of each subclass (not of this class)
+    lambda_: float | str  # a dataclass field of each subclass (not of this class)
+    LAMBDA_MAX: ClassVar[float] = 1.0
+    LAMBDAS: ClassVar[tuple[float, ...]] = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    LAMBDAS_DESCENDING: ClassVar[bool] = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_lambda(type(self).__name__, self.lambda_, upper=1.0)
-
-    def effective_max_weight(self, max_weight: float) -> float:
+    def _effective_max_weight(self, max_weight: float) -> float:
         return max_weight / (1 - self.lambda_ + self.lambda_ * max_weight) if max_weight > 0 else 0.0
 
     def _shrunk_iw(self, inputs: LightInputs) -> np.ndarray:
@@ -704,6 +791,16 @@ def check_reward_range(reward_range: Any, reward: np.ndarray | None) -> tuple[fl
             raise ValueError(f"reward: {k} of {reward.size} rewards lie outside reward_range [{lo:g}, {hi:g}] "
                              f"(e.g. {bad:g}): the finite-sample bound needs every reward inside it")
     return lo, hi
+
+
+def tuned_lambdas(estimators: Sequence[BaseOffPolicyEstimator], **arrays: Any) -> dict[str, float]:
+    """{estimator_name: the lambda_ it uses on these arrays} for the estimators with
+    ``lambda_="auto"`` (SLOPE's choice; the dense or light arrays of :func:`estimate_all`)."""
+    auto = [e for e in estimators if getattr(e, "lambda_", None) == AUTO]
+    if not auto:
+        return {}
+    inputs = _to_inputs(arrays, "tuned_lambdas")
+    return {e.estimator_name: e.tuned_lambda(inputs) for e in auto}
 
 
 def weight_bound(est: BaseOffPolicyEstimator, inputs: LightInputs, given: float | None) -> float:

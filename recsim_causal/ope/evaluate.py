@@ -24,7 +24,7 @@ from recsim_causal.data import LoggedFeedback
 from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
 from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
-    estimate_all_intervals, p_e_a_from_clusters,
+    estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
 )
 from recsim_causal.ope.intervals import METHODS, ci_keys
 from recsim_causal.ope.reward_models import fit_predict
@@ -99,6 +99,7 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
     one target. ``arrays``: OBP's keyword arrays (reward, action, pscore, pi_b, ...)."""
     ests = list(estimators.values())
     estimates = estimate_all(ests, action_dist=action_dist, **arrays)
+    lambdas = tuned_lambdas(ests, action_dist=action_dist, **arrays)  # lambda_="auto": SLOPE's choice
     n, K = action_dist.shape
     weights = action_dist[np.arange(n), arrays["action"]] / arrays["pscore"]
     diag = overlap_diagnostics(weights, arrays["pscore"], K, action_dist=action_dist, pi_b=arrays.get("pi_b"))
@@ -127,6 +128,8 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
                 if truth is not None else {"estimate": estimates[est_name], "ci_low": primary["ci_low"], "ci_high": primary["ci_high"]})
         table[est_name] = {**base, "interval_method": methods[0], "interval_valid": primary["interval_valid"],
                            "invalid_reason": primary["invalid_reason"], "intervals": by_method}
+        if est_name in lambdas:
+            table[est_name]["lambda"] = lambdas[est_name]
     return {"truth": truth, "diagnostics": diag, "warnings": warnings, "estimators": table}
 
 
@@ -199,6 +202,30 @@ class OPEResult:
         if self.sensitivity is not None:
             notes += self.sensitivity.lines()
         return format_table(TABLE_COLUMNS, rows, notes + self.warnings())
+
+    def selection(self, ks: Sequence[int] = (1, 3, 5), baseline: float | None = None) -> dict[str, dict[str, Any]]:
+        """Off-policy selection over this result's targets (the candidates), by every estimator:
+        :func:`recsim_causal.ope.selection.select` against the targets' truths, plus each
+        estimator's estimates and, for ``lambda_="auto"``, the lambda chosen per target.
+        ``baseline``: the logging policy's value (for SharpeRatio@k)."""
+        from recsim_causal.ope.selection import select
+
+        truth = {t: block.get("truth") for t, block in self.targets.items()}
+        missing = [t for t, v in truth.items() if v is None]
+        if missing:
+            raise ValueError(f"selection: target '{missing[0]}' has no truth (evaluate a SimulatedLog, or a log with "
+                             "expected_reward)")
+        estimates: dict[str, dict[str, float]] = {}
+        for r in self.records:
+            estimates.setdefault(r.estimator, {})[r.target] = r.estimate
+        out = select(estimates, truth, ks=ks, baseline=baseline)
+        for est, res in out.items():
+            res["estimates"] = estimates[est]
+            lam = {t: b["estimators"][est]["lambda"] for t, b in self.targets.items()
+                   if b["estimators"][est].get("lambda") is not None}
+            if lam:
+                res["lambda"] = lam
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out = {"setting": self.setting, "n_rounds": self.n_rounds, "alpha": self.alpha, "targets": self.targets,
@@ -297,9 +324,20 @@ def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alp
     return OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)
 
 
+def reward_model_features(features: str, world: World | None) -> tuple[str, np.ndarray | None]:
+    """The reward model's ``features`` and the action context they read: "cross" shares across
+    items through the world's item features (``Catalog.item_features``); without a world
+    (external data: no item features) it falls back to the per-action "interaction" model."""
+    if features != "cross":
+        return features, None
+    if world is None:
+        return "interaction", None
+    return "cross", world.catalog.item_features()
+
+
 def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
              alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
-             n_folds: int = 2, reward_features: str = "interaction", train_rounds: int | None = None,
+             n_folds: int = 2, reward_features: str = "cross", train_rounds: int | None = None,
              fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None) -> OPEResult:
     """Estimate every target's value with every estimator.
 
@@ -318,6 +356,8 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
     reward_model: for DM/DR-type estimators: a base model name (logistic, ridge, mlp; fitted
         cross-fitted with ``n_folds``), or the predictions q-hat (n, K) or (n, K, 1).
     seed: seeds the reward model's folds, the bootstrap and untrained targets.
+    reward_features: "cross" (context x the world's item features; "interaction" without a
+        world), "interaction" (per action) or "concat" (see ``RegressionModel``).
     fit_rows, batch_rows: a Parquet ``log`` (a file or a directory of files) is read in one
         streamed pass of ``batch_rows`` rows, in memory flat in its length: the IPS, SNIPS and
         DR families, intervals from streamed sums (normal, Bernstein, Hoeffding; the bootstrap
@@ -334,7 +374,8 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
             raise ValueError("sensitivity: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
                              "SimulatedLog), not a streamed Parquet path")
         return _evaluate_parquet(Path(log), targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model,
-                                 seed=seed, n_bootstrap_samples=n_bootstrap_samples, reward_features=reward_features,
+                                 seed=seed, n_bootstrap_samples=n_bootstrap_samples,
+                                 reward_features=reward_model_features(reward_features, None)[0],  # no item features
                                  fit_rows=fit_rows, batch_rows=batch_rows)
     feedback, world = _feedback_of(log)
     methods, ests = _methods(ci), _estimators(estimators)
@@ -352,8 +393,9 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         if reward_model is None:
             raise ValueError("reward_model: DM and DR need a reward model (a base model name or q-hat (n, K))")
         if isinstance(reward_model, str):
+            features, action_context = reward_model_features(reward_features, world)
             q = fit_predict(feedback.context, feedback.action, feedback.reward, K, base_model=reward_model,
-                            features=reward_features, n_folds=n_folds, random_state=seed)
+                            features=features, action_context=action_context, n_folds=n_folds, random_state=seed)
         else:
             q = np.asarray(reward_model, dtype=np.float64)
             q = q[:, :, None] if q.ndim == 2 else q

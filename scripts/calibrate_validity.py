@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""Calibrate the validity rule of bootstrap and normal intervals from the coverage experiment.
+
+    python scripts/calibrate_validity.py [--replications 200] [--n-rounds 5000 20000]
+        [--epsilons 0.05 0.2] [--n-items 100] [--out recsim_causal/ope/validity.json] [--docs docs/trust.md]
+    python scripts/calibrate_validity.py --docs-only   # rewrite the docs table from --out
+
+For every grid point (logger exploration epsilon x logged rounds n x items K; the default
+world, a LinUCB logger, the default coverage targets random, epsilon_greedy, softmax and
+linucb) the script trains the logger and the targets once, computes each target's exact
+population value, and draws ``--replications`` independent logs. On each log it fits the
+default cross-fitted reward model (logistic on context x item features) and records, for IPS,
+SNIPS, DR and SNDR, the estimate, the 95% percentile-bootstrap and normal intervals, whether
+each covers the truth, and the target's weight diagnostics (ESS share, ESS, max weight,
+target mass on low-support actions).
+
+The rule (an interval is valid when ESS share >= a, ESS >= b, max weight <= c and low-support
+mass <= d) is then chosen from a grid of (a, b, c, d): among the rules under which every cell
+(grid point x target x estimator x method) with at least ``--min-valid`` valid replications
+covers at least ``--target-coverage`` of them, the one that marks the most replications valid.
+The grid of cells, their coverage and the chosen thresholds go to ``--out`` (JSON, read by
+:mod:`recsim_causal.ope.diagnostics`) and, as a table, between the markers of ``--docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from recsim_causal.experiment.coverage import population_values, trained_policies  # noqa: E402
+from recsim_causal.experiment.ope import _reward_model  # noqa: E402
+from recsim_causal.io import write_json  # noqa: E402
+from recsim_causal.ope import DR, IPS, SNDR, SNIPS  # noqa: E402
+from recsim_causal.ope.diagnostics import overlap_diagnostics  # noqa: E402
+from recsim_causal.ope.inputs import reduce_dense  # noqa: E402
+from recsim_causal.ope.intervals import estimate_intervals_from_terms  # noqa: E402
+from recsim_causal.ope.simulate import collect  # noqa: E402
+from recsim_causal.scm import World  # noqa: E402
+from recsim_causal.threads import single_threaded_blas  # noqa: E402
+
+ESTIMATORS = {"ipw": IPS(), "snipw": SNIPS(), "dr": DR(), "sndr": SNDR()}
+METHODS = ("bootstrap", "normal")
+TARGETS = ["random", "epsilon_greedy", "softmax", "linucb"]
+DIAG = ("ess_ratio", "ess", "max_weight", "low_support_share")
+# the rules searched: (min ESS share, min ESS, max weight, max low-support mass)
+MIN_ESS_RATIO = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+MIN_ESS = (0.0, 50.0, 100.0, 200.0, 500.0)
+MAX_WEIGHT = (math.inf, 1000.0, 300.0, 100.0, 50.0, 20.0, 10.0)
+MAX_LOW_SUPPORT = (math.inf, 0.05, 0.01, 0.001)
+BEGIN, END = "<!-- calibration:begin (scripts/calibrate_validity.py writes this block) -->", "<!-- calibration:end -->"
+
+
+def run_grid_point(epsilon: float, n: int, K: int, R: int, B: int, seed: int, truth_users: int) -> dict:
+    """Replications of one grid point: arrays (R, T, E) of estimates, and per method
+    covers (R, T, E); diagnostics (R, T) per diagnostic."""
+    world = World("default", n_items=K, seed=0, dtype="float64")
+    exp = {"logger": {"agent": "linucb", "epsilon": epsilon}, "targets": TARGETS, "train_rounds": 20000,
+           "reward_model": "logistic", "reward_features": "cross", "n_folds": 2}
+    logger, targets = trained_policies(world, exp, seed)
+    truth = population_values(world, targets, truth_users, np.random.default_rng([seed, 4]))
+    T, E = len(targets), len(ESTIMATORS)
+    est = np.empty((R, T, E))
+    covers = {m: np.zeros((R, T, E), dtype=bool) for m in METHODS}
+    diags = {k: np.empty((R, T)) for k in DIAG}
+    tv = np.array([truth[k][0] for k in targets])
+    for r in range(R):
+        part, _ = collect(world, logger, n, epsilon, np.random.default_rng([seed, 2, r]), show_progress=False)
+        q_hat = _reward_model(part, exp, seed + r, world)
+        terms = []
+        for t_i, k in enumerate(targets):
+            pi_e = targets[k].action_probs(part.context)
+            inputs = reduce_dense(action_dist=pi_e, reward=part.reward, action=part.action, pscore=part.pscore,
+                                  estimated_rewards_by_reg_model=q_hat, pi_b=part.action_dist)
+            d = overlap_diagnostics(inputs.iw(), part.pscore, K, action_dist=pi_e, pi_b=part.action_dist)
+            for key in DIAG:
+                diags[key][r, t_i] = d[key]
+            for e_i, e in enumerate(ESTIMATORS.values()):
+                tm = e.terms(inputs)
+                terms.append(tm)
+                est[r, t_i, e_i] = tm.value()
+        for m in METHODS:
+            out = estimate_intervals_from_terms(terms, method=m, alpha=0.05, n_bootstrap_samples=B,
+                                                random_state=np.random.SeedSequence([seed, r]))
+            lo = np.array([[v for key, v in o.items() if key != "mean"][0] for o in out]).reshape(T, E)
+            hi = np.array([[v for key, v in o.items() if key != "mean"][1] for o in out]).reshape(T, E)
+            covers[m][r] = (lo <= tv[:, None]) & (tv[:, None] <= hi)
+        print(f"  eps={epsilon} n={n} K={K}: replication {r + 1}/{R}", end="\r", flush=True)
+    print()
+    return {"epsilon": epsilon, "n_rounds": n, "n_items": K, "targets": list(targets), "truth": tv.tolist(),
+            "estimates": est, "covers": covers, "diagnostics": diags}
+
+
+def valid_mask(diags: dict, rule: tuple[float, float, float, float]) -> np.ndarray:
+    a, b, c, d = rule
+    return ((diags["ess_ratio"] >= a) & (diags["ess"] >= b) & (diags["max_weight"] <= c)
+            & (diags["low_support_share"] <= d))
+
+
+def evaluate_rule(points: list[dict], rule: tuple, target_coverage: float, min_valid: int) -> tuple[bool, int, list]:
+    """(every well-populated valid cell covers enough, replications marked valid, worst cells)."""
+    ok, n_valid, worst = True, 0, []
+    for p in points:
+        v = valid_mask(p["diagnostics"], rule)  # (R, T)
+        n_valid += int(v.sum()) * len(ESTIMATORS)
+        for m in METHODS:
+            cov = p["covers"][m]  # (R, T, E)
+            for t_i in range(v.shape[1]):
+                nv = int(v[:, t_i].sum())
+                if nv < min_valid:
+                    continue
+                for e_i in range(cov.shape[2]):
+                    c = float(cov[v[:, t_i], t_i, e_i].mean())
+                    worst.append(c)
+                    ok &= c >= target_coverage
+    return ok, n_valid, worst
+
+
+def choose_rule(points: list[dict], target_coverage: float, min_valid: int) -> tuple[tuple, dict]:
+    best, best_n, searched = None, -1, 0
+    for rule in itertools.product(MIN_ESS_RATIO, MIN_ESS, MAX_WEIGHT, MAX_LOW_SUPPORT):
+        searched += 1
+        ok, n_valid, _ = evaluate_rule(points, rule, target_coverage, min_valid)
+        if ok and n_valid > best_n:
+            best, best_n = rule, n_valid
+    if best is None:  # nothing reaches the target: mark everything invalid
+        best = (math.inf, math.inf, 0.0, 0.0)
+    return best, {"rules_searched": searched}
+
+
+def cell_table(points: list[dict], rule: tuple) -> list[dict]:
+    rows = []
+    for p in points:
+        v = valid_mask(p["diagnostics"], rule)
+        for t_i, target in enumerate(p["targets"]):
+            med = {k: float(np.median(p["diagnostics"][k][:, t_i])) for k in DIAG}
+            for e_i, e in enumerate(ESTIMATORS):
+                err = p["estimates"][:, t_i, e_i] - p["truth"][t_i]
+                row = {"epsilon": p["epsilon"], "n_rounds": p["n_rounds"], "n_items": p["n_items"], "target": target,
+                       "estimator": e, "truth": p["truth"][t_i], "bias": float(err.mean()),
+                       "rmse": float(np.sqrt(np.mean(err**2))), "valid_share": float(v[:, t_i].mean()),
+                       "median_diagnostics": med}
+                for m in METHODS:
+                    cov = p["covers"][m][:, t_i, e_i]
+                    row[f"coverage_{m}"] = float(cov.mean())
+                    row[f"coverage_{m}_valid"] = float(cov[v[:, t_i]].mean()) if v[:, t_i].any() else None
+                rows.append(row)
+    return rows
+
+
+def _fmt(v, spec=".3f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def docs_block(result: dict) -> str:
+    th = result["thresholds"]
+    lines = [BEGIN, "",
+             f"Chosen rule (bootstrap and normal intervals of IPS, SNIPS, DR, SNDR): valid when ESS share >= "
+             f"{th['min_ess_ratio']}, ESS >= {th['min_ess']}, max weight <= {th['max_weight']}, target mass on "
+             f"low-support actions <= {th['max_low_support_share']}.",
+             "",
+             f"Grid: LinUCB logger with epsilon in {result['grid']['epsilons']}, n in {result['grid']['n_rounds']}, "
+             f"K in {result['grid']['n_items']}; targets {', '.join(TARGETS)}; {result['replications']} replications "
+             f"per grid point, {result['n_bootstrap_samples']} bootstrap resamples; the target coverage "
+             f"{result['target_coverage']} at nominal 0.95 is required of every cell with at least "
+             f"{result['min_valid']} valid replications (a `null` threshold: no limit). Over all such cells the valid-marked intervals cover "
+             f"{_fmt(result['worst_valid_coverage'])} at worst; {100 * result['valid_share']:.1f}% of the "
+             "replications are marked valid.",
+             "",
+             "| eps | n | K | target | estimator | bias | coverage (all, bootstrap) | valid share | coverage of valid (bootstrap) | coverage of valid (normal) | median ESS share | median max weight |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["cells"]:
+        md = r["median_diagnostics"]
+        lines.append(f"| {r['epsilon']} | {r['n_rounds']} | {r['n_items']} | {r['target']} | {r['estimator']} | "
+                     f"{r['bias']:+.4f} | {r['coverage_bootstrap']:.3f} | {r['valid_share']:.2f} | "
+                     f"{_fmt(r['coverage_bootstrap_valid'])} | {_fmt(r['coverage_normal_valid'])} | "
+                     f"{100 * md['ess_ratio']:.2f}% | {md['max_weight']:.1f} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--replications", type=int, default=200)
+    ap.add_argument("--n-rounds", type=int, nargs="+", default=[5000, 20000])
+    ap.add_argument("--epsilons", type=float, nargs="+", default=[0.05, 0.2])
+    ap.add_argument("--n-items", type=int, nargs="+", default=[100])
+    ap.add_argument("--bootstrap", type=int, default=500)
+    ap.add_argument("--truth-users", type=int, default=200000)
+    ap.add_argument("--target-coverage", type=float, default=0.93)
+    ap.add_argument("--min-valid", type=int, default=None, help="cells with fewer valid replications are not judged "
+                    "(default: a quarter of the replications, at least 10)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "recsim_causal" / "ope" / "validity.json")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "trust.md")
+    ap.add_argument("--docs-only", action="store_true", help="rewrite --docs from the existing --out file, no run")
+    args = ap.parse_args(argv)
+    if args.docs_only:
+        import json
+
+        result = json.loads(args.out.read_text())
+        write_docs(args.docs, docs_block(result))
+        return result
+    if args.replications < 2:
+        raise SystemExit("--replications: expected an integer >= 2")
+    min_valid = args.min_valid if args.min_valid is not None else max(10, args.replications // 4)
+    start = time.perf_counter()
+    points = []
+    with single_threaded_blas():
+        for K, eps, n in itertools.product(args.n_items, args.epsilons, args.n_rounds):
+            points.append(run_grid_point(eps, n, K, args.replications, args.bootstrap, args.seed, args.truth_users))
+    rule, info = choose_rule(points, args.target_coverage, min_valid)
+    _, n_valid, worst = evaluate_rule(points, rule, args.target_coverage, min_valid)
+    total = sum(p["diagnostics"]["ess"].size for p in points) * len(ESTIMATORS)
+    finite = lambda v: v if math.isfinite(v) else None  # noqa: E731  (strict JSON: no Infinity)
+    result = {"thresholds": {"min_ess_ratio": rule[0], "min_ess": rule[1], "max_weight": finite(rule[2]),
+                             "max_low_support_share": finite(rule[3])},
+              "target_coverage": args.target_coverage, "nominal": 0.95, "min_valid": min_valid,
+              "replications": args.replications, "n_bootstrap_samples": args.bootstrap,
+              "grid": {"epsilons": args.epsilons, "n_rounds": args.n_rounds, "n_items": args.n_items,
+                       "logger": "linucb", "targets": TARGETS, "reward_model": "logistic, cross features"},
+              "searched": {"min_ess_ratio": list(MIN_ESS_RATIO), "min_ess": list(MIN_ESS),
+                           "max_weight": [finite(v) for v in MAX_WEIGHT],
+                           "max_low_support_share": [finite(v) for v in MAX_LOW_SUPPORT], **info},
+              "worst_valid_coverage": min(worst) if worst else None, "valid_share": n_valid / total,
+              "cells": cell_table(points, rule), "wall_s": time.perf_counter() - start}
+    write_json(args.out, result)
+    write_docs(args.docs, docs_block(result))
+    print(f"thresholds {result['thresholds']}; worst valid coverage {_fmt(result['worst_valid_coverage'])}; "
+          f"{100 * result['valid_share']:.1f}% valid; {result['wall_s']:.0f} s -> {args.out}, {args.docs}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

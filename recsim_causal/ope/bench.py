@@ -182,6 +182,7 @@ def bench_reward_models(n: int = 20_000, K: int = 100, d: int = 16, repeats: int
     a = rng.integers(0, K, n)
     y = (rng.random(n) < 1 / (1 + np.exp(-(x[:, 0] + 0.01 * a - 1.0)))).astype(float)
     onehot = np.eye(K)[a]
+    item_features = rng.normal(size=(K, 11))
 
     def sk_per_action(model: Any) -> None:  # interaction features: one fit per action
         for k in range(K):
@@ -196,6 +197,9 @@ def bench_reward_models(n: int = 20_000, K: int = 100, d: int = 16, repeats: int
         "ours_ridge_concat": _measure(lambda: RegressionModel("ridge", K, features="concat").fit(x, a, y), repeats)[0],
         "sklearn_ridge_concat": _measure(lambda: Ridge(alpha=1.0).fit(np.c_[x, onehot], y), repeats)[0],
         "sklearn_logistic_concat": _measure(lambda: LogisticRegression(C=1.0).fit(np.c_[x, onehot], y), repeats)[0],
+        # the OPE default: context x 11 item features (Newton on 1 + d + 11 + 11 d shared coefficients + K offsets)
+        "ours_logistic_cross": _measure(lambda: RegressionModel("logistic", K, features="cross",
+                                                                action_context=item_features).fit(x, a, y), repeats)[0],
     }
     return out
 

@@ -283,3 +283,64 @@ def file_block(page: Path, name: str) -> str:
         if block.file == name:
             return block.code
     raise LookupError(f"{page.name} has no block marked 'test: file {name}'")
+
+
+class BlockFailed(Exception):
+    """A block that failed: the message names it and shows what it printed."""
+
+
+def shell_env(workdir: Path) -> dict[str, str]:
+    """The environment of a page's shell blocks: this interpreter's bin first on the PATH."""
+    import os
+    import sys
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # W&B is tested on its own (tests/test_tracking.py); the docs' runs skip its start-up
+    env.update(HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0", WANDB_MODE="disabled")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_blocks(blocks: list[Block], workdir: Path) -> dict[int, str]:
+    """Run a page's blocks in order in ``workdir`` (the caller makes it the current directory and
+    puts it on sys.path); python blocks share one namespace. Returns each run block's stdout by
+    its index; raises :class:`BlockFailed` on the first failure."""
+    import contextlib
+    import io
+    import subprocess
+    import traceback
+
+    (workdir / "scripts").exists() or (workdir / "scripts").symlink_to(ROOT / "scripts")
+    namespace: dict = {"__name__": "__docs__"}
+    env = shell_env(workdir)
+    printed: dict[int, str] = {}
+    for i, block in enumerate(blocks):
+        if block.file is not None:
+            target = workdir / block.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.source() if block.replace else block.code, encoding="utf-8")
+        elif block.kind == "python":
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    exec(compile(block.source(), block.where, "exec"), namespace)
+            except Exception:
+                raise BlockFailed(f"{block.where}: python block failed\n{out.getvalue()[-3000:]}"
+                                  f"\n{traceback.format_exc()[-4000:]}") from None
+            printed[i] = out.getvalue()
+        elif block.kind == "shell":
+            scripts = [block.source()] if block.exit is None else logical_lines(block.source())
+            printed[i] = ""
+            for script in scripts:
+                try:
+                    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=workdir, env=env,
+                                          capture_output=True, text=True, timeout=block.timeout)
+                except subprocess.TimeoutExpired:
+                    raise BlockFailed(f"{block.where}: shell block ran past {block.timeout:.0f} s") from None
+                if proc.returncode != (block.exit or 0):
+                    raise BlockFailed(f"{block.where}: shell block exited {proc.returncode} (expected {block.exit or 0})"
+                                      f"\n--- ran:\n{script}\n--- stdout:\n{proc.stdout[-3000:]}"
+                                      f"\n--- stderr:\n{proc.stderr[-4000:]}")
+                printed[i] += proc.stdout
+    return printed

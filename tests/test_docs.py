@@ -8,17 +8,14 @@ which scripts/make_docs.py writes from real runs.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import pytest
 
-from tests.docblocks import ROOT, append_args, doc_pages, logical_lines, parse_page, sync_outputs
+from tests.docblocks import (ROOT, BlockFailed, append_args, doc_pages, logical_lines, parse_page, run_blocks,
+                              sync_outputs)
 
 PAGES = doc_pages()
 GENERATED = ROOT / "docs" / "generated"
@@ -26,15 +23,6 @@ GENERATED = ROOT / "docs" / "generated"
 
 def _page_id(path: Path) -> str:
     return str(path.relative_to(ROOT))
-
-
-def _shell_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    # W&B is tested on its own (tests/test_tracking.py); the docs' runs skip its start-up
-    env.update(HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONHASHSEED="0", WANDB_MODE="disabled")
-    env.pop("PYTHONPATH", None)
-    return env
 
 
 def _has_shell(path: Path) -> bool:
@@ -46,41 +34,15 @@ def _has_shell(path: Path) -> bool:
              for p in PAGES])
 def test_page_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = parse_page(page)
-    (tmp_path / "scripts").symlink_to(ROOT / "scripts")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     before = set(sys.modules)
-    namespace: dict = {"__name__": "__docs__"}
-    env = _shell_env(tmp_path)
     try:
-        for block in blocks:
-            if block.file is not None:
-                target = tmp_path / block.file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(block.source() if block.replace else block.code, encoding="utf-8")
-                continue
-            if block.kind == "python":
-                out = io.StringIO()
-                try:
-                    with contextlib.redirect_stdout(out):
-                        exec(compile(block.source(), block.where, "exec"), namespace)
-                except Exception:
-                    pytest.fail(f"{block.where}: python block failed\n{out.getvalue()[-3000:]}"
-                                f"\n{traceback.format_exc()[-4000:]}", pytrace=False)
-            elif block.kind == "shell":
-                scripts = [block.source()] if block.exit is None else logical_lines(block.source())
-                for script in scripts:
-                    try:
-                        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
-                                              capture_output=True, text=True, timeout=block.timeout)
-                    except subprocess.TimeoutExpired:
-                        pytest.fail(f"{block.where}: shell block ran past {block.timeout:.0f} s", pytrace=False)
-                    if proc.returncode != (block.exit or 0):
-                        pytest.fail(f"{block.where}: shell block exited {proc.returncode} (expected {block.exit or 0})"
-                                    f"\n--- ran:\n{script}\n--- stdout:\n{proc.stdout[-3000:]}"
-                                    f"\n--- stderr:\n{proc.stderr[-4000:]}", pytrace=False)
+        run_blocks(blocks, tmp_path)
+    except BlockFailed as e:
+        pytest.fail(str(e), pytrace=False)
     finally:
         for name in set(sys.modules) - before:  # the page's own modules (my_policy, ...) go with it
             mod = sys.modules.get(name)

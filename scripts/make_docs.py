@@ -1,0 +1,87 @@
+"""Regenerate every output shown in README.md and docs/ from real runs.
+
+    python scripts/make_docs.py                 # every page with output blocks
+    python scripts/make_docs.py README.md       # one page
+
+A ``text`` block preceded by ``<!-- output: NAME -->`` shows what the runnable block before it
+printed. This script runs each such page's blocks exactly as the doc tests do (in a fresh
+directory, at the sizes the page's ``test:`` directives set), writes what that block printed to
+``docs/generated/NAME.txt`` and rewrites the output block from it; ``tests/test_docs.py`` fails
+when a block and its file differ. Figures a page shows are copied from the same runs
+(:data:`FIGURES`) into ``docs/img/``. Outputs are never edited by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.docblocks import doc_pages, parse_page, run_blocks, sync_outputs  # noqa: E402
+
+GENERATED = ROOT / "docs" / "generated"
+#: page -> {file a run of that page writes (relative to its directory): where the docs show it}
+FIGURES = {
+    "README.md": {"multirun/readme/curves.png": "docs/img/readme_curves.png"},
+}
+
+
+def normalize(text: str, workdir: Path) -> str:
+    """What a block printed, as a reader would see it: the run's scratch directory is '.', no
+    trailing blanks."""
+    text = text.replace(f"{workdir}/", "").replace(str(workdir), ".")
+    return "\n".join(line.rstrip() for line in text.rstrip().splitlines()) + "\n"
+
+
+def make_page(page: Path) -> list[str]:
+    """Run ``page``'s blocks, write its outputs and figures; returns the output names written."""
+    blocks = parse_page(page)
+    wanted = [i for i, b in enumerate(blocks) if b.output]
+    figures = FIGURES.get(str(page.relative_to(ROOT)), {})
+    if not wanted and not figures:
+        return []
+    with tempfile.TemporaryDirectory(prefix="make_docs_") as tmp:
+        workdir = Path(tmp).resolve()
+        old_cwd = Path.cwd()
+        os.chdir(workdir)
+        sys.path.insert(0, str(workdir))
+        try:
+            printed = run_blocks(blocks, workdir)
+        finally:
+            os.chdir(old_cwd)
+            sys.path.remove(str(workdir))
+        names = []
+        for i in wanted:
+            source = max((j for j in printed if j < i), default=None)
+            if source is None:
+                raise SystemExit(f"error: {blocks[i].where}: output '{blocks[i].output}' has no runnable block before it")
+            GENERATED.mkdir(parents=True, exist_ok=True)
+            (GENERATED / f"{blocks[i].output}.txt").write_text(normalize(printed[source], workdir), encoding="utf-8")
+            names.append(blocks[i].output)
+        for src, dst in figures.items():
+            (ROOT / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(workdir / src, ROOT / dst)
+    sync_outputs(page, GENERATED)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", type=Path, help="pages to regenerate (default: all with outputs)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    pages = [p.resolve() for p in args.pages] or doc_pages()
+    for page in pages:
+        names = make_page(page)
+        if names:
+            print(f"{page.relative_to(ROOT)}: {', '.join(names)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -87,7 +87,7 @@ def main() -> None:
             intervals.update(refit_intervals(marginal, data, refit, n_bootstrap_samples=args.n_bootstrap,
                                              random_state=seed))
             for e in marginal:
-                e.interval_caveat = None
+                e.weights_refit()
             shared = overlap_diagnostics(data.weights()[data.unit, data.t], log["pscore"], K, action_dist=dist,
                                          pi_b=log["action_dist"])
             shared = {k: shared[k] for k in ("low_support_share", "pscore_one_share")}

@@ -175,7 +175,7 @@ def estimate_sessions(feedback: LoggedFeedback, dist: np.ndarray, estimators: li
         intervals.update(refit_intervals(marginal, data, refit, gamma=gamma, alpha=ci["alpha"],
                                          n_bootstrap_samples=weight_refits, random_state=seed))
         for e in marginal:
-            e.interval_caveat = None  # the interval refits the weights
+            e.weights_refit()
     return estimates, intervals, data
 
 

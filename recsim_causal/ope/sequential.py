@@ -220,6 +220,8 @@ class BaseSequentialEstimator:
 
     estimator_name: str = "seq"
     needs_q: ClassVar[bool] = False
+    #: an assumption the interval cannot check (then never marked valid)
+    interval_caveat: ClassVar[str | None] = None
     needs_state_weight: ClassVar[bool] = False
     kind: ClassVar[str] = "ipw"  # the shape of the formula ("dm" | "ipw" | "dr"), for interval_validity
     #: the weights its diagnostics describe: "trajectory" (w_{0:T-1}), "per_decision" (w_{0:t}),
@@ -237,6 +239,12 @@ class BaseSequentialEstimator:
 
     def estimate_policy_value(self, *, gamma: float = 1.0, **arrays: Any) -> float:
         return sum_value(self.parts(gamma=gamma, **arrays))
+
+    def weights_refit(self) -> None:
+        """Its interval refit the learned state weights on every resample (:func:`refit_intervals`):
+        the caveat that they were held fixed no longer applies (any other caveat stays)."""
+        if getattr(self, "interval_caveat", None) == _HELD_FIXED:
+            self.interval_caveat = None
 
     def weight_diagnostics(self, data: Trajectories | None = None, **arrays: Any) -> dict[str, Any]:
         """The diagnostics of the weights this estimator uses: ``n_rounds`` (trajectories), the
@@ -363,6 +371,8 @@ class SequentialDirectMethod(BaseSequentialEstimator):
 
 _HELD_FIXED = ("the state-marginal weights are learned from the log and held fixed in this interval "
                "(refit_intervals refits them on every resample)")
+_OBSERVATION_MARKOV = ("assumes the reward and the next state depend on the history only through the observed state: "
+                       "a hidden state (Session-v0's fatigue and interest drift) biases it, and the interval cannot see that")
 
 
 @dataclass
@@ -373,7 +383,7 @@ class MarginalImportanceSampling(BaseSequentialEstimator):
     estimator_name: str = "mis"
     needs_state_weight: ClassVar[bool] = True
     weight_family: ClassVar[str | None] = "marginal"
-    interval_caveat: ClassVar[str | None] = _HELD_FIXED
+    interval_caveat: ClassVar[str | None] = _OBSERVATION_MARKOV
 
     def _parts(self, data: Trajectories, gamma: float) -> list[RoundTerms]:
         return [RoundTerms(num=(data.state_weight * data.ratio * data.reward) @ data.discount(gamma))]

@@ -39,6 +39,9 @@ from recsim_causal.experiment.coverage import population_values, trained_policie
 from recsim_causal.experiment.ope import _reward_model  # noqa: E402
 from recsim_causal.io import write_json  # noqa: E402
 from recsim_causal.ope import DM, DR, IPS, SNDR, SNIPS  # noqa: E402
+from recsim_causal.ope.diagnostics import MAX_LOW_SUPPORT_SHARE as MAX_LOW_SUPPORT_FIXED  # noqa: E402
+from recsim_causal.ope.diagnostics import MIN_ESS as MIN_ESS_FIXED  # noqa: E402
+from recsim_causal.ope.diagnostics import MIN_ESS_RATIO as MIN_ESS_RATIO_FIXED  # noqa: E402
 from recsim_causal.ope.diagnostics import overlap_diagnostics  # noqa: E402
 from recsim_causal.ope.inputs import reduce_dense  # noqa: E402
 from recsim_causal.ope.intervals import estimate_intervals_from_terms  # noqa: E402
@@ -169,9 +172,7 @@ def choose_rule(points: list[dict], target_coverage: float, min_valid: int) -> t
         ok, n_valid, _ = evaluate_rule(points, rule, target_coverage, min_valid)
         if ok and n_valid > best_n:
             best, best_n = rule, n_valid
-    if best is None:  # nothing reaches the target: mark everything invalid
-        best = (math.inf, math.inf, 0.0, 0.0)
-    return best, {"rules_searched": searched}
+    return best, {"rules_searched": searched}  # best None: no rule of the grid meets the requirement
 
 
 def cell_table(points: list[dict], rule: tuple) -> list[dict]:
@@ -203,11 +204,18 @@ def _fmt(v, spec=".3f") -> str:
 
 
 def docs_block(result: dict) -> str:
-    th = result["thresholds"]
-    lines = [BEGIN, "",
-             f"Chosen rule (bootstrap and normal intervals of IPS, SNIPS, DR, SNDR): valid when ESS share >= "
-             f"{th['min_ess_ratio']}, ESS >= {th['min_ess']}, max weight <= {_limit(th['max_weight'])}, target mass "
-             f"on low-support actions <= {_limit(th['max_low_support_share'])}.",
+    th = result.get("rule_shown") or result["thresholds"]
+    rule = (f"ESS share >= {th['min_ess_ratio']}, ESS >= {th['min_ess']}, max weight <= {_limit(th['max_weight'])}, "
+            f"target mass on low-support actions <= {_limit(th['max_low_support_share'])}")
+    if result.get("feasible", True):
+        head = f"Chosen rule (bootstrap and normal intervals of IPS, SNIPS, DR, SNDR): valid when {rule}."
+    else:
+        head = (f"**No rule of the searched grid meets the requirement** ({result['searched']['rules_searched']} "
+                "rules over the weights' ESS share, ESS, max weight and low-support mass as measured on the log): "
+                "these diagnostics are optimistic exactly when a target's heavy tail happens not to be sampled (a "
+                "few logs of a concentrated target show a healthy ESS, and their intervals miss). The library keeps "
+                f"its fixed rule ({rule}); the table shows the grid under it.")
+    lines = [BEGIN, "", head,
              "",
              f"Grid: LinUCB logger with epsilon in {result['grid']['epsilons']}, n in {result['grid']['n_rounds']}, "
              f"K in {result['grid']['n_items']}; targets {', '.join(TARGETS)}; {result['replications']} replications "
@@ -275,7 +283,6 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     if args.replications < 2:
         raise SystemExit("--replications: expected an integer >= 2")
-    min_valid = args.min_valid if args.min_valid is not None else max(10, args.replications // 4)
     start = time.perf_counter()
     if args.from_raw is not None:
         points = load_raw(args.from_raw)
@@ -290,15 +297,20 @@ def main(argv: list[str] | None = None) -> dict:
             for K, eps, n in itertools.product(args.n_items, args.epsilons, args.n_rounds):
                 points.append(run_grid_point(eps, n, K, args.replications, args.bootstrap, args.seed, args.truth_users))
         save_raw(args.raw, points)
+    min_valid = args.min_valid if args.min_valid is not None else max(10, args.replications // 4)
     rule, info = choose_rule(points, args.target_coverage, min_valid)
+    feasible = rule is not None
+    if not feasible:  # show the grid under the fixed rule the library keeps (diagnostics.validity_thresholds)
+        rule = (MIN_ESS_RATIO_FIXED, MIN_ESS_FIXED, math.inf, MAX_LOW_SUPPORT_FIXED)
     _, n_valid, pooled = evaluate_rule(points, rule, args.target_coverage, min_valid)
     cells = cell_table(points, rule)
     judged = [c[f"coverage_{m}_valid"] for c in cells if c["estimator"] in CALIBRATED for m in METHODS
               if c[f"coverage_{m}_valid"] is not None and c["valid_share"] * args.replications >= min_valid]
     total = sum(p["diagnostics"]["ess"].size for p in points) * len(CALIBRATED)
     finite = lambda v: v if math.isfinite(v) else None  # noqa: E731  (strict JSON: no Infinity)
-    result = {"thresholds": {"min_ess_ratio": rule[0], "min_ess": rule[1], "max_weight": finite(rule[2]),
-                             "max_low_support_share": finite(rule[3])},
+    shown = {"min_ess_ratio": rule[0], "min_ess": rule[1], "max_weight": finite(rule[2]),
+             "max_low_support_share": finite(rule[3])}
+    result = {"feasible": feasible, "thresholds": shown if feasible else None, "rule_shown": shown,
               "target_coverage": args.target_coverage, "nominal": 0.95, "min_valid": min_valid,
               "replications": args.replications, "n_bootstrap_samples": args.bootstrap,
               "grid": {"epsilons": args.epsilons, "n_rounds": args.n_rounds, "n_items": args.n_items,

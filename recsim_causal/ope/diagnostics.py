@@ -52,7 +52,7 @@ def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, float]:
     out = {"min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
            "max_low_support_share": MAX_LOW_SUPPORT_SHARE}
     if path.is_file():
-        for key, v in json.loads(path.read_text())["thresholds"].items():
+        for key, v in (json.loads(path.read_text()).get("thresholds") or {}).items():  # null: no feasible rule
             out[key] = math.inf if v is None else float(v)
     return out
 

@@ -7,7 +7,7 @@ Gamma = 1 and Gamma = Gamma* with their bootstrap interval, and whether the trut
 [lower_ci_low, upper_ci_high]; also the naive IPS bias the SCM implies, in IPS standard
 errors. Prints a summary and writes it as JSON.
 
-    python scripts/sensitivity_check.py --seeds 50 --workers 2 --out sensitivity_check.json
+    python scripts/sensitivity_check.py --seeds 50 --workers 2 --out sensitivity_check.json [--jsonl runs.jsonl]
     python scripts/sensitivity_check.py --docs docs/sensitivity.md     # seed 0: the docs' table
 
 ``--docs`` rewrites the block between the markers ``<!-- sensitivity-table -->`` and
@@ -21,7 +21,7 @@ import json
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -133,14 +133,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--docs", type=Path, default=None, help="rewrite the table blocks of this markdown file")
-    ap.add_argument("--from-json", type=Path, default=None, help="a saved check to put into --docs")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--jsonl", type=Path, default=None, help="append each seed's run here as it finishes")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="a saved check (--out's .json or --jsonl's lines) to summarize / put into --docs")
     args = ap.parse_args(argv)
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
-        runs = saved["runs"]
+        text = args.from_json.read_text()
+        runs = (json.loads(text)["runs"] if args.from_json.suffix == ".json"
+                else [json.loads(line) for line in text.splitlines() if line.strip()])
+        runs.sort(key=lambda r: r["seed"])
     else:
+        runs = []
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            runs = list(pool.map(one_seed, range(args.seeds)))
+            futures = [pool.submit(one_seed, s) for s in range(args.first_seed, args.first_seed + args.seeds)]
+            for fut in as_completed(futures):
+                runs.append(fut.result())
+                if args.jsonl:
+                    from recsim_causal.io import to_jsonable
+
+                    with args.jsonl.open("a") as f:
+                        f.write(json.dumps(to_jsonable(runs[-1])) + "\n")
+        runs.sort(key=lambda r: r["seed"])
     summary = summarize(runs)
     print(check_text(summary))
     if args.out:

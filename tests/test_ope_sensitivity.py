@@ -155,6 +155,10 @@ def test_bad_inputs_are_one_line_errors():
         bounds_at(r * 0.5, e, pi, [1.0], expected_reward=e)
     with pytest.raises(ValueError, match=r"^estimator: expected one of ipw, snipw, got 'dr'$"):
         bounds_at(r, e, pi, [1.0], estimator="dr", method="zsb")
+    from recsim_causal.ope import evaluate
+
+    with pytest.raises(ValueError, match=r"^sensitivity: needs the log in memory"):
+        evaluate("log.parquet", ["random"], sensitivity={})
     with pytest.raises(ValueError, match=r"^pi_b_nominal: expected the shape of pi_b_full \(3, 2\), got \(3, 3\)$"):
         gamma_star(np.full((3, 2), 0.5), np.full((3, 3), 1 / 3))
 

@@ -81,11 +81,11 @@ __all__ = [
 ]
 
 ESTIMATORS = ("ipw", "snipw")
+METHODS = ("sharp", "zsb")
 DEFAULT_GAMMAS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 #: The keys of a sensitivity block (``evaluate(..., sensitivity={...})``, ``experiment.sensitivity``).
 CONFIG_KEYS = {"gammas": DEFAULT_GAMMAS, "pairs": None, "estimator": "snipw", "method": None,
                "n_bootstrap_samples": 200}
-METHODS = ("sharp", "zsb")
 _P_CLIP = 1e-9  # a modelled click rate of exactly 0 or 1 would divide by zero at the atom
 
 

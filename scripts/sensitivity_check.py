@@ -9,6 +9,7 @@ errors. Prints a summary and writes it as JSON.
 
     python scripts/sensitivity_check.py --seeds 50 --workers 2 --out sensitivity_check.json [--jsonl runs.jsonl]
     python scripts/sensitivity_check.py --docs docs/sensitivity.md     # seed 0: the docs' table
+    python scripts/sensitivity_check.py --strengths 0.5 1 2 --workers 3 --docs docs/sensitivity.md
 
 ``--docs`` rewrites the block between the markers ``<!-- sensitivity-table -->`` and
 ``<!-- /sensitivity-table -->`` (and ``<!-- sensitivity-check -->`` ... for a saved check).
@@ -70,6 +71,45 @@ def one_seed(seed: int, n_rounds: int = 20_000, train_rounds: int = 20_000, n_bo
             out["targets"][k] = row
     out["wall_s"] = time.perf_counter() - start
     return out
+
+
+def one_strength(strength: float, n_rounds: int = 20_000, train_rounds: int = 20_000, seed: int = 0) -> dict:
+    """The IPS bias the SCM implies, in IPS standard errors, per default target, at one
+    ``scm.confounding_strength``."""
+    import yaml
+
+    from recsim_causal.ope import IPS, policy_value
+    from recsim_causal.ope.inputs import reduce_dense
+    from recsim_causal.ope.simulate import simulate_log, train_targets
+    from recsim_causal.ope.truth import ips_confounding_bias
+    from recsim_causal.scm import World
+    from recsim_causal.scm.world import CONF_DIR
+    from recsim_causal.threads import single_threaded_blas
+
+    with single_threaded_blas():
+        cfg = {**yaml.safe_load((CONF_DIR / "scm" / "confounded.yaml").read_text()), "confounding_strength": strength}
+        world = World(cfg, n_items=100, seed=0, dtype="float64")
+        log = simulate_log(world, "linucb", n_rounds, epsilon=0.2, seed=seed, train_rounds=train_rounds)
+        targets = train_targets(TARGETS, world, seed=seed, train_rounds=train_rounds)
+        fb, oracle = log.feedback, log.oracle
+        out = {"strength": strength, "targets": {}}
+        for k, t in targets.items():
+            d = t.action_probs(fb.context)
+            terms = IPS().terms(reduce_dense(action_dist=d, reward=fb.reward, action=fb.action, pscore=fb.pscore))
+            se = float(terms.influence().std(ddof=1) / np.sqrt(n_rounds))
+            implied = ips_confounding_bias(d, fb.expected_reward, oracle.pi_b_full, fb.action_dist)
+            out["targets"][k] = {"implied_ips_bias": implied, "ipw_se": se,
+                                 "naive_ipw_bias": terms.value() - policy_value(d, fb.expected_reward)}
+    return out
+
+
+def strength_text(rows: list[dict]) -> str:
+    lines = ["| strength | " + " | ".join(TARGETS) + " |", "| --- |" + " --- |" * len(TARGETS)]
+    for r in sorted(rows, key=lambda r: r["strength"]):
+        cells = [f"{t['implied_ips_bias']:+.4f} ({t['implied_ips_bias'] / t['ipw_se']:+.1f} s.e.)"
+                 for t in (r["targets"][k] for k in TARGETS)]
+        lines.append(f"| {r['strength']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -137,7 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None, help="append each seed's run here as it finishes")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="a saved check (--out's .json or --jsonl's lines) to summarize / put into --docs")
+    ap.add_argument("--strengths", type=float, nargs="+", default=None,
+                    help="instead: the implied IPS bias in s.e. at these confounding strengths (seed 0)")
     args = ap.parse_args(argv)
+    if args.strengths:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            rows = list(pool.map(one_strength, args.strengths))
+        print(strength_text(rows))
+        if args.out:
+            from recsim_causal.io import write_json
+
+            write_json(args.out, {"strengths": rows})
+        if args.docs:
+            replace_block(args.docs, "sensitivity-strength", strength_text(rows))
+        return 0
     if args.from_json:
         text = args.from_json.read_text()
         runs = (json.loads(text)["runs"] if args.from_json.suffix == ".json"

@@ -137,3 +137,8 @@ from .simulate import SimulatedLog, simulate_log  # noqa: E402
 
 __all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord", "OffPolicyEvaluation"]
 __all__ += ["FeatureFQE", "StateMarginalWeights", "session_state_features"]
+
+# Hidden confounding: bounds on V(pi) under the marginal sensitivity model
+from .sensitivity import SensitivityReport, breakdown_gamma, gamma_star, sensitivity_analysis, sensitivity_bounds  # noqa: E402
+
+__all__ += ["sensitivity_analysis", "sensitivity_bounds", "breakdown_gamma", "gamma_star", "SensitivityReport"]

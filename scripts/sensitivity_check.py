@@ -161,10 +161,10 @@ def check_text(summary: dict) -> str:
 
 def replace_block(path: Path, tag: str, text: str) -> None:
     doc = path.read_text()
-    pattern = re.compile(rf"(<!-- {tag} -->\n).*?(\n<!-- /{tag} -->)", re.S)
+    pattern = re.compile(rf"(<!-- {tag} -->\n).*?(<!-- /{tag} -->)", re.S)
     if not pattern.search(doc):
         raise SystemExit(f"{path}: no <!-- {tag} --> ... <!-- /{tag} --> block")
-    path.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), doc))
+    path.write_text(pattern.sub(lambda m: m.group(1) + text.rstrip("\n") + "\n" + m.group(2), doc))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strengths", type=float, nargs="+", default=None,
                     help="instead: the implied IPS bias in s.e. at these confounding strengths (seed 0)")
     args = ap.parse_args(argv)
-    if args.strengths:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            rows = list(pool.map(one_strength, args.strengths))
+    if args.strengths or (args.from_json and "strengths" in args.from_json.read_text()[:200]):
+        if args.from_json:
+            rows = json.loads(args.from_json.read_text())["strengths"]
+        else:
+            with ProcessPoolExecutor(max_workers=args.workers) as pool:
+                rows = list(pool.map(one_strength, args.strengths))
         print(strength_text(rows))
         if args.out:
             from recsim_causal.io import write_json

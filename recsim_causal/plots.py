@@ -98,19 +98,35 @@ def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[
     return save_figure(fig, path)
 
 
+MAX_ROWS = 30  # rows per leaderboard panel: a longer table continues in the next panel
+
+
 def leaderboard_plot(panels: Mapping[str, list[tuple[str, dict]]], path: str | Path, *, metric: str,
                      better: str) -> Path:
-    """One panel per setting: each row's mean with its 95% CI over seeds (rows without an
-    interval, a single seed, are drawn as open markers), best at the top.
+    """One panel per setting (at most :data:`MAX_ROWS` rows each; a longer one continues in the
+    next panel): each row's mean with its 95% CI over seeds (rows without an interval, a single
+    seed, are drawn as open markers), best at the top.
 
     ``panels``: setting title -> [(row label, {mean, ci_low, ci_high}), ...] in rank order.
     """
+    return save_figure(leaderboard_figure(panels, metric=metric, better=better), path)
+
+
+def leaderboard_figure(panels: Mapping[str, list[tuple[str, dict]]], *, metric: str, better: str):
+    """The figure of :func:`leaderboard_plot` (not saved)."""
     plt = _figure()
-    heights = [0.42 * len(rows) + 1.2 for rows in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, sum(heights)), squeeze=False,
+    chunks: list[tuple[str, list]] = []
+    for title, rows in panels.items():
+        for start in range(0, len(rows), MAX_ROWS):
+            part = rows[start:start + MAX_ROWS]
+            more = f" (rows {start + 1}-{start + len(part)} of {len(rows)})" if len(rows) > MAX_ROWS else ""
+            chunks.append((title + more, part))
+    heights = [0.32 * len(rows) + 1.4 for _, rows in chunks]
+    width = 4 + 0.075 * max((len(label) for _, rows in chunks for label, _ in rows), default=10)
+    fig, axes = plt.subplots(len(chunks), 1, figsize=(max(8.0, width), sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     arrow = {"lower": "lower is better ←", "higher": "higher is better →"}.get(better, better)
-    for ax, (title, rows) in zip(axes[:, 0], panels.items()):
+    for ax, (title, rows) in zip(axes[:, 0], chunks):
         y = np.arange(len(rows))
         for i, (_, m) in enumerate(rows):
             if m.get("ci_low") is None:
@@ -118,14 +134,31 @@ def leaderboard_plot(panels: Mapping[str, list[tuple[str, dict]]], path: str | P
             else:
                 ax.errorbar([m["mean"]], [i], xerr=[[m["mean"] - m["ci_low"]], [m["ci_high"] - m["mean"]]],
                             fmt="o", capsize=4, color="C0")
-        ax.set_yticks(y, [label for label, _ in rows])
-        ax.invert_yaxis()
+        ax.set_yticks(y, [label for label, _ in rows], fontsize=8)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="x")
         readable_axis(ax.xaxis)
         ax.set_xlabel(f"{metric}: mean, 95% CI over seeds ({arrow})", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of visible texts of ``fig`` whose drawn bounding boxes overlap (tick labels,
+    axis labels, titles), measured with matplotlib's renderer."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+             if t.get_visible() and str(t.get_text()).strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    out = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i][1], boxes[j][1]
+            if a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5:
+                out.append((boxes[i][0], boxes[j][0]))
+    return out
 
 
 def curves_plot(curves: list[dict], path: str | Path) -> Path:

@@ -301,9 +301,24 @@ def _rank(rows: list[dict], metric: str) -> list[dict]:
         return m["mean"] if better == "lower" else abs(m["mean"]) if better == "closer to 0" else -m["mean"]
 
     rows.sort(key=key)
+    # A row shares the rank of the best row of its group while their 95% intervals overlap:
+    # the data cannot order them (a row with one seed has no interval: its mean stands for it).
+    leader = None
     for i, r in enumerate(rows, 1):
-        r["rank"] = i
+        if leader is not None and _overlap(leader["metrics"].get(metric), r["metrics"].get(metric)):
+            r["rank"] = leader["rank"]
+        else:
+            r["rank"], leader = i, r
     return rows
+
+
+def _overlap(a: dict | None, b: dict | None) -> bool:
+    """Whether two metrics' 95% intervals overlap (no interval: the mean)."""
+    if a is None or b is None:
+        return False
+    lo_a, hi_a = (a["mean"], a["mean"]) if a.get("ci_low") is None else (a["ci_low"], a["ci_high"])
+    lo_b, hi_b = (b["mean"], b["mean"]) if b.get("ci_low") is None else (b["ci_low"], b["ci_high"])
+    return lo_a <= hi_b and lo_b <= hi_a
 
 
 # -------------------------------------------------------------------------- offline runs
@@ -508,10 +523,14 @@ def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
 # ------------------------------------------------------------------------------- output
 
 
-def fmt(v: float | None) -> str:
+def fmt(v: float | None, digits: int = 3) -> str:
+    """``v`` to ``digits`` significant digits, thousands separated: 5,290; 0.611; 0.0148."""
     if v is None:
         return "-"
-    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    places = digits - 1 - math.floor(math.log10(abs(v)))
+    return f"{round(v, places):,.{max(places, 0)}f}"
 
 
 def fmt_stat(m: dict | None) -> str:
@@ -545,6 +564,8 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
             cells = [_cell(r["metrics"].get(m), m, r["n_seeds"]) for m in names]
             out.append(f"| {r['rank']} | {r['label']} | {r['n_seeds']} | " + " | ".join(cells) + " |")
         out.append("")
+        if len({r["rank"] for r in srows}) < len(srows):
+            out.append("Rows share a rank where their 95% intervals overlap.\n")
     return "\n".join(out).rstrip() + "\n"
 
 

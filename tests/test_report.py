@@ -165,7 +165,7 @@ def test_one_seed_says_no_interval_and_intervals_respect_the_range():
     assert mean_ci([3.0], "cumulative_regret")["ci_low"] is None
     from recsim_causal.experiment.report import fmt_stat
 
-    assert fmt_stat(mean_ci([3.0], "cumulative_regret")) == "3 (1 seed, no interval)"
+    assert fmt_stat(mean_ci([3.0], "cumulative_regret")) == "3.00 (1 seed, no interval)"  # 3 significant digits
     m = mean_ci([1.0, 100.0], "cumulative_regret")  # t with 1 df: the raw interval goes far below 0
     assert m["ci_low"] == 0.0 and m["ci_high"] > 100
     # Wilson's interval against scipy's

@@ -98,6 +98,60 @@ def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[
     return save_figure(fig, path)
 
 
+def ope_plot(targets: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str) -> Path:
+    """OPE results, one panel per target: each estimator's estimate with its interval, the truth
+    as a vertical line, invalid intervals drawn hollow and grey and labelled "(invalid CI)", and
+    estimators without an estimate named under the panel with the reason.
+
+    ``targets``: ope.json's ``targets`` (per target ``truth`` and ``estimators``: ``estimate``,
+    ``ci_low``, ``ci_high``, ``interval_valid``, ``invalid_reason``)."""
+    return save_figure(ope_figure(targets, title=title), path)
+
+
+def ope_figure(targets: Mapping[str, Mapping[str, Any]], *, title: str):
+    """The figure of :func:`ope_plot` (not saved)."""
+    plt = _figure()
+    names = list(targets)
+    ncols = min(len(names), 2) or 1
+    nrows = -(-len(names) // ncols) or 1
+    most = max((len(t.get("estimators") or {}) for t in targets.values()), default=1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, (0.34 * most + 1.9) * nrows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
+        t = targets[name]
+        shown, missing = [], []
+        for est, e in (t.get("estimators") or {}).items():
+            v = e.get("estimate")
+            if v is None or not np.isfinite(v):
+                missing.append(f"{est}: {e.get('invalid_reason') or e.get('reason') or 'no estimate'}")
+            else:
+                shown.append((est, e))
+        for i, (est, e) in enumerate(shown):
+            valid = e.get("interval_valid", True) is not False
+            color = "C0" if valid else "0.55"
+            lo, hi = e.get("ci_low"), e.get("ci_high")
+            if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+                ax.hlines(i, lo, hi, color=color, lw=1.6)
+                ax.plot([lo, hi], [i, i], "|", color=color, ms=7)
+            ax.plot([e["estimate"]], [i], "o", color=color, mfc=color if valid else "white")
+        ax.set_yticks(range(len(shown)), [est + ("" if e.get("interval_valid", True) is not False else " (invalid CI)")
+                                          for est, e in shown], fontsize=8)
+        ax.set_ylim(len(shown) - 0.5, -0.5)
+        truth = t.get("truth")
+        if truth is not None and np.isfinite(truth):
+            ax.axvline(truth, color="crimson", lw=1.2, label=f"truth {truth:.3g}")
+            ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+        ax.set_title(f"target {name}", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+        readable_axis(ax.xaxis, nbins=5)
+        ax.set_xlabel("policy value: estimate, 95% CI" + (f"\nnot shown: {'; '.join(missing)}" if missing else ""),
+                      fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 MAX_ROWS = 30  # rows per leaderboard panel: a longer table continues in the next panel
 
 
@@ -149,9 +203,16 @@ def overlapping_texts(fig) -> list[tuple[str, str]]:
     axis labels, titles), measured with matplotlib's renderer."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+    found = fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+    texts = [t for t in dict((id(t), t) for t in found).values()  # an artist can be found twice
              if t.get_visible() and str(t.get_text()).strip()]
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    boxes, seen = [], set()
+    for t in texts:  # one text drawn by two artists (a legend's) counts once
+        box = t.get_window_extent(renderer)
+        key = (t.get_text(), round(box.x0), round(box.y0), round(box.x1), round(box.y1))
+        if key not in seen:
+            seen.add(key)
+            boxes.append((t.get_text(), box))
     out = []
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):

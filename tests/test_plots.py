@@ -36,3 +36,22 @@ def test_a_long_leaderboard_is_split_into_panels_of_at_most_30_rows_without_over
     labels = [t.get_text() for ax in axes[:3] for t in ax.get_yticklabels()]
     assert labels == [label for label, _ in rows]
     assert overlapping_texts(fig) == []
+
+
+def test_ope_figure_has_one_panel_per_target_with_truth_invalid_and_missing_marked():
+    from recsim_causal.plots import ope_figure
+
+    est = lambda v, valid=True: {"estimate": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "interval_valid": valid}
+    targets = {"random": {"truth": 0.28, "estimators": {"ipw": est(0.29), "dm": est(0.35, False),
+                                                       "mipw": {"estimate": None, "invalid_reason": "no embedding"}}},
+               "softmax": {"truth": 0.47, "estimators": {"ipw": est(0.45), "dr": est(0.48)}},
+               "linucb": {"truth": 0.70, "estimators": {"dr": est(0.69)}}}
+    fig = ope_figure(targets, title="OPE")
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["target random", "target softmax", "target linucb"]
+    first = shown[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["ipw", "dm (invalid CI)"]
+    assert "not shown: mipw: no embedding" in first.get_xlabel()
+    truth_lines = [line for line in first.get_lines() if list(line.get_xdata()) == [0.28, 0.28]]
+    assert len(truth_lines) == 1
+    assert overlapping_texts(fig) == []

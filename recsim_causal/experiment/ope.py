@@ -48,7 +48,7 @@ from recsim_causal.ope.propensity import signal_quantile
 from recsim_causal.ope.sensitivity import check_config
 from recsim_causal.ope.simulate import Oracle, population_value, simulate_log, train_targets, write_simulated_log
 from recsim_causal.ope.truth import ips_confounding_bias
-from recsim_causal.plots import errorbar_plot
+from recsim_causal.plots import ope_plot
 from recsim_causal.results import format_table, write_result
 from recsim_causal.scm import World
 
@@ -369,9 +369,5 @@ def _load_external(path: str) -> LoggedFeedback:
 
 
 def _plot(rows: list[list], path: Path, summary: dict) -> None:
-    labels = [f"{r[0]} / {r[1]}" + ("" if r[5] else " (invalid CI)") for r in rows]
-    lows = [r[3] if r[3] is not None else r[2] for r in rows]
-    highs = [r[4] if r[4] is not None else r[2] for r in rows]
-    truth = [r[6] for r in rows] if all(r[6] is not None for r in rows) else None
     title = "OPE estimates (95% CI) vs the SCM's truth" + (" — CONFOUNDED world" if summary["confounded"] else "")
-    errorbar_plot(labels, [r[2] for r in rows], lows, highs, path, xlabel="policy value", title=title, truth=truth)
+    ope_plot(summary["targets"], path, title=title)

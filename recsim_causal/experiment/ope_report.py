@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.plots import errorbar_plot
+from recsim_causal.plots import ope_plot
 from recsim_causal.experiment.tracking import Tracker, ope_scalars
 from recsim_causal.results import format_table, write_result
 from recsim_causal.ope import ope_table
@@ -61,9 +61,7 @@ def write_report(summary: dict[str, Any], rows: list[list], warnings: list[str],
     with its text table under ``"table"``."""
     out_dir = Path(out_dir)
     summary["warnings"] = warnings
-    errorbar_plot([f"{r[0]} / {r[1]}" for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                  [r[4] for r in rows], out_dir / "ope.png", xlabel="policy value", title=title,
-                  truth=None if any(r[5] is None for r in rows) else [r[5] for r in rows])
+    ope_plot(summary["targets"], out_dir / "ope.png", title=title)
     write_result(out_dir / "ope.json", "ope", summary)
     tracker.estimates("ope", ope_scalars(summary["targets"]))
     tracker.table("ope", COLUMNS, rows)

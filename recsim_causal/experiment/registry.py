@@ -62,7 +62,12 @@ def setting_of(cfg: Mapping[str, Any]) -> str:
     env = cfg.get("env") or {}
     if env.get("id") == "RecSimCausal/Session-v0":
         return "session"
-    if int(env.get("slate_size", 1) or 1) > 1 and not (cfg.get("experiment") or {}).get("data"):
+    slate_size = int(env.get("slate_size", 1) or 1)
+    if slate_size > 1 and (cfg.get("experiment") or {}).get("data"):
+        # external data is evaluated one item per row: a slate setting would silently not apply
+        raise ValueError(f"env.slate_size: experiment.data is evaluated as a one-item log, one row per recommended "
+                         f"item; drop env=slate (slate_size={slate_size}) or use env=bandit")
+    if slate_size > 1:
         return "slate"
     return "one_item"
 

@@ -152,7 +152,8 @@ def _experiment_defaults() -> dict[str, dict]:
 
 def check_experiment_keys(exp: dict, defaults: dict | None = None, where: str = "experiment") -> None:
     """Every key of an experiment config must be one its packaged default has (recursively; a
-    mapping of mappings, like ``estimators``, is a table of free names and is not checked)."""
+    mapping of mappings, like ``estimators``, is a table of free names and is not checked), and
+    a key whose default is true or false takes true or false only."""
     if defaults is None:
         defaults = _experiment_defaults().get(exp.get("name"))
         if defaults is None:
@@ -160,6 +161,8 @@ def check_experiment_keys(exp: dict, defaults: dict | None = None, where: str = 
     check_keys(exp, defaults, where)
     for key, value in exp.items():
         default = defaults.get(key)
+        if isinstance(default, bool):  # a switch is true or false, never a truthy string ('no')
+            check_bool(value, f"{where}.{key}")
         if isinstance(value, dict) and isinstance(default, dict) and default \
                 and not all(isinstance(v, dict) for v in default.values()):
             check_experiment_keys(value, default, f"{where}.{key}")

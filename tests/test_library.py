@@ -163,8 +163,11 @@ def test_save_log_false_writes_no_log(tmp_path):
 
 
 WRITER = """
-import sys, time
+import signal, sys, time
 from recsim_causal.io import atomic_write
+# A shell without job control starts background jobs with SIGINT ignored, and children inherit
+# that: restore Python's own handler so the test sends the signal a user's Ctrl-C would.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with atomic_write(sys.argv[1]) as f:
     f.write("x" * 1000)
     f.flush()

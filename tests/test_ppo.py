@@ -167,8 +167,8 @@ def test_learn_reports_progress_device_and_curves(item_embeddings, capsys):
         def __init__(self):
             self.rows = []
 
-        def log(self, metrics, step=None):
-            self.rows.append((step, metrics))
+        def curve(self, name, step, values):  # the tracker's curve protocol (tracking.Tracker.curve)
+            self.rows.append((step, {f"{name}/{k}": v for k, v in values.items()}))
 
     tracker = Tracker()
     agent = PPOBert(K, 16, item_embeddings=item_embeddings, seed=0, **TRAIN)

@@ -130,10 +130,11 @@ def atomic_write(
                 yield fh
 
 
-def to_jsonable(obj: Any, *, _where: str = "value") -> Any:
+def to_jsonable(obj: Any, *, _where: str = "value", nulls: dict[str, str] | None = None) -> Any:
     """Convert numpy scalars/arrays, Paths, tuples and sets into plain JSON types.
 
-    Non-finite floats become None (JSON has no NaN/inf). Raises TypeError naming the
+    Non-finite floats become None (JSON has no NaN/inf); with ``nulls``, each one's path and
+    reason (``nan``, ``inf``, ``-inf``) is recorded there. Raises TypeError naming the
     offending key for anything else that JSON cannot hold.
     """
     if obj is None or isinstance(obj, (bool, str)):
@@ -144,9 +145,13 @@ def to_jsonable(obj: Any, *, _where: str = "value") -> Any:
         return bool(obj)
     if isinstance(obj, (float, np.floating)):
         f = float(obj)
-        return f if math.isfinite(f) else None
+        if math.isfinite(f):
+            return f
+        if nulls is not None:
+            nulls[_where] = "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+        return None
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist(), _where=_where)
+        return to_jsonable(obj.tolist(), _where=_where, nulls=nulls)
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, Mapping):
@@ -154,10 +159,10 @@ def to_jsonable(obj: Any, *, _where: str = "value") -> Any:
         for k, v in obj.items():
             if not isinstance(k, (str, int, np.integer)):
                 raise TypeError(f"{_where}: key {k!r} is not a string")
-            out[str(k)] = to_jsonable(v, _where=f"{_where}.{k}")
+            out[str(k)] = to_jsonable(v, _where=f"{_where}.{k}" if _where else str(k), nulls=nulls)
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v, _where=f"{_where}[{i}]") for i, v in enumerate(obj)]
+        return [to_jsonable(v, _where=f"{_where}[{i}]", nulls=nulls) for i, v in enumerate(obj)]
     raise TypeError(f"{_where}: {type(obj).__name__} is not JSON-serializable")
 
 

@@ -19,7 +19,6 @@ New kinds (``offline``, ``ops``, ``sensitivity``, ...) register with :func:`regi
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,27 +108,13 @@ def kind_of_file(path: str | Path) -> str | None:
     return next((k.name for k in KINDS.values() if k.file == name), None)
 
 
-def _strict(obj: Any, where: str, nulls: dict[str, str]) -> Any:
-    """Non-finite floats -> None, their paths and reasons into ``nulls``; the rest as JSON."""
-    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
-        nulls[where] = "nan" if math.isnan(float(obj)) else ("inf" if float(obj) > 0 else "-inf")
-        return None
-    if isinstance(obj, np.ndarray):
-        return _strict(obj.tolist(), where, nulls)
-    if isinstance(obj, Mapping):
-        return {str(k): _strict(v, f"{where}.{k}" if where else str(k), nulls) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v, f"{where}[{i}]", nulls) for i, v in enumerate(obj)]
-    return obj
-
-
 def write_result(path: str | Path, kind: str, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as a ``kind`` result file at ``path`` (atomic, strict JSON)."""
     if kind not in KINDS:
         raise ValueError(f"results: unknown kind '{kind}' (known: {', '.join(KINDS)})")
     nulls: dict[str, str] = dict(payload.get("nulls") or {})
-    body = _strict({k: v for k, v in payload.items() if k not in ("schema", "nulls")}, "", nulls)
-    record = {"schema": {"kind": kind, "version": SCHEMA_VERSION}, **to_jsonable(body)}
+    body = to_jsonable({k: v for k, v in payload.items() if k not in ("schema", "nulls")}, _where="", nulls=nulls)
+    record = {"schema": {"kind": kind, "version": SCHEMA_VERSION}, **body}
     if nulls:
         record["nulls"] = nulls
     write_json(path, record)

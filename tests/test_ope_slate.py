@@ -29,8 +29,8 @@ from recsim_causal.ope import (
     slate_long_format,
 )
 from recsim_causal.scm import World, load_scm_config
-from recsim_causal.experiment import ope_slate
-from recsim_causal.experiment.ope_slate import collect_slates, slate_truth
+from recsim_causal.ope import slate_log as ope_slate
+from recsim_causal.ope.slate_log import collect_slates, slate_truth
 
 # Two slates of two slots, long format (OBP's layout).
 HAND = dict(

@@ -16,7 +16,16 @@ import numpy as np
 from ..io import to_jsonable
 from .checks import as_float_array, as_int_array, check_finite
 
-__all__ = ["LoggedFeedback"]
+__all__ = ["LoggedFeedback", "SETTING_COLUMNS", "setting_of_columns"]
+
+#: the column that marks a log of each setting; a log with neither holds one item per row.
+SETTING_COLUMNS = {"session": "trajectory_id", "slate": "slate_id"}
+
+
+def setting_of_columns(columns: Any) -> str:
+    """The setting of a log with these columns: ``session``, ``slate`` or ``one_item``."""
+    have = set(columns)
+    return next((setting for setting, column in SETTING_COLUMNS.items() if column in have), "one_item")
 
 _PSCORE_MATCH_RTOL = 1e-6
 _PSCORE_MATCH_ATOL = 1e-9
@@ -63,6 +72,11 @@ class LoggedFeedback:
     t: (n_rounds,) int64 or None
         The world time of the round (decisions before it), in a world that changes with time
         (``scm.dynamics``): which state of the world the user met.
+    slate_id, pscore_cascade, pscore_item_position: (n_rounds,) or None
+        Slates in OBP's long format (one row per slate and position, a slate's rows contiguous
+        and in position order): the slate each row belongs to, and the logger's propensities
+        of the slate's items down to this row's position (cascade) and of this item at this
+        position (item-position); ``pscore`` is then the whole slate's propensity.
     """
 
     context: np.ndarray
@@ -81,6 +95,9 @@ class LoggedFeedback:
     terminated: np.ndarray | None = None
     truncated: np.ndarray | None = None
     t: np.ndarray | None = None
+    slate_id: np.ndarray | None = None
+    pscore_cascade: np.ndarray | None = None
+    pscore_item_position: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = "LoggedFeedback"
@@ -105,8 +122,9 @@ class LoggedFeedback:
 
         self.reward = vec(self.reward, "reward")
         self.pscore = vec(self.pscore, "pscore")
-        if self.pscore_full is not None:
-            self.pscore_full = vec(self.pscore_full, "pscore_full")
+        for name in ("pscore_full", "pscore_cascade", "pscore_item_position"):
+            if getattr(self, name) is not None:
+                setattr(self, name, vec(getattr(self, name), name))
 
         self.context = as_float_array(self.context, f"{p}.context")
         if self.context.ndim != 2 or self.context.shape[0] != n:
@@ -186,7 +204,7 @@ class LoggedFeedback:
 
     def _check_trajectories(self) -> None:
         p, n = "LoggedFeedback", self.n_rounds
-        for name in ("trajectory_id", "step", "t"):
+        for name in ("trajectory_id", "step", "t", "slate_id"):
             x = getattr(self, name)
             if x is None:
                 continue
@@ -206,6 +224,11 @@ class LoggedFeedback:
             setattr(self, name, x.astype(bool))
         if self.step is not None and self.trajectory_id is None:
             raise ValueError(f"{p}.step: given without trajectory_id")
+        if self.slate_id is not None and self.position is None:
+            raise ValueError(f"{p}.position: required with slate_id (the slot of each row)")
+        for name in ("pscore_cascade", "pscore_item_position"):
+            if getattr(self, name) is not None and self.slate_id is None:
+                raise ValueError(f"{p}.{name}: given without slate_id")
 
     def _check_logger_dist(self) -> None:
         p = "LoggedFeedback"
@@ -243,6 +266,12 @@ class LoggedFeedback:
     def n_rounds(self) -> int:
         """Number of logged rounds n."""
         return int(self.action.shape[0])
+
+    @property
+    def setting(self) -> str:
+        """``session`` (rows with ``trajectory_id``), ``slate`` (rows with ``slate_id``) or
+        ``one_item``: how the log is evaluated."""
+        return setting_of_columns(c for c in SETTING_COLUMNS.values() if getattr(self, c) is not None)
 
     @property
     def dim_context(self) -> int:
@@ -298,6 +327,9 @@ class LoggedFeedback:
             terminated=take(self.terminated),
             truncated=take(self.truncated),
             t=take(self.t),
+            slate_id=take(self.slate_id),
+            pscore_cascade=take(self.pscore_cascade),
+            pscore_item_position=take(self.pscore_item_position),
         )
 
     def to_parquet(self, path: str | Path) -> Path:
@@ -329,7 +361,7 @@ class LoggedFeedback:
     def __repr__(self) -> str:
         extras = [
             name
-            for name in ("position", "action_dist", "expected_reward", "action_context", "trajectory_id")
+            for name in ("position", "action_dist", "expected_reward", "action_context", "trajectory_id", "slate_id")
             if getattr(self, name) is not None
         ]
         return (

@@ -3,7 +3,8 @@
 Layout: one row per round. Scalar columns ``action`` (int64), ``reward``, ``pscore``
 (float64), ``position`` (int64, only when present); sessions add ``trajectory_id`` and
 ``step`` (int64), ``terminated`` and ``truncated`` (bool); a world with dynamics adds ``t``
-(int64, the world time of the round); confounded simulations add the
+(int64, the world time of the round); slates add ``slate_id`` (int64),
+``pscore_cascade`` and ``pscore_item_position`` (float64); confounded simulations add the
 oracle ``pscore_full`` (float64). Matrix fields are fixed-size-list
 columns of float64, built zero-copy from the numpy buffers: ``context`` (dim_context per
 row), ``action_dist`` and ``expected_reward`` (K or K*L per row, reshaped on load).
@@ -23,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..io import atomic_path, to_jsonable
-from .feedback import LoggedFeedback
+from .feedback import LoggedFeedback, setting_of_columns
 
-__all__ = ["save_parquet", "load_parquet", "ParquetLogWriter", "METADATA_KEY", "read_meta", "iter_batches"]
+__all__ = ["save_parquet", "load_parquet", "ParquetLogWriter", "METADATA_KEY", "read_meta", "read_setting", "iter_batches"]
 
 METADATA_KEY = b"recsim_causal"
 _FORMAT = "recsim_causal.LoggedFeedback"
@@ -33,7 +34,8 @@ _VERSION = 1
 _MATRIX_FIELDS = ("context", "action_dist", "expected_reward")
 # optional per-round columns (sessions): name -> arrow type
 _OPTIONAL_COLUMNS = {"trajectory_id": pa.int64(), "step": pa.int64(), "terminated": pa.bool_(), "truncated": pa.bool_(),
-                     "pscore_full": pa.float64(), "t": pa.int64()}
+                     "pscore_full": pa.float64(), "t": pa.int64(), "slate_id": pa.int64(),
+                     "pscore_cascade": pa.float64(), "pscore_item_position": pa.float64()}
 
 
 def _fixed_list(arr: np.ndarray) -> pa.FixedSizeListArray:
@@ -247,6 +249,17 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     except (pa.ArrowException, OSError) as e:
         raise ValueError(f"{first}: not a Parquet file ({str(e).splitlines()[0]})") from None
     return _read_metadata(schema, first)
+
+
+def read_setting(path: str | Path) -> str:
+    """The setting of a Parquet log (``session``, ``slate`` or ``one_item``) from its first
+    file's columns, without reading any rows."""
+    first = _files(Path(path))[0]
+    try:
+        names = pq.read_schema(first).names
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{first}: not a Parquet file ({str(e).splitlines()[0]})") from None
+    return setting_of_columns(names)
 
 
 def iter_batches(path: str | Path, *, batch_rows: int = 1 << 16, columns: list[str] | None = None,

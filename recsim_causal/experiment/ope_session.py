@@ -37,7 +37,8 @@ from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.build import agent_config, make_agent, resolve_agents
 from recsim_causal.experiment.ope_paths import check_setting
-from recsim_causal.experiment.ope_report import add_validity, target_result, write_report
+from recsim_causal.experiment.ope_report import report_rows, write_report
+from recsim_causal.ope.evaluate import target_block
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope.diagnostics import overlap_diagnostics, validity_rows
 from recsim_causal.ope import (
@@ -268,7 +269,7 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
     fqe_cfg = sess.get("fqe") or {}
     cache: dict = {}
     lengths = np.unique(feedback.trajectory_id, return_counts=True)[1]
-    results, rows, warnings = {}, [], []
+    results = {}
     labelled = resolve_agents(sess["targets"], where="experiment.session.targets")
     for t_i, (name, spec) in enumerate(labelled.items()):
         agent = make_agent(spec, n_actions=K, dim=source.dim, seed=seed + 1 + t_i,
@@ -280,8 +281,6 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
             item_features=source.item_features, fatigue_decay=source.fatigue_decay,
             weight_ridge=sess.get("weight_ridge", 1.0), weight_refits=sess.get("weight_refits", 200), cache=cache)
         truth = source.truth(agent, t_i) or {"truth": None}
-        block, r, w = target_result(name, estimates, intervals, truth.pop("truth"),
-                                    {"trajectory": data.trajectory_weights()}, truth)
         # every row: interval_valid with its reason, and the diagnostics of the weights it uses
         by_name = dict(zip(names, estimators))
         steps_w = data.weights()[data.unit, data.t]
@@ -289,15 +288,16 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
         shared = {k: shared[k] for k in ("low_support_share", "low_support_source", "pscore_one_share")}
         validity = validity_rows(by_name, {n: e.weight_diagnostics(data) for n, e in by_name.items()}, estimates,
                                  exp["ci"]["method"], shared=shared, reward_bounded=False)
-        add_validity(block, r, validity)
-        est_se = float(np.median([(r_[4] - r_[3]) / (2 * 1.96) for r_ in r]))  # from each CI's width
+        block = target_block(name, estimates, intervals, truth.pop("truth"), {"trajectory": data.trajectory_weights()},
+                             validity, method=exp["ci"]["method"], extra=truth)
+        est_se = float(np.median([(r["ci_high"] - r["ci_low"]) / (2 * 1.96) for r in block["estimators"].values()]))
         block["estimator_se_median"] = est_se
         if truth.get("truth_se", 0.0) > 0.1 * est_se:
-            w.append(f"WARNING {name}: truth_se {truth['truth_se']:.4g} is not below 1/10 of the estimators' median "
-                     f"s.e. ({est_se:.4g}): raise experiment.session.truth_trajectories")
-            block["warnings"] = w
-        results[name], rows, warnings = block, rows + r, warnings + w
+            block["warnings"].append(f"WARNING {name}: truth_se {truth['truth_se']:.4g} is not below 1/10 of the "
+                                     f"estimators' median s.e. ({est_se:.4g}): raise experiment.session.truth_trajectories")
+        results[name] = block
 
+    rows, warnings = report_rows(results)
     summary = {
         "experiment": "ope", "setting": "session", "seed": seed, "gamma": gamma, **source.facts,
         "n_rounds": int(len(lengths)), "n_steps": feedback.n_rounds, "mean_session_length": float(lengths.mean()),

@@ -21,7 +21,8 @@ import numpy as np
 from recsim_causal.agents import validate_policy_output
 from recsim_causal.build import make_agent, resolve_agents
 from recsim_causal.data import LoggedFeedback
-from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics
+from recsim_causal.data.parquet import read_setting
+from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics, weight_diagnostics
 from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
     estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
@@ -29,12 +30,12 @@ from recsim_causal.ope.estimators import (
 from recsim_causal.ope.intervals import METHODS, ci_keys
 from recsim_causal.ope.reward_models import fit_predict
 from recsim_causal.ope.sensitivity import check_config, sensitivity_analysis
-from recsim_causal.ope.simulate import SimulatedLog, train_targets
+from recsim_causal.ope.simulate import SimulatedLog, no_options, train_targets
 from recsim_causal.ope.truth import ope_table, policy_value
 from recsim_causal.scm import World
 
 __all__ = ["evaluate", "OPEResult", "OPERecord", "ESTIMATORS", "DEFAULT_ESTIMATORS", "make_estimator",
-           "evaluate_target", "ci_methods", "reward_range", "max_weight", "TABLE_COLUMNS", "table_rows",
+           "evaluate_target", "target_block", "EVALUATORS", "setting_of_log", "ci_methods", "reward_range", "max_weight", "TABLE_COLUMNS", "table_rows",
            "diagnostics_line"]
 
 # The estimators by name (the OPE experiment's names; conf/experiment/ope.yaml lists the same).
@@ -133,6 +134,26 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
     return {"truth": truth, "diagnostics": diag, "warnings": warnings, "estimators": table}
 
 
+def target_block(name: str, estimates: dict[str, float], intervals: dict[str, dict], truth: float | None,
+                 weights: dict[str, np.ndarray], validity: dict[str, dict[str, Any]], *, method: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One slate or session target's block: each estimator's estimate, interval (by ``method``),
+    error against ``truth`` (None: no truth, no error columns), ``interval_valid`` with its
+    reason and diagnostics (``validity``, from
+    :func:`~recsim_causal.ope.diagnostics.validity_rows`); the diagnostics of the importance
+    weights each family uses (``weights``: one weight per independent unit), and WARNING lines
+    for crossed thresholds."""
+    table = ope_table(estimates, 0.0 if truth is None else truth, intervals=intervals)
+    if truth is None:  # external data: estimates and intervals only
+        none = dict.fromkeys(("truth", "error", "abs_error", "relative_error", "squared_error", "covers"))
+        table = {k: {**v, **none} for k, v in table.items()}
+    for est, row in table.items():
+        row.update(interval_method=method, **validity[est])
+    diagnostics = {k: weight_diagnostics(w) for k, w in weights.items()}
+    warnings = [line for k, d in diagnostics.items() for line in diagnostic_warnings(d, f"{name}/{k}")]
+    return {"truth": truth, **(extra or {}), "estimators": table, "diagnostics": diagnostics, "warnings": warnings}
+
+
 def table_rows(name: str, result: dict) -> list[list]:
     """Rows of :data:`TABLE_COLUMNS` for one target's result (from :func:`evaluate_target`)."""
     return [[name, est, r["estimate"], r.get("ci_low"), r.get("ci_high"), r["interval_valid"], result["truth"],
@@ -145,6 +166,15 @@ def diagnostics_line(name: str, diag: dict) -> str:
             f"max weight {diag['max_weight']:,.1f}, target mass on pscore < 1/(10K) "
             f"{100 * diag['low_support_share']:.2f}% ({diag['low_support_source']}), "
             f"pscore == 1 on {100 * diag['pscore_one_share']:.1f}% of rows")
+
+
+def diagnostics_lines(name: str, diag: dict) -> list[str]:
+    """A target's diagnostics as printed lines: one-item overlap diagnostics in one line; slate
+    and session blocks (one weight family each: sips, iips, rips; trajectory) one per family."""
+    if "n_rounds" in diag:
+        return [diagnostics_line(name, diag)]
+    return [f"diagnostics {name}/{family}: n {d['n_rounds']:,}, ESS {d['ess']:,.0f} ({100 * d['ess_ratio']:.1f}%), "
+            f"max weight {d['max_weight']:,.1f}" for family, d in diag.items()]
 
 
 # ------------------------------------------------------------------------------- the result
@@ -198,7 +228,7 @@ class OPEResult:
 
         rows = [[r.target, r.estimator, r.estimate, r.ci_low, r.ci_high, r.interval_valid, r.truth, r.error, r.covers]
                 for r in self.records]
-        notes = [diagnostics_line(k, b["diagnostics"]) for k, b in self.targets.items() if "diagnostics" in b]
+        notes = [line for k, b in self.targets.items() if "diagnostics" in b for line in diagnostics_lines(k, b["diagnostics"])]
         if self.sensitivity is not None:
             notes += self.sensitivity.lines()
         return format_table(TABLE_COLUMNS, rows, notes + self.warnings())
@@ -253,8 +283,10 @@ class OPEResult:
                              truth=truth)
 
     @classmethod
-    def from_blocks(cls, blocks: dict[str, dict], *, setting: str = "one_item", alpha: float = 0.05) -> "OPEResult":
-        """An OPEResult from per-target blocks as :func:`evaluate_target` makes them."""
+    def from_blocks(cls, blocks: dict[str, dict], *, setting: str = "one_item", alpha: float = 0.05,
+                    n_rounds: int | None = None) -> "OPEResult":
+        """An OPEResult from per-target blocks as :func:`evaluate_target` (one item) or
+        :func:`target_block` (slates, sessions) make them."""
         records = []
         for name, block in blocks.items():
             for est, r in block["estimators"].items():
@@ -263,8 +295,9 @@ class OPEResult:
                     interval_method=r.get("interval_method", ""), interval_valid=bool(r.get("interval_valid", False)),
                     invalid_reason=r.get("invalid_reason"), truth=block.get("truth"), error=r.get("error"),
                     covers=r.get("covers")))
-        n = next((b["diagnostics"].get("n_rounds", 0) for b in blocks.values() if "diagnostics" in b), 0)
-        return cls(records, blocks, setting, int(n), alpha)
+        if n_rounds is None:
+            n_rounds = next((b["diagnostics"].get("n_rounds", 0) for b in blocks.values() if "diagnostics" in b), 0)
+        return cls(records, blocks, setting, int(n_rounds), alpha)
 
 
 # ------------------------------------------------------------------------------- evaluate
@@ -338,18 +371,25 @@ def reward_model_features(features: str, world: World | None) -> tuple[str, np.n
 def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
              alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
              n_folds: int = 2, reward_features: str = "cross", train_rounds: int | None = None,
-             fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None) -> OPEResult:
+             fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None,
+             **options: Any) -> OPEResult:
     """Estimate every target's value with every estimator.
 
     Parameters
     ----------
     log: a :class:`SimulatedLog` (truth known), a :class:`LoggedFeedback` (truth known if it
-        has ``expected_reward``) or a path to a Parquet log.
+        has ``expected_reward``) or a path to a Parquet log (a file or a directory of files).
+        The setting is read from the log: one item per row, slates (rows with ``slate_id``,
+        :mod:`recsim_causal.ope.slate_log`) or sessions (rows with ``trajectory_id``,
+        :mod:`recsim_causal.ope.session_log`); every setting returns the same
+        :class:`OPEResult`, every record with ``interval_valid`` and its reason.
     targets: Policy objects, agent names (conf/agent), mappings with ``_target_`` and an
         optional ``name``, a list of those, or ``{label: spec}``. On a SimulatedLog names and
         mappings are trained online in its world (``train_rounds``, default: the logger's).
     estimators: names (``ESTIMATORS``: dm, ipw (ips), snipw (snips), dr, sndr, switch-dr, ...)
-        or estimator objects; default ``DEFAULT_ESTIMATORS``.
+        or estimator objects; default ``DEFAULT_ESTIMATORS``. Slates: sips, iips, rips, snsips,
+        sniips, snrips, cascade-dr; sessions: dm, tis, pdis, sntis, snpdis, dr, sndr, mis, mdr
+        (default: all of the setting's).
     ci: the interval method (bootstrap, normal, bernstein, hoeffding) or a list (the first is
         the records'; every one is in ``targets[...]["estimators"][...]["intervals"]``).
     alpha: 1 - the intervals' level.
@@ -368,7 +408,32 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         (:mod:`recsim_causal.ope.sensitivity`): ``{gammas, pairs, estimator, method,
         n_bootstrap_samples}``, any subset (``{}``: the defaults). On a confounded SimulatedLog
         the logger's true Gamma* joins the grid. The report is ``result.sensitivity``.
+    options: the setting's own. Slates: ``truth_slates``. Sessions: ``gamma``, ``fqe``,
+        ``weight_ridge``, ``weight_refits``, ``truth_trajectories`` (see their modules).
     """
+    return EVALUATORS[setting_of_log(log)](
+        log, targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model, seed=seed,
+        n_bootstrap_samples=n_bootstrap_samples, n_folds=n_folds, reward_features=reward_features,
+        train_rounds=train_rounds, fit_rows=fit_rows, batch_rows=batch_rows, sensitivity=sensitivity, **options)
+
+
+def setting_of_log(log: Any) -> str:
+    """The setting of a SimulatedLog, a LoggedFeedback or a Parquet path (from its columns)."""
+    if isinstance(log, (str, Path)):
+        if not Path(log).exists():
+            raise ValueError(f"log: no such file or directory '{log}'")
+        return read_setting(log)
+    return _feedback_of(log)[0].setting
+
+
+def _evaluate_one_item(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
+                       alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
+                       n_folds: int = 2, reward_features: str = "cross", train_rounds: int | None = None,
+                       fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None,
+                       **options: Any) -> OPEResult:
+    """:func:`evaluate` of a one-item log (in memory, or a Parquet path in one streamed pass)."""
+    no_options(options, "one-item logs")
+
     if isinstance(log, (str, Path)):  # a Parquet file or directory: one streamed pass
         if sensitivity is not None:
             raise ValueError("sensitivity: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
@@ -429,3 +494,9 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
             estimator=sens["estimator"], method=sens["method"], n_bootstrap_samples=sens["n_bootstrap_samples"],
             alpha=alpha, random_state=seed)
     return result
+
+
+#: setting -> its evaluation ``(log, targets, estimators, **evaluate's options) -> OPEResult``;
+#: slates and sessions register theirs (:mod:`recsim_causal.ope.slate_log`,
+#: :mod:`recsim_causal.ope.session_log`).
+EVALUATORS: dict[str, Any] = {"one_item": _evaluate_one_item}

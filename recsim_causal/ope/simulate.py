@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.agents import validate_policy_output
+from recsim_causal.config import check_integer
 from recsim_causal.build import agent_label, is_policy, make_agent, make_world, resolve_agents
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
@@ -27,7 +28,7 @@ from recsim_causal.progress import progress
 from recsim_causal.scm import World
 
 __all__ = ["SimulatedLog", "simulate_log", "train", "collect", "population_value", "fresh_truth", "Oracle",
-           "ENVS", "DEFAULT_TRAIN_ROUNDS", "train_targets",
+           "ENVS", "DEFAULT_TRAIN_ROUNDS", "SIMULATORS", "OneItemLogs", "no_options", "train_targets",
            "train_logger", "observe", "BATCH", "oracle_value", "write_simulated_log"]
 
 BATCH = 2048
@@ -137,10 +138,14 @@ def fresh_truth(world: World, target, n_users: int, rng: np.random.Generator) ->
 class SimulatedLog:
     """A log simulated in ``world``: the logged feedback plus what the simulation knows.
 
-    Attributes: ``feedback`` (:class:`~recsim_causal.data.LoggedFeedback`, with the oracle
-    ``expected_reward`` q(x_i, a) of every logged user), ``world``, ``logger`` (the trained
-    logging Policy), ``epsilon``, ``seed``, ``train_rounds`` (targets given by name are trained
-    as long as the logger was), ``oracle`` (the logged users, batch by batch)."""
+    Attributes: ``feedback`` (:class:`~recsim_causal.data.LoggedFeedback`; one item per row
+    with the oracle ``expected_reward`` q(x_i, a) of every logged user; a slate per
+    ``slate_id`` in OBP's long format; a session per ``trajectory_id``), ``world``, ``logger``
+    (the trained logging Policy; for slates the SlatePolicy), ``epsilon``, ``seed``,
+    ``train_rounds`` (targets given by name are trained as long as the logger was),
+    ``oracle`` (the logged users, batch by batch), ``setting`` (``one_item``, ``slate`` or
+    ``session``) and ``data`` (what that setting keeps besides: the wide slates, the session
+    env and discount)."""
 
     feedback: LoggedFeedback
     world: World
@@ -149,32 +154,31 @@ class SimulatedLog:
     seed: int = 0
     train_rounds: int = DEFAULT_TRAIN_ROUNDS
     oracle: Oracle = field(default_factory=lambda: Oracle())
-
-    @property
-    def setting(self) -> str:
-        """``one_item`` (the setting of a Bandit-v0 log with one slot)."""
-        return "one_item"
+    setting: str = "one_item"
+    data: Any = None
 
     @property
     def n_rounds(self) -> int:
         return self.feedback.n_rounds
 
     def policy(self, spec: Any, index: int = 0):
-        """A target Policy from a spec (name, mapping or Policy); names and mappings are trained
-        online in this log's world for ``train_rounds`` (as the logger was), on their own users."""
-        return train_targets([spec], self.world, seed=self.seed, train_rounds=self.train_rounds, first=index)[
-            agent_label(spec)]
+        """A target from a spec (name, mapping or Policy; a slate log: a SlatePolicy or
+        ``{agent, slate, epsilon, name}`` too); names and mappings are trained online in this
+        log's world for ``train_rounds`` (as the logger was), on their own users."""
+        return SIMULATORS[self.setting].policy(self, spec, index)
 
     def truth(self, policy: Any) -> float:
-        """V(pi) on the logged users, exact: mean_i sum_a pi(a | x_i) q(x_i, a)."""
-        policy = policy if is_policy(policy) else self.policy(policy)
-        return policy_value(policy.action_probs(self.feedback.context), self.feedback.expected_reward)
+        """V(pi) on the logged users: exact, mean_i sum_a pi(a | x_i) q(x_i, a) (slates: from the
+        SCM's exact expected slot rewards; sessions: by on-policy rollouts, see
+        :meth:`population_truth`)."""
+        return SIMULATORS[self.setting].truth(self, policy)
 
     def population_truth(self, policy: Any, n_users: int = 100_000, *, seed: int | None = None) -> tuple[float, float]:
-        """(V(pi), standard error) on ``n_users`` fresh users of the world (exact given the users)."""
-        policy = policy if is_policy(policy) else self.policy(policy)
-        rng = np.random.default_rng([self.seed if seed is None else seed, 4])
-        return population_value(self.world, policy, int(n_users), rng)
+        """(V(pi), standard error) on ``n_users`` fresh users of the world (exact given the users;
+        sessions: ``n_users`` on-policy sessions)."""
+        check_integer(n_users, "n_users", minimum=2)
+        return SIMULATORS[self.setting].population_truth(self, policy, int(n_users),
+                                                         self.seed if seed is None else seed)
 
     def to_obp(self) -> dict[str, Any]:
         """OBP's ``bandit_feedback`` dict (keys n_rounds, n_actions, context, action_context,
@@ -188,8 +192,53 @@ class SimulatedLog:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the log (truth column ``expected_reward`` included) as Parquet; returns the path."""
+        """Write the log (its truth columns where it has them) as Parquet; returns the path.
+        :func:`~recsim_causal.ope.evaluate` reads it back, the setting read from its columns."""
         return self.feedback.to_parquet(path)
+
+
+class OneItemLogs:
+    """One item per user (Bandit-v0, slate_size 1): how such logs are simulated and their truth."""
+
+    def simulate(self, world: World, logger: Any, n_rounds: int, *, epsilon: float, slate_size: int, seed: int,
+                 train_rounds: int | None, show_progress: bool, **options: Any) -> SimulatedLog:
+        no_options(options, "one-item logs (env='bandit', slate_size=1)")
+        rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
+        policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds)
+        feedback, oracle = collect(world, policy, int(n_rounds), float(epsilon), np.random.default_rng([seed, 2]),
+                                   show_progress=show_progress)
+        feedback.metadata.update({"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed,
+                                  "world": world.config})
+        return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle)
+
+    def policy(self, log: SimulatedLog, spec: Any, index: int = 0):
+        if is_policy(spec):
+            return spec
+        return train_targets([spec], log.world, seed=log.seed, train_rounds=log.train_rounds, first=index)[
+            agent_label(spec)]
+
+    def truth(self, log: SimulatedLog, policy: Any) -> float:
+        policy = self.policy(log, policy)
+        return policy_value(policy.action_probs(log.feedback.context), log.feedback.expected_reward)
+
+    def population_truth(self, log: SimulatedLog, policy: Any, n_users: int, seed: int) -> tuple[float, float]:
+        return population_value(log.world, self.policy(log, policy), n_users, np.random.default_rng([seed, 4]))
+
+
+def no_options(options: Mapping, what: str) -> None:
+    """Refuse a setting's options given to another setting (one line naming the first)."""
+    if options:
+        raise ValueError(f"{next(iter(options))}: not an option of {what}")
+
+
+#: setting -> how its logs are simulated and their truth computed (``simulate``, ``policy``,
+#: ``truth``, ``population_truth``); slates and sessions register theirs
+#: (:mod:`recsim_causal.ope.slate_log`, :mod:`recsim_causal.ope.session_log`).
+SIMULATORS: dict[str, Any] = {"one_item": OneItemLogs()}
+
+#: env -> the setting of a log of it, given the slate size.
+ENV_SETTINGS = {"bandit": lambda slate_size: "slate" if slate_size > 1 else "one_item",
+                "session": lambda slate_size: "session"}
 
 
 def train_targets(specs: Any, world: World, *, seed: int = 0, train_rounds: int = DEFAULT_TRAIN_ROUNDS,
@@ -228,43 +277,48 @@ def train_logger(world: World, logger: Any, *, seed: int = 0, train_rounds: int 
 
 def simulate_log(world: World | str | Mapping, logger: Any, n_rounds: int, *, epsilon: float = 0.0,
                  slate_size: int = 1, env: str = "bandit", seed: int = 0, train_rounds: int | None = None,
-                 n_items: int = 100, show_progress: bool = False) -> SimulatedLog:
+                 n_items: int = 100, show_progress: bool = False, **options: Any) -> SimulatedLog:
     """Simulate a logged dataset.
 
     Parameters
     ----------
     world: a :class:`~recsim_causal.scm.World`, or an SCM preset name (``"default"``,
-        ``"confounded"``, ...) or mapping (then built with ``n_items`` items).
+        ``"confounded"``, ``"position_bias"``, ...) or mapping (then built with ``n_items``
+        items and ``slate_size`` slots).
     logger: the logging policy: a name from conf/agent (``"linucb"``), a mapping with
         ``_target_``, or a Policy object. A name or mapping is built for the world and trained
-        online first for ``train_rounds`` rounds on its own users; a Policy is used as given
-        (trained first only if ``train_rounds`` is given). In a confounded world the logger
-        sees the logged context plus the privileged signal.
-    n_rounds: logged rounds (users).
+        online first for ``train_rounds`` rounds on its own users (sessions: user-steps); a
+        Policy is used as given (trained first only if ``train_rounds`` is given). In a
+        confounded world the logger sees the logged context plus the privileged signal.
+    n_rounds: logged rounds: users (one item or one slate each) or sessions.
     epsilon: uniform exploration mixed into the logger: pi_b = (1 - epsilon) pi + epsilon / K.
-    slate_size, env: the setting; ``env="bandit"`` with ``slate_size=1`` (one item per user).
+    slate_size: items per slate; > 1 logs slates (Bandit-v0; the world's click model, e.g.
+        ``scm.slate.model`` pbm or cascade, answers each slot).
+    env: ``"bandit"`` (one decision per user) or ``"session"`` (Session-v0: several steps per
+        user, the user's state evolving).
     seed: seeds the logger, its training users and the logged users.
     train_rounds: online training rounds (default 20,000 for a name or mapping).
+    options: the setting's own. Slates: ``slate_policy`` (``plackett_luce`` (default) or
+        ``greedy``: how the logger's distribution becomes a slate), ``truth_slates`` (slates
+        drawn per user where the truth cannot be enumerated, default 32). Sessions: ``gamma``
+        (discount, default 1), ``env_kwargs`` (Session-v0's dynamics: max_steps, drift,
+        fatigue_rate, ...), ``truth_trajectories`` (on-policy sessions for the truth,
+        default 100,000).
 
-    Returns a :class:`SimulatedLog` that keeps the logged users, so its truth is exact.
+    Returns a :class:`SimulatedLog` that keeps the logged users, so its truth is exact (sessions:
+    by on-policy rollouts, with its standard error).
     """
     if env not in ENVS:
         raise ValueError(f"env: expected one of {', '.join(ENVS)}, got {env!r}")
-    if env != "bandit" or slate_size != 1:
-        raise ValueError(f"env={env!r}, slate_size={slate_size}: simulate_log logs one item per user "
-                         "(env='bandit', slate_size=1); slates and sessions: recsim-run experiment=ope env=slate|session")
+    check_integer(slate_size, "slate_size", minimum=1)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
         raise ValueError(f"epsilon: expected a number in [0, 1], got {epsilon!r}")
     if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
         raise ValueError(f"n_rounds: expected an integer >= 1, got {n_rounds!r}")
     world = make_world(world, n_items=n_items, slate_size=slate_size)
-    rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
-    policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds)
-    feedback, oracle = collect(world, policy, int(n_rounds), float(epsilon), np.random.default_rng([seed, 2]),
-                               show_progress=show_progress)
-    feedback.metadata.update({"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed,
-                              "world": world.config})
-    return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle)
+    setting = ENV_SETTINGS[env](slate_size)
+    return SIMULATORS[setting].simulate(world, logger, int(n_rounds), epsilon=float(epsilon), slate_size=slate_size,
+                                        seed=seed, train_rounds=train_rounds, show_progress=show_progress, **options)
 
 
 def write_simulated_log(path: str | Path, world: World | str | Mapping, logger: Any, n_rounds: int, *,

@@ -57,6 +57,11 @@ def regret_plot(steps: np.ndarray, cumulative_regret: np.ndarray, path: str | Pa
                 change_points: Sequence[int] = ()) -> Path:
     """Cumulative regret over steps (user decisions), short step labels; the world's change
     points (``scm.dynamics``) as dashed vertical lines."""
+    return save_figure(regret_figure(steps, cumulative_regret, title, change_points), path)
+
+
+def regret_figure(steps: np.ndarray, cumulative_regret: np.ndarray, title: str, change_points: Sequence[int] = ()):
+    """The figure of :func:`regret_plot` (not saved)."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, cumulative_regret, lw=2)
@@ -71,12 +76,18 @@ def regret_plot(steps: np.ndarray, cumulative_regret: np.ndarray, path: str | Pa
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig
 
 
 def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[float], highs: Sequence[float],
                   path: str | Path, *, xlabel: str, title: str, truth: Sequence[float] | None = None) -> Path:
-    """Horizontal bars with error bars (leaderboards; OPE estimates with CIs against the truth)."""
+    """Horizontal bars with error bars (OPE estimates with CIs against the truth, offline learners)."""
+    return save_figure(errorbar_figure(labels, means, lows, highs, xlabel=xlabel, title=title, truth=truth), path)
+
+
+def errorbar_figure(labels: Sequence[str], means: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
+                    xlabel: str, title: str, truth: Sequence[float] | None = None):
+    """The figure of :func:`errorbar_plot` (not saved)."""
     plt = _figure()
     means, lows, highs = (np.asarray(v, float) for v in (means, lows, highs))
     y = np.arange(len(labels))
@@ -95,7 +106,7 @@ def errorbar_plot(labels: Sequence[str], means: Sequence[float], lows: Sequence[
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="x")
-    return save_figure(fig, path)
+    return fig
 
 
 def ope_plot(targets: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str) -> Path:
@@ -204,27 +215,43 @@ def overlapping_texts(fig) -> list[tuple[str, str]]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     found = fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+    undrawn = {id(label) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for tick in _ticks_out_of_view(axis)
+               for label in (tick.label1, tick.label2)}
     texts = [t for t in dict((id(t), t) for t in found).values()  # an artist can be found twice
-             if t.get_visible() and str(t.get_text()).strip()]
+             if t.get_visible() and str(t.get_text()).strip() and id(t) not in undrawn]
     boxes, seen = [], set()
     for t in texts:  # one text drawn by two artists (a legend's) counts once
         box = t.get_window_extent(renderer)
+        if not np.isfinite([box.x0, box.y0, box.x1, box.y1]).all():
+            raise AssertionError(f"text {t.get_text()!r} has no finite bounding box")
         key = (t.get_text(), round(box.x0), round(box.y0), round(box.x1), round(box.y1))
         if key not in seen:
             seen.add(key)
             boxes.append((t.get_text(), box))
-    out = []
-    for i in range(len(boxes)):
-        for j in range(i + 1, len(boxes)):
-            a, b = boxes[i][1], boxes[j][1]
-            if a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5:
-                out.append((boxes[i][0], boxes[j][0]))
-    return out
+    if not boxes:
+        return []
+    x0, y0, x1, y1 = np.array([[b.x0, b.y0, b.x1, b.y1] for _, b in boxes]).T[:, :, None]
+    hit = (x0 < x1.T - 0.5) & (x0.T < x1 - 0.5) & (y0 < y1.T - 0.5) & (y0.T < y1 - 0.5)  # more than half a pixel
+    return [(boxes[i][0], boxes[j][0]) for i, j in zip(*np.nonzero(np.triu(hit, 1)))]
+
+
+def _ticks_out_of_view(axis) -> list:
+    """The ticks of a matplotlib axis that lie outside its view limits: matplotlib places them
+    (a locator may step past the data) but never draws them or their labels."""
+    lo, hi = sorted(axis.get_view_interval())
+    slack = 1e-9 * max(abs(hi - lo), 1e-300)
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [t for t in ticks if not (lo - slack <= t.get_loc() <= hi + slack)] if np.isfinite([lo, hi]).all() else []
 
 
 def curves_plot(curves: list[dict], path: str | Path) -> Path:
     """Per setting (a row of panels): mean cumulative regret and mean reward over steps per
     config, with a 95% band over seeds. ``curves``: the entries of ``report.collect_curves``."""
+    return save_figure(curves_figure(curves), path)
+
+
+def curves_figure(curves: list[dict]):
+    """The figure of :func:`curves_plot` (not saved)."""
     plt = _figure()
     settings: dict[str, list[dict]] = {}
     for c in curves:
@@ -252,4 +279,76 @@ def curves_plot(curves: list[dict], path: str | Path) -> Path:
         row[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("mean over seeds, band: 95% CI", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def heatmap_plot(panels: Mapping[str, tuple[Sequence[str], Sequence[str], Any]], path: str | Path, *, metric: str,
+                 better: str | None) -> Path:
+    """Estimator x config heatmaps of an OPE or coverage sweep, one panel per setting (and
+    interval method): :func:`heatmap_figure`, saved."""
+    return save_figure(heatmap_figure(panels, metric=metric, better=better), path)
+
+
+def heatmap_figure(panels: Mapping[str, tuple[Sequence[str], Sequence[str], Any]], *, metric: str,
+                   better: str | None):
+    """One heatmap per panel: a row per config (at most :data:`MAX_ROWS`; a longer panel
+    continues in the next), a column per estimator, each cell's value written in it to 3
+    significant digits; a cell without a value is grey and says "n/a".
+
+    ``panels``: title -> (row labels, column labels, values of shape (rows, columns), NaN where
+    missing). ``better``: "lower" shades large values dark (errors, widths); "closer to 0.95"
+    (coverage) centres a diverging scale on 0.95, under-coverage red, over-coverage blue.
+    """
+    plt = _figure()
+    from matplotlib.colors import TwoSlopeNorm
+
+    chunks = []
+    for title, (rows, cols, values) in panels.items():
+        values = np.asarray(values, float).reshape(len(rows), len(cols))
+        for start in range(0, len(rows), MAX_ROWS):
+            more = f" (rows {start + 1}-{min(start + MAX_ROWS, len(rows))} of {len(rows)})" if len(rows) > MAX_ROWS else ""
+            chunks.append((title + more, list(rows[start:start + MAX_ROWS]), list(cols),
+                           values[start:start + MAX_ROWS]))
+    target = None
+    if better and better.startswith("closer to "):
+        target = float(better.removeprefix("closer to "))
+    finite = np.concatenate([c[3][np.isfinite(c[3])] for c in chunks]) if chunks else np.array([])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if target is not None:
+        norm, cmap = TwoSlopeNorm(vcenter=target, vmin=min(lo, target - 1e-6), vmax=max(hi, target + 1e-6)), "RdBu"
+    else:
+        norm, cmap = None, "viridis_r" if better == "higher" else "viridis"
+    longest_row = max((len(r) for c in chunks for r in c[1]), default=10)
+    longest_col = max((len(x) for c in chunks for x in c[2]), default=4)
+    longest_title = max((len(line) for c in chunks for line in c[0].splitlines()), default=10)
+    n_cols = max((len(c[2]) for c in chunks), default=1)
+    cell_w = 0.62 if longest_col > 6 else max(0.62, 0.075 * longest_col + 0.1)
+    width = max(1.5 + 0.07 * longest_row + cell_w * n_cols, 0.075 * longest_title + 1.5)
+    heights = [0.3 * len(c[1]) + 1.4 + 0.07 * longest_col for c in chunks]
+    fig, axes = plt.subplots(len(chunks), 1, figsize=(width, sum(heights)), squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": heights})
+    from recsim_causal.experiment.report import fmt
+
+    arrow = {"lower": "lower is better", "higher": "higher is better"}.get(better or "", better or "")
+    for ax, (title, rows, cols, values) in zip(axes[:, 0], chunks):
+        shown = np.ma.masked_invalid(values)
+        image = ax.imshow(shown, cmap=cmap, norm=norm, vmin=None if norm else lo, vmax=None if norm else hi,
+                          aspect="auto")
+        ax.set_facecolor("0.85")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                v = values[i, j]
+                if not np.isfinite(v):
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.3")
+                    continue
+                r, g, b, _ = image.cmap(image.norm(v))
+                ax.text(j, i, fmt(float(v)), ha="center", va="center", fontsize=7,
+                        color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_xticks(range(len(cols)), cols, fontsize=8, rotation=90 if longest_col > 6 else 0)
+        ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
+        ax.set_title(title, fontsize=9)
+        bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.02)
+        bar.set_label(f"{metric} ({arrow})" if arrow else metric, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    return fig

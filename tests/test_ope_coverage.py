@@ -65,3 +65,7 @@ def test_coverage_sweeps_from_the_command_line(tmp_path):
     assert res.returncode == 0, res.stderr
     runs = sorted(json.loads(p.read_text())["n_rounds"] for p in sweep.glob("*/coverage.json"))
     assert runs == [500, 1000] and len(list(sweep.glob("*/coverage.png"))) == 2
+    # the sweep's own report: a row per n_rounds x target x estimator x interval method, and the heatmaps
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    assert board["kind"] == "coverage" and len(board["rows"]) == 2 * 1 * 2 * 4
+    assert (sweep / "heatmap_coverage.png").is_file() and (sweep / "heatmap_rmse.png").is_file()

@@ -2,6 +2,7 @@
 other text (bounding boxes measured with matplotlib's renderer)."""
 
 import numpy as np
+import pytest
 
 from recsim_causal.plots import MAX_ROWS, leaderboard_figure, overlapping_texts
 
@@ -55,3 +56,85 @@ def test_ope_figure_has_one_panel_per_target_with_truth_invalid_and_missing_mark
     truth_lines = [line for line in first.get_lines() if list(line.get_xdata()) == [0.28, 0.28]]
     assert len(truth_lines) == 1
     assert overlapping_texts(fig) == []
+
+
+# Every figure the project writes, at the size of a default run, with no text over other text.
+ESTIMATORS = ["dm", "ipw", "ipw-clip", "snipw", "dr", "sndr", "switch-dr", "dr-os", "sg-ipw", "mipw", "snmipw"]
+TARGETS = ["random", "epsilon_greedy", "softmax", "linucb"]
+
+
+def _ctr():
+    from recsim_causal.experiment.ctr import ctr_figure
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    true_p = rng.random(n) * 0.4
+    y = (rng.random(n) < true_p).astype(float)
+    rows = {"cold": np.arange(0, 800), "warm": np.arange(800, n)}
+    preds = {s: {m: np.clip(true_p[r] + rng.normal(0, s_, len(r)), 0.001, 0.999)
+                 for m, s_ in (("logistic", 0.2), ("features", 0.1), ("bert", 0.05))} for s, r in rows.items()}
+    return ctr_figure(rows, y, true_p, preds, 10)
+
+
+def _coverage():
+    from recsim_causal.experiment.coverage import coverage_figure
+
+    rng = np.random.default_rng(1)
+    methods = ["bootstrap", "normal", "bernstein", "hoeffding"]
+    targets = {t: {"estimators": {e: {"intervals": {m: {"coverage": float(rng.random())} for m in methods}}
+                                  for e in ESTIMATORS}} for t in TARGETS}
+    return coverage_figure({"targets": targets, "interval_methods": methods, "alpha": 0.05, "n_replications": 100,
+                            "n_rounds": 20_000, "scm": "confounded"})
+
+
+def _heatmap():
+    from recsim_causal.plots import heatmap_figure
+
+    rng = np.random.default_rng(2)
+    configs = [f"n_rounds={n:,} epsilon={e} target={t}" for n in (5000, 20000) for e in (0.05, 0.2) for t in TARGETS]
+    values = rng.random((len(configs), len(ESTIMATORS)))
+    values[0, 3] = np.nan
+    return heatmap_figure({"Bandit-v0 · scm=confounded · slate size 1\nbootstrap intervals": (configs, ESTIMATORS, values),
+                           "Bandit-v0 · scm=default · slate size 1\nnormal intervals": (configs * 4, ESTIMATORS[:2],
+                                                                                       np.tile(values[:, :2], (4, 1)))},
+                          metric="coverage", better="closer to 0.95")
+
+
+def _curves():
+    from recsim_causal.plots import curves_figure
+
+    steps = np.linspace(0, 200_000, 50)
+    curves = [{"setting": s, "label": label, "n_seeds": 3, "step": steps,
+               **{k: {"mean": steps * f, "low": steps * f * 0.9, "high": steps * f * 1.1}
+                  for k in ("cumulative_regret", "mean_reward")}}
+              for s in ("Bandit-v0 · scm=default · slate size 1", "Session-v0 · scm=default · slate size 1")
+              for label, f in (("LinUCB alpha=0.5", 0.1), ("RandomPolicy", 0.3), ("PPOBert (trained 500k steps)", 0.2))]
+    return curves_figure(curves)
+
+
+def _errorbar():
+    from recsim_causal.plots import errorbar_figure
+
+    m = np.linspace(0.2, 0.6, len(ESTIMATORS))
+    return errorbar_figure([e.upper() for e in ESTIMATORS], m, m - 0.05, m + 0.05, xlabel="policy value",
+                           title="OPE of softmax on Bandit-v0 · scm=default · one item", truth=[0.4] * len(m))
+
+
+def _regret():
+    from recsim_causal.plots import regret_figure
+
+    steps = np.linspace(0, 1_500_000, 100)
+    return regret_figure(steps, np.sqrt(steps) * 30, "LinUCB on Bandit-v0 · scm=drift · one item",
+                         change_points=[500_000, 1_000_000])
+
+
+@pytest.mark.parametrize("make", [_ctr, _coverage, _heatmap, _curves, _errorbar, _regret],
+                         ids=["ctr", "coverage", "heatmap", "curves", "errorbar", "regret"])
+def test_no_figure_draws_text_over_text(make):
+    import matplotlib.pyplot as plt
+
+    fig = make()
+    try:
+        assert overlapping_texts(fig) == []
+    finally:
+        plt.close(fig)

@@ -138,6 +138,16 @@ def test_ope_sweep_gives_the_estimator_table(tmp_path):
         assert r["metrics"]["coverage"]["values"] == [x["covers"] for x in recs]
         assert all((Path(p) / ".hydra" / "config.yaml").is_file() for p in r["runs"])
     assert "n_rounds=500 target=random estimator=dr" in table and "rmse" in table
+    # the estimator x config heatmaps: a cell per (n_rounds, target) row and estimator, the row's value
+    from recsim_causal.experiment.report import heatmap_panels
+
+    assert (out / "heatmap_rmse.png").stat().st_size > 0 and (out / "heatmap_coverage.png").stat().st_size > 0
+    (title, (configs, estimators, values)), = heatmap_panels(rows, "rmse").items()
+    assert title == rows[0]["setting"] and sorted(estimators) == ["dm", "dr", "ipw"] and len(configs) == 4
+    for r in rows:
+        cell = values[configs.index(f"n_rounds={r['config']['experiment.n_rounds']} target={r['config']['target']}"),
+                      estimators.index(r["config"]["estimator"])]
+        assert cell == r["metrics"]["rmse"]["mean"]
 
 
 def test_coverage_sweep_rows_per_target_estimator_method(tmp_path):

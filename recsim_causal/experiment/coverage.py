@@ -178,6 +178,11 @@ def format_coverage(rows: list[list], summary: dict) -> str:
 def coverage_plot(summary: dict, path: Path) -> Path:
     """Coverage per estimator and method, one panel per target, with the nominal line and its
     binomial band (+-1.96 sqrt(p (1 - p) / R))."""
+    return save_figure(coverage_figure(summary), path)
+
+
+def coverage_figure(summary: dict):
+    """The figure of :func:`coverage_plot` (not saved)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,8 +207,7 @@ def coverage_plot(summary: dict, path: Path) -> Path:
     axes[0, 0].legend(fontsize=8, ncol=len(methods), loc="lower right", framealpha=0.9)
     fig.suptitle(f"interval coverage over {R} logs of {summary['n_rounds']:,} rounds ({summary['scm']})", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
-
+    return fig
 
 
 def trained_policies(world, exp: dict, seed: int):

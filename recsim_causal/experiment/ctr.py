@@ -225,6 +225,11 @@ def _write_predictions(path: Path, test_rows: dict, a: np.ndarray, y: np.ndarray
 
 
 def _plot(path: Path, test_rows: dict, y: np.ndarray, true_p: np.ndarray, predictions: dict, bins: int) -> None:
+    save_figure(ctr_figure(test_rows, y, true_p, predictions, bins), path)
+
+
+def ctr_figure(test_rows: dict, y: np.ndarray, true_p: np.ndarray, predictions: dict, bins: int):
+    """ROC curves (top row) and reliability diagrams (bottom row), a column per test set."""
     plt = _figure()
     fig, axes = plt.subplots(2, len(test_rows), figsize=(5.5 * len(test_rows), 9), squeeze=False)
     for j, (s, rows) in enumerate(test_rows.items()):
@@ -244,4 +249,5 @@ def _plot(path: Path, test_rows: dict, y: np.ndarray, true_p: np.ndarray, predic
         for ax in (roc_ax, rel_ax):
             ax.legend(fontsize=8, loc="best")
             ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    fig.tight_layout()  # the top row's x-labels clear the bottom row's titles
+    return fig

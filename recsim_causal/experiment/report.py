@@ -19,7 +19,9 @@ with the replications' bias, RMSE, coverage and mean width.
 Files, into the sweep directory: ``leaderboard.md``, ``leaderboard.json`` (rows: ``setting``,
 ``config`` (the differing values), ``n_seeds``, every metric's mean, 95% CI and which direction
 is better, and the per-seed values it came from), ``leaderboard.png`` (one panel per setting),
-and for online sweeps ``curves.png`` / ``curves.json``. A metric other than the default is
+for online sweeps ``curves.png`` / ``curves.json``, and for OPE and coverage sweeps estimator x
+config heatmaps ``heatmap_<metric>.png`` of the error and of coverage (coverage: a panel per
+interval method). A metric other than the default is
 written as ``leaderboard_<metric>.*``; an existing report is never overwritten without
 ``force``.
 """
@@ -476,8 +478,19 @@ COVERAGE_FIELDS = ("bias", "bias_se", "rmse", "coverage", "mean_width", "truth")
 
 def _coverage_records(obj: Any, path: tuple = ()) -> Iterable[tuple[dict, dict]]:
     """(identity, record) of every record in a coverage.json that carries coverage and rmse:
-    a list of rows with target / estimator / method fields, or nested mappings whose keys are
-    the identity. Read defensively: the format may grow."""
+    the experiment's own ``targets -> estimators -> intervals -> method`` nesting (one record per
+    target x estimator x interval method), a list of rows with target / estimator / method
+    fields, or nested mappings whose keys are the identity. Read defensively: the format may grow."""
+    targets = obj.get("targets") if isinstance(obj, dict) and not path else None
+    if isinstance(targets, dict) and any(isinstance(t, dict) and isinstance(t.get("estimators"), dict)
+                                         for t in targets.values()):
+        for target, t in targets.items():
+            for est, rec in (t.get("estimators") or {}).items() if isinstance(t, dict) else ():
+                for method, iv in (rec.get("intervals") or {}).items() if isinstance(rec, dict) else ():
+                    if isinstance(iv, dict):
+                        fields = {f: rec.get(f, t.get(f)) for f in ("truth", "bias", "bias_se", "rmse")}
+                        yield {"target": target, "estimator": est, "method": method}, {**fields, **iv}
+        return
     if isinstance(obj, dict):
         if _num(obj.get("coverage")) is not None and ("rmse" in obj or "bias" in obj):
             ident = {k: obj[k] for k in ("target", "estimator", "method", "interval", "interval_method", "n_rounds")
@@ -594,6 +607,43 @@ def report_paths(sweep_dir: Path, metric: str, kind: str) -> dict[str, Path]:
     return {ext: sweep_dir / f"{stem}.{ext}" for ext in ("md", "json", "png")}
 
 
+#: config keys that name a heatmap's column (the estimator) and its panel (the interval method)
+HEAT_COLUMN, HEAT_PANEL = "estimator", "method"
+INTERVAL_METRICS = ("coverage", "coverage_error", "mean_width")  # the metrics that depend on the interval method
+
+
+def heatmap_panels(rows: list[dict], metric: str) -> dict[str, tuple[list[str], list[str], np.ndarray]]:
+    """OPE or coverage leaderboard rows as estimator x config grids of ``metric``'s mean: per
+    setting (and, for coverage sweeps, per interval method) a row per config and target, a
+    column per estimator; NaN where a cell has no value."""
+    cells: dict[str, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        cfg = dict(r["config"])
+        est, method = str(cfg.pop(HEAT_COLUMN, "?")), cfg.pop(HEAT_PANEL, None)
+        # an error does not depend on the interval method: one panel, not one per method
+        per_method = method is not None and metric in INTERVAL_METRICS
+        title = r["setting"] + (f"\n{method} intervals" if per_method else "")
+        m = r["metrics"].get(metric)
+        grid = cells.setdefault(title, {}).setdefault(config_label(cfg), {})
+        grid.setdefault(est, m["mean"] if m is not None and _num(m.get("mean")) is not None else math.nan)
+    out = {}
+    for title, grid in cells.items():
+        cols = list(dict.fromkeys(c for row in grid.values() for c in row))
+        out[title] = (list(grid), cols, np.array([[row.get(c, math.nan) for c in cols] for row in grid.values()]))
+    return out
+
+
+def heatmap_metrics(kind: str, metric: str) -> list[str]:
+    """The heatmaps an OPE or coverage report draws: its metric's (an error or width) and, with
+    the default metric's report, coverage's."""
+    if kind not in ("ope", "coverage"):
+        return []
+    wanted = [metric if metric != "coverage_error" else "coverage"]
+    if metric == DEFAULT_METRIC[kind] and "coverage" not in wanted:
+        wanted.append("coverage")
+    return wanted
+
+
 def write_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
                  kind: str | None = None) -> str:
     """Write the leaderboard (md, json, png) and, for online sweeps, curves.png/.json into
@@ -615,7 +665,7 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
                  kind: str | None = None, auto: bool = False) -> tuple[str, list[Path]]:
     """:func:`write_report`, returning (markdown, the files written). ``auto``: written by the
     sweep's callback as the sweep ends (a later report replaces it without ``force``)."""
-    from recsim_causal.plots import curves_plot, leaderboard_plot
+    from recsim_causal.plots import curves_plot, heatmap_plot, leaderboard_plot
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -637,7 +687,8 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     # curves do not depend on the metric: written with the default metric's report
     extra = {"curves_png": sweep_dir / "curves.png", "curves_json": sweep_dir / "curves.json"} \
         if kind == "online" and metric == DEFAULT_METRIC[kind] else {}
-    existing = [p for p in [*paths.values(), *extra.values()] if p.exists()]
+    heatmaps = {m: sweep_dir / f"heatmap_{m}.png" for m in heatmap_metrics(kind, metric)}
+    existing = [p for p in [*paths.values(), *extra.values(), *heatmaps.values()] if p.exists()]
     if existing and not force and not _written_at_sweep_end(paths["json"]):
         raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
 
@@ -661,6 +712,11 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     leaderboard_plot({s: [(r["label"], r["metrics"][metric]) for r in rs] for s, rs in panels.items()},
                      paths["png"], metric=metric, better=direction(metric))
     written = list(paths.values())
+    for m, path in heatmaps.items():
+        panels_m = heatmap_panels(rows, m)
+        if any(np.isfinite(v).any() for _, _, v in panels_m.values()):
+            heatmap_plot(panels_m, path, metric=m, better="closer to 0.95" if m == "coverage" else direction(m, kind))
+            written.append(path)
     if extra:
         curves = collect_curves(runs, rows)
         if curves:

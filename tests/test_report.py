@@ -88,8 +88,7 @@ def test_curves_json_matches_the_runs(alpha_sweep):
 
 
 def test_reports_are_never_silently_overwritten(alpha_sweep):
-    if not (alpha_sweep / "leaderboard.md").exists():
-        write_report(alpha_sweep)
+    write_report(alpha_sweep, force=True)  # a report of recsim-report's (the sweep's own is replaced freely)
     res = report_cli(str(alpha_sweep))
     assert res.returncode == 2 and "pass --force" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = report_cli(str(alpha_sweep), "--metric", "mean_reward")  # another metric: its own files

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
-from recsim_causal.experiment.ope_session import make_env, run_sessions, train_on_sessions  # noqa: E402
+from recsim_causal.experiment.ope_session import make_env  # noqa: E402
+from recsim_causal.ope.session_log import run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.learn import fit_sessions  # noqa: E402
 from recsim_causal.scm.world import CONF_DIR  # noqa: E402

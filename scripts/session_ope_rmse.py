@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
-from recsim_causal.experiment.ope_session import item_features, make_env, run_sessions, train_on_sessions  # noqa: E402
+from recsim_causal.experiment.ope_session import make_env  # noqa: E402
+from recsim_causal.ope.session_log import item_features, run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.ope import (  # noqa: E402
     MDR, MIS, PDIS, SNPDIS, SNTIS, TIS, FeatureFQE, SeqDM, SeqDR, SNSeqDR, StateMarginalWeights,
     estimate_all_sequential, refit_intervals, session_state_features,

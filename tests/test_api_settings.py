@@ -95,3 +95,56 @@ def test_slate_targets_by_name_and_mapping_are_trained_and_labelled(slate_log):
 def test_slate_mistakes_are_one_line_errors(slate_log, call, message):
     with pytest.raises(ValueError, match=message):
         call(slate_log)
+
+
+# --------------------------------------------------------------------------- sessions
+SESSION_ESTIMATORS = ["tis", "pdis", "sntis", "snpdis"]
+OBS = 19  # Session-v0's observation with 10 items
+
+
+@pytest.fixture(scope="module")
+def session_log():
+    # a uniform logger; sessions of at most 5 steps, discounted
+    return simulate_log("default", RandomPolicy(n_actions=10), 2000, env="session", n_items=10, seed=1, gamma=0.9,
+                        env_kwargs={"max_steps": 5}, truth_trajectories=40_000)
+
+
+def test_session_estimates_are_within_4_se_of_the_rollout_truth(session_log):
+    assert session_log.setting == "session" and session_log.feedback.setting == "session"
+    assert len(np.unique(session_log.feedback.trajectory_id)) == 2000
+    target = FixedPolicy(10, OBS, 3, scale=0.15)
+    result = evaluate(session_log, {"mild": target}, SESSION_ESTIMATORS, ci="normal")
+    frame, block = result.to_frame(), result.targets["mild"]
+    assert result.setting == "session" and result.n_rounds == 2000 and list(frame.estimator) == SESSION_ESTIMATORS
+    assert block["truth_trajectories"] == 40_000 and block["truth_se"] > 0
+    truth = frame.truth[0]
+    # the truth is itself a rollout mean: its s.e. joins the estimators'
+    assert ((frame.estimate - truth).abs() < 4 * np.hypot(_se(frame), block["truth_se"])).all(), frame
+    assert frame.interval_valid.map(type).eq(bool).all() and (frame.interval_valid | frame.invalid_reason.notna()).all()
+    assert frame.interval_valid.all(), frame.invalid_reason.tolist()  # mild weights: every interval trusted
+    # fresh sessions: another rollout sample of the same value
+    value, se = session_log.population_truth(target, n_users=20_000)
+    assert abs(value - truth) < 4 * math.hypot(se, block["truth_se"])
+
+
+def test_session_log_saved_and_evaluated_from_its_path_gives_the_same_estimates(session_log, tmp_path):
+    target = FixedPolicy(10, OBS, 3, scale=0.15)
+    path = session_log.save(tmp_path / "sessions.parquet")
+    in_memory = evaluate(session_log, {"mild": target}, SESSION_ESTIMATORS, ci="normal", truth_trajectories=100)
+    from_file = evaluate(path, {"mild": target}, SESSION_ESTIMATORS, ci="normal")
+    assert from_file.setting == "session"  # read from the columns; gamma 0.9 from the file's metadata
+    a, b = in_memory.to_frame(), from_file.to_frame()
+    assert np.allclose(a.estimate, b.estimate, rtol=1e-12) and np.allclose(a.ci_high, b.ci_high, rtol=1e-12)
+    assert b.truth.isna().all() and list(a.interval_valid) == list(b.interval_valid)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda log: evaluate(log, "random", ["ipw"]), r"^estimators\[0\]: unknown session estimator 'ipw' \(known: dm"),
+    (lambda log: evaluate(log, "random", ["pdis"], gamma=0), r"^gamma: expected a number in \(0, 1\], got 0$"),
+    (lambda log: evaluate(log, "random", ["pdis"], truth_slates=3), r"^truth_slates: not an option of session logs$"),
+    (lambda log: simulate_log("default", "random", 10, env="session", n_items=10, slate_policy="greedy"),
+     r"^slate_policy: not an option of session logs$"),
+])
+def test_session_mistakes_are_one_line_errors(session_log, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(session_log)

@@ -6,7 +6,7 @@ import pytest
 
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
-from recsim_causal.experiment.ope_session import run_sessions
+from recsim_causal.ope.session_log import run_sessions
 from recsim_causal.ope import (
     FQE,
     IPS,

@@ -38,7 +38,8 @@ from recsim_causal.agents import greedy_probs
 from recsim_causal.build import agent_config, make_agent, world_from_config
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.experiment.ope_session import ESTIMATORS, estimate_sessions, make_env, run_sessions, train_on_sessions
+from recsim_causal.experiment.ope_session import make_env
+from recsim_causal.ope.session_log import ESTIMATORS, estimate_sessions, run_sessions, train_on_sessions
 from recsim_causal.learn import Behaviour, fit_sessions, judge
 from recsim_causal.ope.intervals import ci_keys
 from recsim_causal.ope.simulate import oracle_value, simulate_log, train_targets

@@ -135,6 +135,7 @@ from .evaluate import OPERecord, OPEResult, evaluate  # noqa: E402
 from .meta import OffPolicyEvaluation  # noqa: E402
 from .simulate import SimulatedLog, simulate_log  # noqa: E402
 from . import slate_log as _slate_log  # noqa: E402,F401  (registers the slate setting)
+from . import session_log as _session_log  # noqa: E402,F401  (registers the session setting)
 
 __all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord", "OffPolicyEvaluation"]
 __all__ += ["FeatureFQE", "StateMarginalWeights", "session_state_features"]

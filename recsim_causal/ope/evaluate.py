@@ -35,7 +35,7 @@ from recsim_causal.ope.truth import ope_table, policy_value
 from recsim_causal.scm import World
 
 __all__ = ["evaluate", "OPEResult", "OPERecord", "ESTIMATORS", "DEFAULT_ESTIMATORS", "make_estimator",
-           "evaluate_target", "target_block", "EVALUATORS", "setting_of_log", "ci_methods", "reward_range", "max_weight", "TABLE_COLUMNS", "table_rows",
+           "evaluate_target", "target_block", "setting_estimators", "setting_log", "interval_methods", "add_method_intervals", "EVALUATORS", "setting_of_log", "ci_methods", "reward_range", "max_weight", "TABLE_COLUMNS", "table_rows",
            "diagnostics_line"]
 
 # The estimators by name (the OPE experiment's names; conf/experiment/ope.yaml lists the same).
@@ -152,6 +152,53 @@ def target_block(name: str, estimates: dict[str, float], intervals: dict[str, di
     diagnostics = {k: weight_diagnostics(w) for k, w in weights.items()}
     warnings = [line for k, d in diagnostics.items() for line in diagnostic_warnings(d, f"{name}/{k}")]
     return {"truth": truth, **(extra or {}), "estimators": table, "diagnostics": diagnostics, "warnings": warnings}
+
+
+def setting_estimators(estimators: Any, known: Mapping[str, Any], base: type, build: Any, what: str) -> dict[str, Any]:
+    """``{name: estimator}`` of a slate or session evaluation: names from ``known`` (built by
+    ``build(cls, name)``) or ``base`` objects as given; None: every known one."""
+    specs = list(known) if estimators is None else (
+        [estimators] if isinstance(estimators, (str, base)) else list(estimators))
+    out: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        if isinstance(spec, base):
+            est = spec
+        elif isinstance(spec, str) and spec in known:
+            est = build(known[spec], spec)
+        else:
+            raise ValueError(f"estimators[{i}]: unknown {what} estimator {spec!r} (known: {', '.join(known)})")
+        if est.estimator_name in out:
+            raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
+        out[est.estimator_name] = est
+    return out
+
+
+def setting_log(log: Any, sensitivity: Any) -> tuple[Any, LoggedFeedback, World | None]:
+    """A slate or session ``log`` (a path is read into memory), its feedback and world;
+    ``sensitivity`` refused (the bounds are for one-item logs)."""
+    if sensitivity is not None:
+        raise ValueError("sensitivity: bounds under hidden confounding are for one-item logs")
+    if isinstance(log, (str, Path)):
+        log = LoggedFeedback.from_parquet(log)
+    return (log, *_feedback_of(log))
+
+
+def interval_methods(ci: Any) -> list[str]:
+    """``ci`` (one method or a list; the first is the records') as a list of known methods."""
+    methods = [ci] if isinstance(ci, str) else list(ci)
+    if not methods or any(m not in METHODS for m in methods):
+        raise ValueError(f"ci: expected one or a list of {', '.join(METHODS)}, got {ci!r}")
+    return methods
+
+
+def add_method_intervals(block: dict, intervals: dict[str, dict], validity: dict[str, dict]) -> None:
+    """With more than one interval method: each estimator row's ``intervals`` by method (the
+    interval and its validity)."""
+    if len(intervals) < 2:
+        return
+    for est, row in block["estimators"].items():
+        row["intervals"] = {m: {**intervals[m][est], **{k: v for k, v in validity[m][est].items() if k != "diagnostics"}}
+                            for m in intervals}
 
 
 def table_rows(name: str, result: dict) -> list[list]:

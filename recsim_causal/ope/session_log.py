@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,8 +39,15 @@ from recsim_causal.build import agent_label, is_policy, make_agent, resolve_agen
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.ope.diagnostics import overlap_diagnostics, validity_rows
-from recsim_causal.ope.evaluate import EVALUATORS, OPEResult, _feedback_of, target_block
-from recsim_causal.ope.intervals import METHODS
+from recsim_causal.ope.evaluate import (
+    EVALUATORS,
+    OPEResult,
+    add_method_intervals,
+    interval_methods,
+    setting_estimators,
+    setting_log,
+    target_block,
+)
 from recsim_causal.ope.sequential import (
     FQE,
     MDR,
@@ -201,23 +207,6 @@ class SessionData:
     fatigue_decay: float = 0.8
 
 
-def _estimators(estimators: Any) -> dict[str, BaseSequentialEstimator]:
-    names = list(ESTIMATORS) if estimators is None else (
-        [estimators] if isinstance(estimators, (str, BaseSequentialEstimator)) else list(estimators))
-    out: dict[str, BaseSequentialEstimator] = {}
-    for i, spec in enumerate(names):
-        if isinstance(spec, BaseSequentialEstimator):
-            est = spec
-        elif spec in ESTIMATORS:
-            est = ESTIMATORS[spec](estimator_name=spec)
-        else:
-            raise ValueError(f"estimators[{i}]: unknown session estimator {spec!r} (known: {', '.join(ESTIMATORS)})")
-        if est.estimator_name in out:
-            raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
-        out[est.estimator_name] = est
-    return out
-
-
 def _check_gamma(gamma: Any) -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
         raise ValueError(f"gamma: expected a number in (0, 1], got {gamma!r}")
@@ -307,20 +296,14 @@ class SessionLogs:
         """:func:`~recsim_causal.ope.evaluate` of a session log (module doc). DM, DR, SNDR and MDR
         use fitted-Q evaluation (``fqe``: ridge, n_iterations), not ``reward_model``."""
         no_options(options, "session logs")
-        if sensitivity is not None:
-            raise ValueError("sensitivity: bounds under hidden confounding are for one-item logs")
-        if isinstance(log, (str, Path)):
-            log = LoggedFeedback.from_parquet(log)
-        feedback, _ = _feedback_of(log)
+        log, feedback, _ = setting_log(log, sensitivity)
         simulated = isinstance(log, SimulatedLog)
         data = log.data if simulated else None
         gamma = _check_gamma(gamma if gamma is not None else data.gamma if simulated
                              else feedback.metadata.get("gamma", 1.0))
-        methods = [ci] if isinstance(ci, str) else list(ci)
-        bad = [m for m in methods if m not in METHODS]
-        if bad or not methods:
-            raise ValueError(f"ci: expected one or a list of {', '.join(METHODS)}, got {ci!r}")
-        ests = _estimators(estimators)
+        methods = interval_methods(ci)
+        ests = setting_estimators(estimators, ESTIMATORS, BaseSequentialEstimator,
+                                  lambda cls, name: cls(estimator_name=name), "session")
         K = feedback.n_actions
         policies = self.targets(targets, log, n_actions=K, dim=feedback.dim_context,
                                 seed=log.seed if simulated else seed,
@@ -349,10 +332,7 @@ class SessionLogs:
             block = target_block(name, estimates, intervals[methods[0]], truth.pop("truth"),
                                  {"trajectory": steps.trajectory_weights()}, validity[methods[0]], method=methods[0],
                                  extra=truth)
-            if len(methods) > 1:
-                for est, row in block["estimators"].items():
-                    row["intervals"] = {m: {**intervals[m][est], **{k: v for k, v in validity[m][est].items()
-                                                                    if k != "diagnostics"}} for m in methods}
+            add_method_intervals(block, intervals, validity)
             widths = [(r["ci_high"] - r["ci_low"]) / (2 * 1.96) for r in block["estimators"].values()
                       if r["ci_low"] is not None and r["ci_high"] is not None]
             est_se = float(np.nanmedian(widths)) if widths else float("nan")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,11 +53,13 @@ from recsim_causal.ope.diagnostics import PSCORE_ONE, validity_rows
 from recsim_causal.ope.evaluate import (
     EVALUATORS,
     OPEResult,
-    _feedback_of,
+    add_method_intervals,
+    interval_methods,
     reward_model_features,
+    setting_estimators,
+    setting_log,
     target_block,
 )
-from recsim_causal.ope.intervals import METHODS
 from recsim_causal.ope.reward_models import fit_predict
 from recsim_causal.ope.simulate import (
     DEFAULT_TRAIN_ROUNDS,
@@ -249,25 +250,6 @@ class SlateData:
     truth_slates: int = DEFAULT_TRUTH_SLATES
 
 
-def _estimators(estimators: Any, L: int, K: int) -> dict[str, BaseSlateEstimator]:
-    names = list(ESTIMATORS) if estimators is None else (
-        [estimators] if isinstance(estimators, (str, BaseSlateEstimator)) else list(estimators))
-    out: dict[str, BaseSlateEstimator] = {}
-    for i, spec in enumerate(names):
-        if isinstance(spec, BaseSlateEstimator):
-            est = spec
-        elif spec in ESTIMATORS:
-            cls = ESTIMATORS[spec]
-            est = cls(len_list=L, n_unique_action=K, estimator_name=spec) if cls is SlateCascadeDoublyRobust else \
-                cls(len_list=L, estimator_name=spec)
-        else:
-            raise ValueError(f"estimators[{i}]: unknown slate estimator {spec!r} (known: {', '.join(ESTIMATORS)})")
-        if est.estimator_name in out:
-            raise ValueError("estimators: two estimators share a name (give each its own estimator_name)")
-        out[est.estimator_name] = est
-    return out
-
-
 class SlateLogs:
     """Slates (Bandit-v0, slate_size > 1): simulate, truth, targets and evaluation."""
 
@@ -363,20 +345,15 @@ class SlateLogs:
                  fit_rows: Any = None, batch_rows: Any = None, **options: Any) -> OPEResult:
         """:func:`~recsim_causal.ope.evaluate` of a slate log (module doc)."""
         no_options(options, "slate logs")
-        if sensitivity is not None:
-            raise ValueError("sensitivity: bounds under hidden confounding are for one-item logs")
-        if isinstance(log, (str, Path)):
-            log = LoggedFeedback.from_parquet(log)
-        feedback, world = _feedback_of(log)
+        log, feedback, world = setting_log(log, sensitivity)
         simulated = isinstance(log, SimulatedLog)
         wide = log.data.wide if simulated else wide_slates(feedback)
         n, L = wide.slates.shape
         K = feedback.n_actions
-        methods = [ci] if isinstance(ci, str) else list(ci)
-        bad = [m for m in methods if m not in METHODS]
-        if bad or not methods:
-            raise ValueError(f"ci: expected one or a list of {', '.join(METHODS)}, got {ci!r}")
-        ests = _estimators(estimators, L, K)
+        methods = interval_methods(ci)
+        ests = setting_estimators(estimators, ESTIMATORS, BaseSlateEstimator, lambda cls, name: (
+            cls(len_list=L, n_unique_action=K, estimator_name=name) if cls is SlateCascadeDoublyRobust
+            else cls(len_list=L, estimator_name=name)), "slate")
         policies = self.targets(targets, L, world=world if simulated else None, n_actions=K, dim=feedback.dim_context,
                                 seed=log.seed if simulated else seed,
                                 train_rounds=(log.train_rounds if train_rounds is None else train_rounds)
@@ -419,10 +396,7 @@ class SlateLogs:
                         for m in methods}
             block = target_block(name, estimates, intervals[methods[0]], truth.pop("truth"), weights,
                                  validity[methods[0]], method=methods[0], extra=truth)
-            if len(methods) > 1:
-                for est, row in block["estimators"].items():
-                    row["intervals"] = {m: {**intervals[m][est], **{k: v for k, v in validity[m][est].items()
-                                                                    if k != "diagnostics"}} for m in methods}
+            add_method_intervals(block, intervals, validity)
             blocks[name] = block
         return OPEResult.from_blocks(blocks, setting="slate", alpha=alpha, n_rounds=n)
 

@@ -39,10 +39,7 @@ from recsim_causal.experiment.coverage import population_values, trained_policie
 from recsim_causal.experiment.ope import _reward_model  # noqa: E402
 from recsim_causal.io import write_json  # noqa: E402
 from recsim_causal.ope import DM, DR, IPS, SNDR, SNIPS  # noqa: E402
-from recsim_causal.ope.diagnostics import MAX_LOW_SUPPORT_SHARE as MAX_LOW_SUPPORT_FIXED  # noqa: E402
-from recsim_causal.ope.diagnostics import MIN_ESS as MIN_ESS_FIXED  # noqa: E402
-from recsim_causal.ope.diagnostics import MIN_ESS_RATIO as MIN_ESS_RATIO_FIXED  # noqa: E402
-from recsim_causal.ope.diagnostics import overlap_diagnostics  # noqa: E402
+from recsim_causal.ope.diagnostics import ESS_SOURCES, overlap_diagnostics, rule_ess  # noqa: E402
 from recsim_causal.ope.inputs import reduce_dense  # noqa: E402
 from recsim_causal.ope.intervals import estimate_intervals_from_terms  # noqa: E402
 from recsim_causal.ope.simulate import collect  # noqa: E402
@@ -53,9 +50,11 @@ ESTIMATORS = {"ipw": IPS(), "snipw": SNIPS(), "dr": DR(), "sndr": SNDR(), "dm": 
 CALIBRATED = ("ipw", "snipw", "dr", "sndr")  # the rule is chosen for these; DM's bias is reported beside them
 METHODS = ("bootstrap", "normal")
 TARGETS = ["random", "epsilon_greedy", "softmax", "linucb"]
-DIAG = ("ess_ratio", "ess", "max_weight", "low_support_share")
-# the rules searched: (min ESS share, min ESS, max weight, max low-support mass)
-MIN_ESS_RATIO = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+DIAG = ("ess_ratio", "ess", "max_weight", "low_support_share", "expected_ess_ratio", "expected_ess", "support_max_weight")
+#: one rule per estimator family (diagnostics.FAMILIES), chosen from its calibrated estimators
+FAMILY_ESTIMATORS = {"ipw": ("ipw", "snipw"), "dr": ("dr", "sndr")}
+# the rules searched: (ESS source, min ESS share, min ESS, max weight, max low-support mass)
+MIN_ESS_RATIO = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 MIN_ESS = (0.0, 50.0, 100.0, 200.0, 500.0)
 MAX_WEIGHT = (math.inf, 1000.0, 300.0, 100.0, 50.0, 20.0, 10.0)
 MAX_LOW_SUPPORT = (math.inf, 0.05, 0.01, 0.001)
@@ -96,8 +95,8 @@ def run_grid_point(epsilon: float, n: int, K: int, R: int, B: int, seed: int, tr
             lo = np.array([[v for key, v in o.items() if key != "mean"][0] for o in out]).reshape(T, E)
             hi = np.array([[v for key, v in o.items() if key != "mean"][1] for o in out]).reshape(T, E)
             covers[m][r] = (lo <= tv[:, None]) & (tv[:, None] <= hi)
-        print(f"  eps={epsilon} n={n} K={K}: replication {r + 1}/{R}", end="\r", flush=True)
-    print()
+        if (r + 1) % 10 == 0 or r + 1 == R:
+            print(f"  eps={epsilon} n={n} K={K}: replication {r + 1}/{R}", flush=True)
     return {"epsilon": epsilon, "n_rounds": n, "n_items": K, "n_bootstrap": B, "targets": list(targets), "truth": tv.tolist(),
             "estimates": est, "covers": covers, "diagnostics": diags}
 
@@ -131,66 +130,88 @@ def load_raw(path: Path) -> list[dict]:
     return out
 
 
-def valid_mask(diags: dict, rule: tuple[float, float, float, float]) -> np.ndarray:
-    a, b, c, d = rule
-    return ((diags["ess_ratio"] >= a) & (diags["ess"] >= b) & (diags["max_weight"] <= c)
-            & (diags["low_support_share"] <= d))
+def valid_mask(diags: dict, rule: tuple) -> np.ndarray:
+    """(R, T) which replications ``rule`` = (ESS source, min ESS share, min ESS, max weight,
+    max low-support mass) marks valid: the library's rule (diagnostics.interval_validity)
+    on arrays."""
+    source, a, b, c, d = rule
+    ess, ratio, _ = rule_ess(diags, source)
+    return (np.asarray(ratio) >= a) & (np.asarray(ess) >= b) & (diags["max_weight"] <= c) & (diags["low_support_share"] <= d)
 
 
-def evaluate_rule(points: list[dict], rule: tuple, target_coverage: float, min_valid: int) -> tuple[bool, int, dict]:
+def evaluate_rule(points: list[dict], rule: tuple, target_coverage: float, min_valid: int,
+                  estimators: tuple[str, ...] = CALIBRATED) -> tuple[bool, int, dict, float | None]:
     """(the rule passes, replications it marks valid, {estimator/method: pooled coverage of the
-    valid ones}). It passes when, for each calibrated estimator and method, the valid-marked
-    intervals pooled over the grid cover at least ``target_coverage``, and no cell with at least
-    ``min_valid`` valid replications covers significantly less (one-sided binomial test at 5%:
+    valid ones}, the worst judged cell's coverage) for ``estimators``. It passes when, for each
+    of them and each method, the valid-marked intervals pooled over the grid cover at least
+    ``target_coverage``, and no cell with at least ``min_valid`` valid replications covers
+    significantly less (one-sided binomial test at 5%:
     coverage < target - 1.645 sqrt(target (1 - target) / n_valid))."""
-    ok, n_valid = True, 0
-    hits = {f"{e}/{m}": [0, 0] for e in CALIBRATED for m in METHODS}
+    ok, n_valid, worst = True, 0, None
+    idx = [list(ESTIMATORS).index(e) for e in estimators]
+    hits = {f"{e}/{m}": [0, 0] for e in estimators for m in METHODS}
     for p in points:
         v = valid_mask(p["diagnostics"], rule)  # (R, T)
-        n_valid += int(v.sum()) * len(CALIBRATED)
+        n_valid += int(v.sum()) * len(estimators)
         for m in METHODS:
             cov = p["covers"][m]  # (R, T, E)
             for t_i in range(v.shape[1]):
                 nv = int(v[:, t_i].sum())
                 if nv == 0:
                     continue
-                for e_i, e in enumerate(CALIBRATED):
+                for e_i, e in zip(idx, estimators):
                     c = cov[v[:, t_i], t_i, e_i]
                     hits[f"{e}/{m}"][0] += int(c.sum())
                     hits[f"{e}/{m}"][1] += nv
-                    slack = 1.645 * math.sqrt(target_coverage * (1 - target_coverage) / nv)
-                    ok &= nv < min_valid or float(c.mean()) >= target_coverage - slack
+                    if nv >= min_valid:
+                        worst = float(c.mean()) if worst is None else min(worst, float(c.mean()))
+                        slack = 1.645 * math.sqrt(target_coverage * (1 - target_coverage) / nv)
+                        ok &= float(c.mean()) >= target_coverage - slack
     pooled = {k: (h / t if t else None) for k, (h, t) in hits.items()}
     ok &= all(v is None or v >= target_coverage for v in pooled.values())
-    return ok, n_valid, pooled
+    return ok, n_valid, pooled, worst
 
 
-def choose_rule(points: list[dict], target_coverage: float, min_valid: int) -> tuple[tuple, dict]:
-    best, best_n, searched = None, -1, 0
-    for rule in itertools.product(MIN_ESS_RATIO, MIN_ESS, MAX_WEIGHT, MAX_LOW_SUPPORT):
-        searched += 1
-        ok, n_valid, _ = evaluate_rule(points, rule, target_coverage, min_valid)
+def rules() -> itertools.product:
+    return itertools.product(ESS_SOURCES, MIN_ESS_RATIO, MIN_ESS, MAX_WEIGHT, MAX_LOW_SUPPORT)
+
+
+def choose_rule(points: list[dict], target_coverage: float, min_valid: int,
+                estimators: tuple[str, ...] = CALIBRATED) -> tuple | None:
+    """Among the rules that pass (:func:`evaluate_rule`) for ``estimators``, the one that marks
+    the most replications valid (ties: the first searched, i.e. the laxest limits); None when
+    no rule of the grid passes."""
+    best, best_n = None, 0
+    for rule in rules():
+        ok, n_valid, _, _ = evaluate_rule(points, rule, target_coverage, min_valid, estimators)
         if ok and n_valid > best_n:
             best, best_n = rule, n_valid
-    return best, {"rules_searched": searched}  # best None: no rule of the grid meets the requirement
+    return best
 
 
-def cell_table(points: list[dict], rule: tuple) -> list[dict]:
+def family_of(estimator: str) -> str | None:
+    return next((f for f, es in FAMILY_ESTIMATORS.items() if estimator in es), None)
+
+
+def cell_table(points: list[dict], family_rules: dict[str, tuple | None]) -> list[dict]:
     rows = []
     for p in points:
-        v = valid_mask(p["diagnostics"], rule)
+        masks = {f: (valid_mask(p["diagnostics"], r) if r is not None else np.zeros(p["estimates"].shape[:2], bool))
+                 for f, r in family_rules.items()}
         for t_i, target in enumerate(p["targets"]):
             med = {k: float(np.median(p["diagnostics"][k][:, t_i])) for k in DIAG}
             for e_i, e in enumerate(ESTIMATORS):
                 err = p["estimates"][:, t_i, e_i] - p["truth"][t_i]
+                fam = family_of(e)
+                v = masks[fam][:, t_i] if fam else np.zeros(len(err), bool)  # DM: never valid
                 row = {"epsilon": p["epsilon"], "n_rounds": p["n_rounds"], "n_items": p["n_items"], "target": target,
                        "estimator": e, "truth": p["truth"][t_i], "bias": float(err.mean()),
-                       "rmse": float(np.sqrt(np.mean(err**2))), "valid_share": float(v[:, t_i].mean()),
+                       "rmse": float(np.sqrt(np.mean(err**2))), "valid_share": float(v.mean()),
                        "median_diagnostics": med}
                 for m in METHODS:
                     cov = p["covers"][m][:, t_i, e_i]
                     row[f"coverage_{m}"] = float(cov.mean())
-                    row[f"coverage_{m}_valid"] = float(cov[v[:, t_i]].mean()) if v[:, t_i].any() else None
+                    row[f"coverage_{m}_valid"] = float(cov[v].mean()) if v.any() else None
                 rows.append(row)
     return rows
 
@@ -203,31 +224,35 @@ def _fmt(v, spec=".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _rule_text(th: dict | None) -> str:
+    if th is None:
+        return "never valid (no rule of the searched grid reaches the target coverage)"
+    ess = {"logged": "the logged weights' ESS", "expected": "the expected ESS",
+           "min": "the smaller of the logged and the expected ESS"}[th["ess_source"]]
+    return (f"valid when, on {ess}, ESS share >= {th['min_ess_ratio']:g} and ESS >= {th['min_ess']:g}; "
+            f"max weight <= {_limit(th['max_weight'])}; target mass on low-support actions <= "
+            f"{_limit(th['max_low_support_share'])}")
+
+
 def docs_block(result: dict) -> str:
-    th = result.get("rule_shown") or result["thresholds"]
-    rule = (f"ESS share >= {th['min_ess_ratio']}, ESS >= {th['min_ess']}, max weight <= {_limit(th['max_weight'])}, "
-            f"target mass on low-support actions <= {_limit(th['max_low_support_share'])}")
-    if result.get("feasible", True):
-        head = f"Chosen rule (bootstrap and normal intervals of IPS, SNIPS, DR, SNDR): valid when {rule}."
-    else:
-        head = (f"**No rule of the searched grid meets the requirement** ({result['searched']['rules_searched']} "
-                "rules over the weights' ESS share, ESS, max weight and low-support mass as measured on the log): "
-                "these diagnostics are optimistic exactly when a target's heavy tail happens not to be sampled (a "
-                "few logs of a concentrated target show a healthy ESS, and their intervals miss). The library keeps "
-                f"its fixed rule ({rule}); the table shows the grid under it.")
-    lines = [BEGIN, "", head,
+    fams = ", ".join(f"{f.upper()} family ({' and '.join(FAMILY_ESTIMATORS[f]).upper()}): {_rule_text(th)}"
+                     for f, th in result["thresholds"].items())
+    lines = [BEGIN, "",
+             f"Chosen rules for bootstrap and normal intervals, one per estimator family: {fams}.",
              "",
              f"Grid: LinUCB logger with epsilon in {result['grid']['epsilons']}, n in {result['grid']['n_rounds']}, "
              f"K in {result['grid']['n_items']}; targets {', '.join(TARGETS)}; {result['replications']} replications "
-             f"per grid point, {result['n_bootstrap_samples']} bootstrap resamples. Required: for each of IPS, SNIPS, "
-             f"DR, SNDR and each method, the valid-marked intervals pooled over the grid cover at least "
+             f"per grid point, {result['n_bootstrap_samples']} bootstrap resamples; {result['searched']['rules_searched']} "
+             "rules searched per family (ESS source x ESS share x ESS x max weight x low-support mass). Required: for "
+             f"each estimator and method, the valid-marked intervals pooled over the grid cover at least "
              f"{result['target_coverage']} (nominal 0.95), and no cell with at least {result['min_valid']} valid "
-             "replications covers significantly less (one-sided binomial test at 5%). Pooled coverage of the "
-             "valid-marked intervals: " + ", ".join(f"{k} {_fmt(v)}" for k, v in (result.get('pooled_valid_coverage') or {}).items())
+             "replications covers significantly less (one-sided binomial test at 5%); among the rules that pass, the "
+             "one marking the most replications valid. Pooled coverage of the valid-marked intervals: "
+             + ", ".join(f"{k} {_fmt(v)}" for k, v in result["pooled_valid_coverage"].items())
              + f"; the worst judged cell {_fmt(result['worst_valid_coverage'])}; "
-             f"{100 * result['valid_share']:.1f}% of the replications are marked valid.",
+             f"{100 * result['valid_share']:.1f}% of the calibrated estimators' replications are marked valid.",
              "",
-             "| eps | n | K | target | estimator | bias | coverage (all, bootstrap) | valid share | coverage of valid (bootstrap) | coverage of valid (normal) | median ESS share | median max weight |",
+             "| eps | n | K | target | estimator | bias | coverage (all, bootstrap) | valid share | coverage of valid (bootstrap) | coverage of valid (normal) | median ESS share (logged / expected) | median max weight |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["cells"]:
         md = r["median_diagnostics"]
@@ -236,7 +261,7 @@ def docs_block(result: dict) -> str:
                  if calibrated else "never | – | –")
         lines.append(f"| {r['epsilon']} | {r['n_rounds']} | {r['n_items']} | {r['target']} | {r['estimator']} | "
                      f"{r['bias']:+.4f} | {r['coverage_bootstrap']:.3f} | {valid} | "
-                     f"{100 * md['ess_ratio']:.2f}% | {md['max_weight']:.1f} |")
+                     f"{100 * md['ess_ratio']:.2f}% / {100 * md['expected_ess_ratio']:.2f}% | {md['max_weight']:.1f} |")
     dm = [r for r in result["cells"] if r["estimator"] == "dm"]
     if dm:
         worst = max(dm, key=lambda r: abs(r["bias"]))
@@ -268,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--min-valid", type=int, default=None, help="cells with fewer valid replications are not judged "
                     "(default: a quarter of the replications, at least 10)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="grid points run in parallel (processes)")
     ap.add_argument("--out", type=Path, default=ROOT / "recsim_causal" / "ope" / "validity.json")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "trust.md")
     ap.add_argument("--docs-only", action="store_true", help="rewrite --docs from the existing --out file, no run")
@@ -292,38 +318,50 @@ def main(argv: list[str] | None = None) -> dict:
         args.n_items = sorted({p["n_items"] for p in points})
         args.bootstrap = points[0]["n_bootstrap"] or args.bootstrap
     else:
-        points = []
+        grid = [(eps, n, K, args.replications, args.bootstrap, args.seed, args.truth_users)
+                for K, eps, n in itertools.product(args.n_items, args.epsilons, args.n_rounds)]
         with single_threaded_blas():
-            for K, eps, n in itertools.product(args.n_items, args.epsilons, args.n_rounds):
-                points.append(run_grid_point(eps, n, K, args.replications, args.bootstrap, args.seed, args.truth_users))
+            if args.workers > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(args.workers) as pool:
+                    points = list(pool.map(run_grid_point, *zip(*grid)))
+            else:
+                points = [run_grid_point(*g) for g in grid]
         save_raw(args.raw, points)
     min_valid = args.min_valid if args.min_valid is not None else max(10, args.replications // 4)
-    rule, info = choose_rule(points, args.target_coverage, min_valid)
-    feasible = rule is not None
-    if not feasible:  # show the grid under the fixed rule the library keeps (diagnostics.validity_thresholds)
-        rule = (MIN_ESS_RATIO_FIXED, MIN_ESS_FIXED, math.inf, MAX_LOW_SUPPORT_FIXED)
-    _, n_valid, pooled = evaluate_rule(points, rule, args.target_coverage, min_valid)
-    cells = cell_table(points, rule)
-    judged = [c[f"coverage_{m}_valid"] for c in cells if c["estimator"] in CALIBRATED for m in METHODS
-              if c[f"coverage_{m}_valid"] is not None and c["valid_share"] * args.replications >= min_valid]
+    chosen = {f: choose_rule(points, args.target_coverage, min_valid, es) for f, es in FAMILY_ESTIMATORS.items()}
+    pooled, n_valid, judged = {}, 0, []
+    for f, es in FAMILY_ESTIMATORS.items():
+        if chosen[f] is not None:
+            _, nv, pf, worst = evaluate_rule(points, chosen[f], args.target_coverage, min_valid, es)
+            pooled.update(pf)
+            n_valid += nv
+            judged += [worst] if worst is not None else []
+        else:
+            pooled.update({f"{e}/{m}": None for e in es for m in METHODS})
+    cells = cell_table(points, chosen)
     total = sum(p["diagnostics"]["ess"].size for p in points) * len(CALIBRATED)
     finite = lambda v: v if math.isfinite(v) else None  # noqa: E731  (strict JSON: no Infinity)
-    shown = {"min_ess_ratio": rule[0], "min_ess": rule[1], "max_weight": finite(rule[2]),
-             "max_low_support_share": finite(rule[3])}
-    result = {"feasible": feasible, "thresholds": shown if feasible else None, "rule_shown": shown,
+    thresholds = {f: (None if r is None else {"ess_source": r[0], "min_ess_ratio": r[1], "min_ess": r[2],
+                                              "max_weight": finite(r[3]), "max_low_support_share": finite(r[4])})
+                  for f, r in chosen.items()}
+    result = {"feasible": all(r is not None for r in chosen.values()), "thresholds": thresholds,
               "target_coverage": args.target_coverage, "nominal": 0.95, "min_valid": min_valid,
               "replications": args.replications, "n_bootstrap_samples": args.bootstrap,
               "grid": {"epsilons": args.epsilons, "n_rounds": args.n_rounds, "n_items": args.n_items,
-                       "logger": "linucb", "targets": TARGETS, "reward_model": "logistic, cross features"},
-              "searched": {"min_ess_ratio": list(MIN_ESS_RATIO), "min_ess": list(MIN_ESS),
+                       "logger": "linucb", "targets": TARGETS, "reward_model": "logistic, cross features, cross-fitted"},
+              "searched": {"ess_source": list(ESS_SOURCES), "min_ess_ratio": list(MIN_ESS_RATIO), "min_ess": list(MIN_ESS),
                            "max_weight": [finite(v) for v in MAX_WEIGHT],
-                           "max_low_support_share": [finite(v) for v in MAX_LOW_SUPPORT], **info},
+                           "max_low_support_share": [finite(v) for v in MAX_LOW_SUPPORT],
+                           "rules_searched": sum(1 for _ in rules())},
               "pooled_valid_coverage": pooled, "worst_valid_coverage": min(judged) if judged else None,
               "valid_share": n_valid / total, "cells": cells, "wall_s": time.perf_counter() - start}
     write_json(args.out, result)
     write_docs(args.docs, docs_block(result))
-    print(f"thresholds {result['thresholds']}; worst valid coverage {_fmt(result['worst_valid_coverage'])}; "
-          f"{100 * result['valid_share']:.1f}% valid; {result['wall_s']:.0f} s -> {args.out}, {args.docs}")
+    print(f"thresholds {result['thresholds']}; pooled {pooled}; worst valid coverage "
+          f"{_fmt(result['worst_valid_coverage'])}; {100 * result['valid_share']:.1f}% valid; "
+          f"{result['wall_s']:.0f} s -> {args.out}, {args.docs}")
     return result
 
 

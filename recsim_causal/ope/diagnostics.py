@@ -15,6 +15,13 @@ Every OPE estimate travels with these numbers (architecture, principle 8):
   which cannot see actions the logger never took (``low_support_source`` says which).
 * ``pscore_one_share``: the share of rows whose pscore is 1: a (near-)deterministic
   logger, whose log says nothing about the other actions.
+* ``expected_ess_ratio`` (with the logger's full distribution ``pi_b``): 1 / E[w^2], the
+  ESS share the weights have in expectation over the logger's draws,
+  E[w^2] = mean_i sum_a pi_e(a|x_i)^2 / pi_b(a|x_i) (0 when the target puts mass where
+  pi_b is 0), and ``expected_ess`` = n x that. Unlike the ESS of the logged weights it
+  does not look healthy when a target's heavy tail happens not to be drawn, so the
+  validity rule reads it when it is there. ``support_max_weight``: max over the logged
+  contexts and all actions of pi_e / pi_b (the largest weight the logger could produce).
 
 :func:`weight_diagnostics` works for one-item weights, slate weights and trajectory weights
 alike (one weight per independent unit); :func:`overlap_diagnostics` adds the support
@@ -43,17 +50,34 @@ PSCORE_ONE = 1.0 - 1e-9
 CALIBRATION_FILE = Path(__file__).with_name("validity.json")
 
 
-def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, float]:
-    """The thresholds of bootstrap and normal intervals' validity (:func:`interval_validity`):
-    ``min_ess_ratio``, ``min_ess``, ``max_weight``, ``max_low_support_share``, as calibrated on
-    the coverage grid (``validity.json``; docs/trust.md shows the grid); the fixed
-    :data:`MIN_ESS_RATIO`, :data:`MIN_ESS` and :data:`MAX_LOW_SUPPORT_SHARE` without the file.
-    A null in the file means no limit."""
-    out = {"min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
-           "max_low_support_share": MAX_LOW_SUPPORT_SHARE}
-    if path.is_file():
-        for key, v in (json.loads(path.read_text()).get("thresholds") or {}).items():  # null: no feasible rule
-            out[key] = math.inf if v is None else float(v)
+#: The estimator families whose bootstrap and normal intervals the calibration judges, by
+#: ``estimator.kind``: weighted rewards (IPS, SNIPS, ...) and doubly robust (DR, SNDR, ...).
+FAMILIES = ("ipw", "dr")
+#: Which ESS the rule reads: the weights' ESS on the log ("logged"), the expected ESS from the
+#: full distributions ("expected"; the logged one where the diagnostics lack it) or the
+#: smaller of the two ("min").
+ESS_SOURCES = ("logged", "expected", "min")
+
+
+def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, dict[str, Any]]:
+    """{family: thresholds} of bootstrap and normal intervals' validity
+    (:func:`interval_validity`), one set per estimator family (:data:`FAMILIES`):
+    ``ess_source`` (:data:`ESS_SOURCES`), ``min_ess_ratio``, ``min_ess``, ``max_weight``,
+    ``max_low_support_share``, as calibrated on the coverage grid by
+    scripts/calibrate_validity.py (``validity.json``; docs/trust.md shows the grid and the
+    coverage reached); the fixed :data:`MIN_ESS_RATIO`, :data:`MIN_ESS` and
+    :data:`MAX_LOW_SUPPORT_SHARE` on the logged ESS for a family the file does not
+    calibrate. A null limit in the file means no limit."""
+    fixed = {"ess_source": "logged", "min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
+             "max_low_support_share": MAX_LOW_SUPPORT_SHARE, "calibrated": False}
+    out = {f: dict(fixed) for f in FAMILIES}
+    calibrated = (json.loads(path.read_text()).get("thresholds") or {}) if path.is_file() else {}
+    for family, th in calibrated.items():
+        if family not in out or not th:
+            continue
+        for key, v in th.items():
+            out[family][key] = v if key == "ess_source" else (math.inf if v is None else float(v))
+        out[family]["calibrated"] = True
     return out
 
 
@@ -99,12 +123,31 @@ def overlap_diagnostics(weights: Any, pscore: Any, n_actions: int, *, action_dis
         pe, pb = pe.reshape(pe.shape[0], -1), pb.reshape(pb.shape[0], -1)
         out["low_support_share"] = float(np.where(pb < threshold, pe, 0.0).sum(axis=1).mean()) if len(pe) else 0.0
         out["low_support_source"] = "pi_b"
+        out.update(expected_weight_diagnostics(len(pe), *weight_moments(pe, pb)))
     else:
         # an estimate of a share: capped at 1 (tiny pscores give huge weights)
         out["low_support_share"] = min(1.0, float(np.mean(w * (ps < threshold)))) if len(w) else 0.0
         out["low_support_source"] = "logged rows"
     out["pscore_one_share"] = float(np.mean(ps >= PSCORE_ONE)) if len(ps) else 0.0
     return out
+
+
+def weight_moments(action_dist: Any, pi_b: Any) -> tuple[float, float]:
+    """(sum over rows of E[w^2 | x_i] = sum_a pi_e(a|x_i)^2 / pi_b(a|x_i), max over rows and
+    actions of pi_e / pi_b), both inf when the target puts mass where pi_b is 0."""
+    pe, pb = np.asarray(action_dist, np.float64), np.asarray(pi_b, np.float64)
+    pe, pb = pe.reshape(pe.shape[0], -1), pb.reshape(pb.shape[0], -1)
+    if np.any((pb <= 0) & (pe > 0)):
+        return math.inf, math.inf
+    ratio = np.divide(pe, pb, out=np.zeros_like(pe), where=pb > 0)
+    return float((ratio * pe).sum()), float(ratio.max(initial=0.0))
+
+
+def expected_weight_diagnostics(n: int, second: float, support_max: float) -> dict[str, float]:
+    """``expected_ess_ratio``, ``expected_ess`` and ``support_max_weight`` of ``n`` rows from
+    :func:`weight_moments` (summed over batches; see the module doc)."""
+    share = n / second if n and 0 < second < math.inf else 0.0
+    return {"expected_ess_ratio": share, "expected_ess": n * share, "support_max_weight": support_max}
 
 
 def diagnostic_warnings(diag: dict[str, float], who: str = "") -> list[str]:
@@ -161,16 +204,32 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
         if not reward_bounded:
             return False, "no a priori reward range: the bound's guarantee needs one"
         return True, None
-    th = VALIDITY
-    if "ess" in diag and (diag["ess"] < th["min_ess"] or diag.get("ess_ratio", 1.0) < th["min_ess_ratio"]):
-        return False, (f"effective sample size {diag['ess']:,.0f} ({100 * diag.get('ess_ratio', 0.0):.2f}% of rounds; "
-                       f"calibrated minimum {th['min_ess']:,.0f} and {100 * th['min_ess_ratio']:.2f}%): "
-                       f"{method} intervals under-cover")
+    th = VALIDITY.get(kind, VALIDITY["ipw"])
+    ess, ratio, source = rule_ess(diag, th["ess_source"])
+    if ess is not None and (ess < th["min_ess"] or ratio < th["min_ess_ratio"]):
+        how = "calibrated" if th["calibrated"] else "fixed"
+        return False, (f"{source} effective sample size {float(ess):,.0f} ({100 * float(ratio):.2f}% of rounds; {how} minimum "
+                       f"{th['min_ess']:,.0f} and {100 * th['min_ess_ratio']:.2f}%): {method} intervals under-cover")
     if diag.get("max_weight", 0.0) > th["max_weight"]:
         return False, f"max weight {diag['max_weight']:,.1f} > {th['max_weight']:,.0f} (calibrated): {method} intervals under-cover"
     if diag.get("low_support_share", 0.0) > th["max_low_support_share"]:
         return False, "support: target mass where the logger (almost) never acts"
     return True, None
+
+
+def rule_ess(diag: dict[str, Any], source: str) -> tuple[Any, Any, str]:
+    """(ESS, ESS share, which) the validity rule reads from ``diag`` for ``source``
+    (:data:`ESS_SOURCES`); (None, None, ..) when the diagnostics carry no ESS. Elementwise
+    when the diagnostics are arrays (the calibration's replications)."""
+    if "ess" not in diag:
+        return None, None, "logged"
+    logged = (diag["ess"], diag.get("ess_ratio", 1.0))
+    if source == "logged" or "expected_ess" not in diag:
+        return *logged, "logged"
+    expected = (diag["expected_ess"], diag["expected_ess_ratio"])
+    if source == "expected":
+        return *expected, "expected"
+    return np.minimum(logged[0], expected[0]), np.minimum(logged[1], expected[1]), "smaller (logged, expected)"
 
 
 def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[str, float]:

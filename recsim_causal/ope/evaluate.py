@@ -22,7 +22,7 @@ from recsim_causal.agents import validate_policy_output
 from recsim_causal.build import make_agent, resolve_agents
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.data.parquet import read_setting
-from recsim_causal.ope.diagnostics import diagnostic_warnings, interval_validity, overlap_diagnostics, weight_diagnostics
+from recsim_causal.ope.diagnostics import diagnostic_warnings, overlap_diagnostics, row_validity, weight_diagnostics
 from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
     estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
@@ -118,7 +118,8 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
     for est_name, est in estimators.items():
         by_method = {}
         for m in methods:
-            valid, reason = interval_validity(est, m, diag, confounded=confounded, reward_bounded=reward_bounds is not None)
+            valid, reason = row_validity(est, m, diag, estimates[est_name], confounded=confounded,
+                                         reward_bounded=reward_bounds is not None)
             iv = intervals[m][est_name]
             row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
             if truth is not None:

@@ -156,9 +156,11 @@ class WeightSums:
     low_support: float = 0.0
     pscore_one: int = 0
     source: str = "pi_b"
+    second: float = 0.0  # sum over rows of E[w^2 | x] (with pi_b)
+    support_max: float = 0.0  # max over rows and actions of pi_e / pi_b
 
     def add(self, weights: np.ndarray, pscore: np.ndarray, action_dist: np.ndarray, pi_b: np.ndarray | None) -> None:
-        from .diagnostics import PSCORE_ONE
+        from .diagnostics import PSCORE_ONE, weight_moments
 
         threshold = 1.0 / (10.0 * self.n_actions)
         self.n += len(weights)
@@ -167,17 +169,24 @@ class WeightSums:
         self.max_w = max(self.max_w, float(weights.max(initial=0.0)))
         if pi_b is not None:
             self.low_support += float(np.where(pi_b < threshold, action_dist, 0.0).sum())
+            second, top = weight_moments(action_dist, pi_b)
+            self.second, self.support_max = self.second + second, max(self.support_max, top)
         else:
             self.source = "logged rows"
             self.low_support += float((weights * (pscore < threshold)).sum())
         self.pscore_one += int((pscore >= PSCORE_ONE).sum())
 
     def diagnostics(self) -> dict[str, Any]:
+        from .diagnostics import expected_weight_diagnostics
+
         ess = self.sw * self.sw / self.sw2 if self.sw2 > 0 else 0.0
         n = max(self.n, 1)
-        return {"n_rounds": self.n, "ess": ess, "ess_ratio": ess / n, "max_weight": self.max_w,
-                "low_support_share": self.low_support / n, "low_support_source": self.source,
-                "pscore_one_share": self.pscore_one / n}
+        out = {"n_rounds": self.n, "ess": ess, "ess_ratio": ess / n, "max_weight": self.max_w,
+               "low_support_share": self.low_support / n, "low_support_source": self.source,
+               "pscore_one_share": self.pscore_one / n}
+        if self.source == "pi_b":  # every batch had the logger's distribution
+            out.update(expected_weight_diagnostics(self.n, self.second, self.support_max))
+        return out
 
 
 def _reward_predictor(reward_model: Any, path: Any, meta: dict, *, fit_rows: int, batch_rows: int,
@@ -220,7 +229,7 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
     from recsim_causal.agents import validate_policy_output
     from recsim_causal.data.parquet import iter_batches, read_meta
 
-    from .diagnostics import diagnostic_warnings, interval_validity
+    from .diagnostics import diagnostic_warnings, row_validity
     from .estimators import MarginalizedInverseProbabilityWeighting
     from .inputs import LightInputs
 
@@ -315,7 +324,7 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
                         qr = (min(value_range[0], q_lo), max(value_range[1], q_hi)) if predict is not None else value_range
                         ranges = e.term_ranges(value_range, wb, qr)
                     iv = st.interval(m, alpha, ranges=ranges, value_range=value_range)
-                valid, reason = interval_validity(e, m, diag, reward_bounded=reward_bounds is not None)
+                valid, reason = row_validity(e, m, diag, value, reward_bounded=reward_bounds is not None)
                 row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
                 if truth is not None:
                     row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])

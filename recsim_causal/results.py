@@ -78,6 +78,9 @@ register_kind(ResultKind("summary", "summary.json", required=("steps",), metrics
     "new_items_shown": None, "new_item_window": None, "restarts": None}))
 register_kind(ResultKind("ope", "ope.json", required=("targets",), metrics=_ERRORS))
 register_kind(ResultKind("coverage", "coverage.json", metrics=_ERRORS))
+register_kind(ResultKind("ope_shift", "ope_shift.json", required=("rows", "t_before", "t_after"), metrics={
+    **_ERRORS, "error_after": "closer to 0", "rmse_after": "lower", "covers_after": "closer to 0.95",
+    "covers_before": None, "truth_before": None, "truth_after": None}))
 register_kind(ResultKind("compare", "compare.json", required=("policies",), metrics={
     "mean_reward": "higher", "cumulative_regret": "lower", "final_value": "higher", "width_ratio": "lower",
     "coverage": "closer to 0.95", "wall_s": "lower"}))

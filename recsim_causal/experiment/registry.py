@@ -30,6 +30,7 @@ RUNNERS: dict[tuple[str, str], Callable[..., dict] | str] = {
     ("ope", "one_item"): "recsim_causal.experiment.ope:run_ope",
     ("ope", "slate"): "recsim_causal.experiment.ope_slate:run_ope_slate",
     ("ope", "session"): "recsim_causal.experiment.ope_session:run_ope_session",
+    ("ope_shift", "one_item"): "recsim_causal.experiment.ope_shift:run_ope_shift",
     ("ope_coverage", ANY): "recsim_causal.experiment.coverage:run_coverage",
     ("ctr", ANY): "recsim_causal.experiment.ctr:run_ctr",
     ("compare", ANY): "recsim_causal.experiment.compare:run_compare",

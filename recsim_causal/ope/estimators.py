@@ -82,7 +82,7 @@ __all__ = [
 
 _DENSE_KEYS = (
     "action_dist", "reward", "action", "pscore", "estimated_rewards_by_reg_model", "position",
-    "estimated_pscore", "pi_b", "action_embed", "p_e_a",
+    "estimated_pscore", "pi_b", "action_embed", "p_e_a", "context_weight",
 )  # fmt: skip
 _LIGHT_KEYS = (
     "target_pscore", "target_q", "q_at_action", "embed_pscore", "embed_target_pscore",
@@ -107,7 +107,8 @@ def _split_arrays(arrays: dict[str, Any], who: str) -> tuple[str, dict[str, Any]
     given = {k: v for k, v in arrays.items() if v is not None and k not in _IGNORED_KEYS}
     light = [k for k in given if k in _LIGHT_KEYS]
     if light:
-        dense_only = [k for k in given if k in _DENSE_KEYS and k not in ("reward", "pscore", "estimated_pscore")]
+        dense_only = [k for k in given if k in _DENSE_KEYS
+                      and k not in ("reward", "pscore", "estimated_pscore", "context_weight")]
         if dense_only:
             raise TypeError(f"{who}: pass either dense arrays {dense_only} or light vectors {light}, not both")
         return "light", given
@@ -181,9 +182,11 @@ class BaseOffPolicyEstimator(ABC):
         return req
 
     def terms(self, inputs: LightInputs) -> RoundTerms:
-        """Check that ``inputs`` has what this estimator needs, then apply the formula."""
+        """Check that ``inputs`` has what this estimator needs, then apply the formula (each
+        round weighted by ``inputs.context_weight`` when given: a covariate-shift correction)."""
         inputs.require(self._needs(), type(self).__name__)
-        return self._terms(inputs)
+        terms = self._terms(inputs)
+        return terms if inputs.context_weight is None else terms.weighted(inputs.context_weight)
 
     def _iw(self, inputs: LightInputs) -> np.ndarray:
         return inputs.iw(getattr(self, "use_estimated_pscore", False))

@@ -103,11 +103,16 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
     lambdas = tuned_lambdas(ests, action_dist=action_dist, **arrays)  # lambda_="auto": SLOPE's choice
     n, K = action_dist.shape
     weights = action_dist[np.arange(n), arrays["action"]] / arrays["pscore"]
+    context_weight = arrays.get("context_weight")
+    if context_weight is not None:  # a covariate-shift correction: each round's weight is w(x) pi_e / pi_b
+        weights = weights * context_weight
     diag = overlap_diagnostics(weights, arrays["pscore"], K, action_dist=action_dist, pi_b=arrays.get("pi_b"))
     warnings = diagnostic_warnings(diag, who=name)
     # a priori ranges for the finite-sample methods; without known bounds, the observed ones
     bounds = reward_bounds or (float(arrays["reward"].min()), float(arrays["reward"].max()))
     w_max = max_weight(action_dist, arrays.get("pi_b"))
+    if w_max is not None and context_weight is not None:
+        w_max *= float(np.max(context_weight, initial=0.0))
     methods = ci_methods(ci)
     intervals = {m: estimate_all_intervals(ests, action_dist=action_dist, method=m, alpha=ci["alpha"],
                                            n_bootstrap_samples=ci["n_bootstrap_samples"], random_state=seed,
@@ -456,8 +461,13 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         (:mod:`recsim_causal.ope.sensitivity`): ``{gammas, pairs, estimator, method,
         n_bootstrap_samples}``, any subset (``{}``: the defaults). On a confounded SimulatedLog
         the logger's true Gamma* joins the grid. The report is ``result.sensitivity``.
-    options: the setting's own. Slates: ``truth_slates``. Sessions: ``gamma``, ``fqe``,
-        ``weight_ridge``, ``weight_refits``, ``truth_trajectories`` (see their modules).
+    options: the setting's own. One item: ``context_weight``, (n,) weights w(x_i) =
+        p_target(x_i) / p_log(x_i) of the logged contexts (a covariate shift:
+        :func:`recsim_causal.ope.shift.context_density_ratio`): every estimator weights round i
+        by it and estimates the value for the target contexts; the intervals hold the weights
+        fixed, the truth stays the logged users' value. Slates: ``truth_slates``. Sessions:
+        ``gamma``, ``fqe``, ``weight_ridge``, ``weight_refits``, ``truth_trajectories`` (see
+        their modules).
     """
     return EVALUATORS[setting_of_log(log)](
         log, targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model, seed=seed,
@@ -478,11 +488,14 @@ def _evaluate_one_item(log: Any, targets: Any, estimators: Any = None, *, ci: st
                        alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
                        n_folds: int = 2, reward_features: str = "cross", train_rounds: int | None = None,
                        fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None,
-                       **options: Any) -> OPEResult:
+                       context_weight: Any = None, **options: Any) -> OPEResult:
     """:func:`evaluate` of a one-item log (in memory, or a Parquet path in one streamed pass)."""
     no_options(options, "one-item logs")
 
     if isinstance(log, (str, Path)):  # a Parquet file or directory: one streamed pass
+        if context_weight is not None:
+            raise ValueError("context_weight: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
+                             "SimulatedLog), not a streamed Parquet path")
         if sensitivity is not None:
             raise ValueError("sensitivity: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
                              "SimulatedLog), not a streamed Parquet path")
@@ -498,6 +511,10 @@ def _evaluate_one_item(log: Any, targets: Any, estimators: Any = None, *, ci: st
     arrays: dict[str, Any] = dict(reward=feedback.reward, action=feedback.action, pscore=feedback.pscore)
     if feedback.action_dist is not None:
         arrays["pi_b"] = feedback.action_dist
+    if context_weight is not None:
+        if sensitivity is not None:
+            raise ValueError("context_weight: the sensitivity bounds do not take context weights; pass one of the two")
+        arrays["context_weight"] = context_weight
     sens = None if sensitivity is None else check_config(sensitivity, "sensitivity", list(policies))
     binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
     wants_q = sens is not None and sens["method"] != "zsb" and binary

@@ -9,6 +9,7 @@ vectors, never of the full (n, K) arrays:
     target_q       sum_a pi_e(a | x_i) qhat(x_i, a)      (DM term)
     q_at_action    qhat(x_i, a_i)                        (DR control variate)
     embed_pscore / embed_target_pscore   p(e_i | x_i, pi_b), p(e_i | x_i, pi_e)   (MIPS)
+    context_weight w(x_i) = p_target(x_i) / p_log(x_i)   (optional: a covariate shift)
 
 :class:`LightInputs` holds them (O(n) memory: logs far larger than n x K fit).
 :func:`reduce_dense` turns OBP's dense arrays (``action_dist`` (n, K[, L]),
@@ -134,6 +135,13 @@ class RoundTerms:
         psi = (self.num - ratio * self.den) / md + ratio
         return psi if self.base is None else self.base + psi
 
+    def weighted(self, context_weight: np.ndarray) -> RoundTerms:
+        """The terms of the same formula with round i weighted by ``context_weight[i]``: the
+        value under the context distribution the weights point to (a covariate shift,
+        ``w(x) = p_target(x) / p_log(x)``). A ratio keeps its shape: mean(w num) / mean(w den)."""
+        w = np.asarray(context_weight, dtype=np.float64)
+        return RoundTerms(*(None if v is None else w * v for v in (self.base, self.num, self.den)))
+
     def bootstrap_vectors(self) -> list[np.ndarray]:
         """The vectors whose resampled sums determine a resampled estimate."""
         if self.den is None:
@@ -161,9 +169,10 @@ _LIGHT_FIELDS = (
     "embed_pscore",
     "embed_target_pscore",
     "unsupported_mass",
+    "context_weight",
 )
 _POSITIVE = ("pscore", "estimated_pscore", "embed_pscore")
-_NONNEGATIVE = ("target_pscore", "embed_target_pscore", "unsupported_mass")
+_NONNEGATIVE = ("target_pscore", "embed_target_pscore", "unsupported_mass", "context_weight")
 _PROBABILITIES = ("pscore", "target_pscore", "estimated_pscore", "embed_pscore", "embed_target_pscore")
 # where each light vector comes from in the dense (OBP) API, for error messages
 DENSE_SOURCE = {
@@ -175,6 +184,7 @@ DENSE_SOURCE = {
     "estimated_pscore": "estimated_pscore",
     "embed_pscore": "action_embed, pi_b and p_e_a",
     "embed_target_pscore": "action_embed, action_dist and p_e_a",
+    "context_weight": "context_weight",
 }
 
 
@@ -195,6 +205,9 @@ class LightInputs:
     embed_target_pscore: p(e_i | x_i, pi_e) (MIPS).
     unsupported_mass: sum_a pi_e(a | x_i) 1{pi_b(a | x_i) = 0}; if any is positive a
         :class:`SupportViolationWarning` reports the share of target mass affected.
+    context_weight: w(x_i) >= 0, a density ratio p_target(x) / p_log(x) of the contexts
+        (:mod:`recsim_causal.ope.shift`); every estimator then weights round i by it
+        (:meth:`RoundTerms.weighted`) and estimates the value under the target contexts.
     """
 
     reward: np.ndarray | None = None
@@ -206,6 +219,7 @@ class LightInputs:
     embed_pscore: np.ndarray | None = None
     embed_target_pscore: np.ndarray | None = None
     unsupported_mass: np.ndarray | None = None
+    context_weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         ref_name, n = None, None
@@ -335,6 +349,7 @@ def reduce_dense(
     pi_b: Any = None,
     action_embed: Any = None,
     p_e_a: Any = None,
+    context_weight: Any = None,
     threads: int | None = None,
 ) -> LightInputs:
     """Validate OBP's dense arrays and reduce them to :class:`LightInputs` in one pass.
@@ -343,7 +358,8 @@ def reduce_dense(
     pi_e; ``estimated_rewards_by_reg_model`` has the same shape; ``position`` (n,) picks
     the slot (required when L > 1); ``pi_b`` the logger's distribution (optional here:
     it enables the support check; MIPS needs it); ``action_embed`` (n, n_dim) integer
-    categories with ``p_e_a`` (K, n_cat, n_dim) = p(e_d = c | a) for MIPS.
+    categories with ``p_e_a`` (K, n_cat, n_dim) = p(e_d = c | a) for MIPS;
+    ``context_weight`` (n,) a density ratio of the contexts (see :class:`LightInputs`).
 
     ``target_q`` is ``np.average(qhat, weights=pi_e, axis=1)`` exactly as OBP computes DM
     (so divided by the row sum of pi_e, which validation has checked is 1 +- 1e-5).
@@ -394,7 +410,8 @@ def reduce_dense(
                 f"action: values must be in [0, {K}) (action_dist.shape[1]); {bad} of {n} "
                 f"rows are outside"
             )
-    for name, x in (("reward", reward), ("pscore", pscore), ("estimated_pscore", estimated_pscore)):
+    for name, x in (("reward", reward), ("pscore", pscore), ("estimated_pscore", estimated_pscore),
+                    ("context_weight", context_weight)):
         if x is not None:
             x = np.asarray(x)
             if x.ndim != 1:
@@ -468,7 +485,8 @@ def reduce_dense(
         return float(min(p[key] for p in parts)) if parts else 0.0
 
     _check_distribution("action_dist", cat("sums"), lowest("min"), A)
-    light: dict[str, Any] = dict(reward=reward, pscore=pscore, estimated_pscore=estimated_pscore)
+    light: dict[str, Any] = dict(reward=reward, pscore=pscore, estimated_pscore=estimated_pscore,
+                                 context_weight=context_weight)
     if PB is not None:
         _check_distribution("pi_b", cat("pb_sums"), lowest("pb_min"), PB)
         light["unsupported_mass"] = cat("unsupported")

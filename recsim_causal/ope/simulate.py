@@ -41,10 +41,11 @@ def observe(world: World, users, privileged: bool = False) -> np.ndarray:
     return world.observe(users, privileged=privileged).astype(np.float64)
 
 
-def train(world: World, agent, n_rounds: int, rng: np.random.Generator, *, privileged: bool = False) -> None:
-    """Online training on ``n_rounds`` fresh users (act, respond, update in batches)."""
+def train(world: World, agent, n_rounds: int, rng: np.random.Generator, *, privileged: bool = False,
+          t: int = 0) -> None:
+    """Online training on ``n_rounds`` fresh users of world time ``t`` (act, respond, update in batches)."""
     for start in range(0, n_rounds, BATCH):
-        users = world.sample_users(min(BATCH, n_rounds - start), rng)
+        users = world.sample_users(min(BATCH, n_rounds - start), rng, t)
         x = observe(world, users, privileged)
         actions, _ = agent.act(x, rng)
         agent.update(x, actions, world.respond(users, actions).reward)
@@ -62,8 +63,10 @@ class Oracle:
 
 
 def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.Generator, *,
-            show_progress: bool = True) -> tuple[LoggedFeedback, Oracle]:
-    """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration.
+            show_progress: bool = True, t: int = 0) -> tuple[LoggedFeedback, Oracle]:
+    """Log ``n_rounds`` with the logger mixed with epsilon-uniform exploration, on users of
+    world time ``t`` (a world with dynamics: the population and the items of that time; the
+    log's ``t`` column records it when ``t`` > 0 or the world is not stationary).
 
     Returns the feedback (context = the logged, non-privileged context; pscore = P(a | x),
     exact; in a confounded world ``pscore_full`` = pi_b(a | x, s)) and the :class:`Oracle`.
@@ -76,7 +79,7 @@ def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.
     oracle, bound = Oracle(), 0.0
     with progress(n_rounds, "logging", "rounds", enabled=show_progress) as bar:
         for start in range(0, n_rounds, BATCH):
-            users = world.sample_users(min(BATCH, n_rounds - start), rng)
+            users = world.sample_users(min(BATCH, n_rounds - start), rng, t)
             x_full = observe(world, users, privileged=confounded)
             behaviour = (1 - epsilon) * logger.action_probs(x_full) + epsilon / K  # what the logger does
             validate_policy_output(logger, len(x_full), probs=behaviour)
@@ -100,17 +103,20 @@ def collect(world: World, logger, n_rounds: int, epsilon: float, rng: np.random.
             oracle.users.append(users)
             bar.update(len(actions))
     arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
+    if t or not world.is_stationary:
+        arrays["t"] = np.full(n_rounds, int(t), dtype=np.int64)
     if confounded:
         oracle.pi_b_full, oracle.pscore_error_bound = arrays.pop("pi_b_full"), bound
     return LoggedFeedback(n_actions=K, **arrays), oracle
 
 
-def population_value(world: World, target, n_users: int, rng: np.random.Generator) -> tuple[float, float]:
-    """V(pi) on ``n_users`` fresh users, exact given the users (no reward sampling), and its
-    standard error over users: (mean, std / sqrt(n))."""
+def population_value(world: World, target, n_users: int, rng: np.random.Generator, *,
+                     t: int = 0) -> tuple[float, float]:
+    """V(pi) on ``n_users`` fresh users of world time ``t``, exact given the users (no reward
+    sampling), and its standard error over users: (mean, std / sqrt(n))."""
     total = total_sq = 0.0
     for start in range(0, n_users, BATCH):
-        users = world.sample_users(min(BATCH, n_users - start), rng)
+        users = world.sample_users(min(BATCH, n_users - start), rng, t)
         v = (target.action_probs(observe(world, users)) * world.expected_reward(users)).sum(axis=1)
         total += float(v.sum())
         total_sq += float((v * v).sum())
@@ -144,8 +150,9 @@ class SimulatedLog:
     (the trained logging Policy; for slates the SlatePolicy), ``epsilon``, ``seed``,
     ``train_rounds`` (targets given by name are trained as long as the logger was),
     ``oracle`` (the logged users, batch by batch), ``setting`` (``one_item``, ``slate`` or
-    ``session``) and ``data`` (what that setting keeps besides: the wide slates, the session
-    env and discount)."""
+    ``session``), ``data`` (what that setting keeps besides: the wide slates, the session
+    env and discount) and ``t`` (one item: the world time of the logged users, and of the
+    logger's and named targets' training users)."""
 
     feedback: LoggedFeedback
     world: World
@@ -156,6 +163,7 @@ class SimulatedLog:
     oracle: Oracle = field(default_factory=lambda: Oracle())
     setting: str = "one_item"
     data: Any = None
+    t: int = 0
 
     @property
     def n_rounds(self) -> int:
@@ -173,12 +181,19 @@ class SimulatedLog:
         :meth:`population_truth`)."""
         return SIMULATORS[self.setting].truth(self, policy)
 
-    def population_truth(self, policy: Any, n_users: int = 100_000, *, seed: int | None = None) -> tuple[float, float]:
+    def population_truth(self, policy: Any, n_users: int = 100_000, *, seed: int | None = None,
+                         t: int | None = None) -> tuple[float, float]:
         """(V(pi), standard error) on ``n_users`` fresh users of the world (exact given the users;
-        sessions: ``n_users`` on-policy sessions)."""
+        sessions: ``n_users`` on-policy sessions). One item: at world time ``t`` (default the
+        log's; another ``t``: the value after a change, docs/dynamics.md)."""
         check_integer(n_users, "n_users", minimum=2)
+        when = {}
+        if t is not None:
+            if self.setting != "one_item":
+                raise ValueError(f"t: the value at another world time is for one-item logs, not {self.setting} logs")
+            when["t"] = check_integer(t, "t", minimum=0)
         return SIMULATORS[self.setting].population_truth(self, policy, int(n_users),
-                                                         self.seed if seed is None else seed)
+                                                         self.seed if seed is None else seed, **when)
 
     def to_obp(self) -> dict[str, Any]:
         """OBP's ``bandit_feedback`` dict (keys n_rounds, n_actions, context, action_context,
@@ -201,28 +216,31 @@ class OneItemLogs:
     """One item per user (Bandit-v0, slate_size 1): how such logs are simulated and their truth."""
 
     def simulate(self, world: World, logger: Any, n_rounds: int, *, epsilon: float, slate_size: int, seed: int,
-                 train_rounds: int | None, show_progress: bool, **options: Any) -> SimulatedLog:
+                 train_rounds: int | None, show_progress: bool, t: int = 0, **options: Any) -> SimulatedLog:
         no_options(options, "one-item logs (env='bandit', slate_size=1)")
+        t = check_integer(t, "t", minimum=0)
         rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
-        policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds)
+        policy = train_logger(world, logger, seed=seed, train_rounds=train_rounds, t=t)
         feedback, oracle = collect(world, policy, int(n_rounds), float(epsilon), np.random.default_rng([seed, 2]),
-                                   show_progress=show_progress)
+                                   show_progress=show_progress, t=t)
         feedback.metadata.update({"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed,
                                   "world": world.config})
-        return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle)
+        return SimulatedLog(feedback, world, policy, float(epsilon), seed, rounds, oracle, t=t)
 
     def policy(self, log: SimulatedLog, spec: Any, index: int = 0):
         if is_policy(spec):
             return spec
-        return train_targets([spec], log.world, seed=log.seed, train_rounds=log.train_rounds, first=index)[
-            agent_label(spec)]
+        return train_targets([spec], log.world, seed=log.seed, train_rounds=log.train_rounds, first=index,
+                             t=log.t)[agent_label(spec)]
 
     def truth(self, log: SimulatedLog, policy: Any) -> float:
         policy = self.policy(log, policy)
         return policy_value(policy.action_probs(log.feedback.context), log.feedback.expected_reward)
 
-    def population_truth(self, log: SimulatedLog, policy: Any, n_users: int, seed: int) -> tuple[float, float]:
-        return population_value(log.world, self.policy(log, policy), n_users, np.random.default_rng([seed, 4]))
+    def population_truth(self, log: SimulatedLog, policy: Any, n_users: int, seed: int,
+                         t: int | None = None) -> tuple[float, float]:
+        return population_value(log.world, self.policy(log, policy), n_users, np.random.default_rng([seed, 4]),
+                                t=log.t if t is None else t)
 
 
 def no_options(options: Mapping, what: str) -> None:
@@ -242,9 +260,9 @@ ENV_SETTINGS = {"bandit": lambda slate_size: "slate" if slate_size > 1 else "one
 
 
 def train_targets(specs: Any, world: World, *, seed: int = 0, train_rounds: int = DEFAULT_TRAIN_ROUNDS,
-                  first: int = 0, where: str = "targets") -> dict[str, Any]:
+                  first: int = 0, where: str = "targets", t: int = 0) -> dict[str, Any]:
     """``{label: Policy}``: Policy objects as they are; names and mappings built for the world and
-    trained online for ``train_rounds`` on their own users (target i: seed + 1 + i)."""
+    trained online for ``train_rounds`` on their own users of world time ``t`` (target i: seed + 1 + i)."""
     out = {}
     for i, (label, spec) in enumerate(resolve_agents(specs, where=where).items(), start=first):
         if is_policy(spec):
@@ -252,26 +270,26 @@ def train_targets(specs: Any, world: World, *, seed: int = 0, train_rounds: int 
             continue
         target = make_agent(spec, n_actions=world.n_items, dim=world.obs_dim, seed=seed + 1 + i, world=world,
                             where=f"{where}[{i - first}]")
-        train(world, target, train_rounds, np.random.default_rng([seed, 10 + i]))
+        train(world, target, train_rounds, np.random.default_rng([seed, 10 + i]), t=t)
         out[label] = target
     return out
 
 
 def train_logger(world: World, logger: Any, *, seed: int = 0, train_rounds: int | None = None,
-                 where: str = "logger"):
+                 where: str = "logger", t: int = 0):
     """The logging Policy: a name or mapping built for the world (on the logged context plus any
     privileged signal) and trained online for ``train_rounds`` (default 20,000) on its own
     users; a Policy as given (trained only if ``train_rounds`` is given)."""
     confounded = bool(world.privileged)
     if is_policy(logger):
         if train_rounds:
-            train(world, logger, int(train_rounds), np.random.default_rng([seed, 3]), privileged=confounded)
+            train(world, logger, int(train_rounds), np.random.default_rng([seed, 3]), privileged=confounded, t=t)
         return logger
     dim_full = world.obs_dim + sum(world.mech[n].dim for n in world.privileged)
     (spec,) = resolve_agents([logger], where=where).values()
     policy = make_agent(spec, n_actions=world.n_items, dim=dim_full, seed=seed, where=where)
     rounds = DEFAULT_TRAIN_ROUNDS if train_rounds is None else int(train_rounds)
-    train(world, policy, rounds, np.random.default_rng([seed, 3]), privileged=confounded)
+    train(world, policy, rounds, np.random.default_rng([seed, 3]), privileged=confounded, t=t)
     return policy
 
 
@@ -298,7 +316,9 @@ def simulate_log(world: World | str | Mapping, logger: Any, n_rounds: int, *, ep
         user, the user's state evolving).
     seed: seeds the logger, its training users and the logged users.
     train_rounds: online training rounds (default 20,000 for a name or mapping).
-    options: the setting's own. Slates: ``slate_policy`` (``plackett_luce`` (default) or
+    options: the setting's own. One item: ``t`` (the world time of the log, in a world with
+        dynamics: the logger is trained on, and logs, users of that time; the log's truth is the
+        value at ``t``, ``population_truth(policy, t=t_after)`` the value after a change). Slates: ``slate_policy`` (``plackett_luce`` (default) or
         ``greedy``: how the logger's distribution becomes a slate), ``truth_slates`` (slates
         drawn per user where the truth cannot be enumerated, default 32). Sessions: ``gamma``
         (discount, default 1), ``env_kwargs`` (Session-v0's dynamics: max_steps, drift,

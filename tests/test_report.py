@@ -246,3 +246,25 @@ def test_errorbar_plot_takes_intervals_that_miss_their_estimate(tmp_path):
     path = errorbar_plot(["a", "b", "c"], [0.1, 0.2, 0.3], [0.15, 0.1, np.nan], [0.2, 0.3, np.nan],
                          tmp_path / "ope.png", xlabel="value", title="t", truth=[0.1, 0.2, 0.3])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_trained_policy_states_its_training_steps_in_the_leaderboard(tmp_path):
+    """PPO's summary.json says how many env steps it trained before its online run (hand-written
+    runs in the format of experiment=online); the leaderboard states them beside its regret."""
+    from recsim_causal.experiment.report import _plot_label
+
+    for agent, steps, regret in (("PPOBert", 507_904, 30.0), ("LinUCB", 0, 20.0)):
+        for seed in (0, 1):
+            d = tmp_path / f"{agent}_{seed}"
+            (d / ".hydra").mkdir(parents=True)
+            (d / ".hydra" / "config.yaml").write_text(
+                f"seed: {seed}\nenv: {{id: RecSimCausal/Bandit-v0, slate_size: 1}}\nscm: {{name: default}}\n"
+                f"agent: {{_target_: recsim_causal.agents.{agent}}}\nexperiment: {{name: online, steps: 1024}}\n")
+            (d / "summary.json").write_text(json.dumps({"cumulative_regret": regret + seed, "mean_reward": 0.5,
+                                                        "train_steps": steps, "steps": 1024, "seed": seed}))
+    table = write_report(tmp_path)
+    assert "| train_steps |" in table.splitlines()[2]
+    line = {r.split("|")[2].strip(): r for r in table.splitlines() if r.startswith("| 1") or r.startswith("| 2")}
+    assert line["PPOBert"].rstrip(" |").endswith("507,904") and line["LinUCB"].rstrip(" |").endswith("| 0")
+    rows = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
+    assert [_plot_label(r) for r in rows] == ["LinUCB", "PPOBert (trained 508k steps)"]

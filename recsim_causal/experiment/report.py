@@ -275,6 +275,9 @@ def online_rows(runs: list[Run], metric: str) -> list[dict]:
             raise ValueError(f"report.metric: '{metric}' is not a numeric metric (numeric: {', '.join(known)})")
         raise ValueError(f"report.metric: unknown metric '{metric}' (known: {', '.join(known)})")
     metrics = [metric] + [m for m in ("mean_reward", "cumulative_regret") if m != metric and m in known]
+    # the training a policy had before its online run (PPO's total_timesteps): stated beside its regret
+    if metric != "train_steps" and any((_num(r.result.get("train_steps")) or 0) > 0 for r in runs):
+        metrics.append("train_steps")
     rows = []
     for label, (setting, srs) in by_setting(runs).items():
         srows = []
@@ -569,7 +572,8 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
         settings[r["setting"]].append(r)
     for label, srows in settings.items():
         names = [metric] + [m for m in _columns(kind) if m != metric and any(m in r["metrics"] for r in srows)]
-        head = [f"{m} ({_arrow(direction(m) if m != 'coverage' else 'closer to 0.95')})" for m in names]
+        head = [m if m in COUNT_COLUMNS else f"{m} ({_arrow(direction(m) if m != 'coverage' else 'closer to 0.95')})"
+                for m in names]
         out.append(f"### {label}\n")
         out.append("| rank | config | seeds | " + " | ".join(head) + " |")
         out.append("|---:|---|---:|" + "---:|" * len(names))
@@ -584,7 +588,7 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
 
 def _columns(kind: str) -> tuple[str, ...]:
     if kind == "online":
-        return ("cumulative_regret", "mean_reward")
+        return ("cumulative_regret", "mean_reward", "train_steps")
     if kind == "ope":
         return ("rmse", "mean_error", "coverage", "mean_width", "ess_ratio")
     if kind == "offline":
@@ -592,14 +596,31 @@ def _columns(kind: str) -> tuple[str, ...]:
     return ("rmse", "bias", "coverage", "mean_width", "truth")
 
 
+#: columns that state a setting (a count), not a verdict: shown exactly, without an arrow or an interval
+COUNT_COLUMNS = ("train_steps",)
+
+
 def _cell(m: dict | None, name: str, n_seeds: int | None = None) -> str:
     if m is None:
         return "-"
+    if name in COUNT_COLUMNS:
+        vals = sorted({int(v) for v in m.get("values") or [m["mean"]]})
+        return " / ".join(f"{v:,}" for v in vals)
     if name == "coverage" and isinstance(m.get("values"), list) and m["values"] and isinstance(m["values"][0], bool):
         return f"{m['mean']:.0%} ({sum(m['values'])}/{m['n']})"
     # a seed whose value is null (a non-finite result) is not in the mean: say over how many it is
     short = n_seeds is not None and isinstance(m.get("n"), int) and m["n"] < n_seeds
     return fmt_stat(m) + (f" ({m['n']} of {n_seeds} seeds)" if short else "")
+
+
+def _plot_label(row: dict) -> str:
+    """A leaderboard figure's row label: the config, and the training steps a trained policy had."""
+    steps = row["metrics"].get("train_steps")
+    if steps is None or not steps["mean"]:
+        return row["label"]
+    from recsim_causal.plots import short_number
+
+    return f"{row['label']} (trained {short_number(steps['mean'])} steps)"
 
 
 def report_paths(sweep_dir: Path, metric: str, kind: str) -> dict[str, Path]:
@@ -709,7 +730,7 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     for r in rows:
         if metric in r["metrics"]:
             panels[r["setting"]].append(r)
-    leaderboard_plot({s: [(r["label"], r["metrics"][metric]) for r in rs] for s, rs in panels.items()},
+    leaderboard_plot({s: [(_plot_label(r), r["metrics"][metric]) for r in rs] for s, rs in panels.items()},
                      paths["png"], metric=metric, better=direction(metric))
     written = list(paths.values())
     for m, path in heatmaps.items():

@@ -2,6 +2,8 @@
 
     python scripts/make_docs.py                 # every page with output blocks
     python scripts/make_docs.py README.md       # one page
+    python scripts/make_docs.py --slow          # first the long measurements other pages show (hours)
+    python scripts/make_docs.py --slow dynamics sensitivity --no-pages   # some of them only
 
 A ``text`` block preceded by ``<!-- output: NAME -->`` shows what the runnable block before it
 printed. This script runs each such page's blocks exactly as the doc tests do (in a fresh
@@ -11,6 +13,11 @@ when a block and its file differ. Figures a page shows are copied from the same 
 (:data:`FIGURES`) into ``docs/img/``. Outputs are never edited by hand. An output block after a
 block the tests skip (a run too long for them, e.g. ``scripts/session_ope_rmse.py``) keeps the
 file that run wrote.
+
+Some pages show measurements too long for this script's default pass (coverage calibration,
+sensitivity over seeds, session OPE over datasets, adaptive agents in changing worlds): their own
+scripts write them between markers of the page or into ``docs/generated/`` (:data:`SLOW`).
+``--slow`` runs them first, one after the other, then regenerates the pages as usual.
 """
 
 from __future__ import annotations
@@ -31,7 +38,44 @@ GENERATED = ROOT / "docs" / "generated"
 #: page -> {file a run of that page writes (relative to its directory): where the docs show it}
 FIGURES = {
     "README.md": {"multirun/readme/curves.png": "docs/img/readme_curves.png"},
+    "docs/benchmarking.md": {"multirun/ope/heatmap_rmse.png": "docs/img/bench_ope_heatmap.png"},
 }
+
+
+#: name -> (the command, from the repository root; what it rewrites, and about how long it takes on 2 cores)
+SLOW = {
+    "calibrate-validity": (["scripts/calibrate_validity.py"],
+                           "recsim_causal/ope/validity.json and the calibration table of docs/trust.md (~30 min)"),
+    "sensitivity": (["scripts/sensitivity_check.py", "--docs", "docs/sensitivity.md"],
+                    "the seed-0 tables of docs/sensitivity.md (minutes)"),
+    "session-rmse": (["scripts/session_ope_rmse.py"],
+                     "docs/generated/session-rmse.txt, shown in docs/ope-sessions.md (~10 min per dataset)"),
+    "dynamics": (["scripts/dynamics_report.py"], "the results sections of docs/dynamics.md (~30 min)"),
+    # these two print their table: it goes to docs/generated/<name>.txt, for an output block of docs/offline.md
+    "offline-obp": (["scripts/offline_obp.py"], "docs/generated/offline-obp.txt (~5 min; OBP_SRC=... adds OBP's row)"),
+    "offline-sessions": (["scripts/offline_sessions.py"], "docs/generated/offline-sessions.txt (~5 min)"),
+}
+#: the :data:`SLOW` steps whose printed output is the page's (written to docs/generated/<name>.txt)
+PRINTS = ("offline-obp", "offline-sessions")
+
+
+def run_slow(names: list[str]) -> None:
+    """Run the :data:`SLOW` generators ``names`` (all when empty) from the repository root."""
+    import subprocess
+
+    unknown = [n for n in names if n not in SLOW]
+    if unknown:
+        raise SystemExit(f"error: --slow: unknown step '{unknown[0]}' (known: {', '.join(SLOW)})")
+    for name in names or list(SLOW):
+        cmd, what = SLOW[name]
+        print(f"{name}: python {' '.join(cmd)}  ->  {what}", flush=True)
+        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE if name in PRINTS else None)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: --slow {name}: python {' '.join(cmd)} exited {proc.returncode}")
+        if name in PRINTS:
+            GENERATED.mkdir(parents=True, exist_ok=True)
+            (GENERATED / f"{name}.txt").write_text(normalize(proc.stdout, ROOT), encoding="utf-8")
 
 
 def normalize(text: str, workdir: Path) -> str:
@@ -79,8 +123,15 @@ def make_page(page: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="pages to regenerate (default: all with outputs)")
+    parser.add_argument("--slow", nargs="*", metavar="STEP", default=None,
+                        help=f"first run these long measurements (none named: all): {', '.join(SLOW)}")
+    parser.add_argument("--no-pages", action="store_true", help="with --slow: only the long measurements")
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.slow is not None:
+        run_slow(args.slow)
+        if args.no_pages:
+            return
     pages = [p.resolve() for p in args.pages] or doc_pages()
     for page in pages:
         names = make_page(page)

@@ -30,7 +30,8 @@ before a block, one per line, several comments or lines allowed::
         seconds this block may take (default 600).
     <!-- test: exit 2 -->
         a shell block that shows mistakes: each command line runs on its own and must exit
-        with this code (a line with a comment only is skipped).
+        with this code (a line with a comment only is skipped); what it "printed", for an
+        output block after it, is each command (``$ ...``) with the ``error:`` lines it wrote.
 
 Outputs shown in the docs are never pasted by hand: ``scripts/make_docs.py`` runs the examples
 at a small size and writes ``docs/generated/<name>.txt``; a ``text`` block preceded by
@@ -342,5 +343,9 @@ def run_blocks(blocks: list[Block], workdir: Path) -> dict[int, str]:
                     raise BlockFailed(f"{block.where}: shell block exited {proc.returncode} (expected {block.exit or 0})"
                                       f"\n--- ran:\n{script}\n--- stdout:\n{proc.stdout[-3000:]}"
                                       f"\n--- stderr:\n{proc.stderr[-4000:]}")
-                printed[i] += proc.stdout
+                if block.exit is None:
+                    printed[i] += proc.stdout
+                else:  # a block of mistakes shows each command and the error lines it printed
+                    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+                    printed[i] += f"$ {script.split('  #')[0].strip()}\n" + "".join(f"{e}\n" for e in errors)
     return printed

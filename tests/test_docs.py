@@ -113,3 +113,11 @@ def test_collector_directives(tmp_path: Path) -> None:
     assert sync_outputs(page, tmp_path / "gen") == ["demo"]
     assert page.read_text().endswith("<!-- output: demo -->\n```text\nnew 1\nnew 2\n```\n")
     assert sync_outputs(page, tmp_path / "gen") == []
+
+
+def test_a_block_of_mistakes_shows_each_command_and_its_error_lines(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text("<!-- test: exit 2 -->\n```bash\necho 'error: no such agent' >&2; echo noise >&2; exit 2  # a\n"
+                    "# a comment line\nexit 2\n```\n", encoding="utf-8")
+    printed = run_blocks(parse_page(page), tmp_path)
+    assert printed == {0: "$ echo 'error: no such agent' >&2; echo noise >&2; exit 2\nerror: no such agent\n$ exit 2\n"}

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -636,7 +637,7 @@ INTERVAL_METRICS = ("coverage", "coverage_error", "mean_width")  # the metrics t
 def heatmap_panels(rows: list[dict], metric: str) -> dict[str, tuple[list[str], list[str], np.ndarray]]:
     """OPE or coverage leaderboard rows as estimator x config grids of ``metric``'s mean: per
     setting (and, for coverage sweeps, per interval method) a row per config and target, a
-    column per estimator; NaN where a cell has no value."""
+    column per estimator (best median over the rows first); NaN where a cell has no value."""
     cells: dict[str, dict[str, dict[str, float]]] = {}
     for r in rows:
         cfg = dict(r["config"])
@@ -647,10 +648,21 @@ def heatmap_panels(rows: list[dict], metric: str) -> dict[str, tuple[list[str], 
         m = r["metrics"].get(metric)
         grid = cells.setdefault(title, {}).setdefault(config_label(cfg), {})
         grid.setdefault(est, m["mean"] if m is not None and _num(m.get("mean")) is not None else math.nan)
+    better = "closer to 0.95" if metric == "coverage" else direction(metric)
     out = {}
     for title, grid in cells.items():
         cols = list(dict.fromkeys(c for row in grid.values() for c in row))
-        out[title] = (list(grid), cols, np.array([[row.get(c, math.nan) for c in cols] for row in grid.values()]))
+        values = np.array([[row.get(c, math.nan) for c in cols] for row in grid.values()])
+        # estimators left to right from the best median over the panel's rows
+        with warnings.catch_warnings():  # an all-NaN column has no median: it goes last
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(values, axis=0)
+        if better and better.startswith("closer to "):
+            key = np.abs(median - float(better.removeprefix("closer to ")))
+        else:
+            key = -median if better == "higher" else median
+        order = sorted(range(len(cols)), key=lambda j: (not np.isfinite(key[j]), key[j] if np.isfinite(key[j]) else 0, j))
+        out[title] = (list(grid), [cols[j] for j in order], values[:, order])
     return out
 
 

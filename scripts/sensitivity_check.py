@@ -1,7 +1,8 @@
 """Do the sensitivity bounds at the logger's true Gamma* contain the SCM's truth?
 
-Runs the default confounded OPE setting (scm=confounded, a LinUCB logger with epsilon 0.2,
-n = 20,000 logged rounds, the default targets) for several seeds; for each, the logger's true
+Runs the default confounded OPE setting (scm=confounded with its logger, ``ope_logger``: a
+softmax on the logged context plus the signal, epsilon 0.1; n = 20,000 logged rounds, the
+default targets) for several seeds; for each, the logger's true
 Gamma* from its full distribution, the bounds (sharp SNIPS, and ZSB's box beside them) at
 Gamma = 1 and Gamma = Gamma* with their bootstrap interval, and whether the truth lies in
 [lower_ci_low, upper_ci_high]; also the naive IPS bias the SCM implies, in IPS standard
@@ -28,11 +29,21 @@ from pathlib import Path
 import numpy as np
 
 TARGETS = ["random", "epsilon_greedy", "softmax", "lin_thompson"]
-PAIR = ("softmax", "random")
+
+
+def preset(strength: float | None = None) -> dict:
+    """The confounded preset (its ``ope_logger`` included), at ``strength`` if given."""
+    import yaml
+
+    from recsim_causal.scm.world import CONF_DIR
+
+    cfg = yaml.safe_load((CONF_DIR / "scm" / "confounded.yaml").read_text())
+    return cfg if strength is None else {**cfg, "confounding_strength": strength}
 
 
 def one_seed(seed: int, n_rounds: int = 20_000, train_rounds: int = 20_000, n_bootstrap: int = 200) -> dict:
     from recsim_causal.ope import IPS, fit_predict, policy_value
+    from recsim_causal.ope.evaluate import reward_model_features
     from recsim_causal.ope.inputs import reduce_dense
     from recsim_causal.ope.sensitivity import gamma_star, sensitivity_analysis
     from recsim_causal.ope.simulate import simulate_log, train_targets
@@ -43,17 +54,20 @@ def one_seed(seed: int, n_rounds: int = 20_000, train_rounds: int = 20_000, n_bo
     start = time.perf_counter()
     with single_threaded_blas():
         # what experiment=ope scm=confounded does: the same seeds, logger, targets and reward model
-        world = World("confounded", n_items=100, seed=0, dtype="float64")
-        log = simulate_log(world, "linucb", n_rounds, epsilon=0.2, seed=seed, train_rounds=train_rounds)
+        cfg = preset()
+        world = World(cfg, n_items=100, seed=0, dtype="float64")
+        log = simulate_log(world, cfg["ope_logger"]["agent"], n_rounds, epsilon=cfg["ope_logger"]["epsilon"], seed=seed,
+                           train_rounds=train_rounds)
         targets = train_targets(TARGETS, world, seed=seed, train_rounds=train_rounds)
         fb, oracle = log.feedback, log.oracle
-        q_hat = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, base_model="logistic",
-                            features="interaction", n_folds=2, random_state=seed)
+        features, action_context = reward_model_features("cross", world)
+        q_hat = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, base_model="logistic", features=features,
+                            action_context=action_context, n_folds=2, random_state=seed)
         dists = {k: t.action_probs(fb.context) for k, t in targets.items()}
         truths = {k: policy_value(d, fb.expected_reward) for k, d in dists.items()}
         star = gamma_star(oracle.pi_b_full, fb.action_dist, action=fb.action)
         gammas = [1.0, star["gamma_star"]]
-        report = sensitivity_analysis(fb, dists, gammas, pairs=[PAIR], estimated_rewards=q_hat,
+        report = sensitivity_analysis(fb, dists, gammas, pairs=None, estimated_rewards=q_hat,
                                       pi_b_full=oracle.pi_b_full, truths=truths, n_bootstrap_samples=n_bootstrap,
                                       random_state=seed)
         out = {"seed": seed, "gamma_star": star, "targets": {}, "breakdown": report.breakdown}
@@ -76,20 +90,18 @@ def one_seed(seed: int, n_rounds: int = 20_000, train_rounds: int = 20_000, n_bo
 def one_strength(strength: float, n_rounds: int = 20_000, train_rounds: int = 20_000, seed: int = 0) -> dict:
     """The IPS bias the SCM implies, in IPS standard errors, per default target, at one
     ``scm.confounding_strength``."""
-    import yaml
-
     from recsim_causal.ope import IPS, policy_value
     from recsim_causal.ope.inputs import reduce_dense
     from recsim_causal.ope.simulate import simulate_log, train_targets
     from recsim_causal.ope.truth import ips_confounding_bias
     from recsim_causal.scm import World
-    from recsim_causal.scm.world import CONF_DIR
     from recsim_causal.threads import single_threaded_blas
 
     with single_threaded_blas():
-        cfg = {**yaml.safe_load((CONF_DIR / "scm" / "confounded.yaml").read_text()), "confounding_strength": strength}
+        cfg = preset(strength)
         world = World(cfg, n_items=100, seed=0, dtype="float64")
-        log = simulate_log(world, "linucb", n_rounds, epsilon=0.2, seed=seed, train_rounds=train_rounds)
+        log = simulate_log(world, cfg["ope_logger"]["agent"], n_rounds, epsilon=cfg["ope_logger"]["epsilon"], seed=seed,
+                           train_rounds=train_rounds)
         targets = train_targets(TARGETS, world, seed=seed, train_rounds=train_rounds)
         fb, oracle = log.feedback, log.oracle
         out = {"strength": strength, "targets": {}}

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from recsim_causal.ope import IPS, SNIPS
+from recsim_causal.ope import DR, IPS, SNIPS
 from recsim_causal.ope.sensitivity import (
     bounds_at,
     breakdown_gamma,
+    dr_sensitivity_bounds,
     gamma_star,
     odds_ratio,
     sensitivity_bounds,
@@ -206,6 +207,55 @@ def test_bounds_at_the_true_gamma_contain_the_truth_and_naive_ips_does_not():
     assert naive_hits <= 25, naive_hits  # without the hidden signal the interval misses: the test can fail
 
 
+def test_doubly_robust_bounds_are_the_cells_lp_and_stay_valid_with_a_wrong_reward_model():
+    world = _Tables(lean=0.1)
+    gammas = [1.0, world.gamma, 4.0]
+    # the population sharp bounds, by a linear program per cell (x, a): max / min E[r e w] over
+    # the box with E[e w] = 1, then averaged under the target
+    pop = {}
+    for upper in (True, False):
+        vals = []
+        for gamma in gammas:
+            v = 0.0
+            for x, k in itertools.product(range(3), range(3)):
+                e, p = world.nominal[x, k], world.p_obs[x, k]
+                L, U = e + (1 - e) / gamma, e + (1 - e) * gamma
+                res = linprog([-p if upper else p, 0.0], A_eq=[[p, 1 - p]], b_eq=[1.0], bounds=[(L, U)] * 2, method="highs")
+                v += world.target[x, k] * p * res.x[0] / 3
+            vals.append(v)
+        pop[upper] = np.array(vals)
+    hits = {"right": 0, "wrong": 0}
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        n = 4000
+        x, u = rng.integers(0, 3, n), rng.integers(0, 2, n)
+        a = (world.pi_b[x, u].cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
+        r = (rng.random(n) < world.mu[x, u, a]).astype(float)
+        E, P = world.nominal[x], world.target[x]
+        for name, Q in (("right", world.p_obs[x]), ("wrong", np.full((n, 3), 0.5))):
+            b = dr_sensitivity_bounds(r, a, E, P, Q, gammas, n_bootstrap_samples=60, random_state=seed)
+            hits[name] += b.lower_ci_low[1] <= world.truth <= b.upper_ci_high[1]
+            assert np.all(b.lower <= b.upper + 1e-12) and b.lower[0] == pytest.approx(b.upper[0])
+            if seed == 0:  # Gamma = 1: the ordinary DR estimate (the library's estimator)
+                dr = DR().estimate_policy_value(reward=r, action=a, pscore=E[np.arange(n), a],
+                                                action_dist=P[:, :, None], estimated_rewards_by_reg_model=Q[:, :, None])
+                assert b.lower[0] == pytest.approx(dr) and b.estimate == pytest.approx(dr)
+    assert hits["right"] >= 28 and hits["wrong"] >= 28, hits
+    # one large log: with the right reward model the bounds estimate the LP's, within a few s.e.
+    rng = np.random.default_rng(7)
+    n = 200_000
+    x, u = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    a = (world.pi_b[x, u].cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
+    r = (rng.random(n) < world.mu[x, u, a]).astype(float)
+    b = dr_sensitivity_bounds(r, a, world.nominal[x], world.target[x], world.p_obs[x], gammas, n_bootstrap_samples=0)
+    np.testing.assert_allclose(b.upper, pop[True], atol=0.01)
+    np.testing.assert_allclose(b.lower, pop[False], atol=0.01)
+    with pytest.raises(ValueError, match=r"^reward: the doubly robust sharp bounds need rewards in \{0, 1\}$"):
+        dr_sensitivity_bounds(r * 2, a, world.nominal[x], world.target[x], world.p_obs[x], [1.0])
+    with pytest.raises(ValueError, match=r"^gammas: expected finite numbers >= 1"):
+        dr_sensitivity_bounds(r, a, world.nominal[x], world.target[x], world.p_obs[x], [0.5])
+
+
 def test_sensitivity_analysis_of_a_log(tmp_path):
     from recsim_causal.data import LoggedFeedback
     from recsim_causal.ope.sensitivity import sensitivity_analysis
@@ -232,6 +282,10 @@ def test_sensitivity_analysis_of_a_log(tmp_path):
     # the same bounds as the array function on the logged action's probabilities
     lo, hi = bounds_at(r, log.pscore, world.target[x, a], [2.25], expected_reward=world.p_obs[x, a])
     assert t["lower"][1] == pytest.approx(lo[0]) and t["upper"][1] == pytest.approx(hi[0])
+    # the doubly robust bounds beside them (the log keeps P(a | x) for every action)
+    dr = dr_sensitivity_bounds(r, a, world.nominal[x], world.target[x], world.p_obs[x], t["gammas"], n_bootstrap_samples=0)
+    assert t["dr_lower"] == pytest.approx(dr.lower.tolist()) and t["dr_upper"] == pytest.approx(dr.upper.tolist())
+    assert any(" dr [" in line for line in report.lines())
     row = d["breakdown"][0]
     assert (row["a"], row["b"]) == ("target", "uniform") and row["gamma"] == pytest.approx(breakdown_gamma(
         r, log.pscore, world.target[x, a], np.full(n, 1 / 3), expected_reward=world.p_obs[x, a]))
@@ -242,6 +296,14 @@ def test_sensitivity_analysis_of_a_log(tmp_path):
     assert rep.method == "zsb" and rep.gamma_star is None and rep.to_dict()["targets"]["uniform"]["truth"] is None
     with pytest.raises(ValueError, match=r"^pairs: unknown target 'nope' \(known: target, uniform\)$"):
         sensitivity_analysis(log, dists, [1.0], pairs=[("target", "nope")])
+    # pairs=None: the target with the highest estimate against the runner-up, whatever their order
+    dists3 = {"uniform": dists["uniform"], "low": np.tile([0.1, 0.1, 0.8], (n, 1)), "target": dists["target"]}
+    auto = sensitivity_analysis(log, dists3, [1.0], pairs=None, estimated_rewards=world.p_obs[x], n_bootstrap_samples=0)
+    est = {k: float(np.mean(r * dists3[k][np.arange(n), a] / log.pscore)) for k in dists3}  # IPS by hand
+    ranked = sorted(est, key=lambda k: -est[k])
+    snips = {k: auto.targets[k].estimate for k in dists3}
+    assert sorted(snips, key=lambda k: -snips[k])[:2] == ranked[:2]  # the example's ranking is clear
+    assert [auto.breakdown[0]["a"], auto.breakdown[0]["b"]] == ranked[:2] and auto.breakdown[0]["difference"] > 0
     # the figure: a PNG with one panel per target
     png = report.plot(tmp_path / "sensitivity.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -277,8 +339,12 @@ def test_experiment_ope_reports_sensitivity_on_confounded_and_external_logs(tmp_
         assert t["lower"][0] == pytest.approx(summary["targets"][name]["estimators"]["snipw"]["estimate"])
         j = t["gammas"].index(block["gamma_star"])
         assert t["lower_ci_low"][j] <= t["truth"] <= t["upper_ci_high"][j]
-    (row,) = block["breakdown"]
-    assert (row["a"], row["b"]) == ("random", "softmax") and row["gamma"] > 1
+    (row,) = block["breakdown"]  # pairs: null compares the best estimate with the runner-up
+    est = {k: block["targets"][k]["estimate"] for k in ("random", "softmax")}
+    assert [row["a"], row["b"]] == sorted(est, key=lambda k: -est[k]) and row["gamma"] > 1 and row["difference"] > 0
+    assert summary["logger"]["agent"]["_target_"].endswith("Softmax")  # the preset's ope_logger
+    t = block["targets"]["random"]
+    assert t["dr_lower"][j] <= t["dr_upper"][j] and t["dr_estimate"] == pytest.approx(t["dr_lower"][0])
     ipw = summary["confounding"]["random"]["estimators"]["ipw"]
     assert ipw["remaining_se"] > 0 and "remaining = confounding" in summary["table"]
     assert "sensitivity: the logger's true Gamma* = " in summary["table"] and (sim / "sensitivity.png").exists()

@@ -141,6 +141,14 @@ __all__ += ["simulate_log", "SimulatedLog", "evaluate", "OPEResult", "OPERecord"
 __all__ += ["FeatureFQE", "StateMarginalWeights", "session_state_features"]
 
 # Hidden confounding: bounds on V(pi) under the marginal sensitivity model
-from .sensitivity import SensitivityReport, breakdown_gamma, gamma_star, sensitivity_analysis, sensitivity_bounds  # noqa: E402
+from .sensitivity import (  # noqa: E402
+    SensitivityReport,
+    breakdown_gamma,
+    dr_sensitivity_bounds,
+    gamma_star,
+    sensitivity_analysis,
+    sensitivity_bounds,
+)
 
-__all__ += ["sensitivity_analysis", "sensitivity_bounds", "breakdown_gamma", "gamma_star", "SensitivityReport"]
+__all__ += ["sensitivity_analysis", "sensitivity_bounds", "dr_sensitivity_bounds", "breakdown_gamma", "gamma_star",
+            "SensitivityReport"]

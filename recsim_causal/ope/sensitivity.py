@@ -70,12 +70,14 @@ __all__ = [
     "weight_box",
     "sharp_weights",
     "sensitivity_bounds",
+    "dr_sensitivity_bounds",
     "bounds_at",
     "breakdown_gamma",
     "gamma_star",
     "odds_ratio",
     "SensitivityReport",
     "sensitivity_analysis",
+    "best_pair",
     "check_config",
     "DEFAULT_GAMMAS",
 ]
@@ -108,7 +110,8 @@ def check_gammas(gammas: Any, name: str = "gammas") -> np.ndarray:
 def check_config(cfg: Any, where: str = "sensitivity", targets: Sequence[str] | None = None) -> dict:
     """A sensitivity block with its defaults filled in (:data:`CONFIG_KEYS`), checked: one-line
     errors that name ``<where>.<key>``. ``targets``: the names a pair may use; ``pairs: null``
-    is the first two of them."""
+    stays null: :func:`sensitivity_analysis` then compares the two targets with the highest
+    estimates."""
     from recsim_causal.config import check_integer, check_keys
 
     cfg = dict(cfg or {})
@@ -121,8 +124,8 @@ def check_config(cfg: Any, where: str = "sensitivity", targets: Sequence[str] | 
         _check_choice(out["method"], METHODS, f"{where}.method")
     check_integer(out["n_bootstrap_samples"], f"{where}.n_bootstrap_samples", 0)
     pairs = out["pairs"]
-    if pairs is None:
-        pairs = [list(targets[:2])] if targets is not None and len(targets) >= 2 else []
+    if pairs is None:  # the best target against the runner-up, chosen on the log (sensitivity_analysis)
+        return out
     if not isinstance(pairs, (list, tuple)) or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
         raise ValueError(f"{where}.pairs: expected a list of [target, target] pairs, got {pairs!r}")
     if targets is not None:
@@ -323,6 +326,24 @@ class SensitivityBounds:
                 **self.extra}
 
 
+def _percentile_bootstrap(bounds: Any, lower: np.ndarray, upper: np.ndarray, n: int, B: int, alpha: float,
+                          random_state: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(lower_ci_low, upper_ci_high) (G,): the alpha/2 quantile of the lower bound and the
+    1 - alpha/2 quantile of the upper one over ``B`` resamples of the ``n`` rows;
+    ``bounds(counts (b, n))`` gives both bounds on each resample, (G, b) each. ``B = 0``: the
+    bounds themselves."""
+    if not B:
+        return lower.copy(), upper.copy()
+    rng = np.random.default_rng(_seed_sequence(random_state))
+    block = max(1, min(B, (1 << 22) // n))
+    boot_lo, boot_hi = np.empty((len(lower), B)), np.empty((len(lower), B))
+    for start in range(0, B, block):
+        counts = _multinomial_counts_small(rng, n, min(block, B - start)).astype(np.float64)
+        lo, hi = bounds(counts)
+        boot_lo[:, start : start + lo.shape[1]], boot_hi[:, start : start + hi.shape[1]] = lo, hi
+    return np.nanquantile(boot_lo, alpha / 2, axis=1), np.nanquantile(boot_hi, 1 - alpha / 2, axis=1)
+
+
 def sensitivity_bounds(reward: Any, pscore: Any, target_pscore: Any, gammas: Any, *, estimator: str = "snipw",
                        method: str = "sharp", expected_reward: Any = None, n_bootstrap_samples: int = 200,
                        alpha: float = 0.05, random_state: Any = 0, truth: float | None = None) -> SensitivityBounds:
@@ -349,20 +370,99 @@ def sensitivity_bounds(reward: Any, pscore: Any, target_pscore: Any, gammas: Any
     r, e, pi, q = _inputs(reward, pscore, target_pscore, expected_reward, method)
     n = r.shape[0]
     lower, upper = (v[:, 0] for v in _bounds(r, e, pi, q, g, estimator, method, None))
-    lo_ci, hi_ci = lower.copy(), upper.copy()
-    if B:
-        rng = np.random.default_rng(_seed_sequence(random_state))
-        block = max(1, min(B, (1 << 22) // n))
-        boot_lo, boot_hi = np.empty((len(g), B)), np.empty((len(g), B))
-        for start in range(0, B, block):
-            counts = _multinomial_counts_small(rng, n, min(block, B - start)).astype(np.float64)
-            lo, hi = _bounds(r, e, pi, q, g, estimator, method, counts)
-            boot_lo[:, start : start + lo.shape[1]], boot_hi[:, start : start + hi.shape[1]] = lo, hi
-        lo_ci, hi_ci = np.nanquantile(boot_lo, alpha / 2, axis=1), np.nanquantile(boot_hi, 1 - alpha / 2, axis=1)
+    lo_ci, hi_ci = _percentile_bootstrap(lambda counts: _bounds(r, e, pi, q, g, estimator, method, counts), lower,
+                                         upper, n, B, alpha, random_state)
     point = _bounds(r, e, pi, q, np.ones(1), estimator, method, None)[0][0, 0]
     return SensitivityBounds(gammas=g, lower=lower, upper=upper, lower_ci_low=lo_ci, upper_ci_high=hi_ci,
                              estimate=float(point), estimator=estimator, method=method, alpha=float(alpha),
                              n_bootstrap_samples=B, truth=None if truth is None else float(truth))
+
+
+# ------------------------------------------------------------------------------- doubly robust
+def _worst_case_means(p: np.ndarray, e: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a {0, 1} reward with mean p given (x, a) and nominal propensity e: the sharp bounds'
+    worst-case means E[e w Y | x, a] (mu_lo convex, mu_hi concave, both piecewise linear in p)
+    and their slopes in p."""
+    L, U = e + (1.0 - e) / gamma, e + (1.0 - e) * gamma
+    m = 1.0 / (1.0 + gamma)  # m U + (1 - m) L = 1
+    hi_a, hi_b = p * U, m * U + (p - m) * L            # the ones take U up to mass m, then L
+    lo_a, lo_b = p * L, (p - 1.0 + m) * U + (1.0 - m) * L  # the zeros take U first
+    mu_hi, mu_lo = np.minimum(hi_a, hi_b), np.maximum(lo_a, lo_b)
+    return mu_lo, mu_hi, np.where(lo_a >= lo_b, L, U), np.where(hi_a <= hi_b, U, L)
+
+
+def dr_sensitivity_bounds(reward: Any, action: Any, action_dist: Any, target_dist: Any, estimated_rewards: Any,
+                          gammas: Any, *, n_bootstrap_samples: int = 200, alpha: float = 0.05, random_state: Any = 0,
+                          truth: float | None = None) -> SensitivityBounds:
+    """Doubly robust sharp bounds on V(pi) for {0, 1} rewards at each Gamma, with a
+    percentile-bootstrap interval.
+
+    The sharp upper bound is V+ = E[sum_a pi(a|x) mu+(x, a)], mu+ = E[e w+ Y | x, a] the
+    worst-case mean that Dorn & Guo's weights give; for a click it is a concave, piecewise-linear
+    function of p(x, a) = P(Y = 1 | x, a) (the lower bound's mu- is convex). The estimate is the
+    plug-in of a reward model q plus its first-order correction on the logged row,
+
+        (1/n) sum_i [ sum_a pi(a|x_i) mu+(q(x_i, a)) + pi(a_i|x_i) / e_i mu+'(q_i) (r_i - q_i) ],
+
+    (the efficient influence function's form, as in Dorn, Guo & Kallus 2022). The nominal
+    propensities e are known (the log keeps them), so in expectation the correction turns
+    mu+(q) into mu+(q) + mu+'(q)(p - q), a tangent of a concave function: never below mu+(p).
+    So the upper bound is valid for any reward model and sharp when q is right, the lower
+    bound likewise (convex); the IPS-form sharp bounds need q right to be valid. At Gamma = 1
+    both are the ordinary DR estimate.
+
+    Args:
+        reward, action: (n,) the logged clicks and actions.
+        action_dist: (n, K) the nominal P(a | x_i) for every action (the log's ``action_dist``).
+        target_dist: (n, K) pi(a | x_i); estimated_rewards: (n, K) or (n, K, 1), q(x_i, a).
+    """
+    g = check_gammas(gammas)
+    B = int(n_bootstrap_samples)
+    if B < 0:
+        raise ValueError(f"n_bootstrap_samples: expected an integer >= 0, got {n_bootstrap_samples!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+    r = as_float_array(reward, "reward")
+    check_ndim(r, "reward", (1,), "a 1-D array (n_rounds,)")
+    if r.shape[0] == 0:
+        raise ValueError("reward: expected at least one round, got 0")
+    if not np.isin(r, (0.0, 1.0)).all():
+        raise ValueError("reward: the doubly robust sharp bounds need rewards in {0, 1}")
+    n = r.shape[0]
+    a = np.asarray(action)
+    check_rows(a, "action", n, "reward")
+    arrays = {}
+    for arr, name in ((action_dist, "action_dist"), (target_dist, "target_dist"), (estimated_rewards, "estimated_rewards")):
+        x = as_float_array(arr, name)
+        if x.ndim == 3:
+            x = x[:, :, 0]
+        check_ndim(x, name, (2,), "a 2-D array (n_rounds, n_actions)")
+        check_rows(x, name, n, "reward")
+        check_finite(x, name)
+        arrays[name] = x
+    E, P, Q = arrays["action_dist"], arrays["target_dist"], np.clip(arrays["estimated_rewards"], 0.0, 1.0)
+    if not (E.shape == P.shape == Q.shape):
+        raise ValueError(f"target_dist, estimated_rewards: expected the shape of action_dist {E.shape}, "
+                         f"got {P.shape} and {Q.shape}")
+    rows = np.arange(n)
+    e_i, pi_i, q_i = E[rows, a], P[rows, a], Q[rows, a]
+    if not (e_i > 0).all():
+        raise ValueError(f"action_dist: the logged action's nominal propensity must be > 0, got 0 on row "
+                         f"{int(np.flatnonzero(e_i <= 0)[0])}")
+    terms_lo, terms_hi = np.empty((len(g), n)), np.empty((len(g), n))
+    for j, gamma in enumerate(g):
+        mu_lo, mu_hi, _, _ = _worst_case_means(Q, E, gamma)
+        _, _, d_lo, d_hi = _worst_case_means(q_i, e_i, gamma)
+        resid = pi_i / e_i * (r - q_i)
+        terms_lo[j] = (P * mu_lo).sum(axis=1) + d_lo * resid
+        terms_hi[j] = (P * mu_hi).sum(axis=1) + d_hi * resid
+    lower, upper = terms_lo.mean(axis=1), terms_hi.mean(axis=1)
+    lo_ci, hi_ci = _percentile_bootstrap(lambda counts: (terms_lo @ counts.T / n, terms_hi @ counts.T / n), lower,
+                                         upper, n, B, alpha, random_state)
+    point = float(((P * Q).sum(axis=1) + pi_i / e_i * (r - q_i)).mean())
+    return SensitivityBounds(gammas=g, lower=lower, upper=upper, lower_ci_low=lo_ci, upper_ci_high=hi_ci,
+                             estimate=point, estimator="dr", method="sharp", alpha=float(alpha), n_bootstrap_samples=B,
+                             truth=None if truth is None else float(truth))
 
 
 # ------------------------------------------------------------------------------- breakdown
@@ -469,8 +569,9 @@ def gamma_star(pi_b_full: Any, pi_b_nominal: Any, action: Any = None,
 @dataclass
 class SensitivityReport:
     """The sensitivity analysis of one log: bounds per target (``targets``, the ``estimator``
-    and ``method`` named; ``zsb``: the box bounds beside them), the breakdown Gamma of each
-    pair, and, where the logger's full distribution is known, its true Gamma*."""
+    and ``method`` named; ``zsb``: the box bounds beside them; ``dr``: the doubly robust sharp
+    bounds where they apply), the breakdown Gamma of each pair, and, where the logger's full
+    distribution is known, its true Gamma*."""
 
     targets: dict[str, SensitivityBounds]
     zsb: dict[str, SensitivityBounds]
@@ -478,11 +579,13 @@ class SensitivityReport:
     gamma_star: dict | None
     estimator: str
     method: str
+    dr: dict[str, SensitivityBounds] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready: ``{gamma_star, gamma_star_quantiles, gamma_star_logged, estimator, method,
         targets: {name: {gammas, lower, upper, lower_ci_low, upper_ci_high, truth, estimate,
-        zsb_lower, zsb_upper, zsb_lower_ci_low, zsb_upper_ci_high}}, breakdown: [{a, b, gamma}]}``."""
+        zsb_lower, zsb_upper, zsb_lower_ci_low, zsb_upper_ci_high[, dr_lower, dr_upper, dr_lower_ci_low,
+        dr_upper_ci_high, dr_estimate]}}, breakdown: [{a, b, gamma}]}``."""
         gs = self.gamma_star or {}
         targets = {}
         for name, b in self.targets.items():
@@ -493,6 +596,10 @@ class SensitivityReport:
             if z is not None:
                 row.update(zsb_lower=z.lower.tolist(), zsb_upper=z.upper.tolist(),
                            zsb_lower_ci_low=z.lower_ci_low.tolist(), zsb_upper_ci_high=z.upper_ci_high.tolist())
+            d = self.dr.get(name)
+            if d is not None:
+                row.update(dr_lower=d.lower.tolist(), dr_upper=d.upper.tolist(), dr_lower_ci_low=d.lower_ci_low.tolist(),
+                           dr_upper_ci_high=d.upper_ci_high.tolist(), dr_estimate=d.estimate)
             targets[name] = row
         return {"gamma_star": gs.get("gamma_star"), "gamma_star_quantiles": gs.get("quantiles"),
                 "gamma_star_logged": gs.get("gamma_star_logged"), "estimator": self.estimator, "method": self.method,
@@ -513,6 +620,8 @@ class SensitivityReport:
                 cell = f"G={g:g}: [{b.lower[j]:.4f}, {b.upper[j]:.4f}] (ci [{b.lower_ci_low[j]:.4f}, {b.upper_ci_high[j]:.4f}])"
                 if z is not None and self.method != "zsb":
                     cell += f" zsb [{z.lower[j]:.4f}, {z.upper[j]:.4f}]"
+                if name in self.dr:
+                    cell += f" dr [{self.dr[name].lower[j]:.4f}, {self.dr[name].upper[j]:.4f}]"
                 cells.append(cell)
             truth = "" if b.truth is None else f", truth {b.truth:.4f}"
             out.append(f"sensitivity {name} ({self.estimator} {self.method}{truth}): " + " | ".join(cells))
@@ -545,6 +654,10 @@ class SensitivityReport:
             if z is not None and z is not b:
                 ax.plot(z.gammas, z.lower, "--", color="tab:gray", lw=1, label="ZSB bounds")
                 ax.plot(z.gammas, z.upper, "--", color="tab:gray", lw=1)
+            d = self.dr.get(name)
+            if d is not None:
+                ax.plot(d.gammas, d.lower, ":", color="tab:green", lw=1.5, label="DR sharp bounds")
+                ax.plot(d.gammas, d.upper, ":", color="tab:green", lw=1.5)
             if b.truth is not None:
                 ax.axhline(b.truth, color="tab:red", lw=1.5, label="truth (SCM)")
             if star is not None and np.isfinite(star):
@@ -574,8 +687,15 @@ def _at_logged(arr: Any, action: np.ndarray, name: str) -> np.ndarray:
     return a[np.arange(len(action)), action]
 
 
+def best_pair(estimates: dict[str, float]) -> list[list[str]]:
+    """The default comparison: ``[[best, runner_up]]`` by estimated value (ties: the first
+    named), the choice a log is used for; ``[]`` for fewer than two targets."""
+    order = sorted(estimates, key=lambda k: -estimates[k])
+    return [order[:2]] if len(order) >= 2 else []
+
+
 def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any = DEFAULT_GAMMAS, *,
-                         pairs: Sequence[Sequence[str]] = (), estimated_rewards: Any = None, pi_b_full: Any = None,
+                         pairs: Sequence[Sequence[str]] | None = (), estimated_rewards: Any = None, pi_b_full: Any = None,
                          truths: dict[str, float] | None = None, estimator: str = "snipw", method: str | None = None,
                          n_bootstrap_samples: int = 200, alpha: float = 0.05, random_state: Any = 0,
                          add_gamma_star: bool = True) -> SensitivityReport:
@@ -587,9 +707,12 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any = D
         action_dists: ``{name: pi(. | x_i) (n, K)}``, each target on the logged contexts (or a
             Policy: its ``action_probs`` on the log's contexts).
         gammas: the Gamma grid (numbers >= 1).
-        pairs: ``[(a, b), ...]`` target names whose comparison's breakdown Gamma to find.
+        pairs: ``[(a, b), ...]`` target names whose comparison's breakdown Gamma to find; None:
+            the decision the log is used for, the target with the highest estimate (at Gamma = 1)
+            against the runner-up (:func:`best_pair`).
         estimated_rewards: q-hat (n, K) or (n, K, 1), a reward model's E[r | x, a]; needed by
-            the sharp bounds.
+            the sharp bounds. With clicks and the log's ``action_dist`` (P(a | x) for every
+            action) the report adds the doubly robust sharp bounds (:func:`dr_sensitivity_bounds`).
         pi_b_full: (n, K) the logger's full distribution pi_b(. | x_i, s_i), known in a
             simulation: gives the true Gamma* (the log's ``action_dist`` is the nominal P(a | x)).
         method: ``sharp`` or ``zsb``; default sharp where the rewards are {0, 1} and
@@ -606,14 +729,14 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any = D
     _check_choice(method, METHODS, "method")
     g = check_gammas(gammas)
     q = _at_logged(estimated_rewards, action, "estimated_rewards") if estimated_rewards is not None else None
-    unknown = [n for pair in pairs for n in pair if n not in action_dists]
+    unknown = [n for pair in pairs or () for n in pair if n not in action_dists]
     if unknown:
         raise ValueError(f"pairs: unknown target '{unknown[0]}' (known: {', '.join(action_dists)})")
-    bad = [p for p in pairs if len(p) != 2]
+    bad = [p for p in pairs or () if len(p) != 2]
     if bad:
         raise ValueError(f"pairs: expected pairs of two target names, got {list(bad[0])!r}")
-    probs = {name: _at_logged(d.action_probs(log.context) if hasattr(d, "action_probs") else d, action,
-                              f"action_dists[{name!r}]") for name, d in action_dists.items()}
+    full = {name: d.action_probs(log.context) if hasattr(d, "action_probs") else d for name, d in action_dists.items()}
+    probs = {name: _at_logged(d, action, f"action_dists[{name!r}]") for name, d in full.items()}
     star = None
     if pi_b_full is not None:
         if log.action_dist is None:
@@ -623,14 +746,21 @@ def sensitivity_analysis(log: Any, action_dists: dict[str, Any], gammas: Any = D
         if add_gamma_star and np.isfinite(star["gamma_star"]):
             g = np.unique(np.r_[g, star["gamma_star"]])
     truths = truths or {}
-    targets, zsb = {}, {}
+    targets, zsb, dr = {}, {}, {}
+    with_dr = binary and estimated_rewards is not None and log.action_dist is not None
     for name, p in probs.items():
         common = dict(estimator=estimator, n_bootstrap_samples=n_bootstrap_samples, alpha=alpha,
                       random_state=random_state, truth=truths.get(name))
         targets[name] = sensitivity_bounds(r, log.pscore, p, g, method=method, expected_reward=q, **common)
         zsb[name] = targets[name] if method == "zsb" else sensitivity_bounds(r, log.pscore, p, g, method="zsb", **common)
+        if with_dr:
+            dr[name] = dr_sensitivity_bounds(r, action, log.action_dist, full[name], estimated_rewards, g,
+                                             n_bootstrap_samples=n_bootstrap_samples, alpha=alpha,
+                                             random_state=random_state, truth=truths.get(name))
     breakdown = []
+    if pairs is None:
+        pairs = best_pair({name: t.estimate for name, t in targets.items()})
     for a, b in pairs:
         gamma = breakdown_gamma(r, log.pscore, probs[a], probs[b], estimator=estimator, method=method, expected_reward=q)
         breakdown.append({"a": a, "b": b, "gamma": gamma, "difference": targets[a].estimate - targets[b].estimate})
-    return SensitivityReport(targets, zsb, breakdown, star, estimator, method)
+    return SensitivityReport(targets, zsb, breakdown, star, estimator, method, dr)

@@ -58,7 +58,7 @@ from recsim_causal.scm.mechanisms import (
 CONF_DIR = Path(str(importlib.resources.files("recsim_causal.conf")))
 ITEM_BYTES = 1024
 TOP_LEVEL_KEYS = {"name", "description", "catalog", "nodes", "observed", "privileged", "reward", "slate", "dynamics",
-                  "confounding_strength"}
+                  "confounding_strength", "ope_logger"}
 SLATE_MODELS = ("pbm", "cascade")
 
 

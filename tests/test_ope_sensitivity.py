@@ -142,7 +142,7 @@ def test_gamma_star_by_hand():
     assert odds_ratio(np.array([0.0, 1.0, 0.3]), np.array([0.0, 0.5, 0.3])).tolist() == [1.0, np.inf, 1.0]
 
 
-def test_bad_inputs_are_one_line_errors():
+def test_bad_inputs_are_one_line_errors(tmp_path):
     r, e, pi = np.ones(3), np.full(3, 0.5), np.full(3, 0.5)
     with pytest.raises(ValueError, match=r"^gammas: expected finite numbers >= 1 \(1: no hidden confounding\), got 0.5$"):
         bounds_at(r, e, pi, [1.0, 0.5], method="zsb")
@@ -156,10 +156,12 @@ def test_bad_inputs_are_one_line_errors():
         bounds_at(r * 0.5, e, pi, [1.0], expected_reward=e)
     with pytest.raises(ValueError, match=r"^estimator: expected one of ipw, snipw, got 'dr'$"):
         bounds_at(r, e, pi, [1.0], estimator="dr", method="zsb")
-    from recsim_causal.ope import evaluate
+    from recsim_causal.agents import RandomPolicy
+    from recsim_causal.ope import evaluate, simulate_log
 
+    path = simulate_log("default", RandomPolicy(n_actions=5), 50, n_items=5).save(tmp_path / "log.parquet")
     with pytest.raises(ValueError, match=r"^sensitivity: needs the log in memory"):
-        evaluate("log.parquet", ["random"], sensitivity={})
+        evaluate(path, ["random"], sensitivity={})
     with pytest.raises(ValueError, match=r"^pi_b_nominal: expected the shape of pi_b_full \(3, 2\), got \(3, 3\)$"):
         gamma_star(np.full((3, 2), 0.5), np.full((3, 3), 1 / 3))
 

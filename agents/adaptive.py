@@ -16,7 +16,10 @@ Both are exact at any t without touching the arms that were not played: arm a ke
 statistics M_a = sum gamma^(u-s) x x^T (M2_a with gamma^2, b_a) as of its last update u, and
 their eigendecomposition M_a = Q diag(mu) Q^T; at t, V^-1 = Q diag(1 / (gamma^(t-u) mu +
 lambda)) Q^T. A decision costs O(K d^2) like LinUCB's; an update one d x d eigendecomposition
-per arm played.
+per arm played. One decision at a time (the online hot path) runs fused code paths: the decay
+vector gamma^(t - last) is kept up to date (times gamma per row) rather than recomputed, the
+scores reuse scratch arrays, and the eigendecomposition calls LAPACK's dsyev directly (numpy's
+``eigh`` wrapper costs more than the factorization of a 10 x 10 matrix).
 """
 
 from __future__ import annotations
@@ -28,6 +31,19 @@ import numpy as np
 
 from recsim_causal.agents.base import BasePolicy, check_float, check_int, greedy_act, greedy_probs
 from recsim_causal.agents.linear import LinearThompsonSampling, LinUCB, Scratch
+
+
+_DSYEV: Any = None
+
+
+def _dsyev() -> Any:
+    """LAPACK's dsyev (symmetric eigendecomposition), imported on first use (scipy is heavy)."""
+    global _DSYEV
+    if _DSYEV is None:
+        from scipy.linalg.lapack import dsyev
+
+        _DSYEV = dsyev
+    return _DSYEV
 
 
 class ForgettingRidge:
@@ -47,6 +63,7 @@ class ForgettingRidge:
         self.M2 = np.zeros((n_actions, dim, dim))
         self.b = np.zeros((n_actions, dim))
         self.last = np.zeros(n_actions, dtype=np.int64)  # time of each arm's statistics
+        self._g = np.ones(n_actions)  # gamma^(t - last), kept up to date
         self._Qf = np.repeat(np.eye(dim)[:, None, :], n_actions, axis=1)  # (d, K, d): Qf[:, a] is arm a's Q
         self.mu = np.zeros((n_actions, dim))
         self.N = np.zeros((n_actions, dim, dim))  # Q^T M2 Q
@@ -57,6 +74,8 @@ class ForgettingRidge:
             self._rows_r = np.zeros(window)
             self._head = self._n_rows = 0
         self.scratch = Scratch()
+        self._Qf2d = self._Qf.reshape(dim, n_actions * dim)  # a view: _Qf is only written in place
+        self._ones = np.ones(dim * dim)
 
     # ---- prediction ---------------------------------------------------------------------
 
@@ -64,12 +83,42 @@ class ForgettingRidge:
         return self.mean_and_width(x, 1.0)[0]
 
     def _decay(self) -> np.ndarray:
-        """gamma^(t - last) per arm, (K,)."""
+        """gamma^(t - last) per arm, (K,) (the kept vector: read, don't write)."""
+        return self._g
+
+    def _recompute_decay(self) -> None:
+        """gamma^(t - last) afresh (after a batch, a reset or a load)."""
+        self._g = np.ones(self.n_actions) if self.gamma == 1.0 else np.exp(self._log_gamma * (self.t - self.last))
+
+    def _one_row(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`mean_and_width` of one context (d,): the same arithmetic in fewer, cheaper calls
+        (row-wise dot products as a product and a sum by ``@ ones``: einsum costs more at this size)."""
+        K, d, g, get = self.n_actions, self.dim, self._g, self.scratch.get
+        inv = np.multiply(g[:, None], self.mu, out=get("inv", (K, d)))
+        inv += self.lambda_
+        np.reciprocal(inv, out=inv)                                  # V^-1 in the eigenbasis
+        y = np.dot(x, self._Qf2d, out=get("y", (K * d,))).reshape(K, d)   # Q_k^T x for every arm
+        z = np.multiply(y, inv, out=get("z", (K, d)))
+        ones = self._ones
+        mean = np.dot(np.multiply(z, self.c, out=get("zc", (K, d))), ones[:d])
+        mean *= g
         if self.gamma == 1.0:
-            return np.ones(self.n_actions)
-        return np.exp(self._log_gamma * (self.t - self.last))
+            width2 = np.dot(np.multiply(y, z, out=y), ones[:d])
+        else:  # g^2 z^T N z + lambda z^T z, with z z^T against N as (K, d^2)
+            zz = np.multiply(z[:, :, None], z[:, None, :], out=get("zz", (K, d, d)))
+            width2 = np.dot(np.multiply(zz, self.N, out=zz).reshape(K, d * d), ones)
+            width2 *= g
+            width2 *= g
+            width2 += self.lambda_ * np.dot(np.multiply(z, z, out=z), ones[:d])
+        np.maximum(width2, 0.0, out=width2)
+        np.sqrt(width2, out=width2)
+        if scale != 1.0:
+            width2 *= scale
+        return mean[None], width2[None]
 
     def mean_and_width(self, x: np.ndarray, scale: float, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[0] == 1:
+            return self._one_row(x[0], scale)
         g = self._decay()
         inv = 1.0 / (g[:, None] * self.mu + self.lambda_)           # (K, d): V^-1 in the eigenbasis
         n, d, K = x.shape[0], self.dim, self.n_actions
@@ -127,6 +176,7 @@ class ForgettingRidge:
         arms = np.union1d(arms, gone)
         self.last[arms] = end
         self.t = end
+        self._recompute_decay()
         self._refresh(arms)
 
     def _update_one(self, x: np.ndarray, a: int, r: float) -> None:
@@ -143,26 +193,36 @@ class ForgettingRidge:
                 self._head = (h + 1) % self.window
                 self._n_rows -= 1
                 if old != a:
-                    self._refresh(np.array([old]))
+                    self._refresh_one(old)
             pos = (self._head + self._n_rows) % self.window
             self._rows_x[pos], self._rows_a[pos], self._rows_r[pos] = x, a, r
             self._n_rows += 1
         outer = np.multiply.outer(x, x)
         m, m2, b = self.M[a], self.M2[a], self.b[a]
         if self.gamma != 1.0:
-            shrink = math.exp(self._log_gamma * (self.t - self.last[a]))
+            shrink = float(self._g[a]) * self.gamma  # gamma^(t - last[a]) at the new t
             m *= shrink
             m2 *= shrink * shrink
             b *= shrink
+            self._g *= self.gamma
+            self._g[a] = 1.0
         m += outer
         m2 += outer
         b += r * x
         self.last[a] = self.t
-        mu, q = np.linalg.eigh(m)
+        self._refresh_one(a)
+
+    def _refresh_one(self, a: int) -> None:
+        """:meth:`_refresh` of one arm (``M[a]`` is exactly symmetric: a sum of outer products)."""
+        mu, q, info = _dsyev()(self.M[a])
+        if info != 0:  # pragma: no cover - LAPACK did not converge: numpy's path
+            self._refresh(np.array([a]))
+            return
         np.maximum(mu, 0.0, out=self.mu[a])
         self._Qf[:, a] = q
-        self.N[a] = q.T @ m2 @ q
-        np.dot(b, q, out=self.c[a])
+        if self.gamma != 1.0:  # N is read by the discounted width only
+            self.N[a] = q.T @ self.M2[a] @ q
+        np.dot(self.b[a], q, out=self.c[a])
 
     def _evict(self, drop: int) -> np.ndarray:
         """Subtract the ``drop`` oldest rows of the window; returns their arms."""
@@ -200,6 +260,7 @@ class ForgettingRidge:
             a[arms] = 0.0
         self._Qf[:, arms] = np.eye(self.dim)[:, None, :]
         self.last[arms] = self.t
+        self._g[arms] = 1.0
         if self.window is not None and self._n_rows:  # their rows in the window count no more
             idx = (self._head + np.arange(self._n_rows)) % self.window
             self._rows_x[idx[np.isin(self._rows_a[idx], arms)]] = 0.0
@@ -217,6 +278,7 @@ class ForgettingRidge:
         for key in ("M", "M2", "b", "last"):
             getattr(self, key)[...] = state[key]
         self.t = int(state["t"])
+        self._recompute_decay()
         self._refresh(np.arange(self.n_actions))
 
 

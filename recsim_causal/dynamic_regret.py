@@ -12,6 +12,10 @@ oracle moves with the world. :class:`DynamicRegret` adds what a changing world a
 * ``new_item_regret``: where items arrive (churn), the regret of the decisions that showed a new
   item during its first ``new_item_impressions`` impressions (cold start), with the number of
   such impressions and their mean regret.
+
+With slates the regret of a decision is the slate's (the best slate's expected reward minus
+the chosen one's), and a slate shows each of its items once: a decision counts toward the new
+items' regret when one of its new items is within its first impressions (once per decision).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class DynamicRegret:
         self.last_t = -1  # the latest world time met: later change points did not happen in the run
 
     def add(self, t: np.ndarray, actions: np.ndarray, regret: np.ndarray) -> None:
-        """Decisions at times ``t`` (n,) that chose ``actions`` (n,) with ``regret`` (n,)."""
+        """Decisions at times ``t`` (n,) that chose ``actions`` (n,), or slates (n, L), with ``regret`` (n,)."""
         t = np.asarray(t, dtype=np.int64)
         regret = np.asarray(regret, dtype=np.float64)
         if not len(t):
@@ -66,16 +70,21 @@ class DynamicRegret:
             self._new_items(t, np.asarray(actions, dtype=np.int64), regret)
 
     def _new_items(self, t: np.ndarray, actions: np.ndarray, regret: np.ndarray) -> None:
+        slates = actions.reshape(len(actions), -1)  # one item per decision: slates of one
         for time in np.unique(t):
             rows = np.flatnonzero(t == time)
-            ids = self.world.catalog_at(int(time)).item_id[actions[rows]]
-            new = ids >= self.n_base
-            for j, item in zip(rows[new], ids[new].tolist()):  # in order: an item's first impressions count
-                seen = self._shown.get(item, 0)
-                if seen < self.new_item_impressions:
+            ids = self.world.catalog_at(int(time)).item_id[slates[rows]]  # (r, L)
+            hit = np.flatnonzero((ids >= self.n_base).any(axis=1))
+            for j, items in zip(rows[hit], ids[hit].tolist()):  # in order: an item's first impressions count
+                cold = False
+                for item in items:
+                    if item >= self.n_base:
+                        seen = self._shown.get(item, 0)
+                        cold |= seen < self.new_item_impressions
+                        self._shown[item] = seen + 1
+                if cold:
                     self.new_item_regret += regret[j]
                     self.new_item_rows += 1
-                self._shown[item] = seen + 1
 
     def summary(self) -> dict[str, Any]:
         met = [i for i, cp in enumerate(self.change_points) if cp <= self.last_t]

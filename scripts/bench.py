@@ -47,6 +47,22 @@ def median_rate(fn: Callable[[], int], repeats: int) -> float:
     return statistics.median(rates)
 
 
+def paired_rate(fn: Callable[[], int], twin: Callable[[], int], repeats: int) -> tuple[float, float]:
+    """(median rate of ``fn``, median over repeats of rate(fn) / rate(twin)), the two timed back
+    to back in every repeat, after one warm-up call of each."""
+    fn(), twin()
+    rates, ratios = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        units = fn()
+        t1 = time.perf_counter()
+        twin_units = twin()
+        t2 = time.perf_counter()
+        rates.append(units / (t1 - t0))
+        ratios.append(rates[-1] / (twin_units / (t2 - t1)))
+    return statistics.median(rates), statistics.median(ratios)
+
+
 def row(group: str, name: str, value: float, unit: str, target: float | None, higher_is_better: bool = True,
         reference: str = "") -> None:
     """One figure; ``target`` None for a figure reported for information (e.g. a GPU target run on CPU)."""
@@ -203,11 +219,19 @@ def bench_agents(repeats: int) -> None:
     row("agents", "LinearThompsonSampling K=50 d=10, one at a time",
         median_rate(lambda: one_at_a_time(LinearThompsonSampling(n_actions=K, dim=d, seed=0)), repeats),
         "decisions/s", 10_000, reference="(OBP LinTS 299/s)")
-    for name, make in (("DLinUCB (discounted, gamma=0.999)", lambda: DLinUCB(n_actions=K, dim=d, gamma=0.999, seed=0)),
-                       ("SWLinUCB (window 2,000)", lambda: SWLinUCB(n_actions=K, dim=d, window=2000, seed=0)),
-                       ("DLinThompson (gamma=0.999)", lambda: DLinThompson(n_actions=K, dim=d, gamma=0.999, seed=0))):
-        row("agents", f"{name} K=50 d=10, one at a time", median_rate(lambda make=make: one_at_a_time(make()), repeats),
-            "decisions/s", 10_000, reference="(LinUCB's speed class)")
+    # the adaptive agents, each timed back to back with its stationary twin in every repeat: the
+    # median of the per-repeat ratios holds on a shared machine whose load moves every absolute figure
+    for name, make, twin, twin_name in (
+            ("DLinUCB (discounted, gamma=0.999)", lambda: DLinUCB(n_actions=K, dim=d, gamma=0.999, seed=0),
+             lambda: LinUCB(n_actions=K, dim=d, alpha=1.0, seed=0), "LinUCB"),
+            ("SWLinUCB (window 2,000)", lambda: SWLinUCB(n_actions=K, dim=d, window=2000, seed=0),
+             lambda: LinUCB(n_actions=K, dim=d, alpha=1.0, seed=0), "LinUCB"),
+            ("DLinThompson (gamma=0.999)", lambda: DLinThompson(n_actions=K, dim=d, gamma=0.999, seed=0),
+             lambda: LinearThompsonSampling(n_actions=K, dim=d, seed=0), "LinTS")):
+        rate, ratio = paired_rate(lambda make=make: one_at_a_time(make(), 5000),
+                                  lambda twin=twin: one_at_a_time(twin(), 5000), repeats)
+        row("agents", f"{name} K=50 d=10, one at a time", rate, "decisions/s", 10_000,
+            reference=f"({ratio:.2f}x {twin_name}, timed back to back)")
 
     # the issue's setting (K=50, d=10: the default world observed through 10 columns), then ours
     ten_columns = load_scm_config("default") | {"observed": ["taste_signal", "price_sensitivity", "activity"]}

@@ -174,3 +174,33 @@ def test_adaptive_agents_do_not_claim_linucbs_slope_contract():
     for agent in (DLinUCB(3, 2), SWLinUCB(3, 2), LinUCBText(3, 2, item_texts=["good", "bad", "fine"],
                                                              encoder=_toy_encoder)):
         assert not callable(getattr(agent, "scores_with_slope", None))
+
+
+@pytest.mark.parametrize("gamma, window", [(0.97, None), (1.0, 30)])
+def test_one_row_fast_path_against_brute_force_linear_algebra(gamma, window):
+    """K = 4, d = 5, rows one at a time: every arm's V = sum w_s x x^T + lambda I built from the
+    raw rows (weights gamma^(t - s), or 1 inside the window), its inverse by numpy; the one-row
+    path and the batch path of the ridge both agree with it."""
+    rng = np.random.default_rng(3)
+    K, d, lam, n = 4, 5, 0.7, 120
+    from recsim_causal.agents.adaptive import ForgettingRidge
+
+    ridge = ForgettingRidge(K, d, lam, gamma=gamma, window=window)
+    xs, acts, rs = rng.normal(size=(n, d)), rng.integers(0, K, n), rng.normal(size=n)
+    for i in range(n):
+        ridge.update(xs[i:i + 1], acts[i:i + 1], rs[i:i + 1])
+    w = gamma ** (n - 1 - np.arange(n)) if window is None else (np.arange(n) >= n - window).astype(float)
+    queries = rng.normal(size=(3, d))
+    for k in range(K):
+        m = acts == k
+        V = (w[m, None, None] * xs[m, :, None] * xs[m, None, :]).sum(0) + lam * np.eye(d)
+        Vt = ((w[m] ** 2)[:, None, None] * xs[m, :, None] * xs[m, None, :]).sum(0) + lam * np.eye(d)
+        Vi = np.linalg.inv(V)
+        theta = Vi @ ((w[m] * rs[m]) @ xs[m])
+        for j, q in enumerate(queries):
+            one_mean, one_width = ridge.mean_and_width(q[None], 2.0)
+            all_mean, all_width = ridge.mean_and_width(queries, 2.0)
+            assert one_mean[0, k] == pytest.approx(q @ theta, rel=1e-8, abs=1e-10)
+            assert all_mean[j, k] == pytest.approx(q @ theta, rel=1e-8, abs=1e-10)
+            assert one_width[0, k] == pytest.approx(2 * np.sqrt(q @ Vi @ Vt @ Vi @ q), rel=1e-8)
+            assert all_width[j, k] == pytest.approx(2 * np.sqrt(q @ Vi @ Vt @ Vi @ q), rel=1e-8)

@@ -47,3 +47,17 @@ def test_new_item_regret_counts_each_new_items_first_impressions():
     assert out["new_item_impressions"] == 1000 + 300
     assert out["new_item_regret"] == 1000 * 0.5 + 300 * 2.0
     assert out["new_items_shown"] == 2
+
+
+def test_new_item_regret_with_slates_counts_a_decision_once_and_every_shown_item():
+    world = World("churn", n_items=20, seed=0)
+    tracker = DynamicRegret(world, horizon=60_000, new_item_impressions=3)
+    cat = world.catalog_at(50_000)
+    (n1, n2), old = np.flatnonzero(cat.item_id >= 20), np.flatnonzero(cat.item_id < 20)[:2]
+    slates = np.array([[n1, old[0]], [n1, n2], [old[0], old[1]], [n2, n1], [n1, old[1]], [n2, old[0]]])
+    regret = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    # n1's impressions: decisions 0, 1, 3 (its first three), 4 (its fourth); n2's: 1, 3, 5
+    tracker.add(np.full(6, 50_000), slates, regret)
+    out = tracker.summary()
+    assert out["new_item_regret"] == 1 + 2 + 8 + 32 and out["new_item_impressions"] == 4
+    assert out["new_items_shown"] == 2 and out["change_points"] == [50_000]

@@ -43,3 +43,12 @@ def test_stationary_run_has_no_dynamic_fields(tmp_path):
     s = run_online(_cfg(["agent=linucb", "experiment.steps=1024"]), tmp_path)
     assert "change_points" not in s and "new_item_regret" not in s
     assert LoggedFeedback.from_parquet(tmp_path / "logged.parquet").t is None
+
+
+def test_slate_run_on_churn_reports_recovery_and_new_item_regret(tmp_path):
+    s = run_online(_cfg(["env=slate", "scm=churn", "agent=linucb", "experiment.steps=4096",
+                         "scm.dynamics.churn.every=2048"]), tmp_path)
+    assert s["slate_size"] > 1 and s["change_points"] == [2048]
+    assert len(s["recovery_regret"]) == 1 and s["recovery_regret"][0] > 0
+    assert 0 < s["new_items_shown"] <= 2 and s["new_item_impressions"] > 0
+    assert 0 <= s["new_item_regret"] <= s["cumulative_regret"]

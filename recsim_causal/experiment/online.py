@@ -165,8 +165,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
                 agent.update(rows["context"], rows["action"], rows["reward"])
             if dynamic is not None:
                 rows["t"] = np.repeat(info["t"][live], len(rows["action"]) // max(int(live.sum()), 1))
-                if L == 1:
-                    dynamic.add(info["t"][live], actions[live], (best - chosen)[live])
+                dynamic.add(info["t"][live], actions[live], (best - chosen)[live])
                 catalog_ids = _tell_new_items(agent, world, venv.unwrapped.t, catalog_ids)
             n_live = int(live.sum())
             total_reward += float(reward[live].sum())

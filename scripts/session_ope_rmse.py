@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--truth-sessions", type=int, default=100_000)
     ap.add_argument("--train-rounds", type=int, default=20_000)
     ap.add_argument("--n-bootstrap", type=int, default=200)
+    ap.add_argument("--jobs", type=int, default=1, help="datasets in parallel (processes)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "generated" / "session-rmse.txt")
     args = ap.parse_args()
     start = time.perf_counter()
@@ -59,50 +61,82 @@ def main() -> None:
         train_on_sessions(env, targets[name], args.train_rounds, [0, 10 + i])
         ret, _ = run_sessions(env, targets[name].action_probs, args.truth_sessions, [0, 4, i])
         truth[name] = (float(ret.mean()), float(ret.std(ddof=1) / math.sqrt(len(ret))))
-    items = item_features(env.world)
-    behaviour = lambda x: (1 - EPSILON) * logger.action_probs(x) + EPSILON / K  # noqa: E731
+    global _WORK
+    _WORK = dict(env=env, K=K, logger=logger, targets=targets, truth=truth, items=item_features(env.world), args=args)
     names = ["tis", "pdis", "sntis", "snpdis", "dm", "dr", "sndr", "mis", "mdr"]
     err = {t: {n: [] for n in names} for t in TARGETS}
     cov = {t: {n: [] for n in names} for t in TARGETS}
     val = {t: {n: [] for n in names} for t in TARGETS}
-    for seed in range(1, args.seeds + 1):
-        _, log = run_sessions(env, behaviour, args.sessions, [seed, 2], record=True)
-        tid, a, r = log["trajectory_id"], log["action"], log["reward"]
-        phi = session_state_features(log["context"], a, r, tid, items)
-        phi_w = session_state_features(log["context"], a, r, tid)
-        fqe = FeatureFQE(items)
-        for t_name, agent in targets.items():
-            dist = agent.action_probs(log["context"])
-            ratio = dist[np.arange(len(a)), a] / log["pscore"]
-            weights = StateMarginalWeights()
-            refit = lambda c: weights.fit_predict(state_features=phi_w, ratio=ratio, trajectory_id=tid,  # noqa: E731
-                                                  sample_weight=c)
-            q = fqe.fit_predict(state_features=phi, action=a, reward=r, trajectory_id=tid,
-                                evaluation_policy_action_dist=dist)
-            ests = [TIS(), PDIS(), SNTIS(), SNPDIS(), SeqDM(), SeqDR(), SNSeqDR(), MIS(), MDR()]
-            estimates, intervals, data = estimate_all_sequential(
-                ests, trajectory_id=tid, action=a, reward=r, pscore=log["pscore"], evaluation_policy_action_dist=dist,
-                state_action_value_prediction=q, state_marginal_weight=refit(None),
-                n_bootstrap_samples=args.n_bootstrap, random_state=seed)
-            marginal = [e for e in ests if e.needs_state_weight]
-            intervals.update(refit_intervals(marginal, data, refit, n_bootstrap_samples=args.n_bootstrap,
-                                             random_state=seed))
-            for e in marginal:
-                e.weights_refit()
-            shared = overlap_diagnostics(data.weights()[data.unit, data.t], log["pscore"], K, action_dist=dist,
-                                         pi_b=log["action_dist"])
-            shared = {k: shared[k] for k in ("low_support_share", "pscore_one_share")}
-            validity = validity_rows({e.estimator_name: e for e in ests},
-                                     {e.estimator_name: e.weight_diagnostics(data) for e in ests}, estimates,
-                                     "bootstrap", shared=shared, reward_bounded=False)
-            v = truth[t_name][0]
-            for n in names:
-                lo, hi = (intervals[n][k] for k in ("95.0% CI (lower)", "95.0% CI (upper)"))
-                err[t_name][n].append(estimates[n] - v)
-                cov[t_name][n].append(lo <= v <= hi)
-                val[t_name][n].append(validity[n]["interval_valid"])
-        print(f"seed {seed}: {len(tid):,} steps, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-        write_table(args, K, env_cfg, truth, names, err, cov, val, seed)  # after every seed: a run cut short still reports
+    seeds = range(1, args.seeds + 1)
+    with multiprocessing.get_context("fork").Pool(args.jobs) if args.jobs > 1 else _Serial() as pool:
+        for done, (seed, n_steps, out) in enumerate(pool.imap_unordered(one_seed, seeds), 1):
+            for t_name in TARGETS:
+                for n in names:
+                    e, c, v = out[t_name][n]
+                    err[t_name][n].append(e)
+                    cov[t_name][n].append(c)
+                    val[t_name][n].append(v)
+            print(f"seed {seed}: {n_steps:,} steps, {done} of {args.seeds} done, {time.perf_counter() - start:.0f} s",
+                  file=sys.stderr, flush=True)
+            write_table(args, K, env_cfg, truth, names, err, cov, val, done)  # after every seed: a run cut short still reports
+
+
+class _Serial:
+    """``Pool``'s imap_unordered in this process (``--jobs 1``)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap_unordered(self, fn, items):
+        return map(fn, items)
+
+
+_WORK: dict = {}
+
+
+def one_seed(seed: int) -> tuple[int, int, dict]:
+    """One logged dataset: {target: {estimator: (error, covered, marked valid)}}."""
+    env, K, logger, targets, truth, items, args = (_WORK[k] for k in ("env", "K", "logger", "targets", "truth", "items",
+                                                                      "args"))
+    behaviour = lambda x: (1 - EPSILON) * logger.action_probs(x) + EPSILON / K  # noqa: E731
+    _, log = run_sessions(env, behaviour, args.sessions, [seed, 2], record=True)
+    tid, a, r = log["trajectory_id"], log["action"], log["reward"]
+    phi = session_state_features(log["context"], a, r, tid, items)
+    phi_w = session_state_features(log["context"], a, r, tid)
+    fqe = FeatureFQE(items)
+    out: dict = {}
+    for t_name, agent in targets.items():
+        dist = agent.action_probs(log["context"])
+        ratio = dist[np.arange(len(a)), a] / log["pscore"]
+        weights = StateMarginalWeights()
+        refit = lambda c: weights.fit_predict(state_features=phi_w, ratio=ratio, trajectory_id=tid,  # noqa: E731
+                                              sample_weight=c)
+        q = fqe.fit_predict(state_features=phi, action=a, reward=r, trajectory_id=tid, evaluation_policy_action_dist=dist)
+        ests = [TIS(), PDIS(), SNTIS(), SNPDIS(), SeqDM(), SeqDR(), SNSeqDR(), MIS(), MDR()]
+        estimates, intervals, data = estimate_all_sequential(
+            ests, trajectory_id=tid, action=a, reward=r, pscore=log["pscore"], evaluation_policy_action_dist=dist,
+            state_action_value_prediction=q, state_marginal_weight=refit(None),
+            n_bootstrap_samples=args.n_bootstrap, random_state=seed)
+        marginal = [e for e in ests if e.needs_state_weight]
+        intervals.update(refit_intervals(marginal, data, refit, n_bootstrap_samples=args.n_bootstrap, random_state=seed))
+        for e in marginal:
+            e.weights_refit()
+        shared = overlap_diagnostics(data.weights()[data.unit, data.t], log["pscore"], K, action_dist=dist,
+                                     pi_b=log["action_dist"])
+        shared = {k: shared[k] for k in ("low_support_share", "pscore_one_share")}
+        validity = validity_rows({e.estimator_name: e for e in ests},
+                                 {e.estimator_name: e.weight_diagnostics(data) for e in ests}, estimates,
+                                 "bootstrap", shared=shared, reward_bounded=False)
+        v = truth[t_name][0]
+        out[t_name] = {}
+        for e in ests:
+            n = e.estimator_name
+            lo, hi = (intervals[n][k] for k in ("95.0% CI (lower)", "95.0% CI (upper)"))
+            out[t_name][n] = (estimates[n] - v, bool(lo <= v <= hi), bool(validity[n]["interval_valid"]))
+    return seed, len(tid), out
 
 
 def write_table(args, K, env_cfg, truth, names, err, cov, val, done) -> None:

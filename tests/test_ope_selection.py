@@ -74,3 +74,12 @@ def test_bad_input_is_one_line():
         select({"x": {"a": 1.0}}, {"a": 1.0, "b": 2.0})
     with pytest.raises(ValueError, match="finite"):
         spearman([1.0, float("nan")], [1.0, 2.0])
+
+
+def test_an_estimator_without_a_finite_estimate_for_every_policy_cannot_rank():
+    names = ["a", "b", "c"]
+    truth = dict(zip(names, [0.1, 0.5, 0.3]))
+    out = select({"sntis": {"a": 1.0, "b": float("nan"), "c": 0.2}, "dm": truth}, truth, ks=(1,))
+    assert out["sntis"]["ranking"] is None and out["sntis"]["metrics"] is None
+    assert out["sntis"]["reason"].startswith("no finite estimate for 1 of 3 candidates (first 'b')")
+    assert out["dm"]["selected"] == "b"

@@ -239,3 +239,48 @@ def test_feature_fqe_is_exact_when_q_is_bilinear_in_state_and_item_features():
     q = FeatureFQE(items, ridge=1e-8).fit_predict(state_features=phi, action=a, reward=r, trajectory_id=np.arange(n),
                                                   evaluation_policy_action_dist=pi_e)
     np.testing.assert_allclose(q, phi @ M @ psi.T, atol=1e-5)
+
+
+def test_trajectory_weights_far_below_their_mean_of_one_mark_tis_invalid():
+    # every logged session took the action the target almost never takes: all weights equal and
+    # tiny, so the ESS is n, but their mean (1 under the logger) is ~4e-9: the target's likely
+    # sessions are missing and TIS/SNTIS/PDIS must not be marked valid, whatever the ESS says
+    from recsim_causal.ope.diagnostics import validity_rows
+
+    n, T = 1000, 5
+    rng = np.random.default_rng(0)
+    arrays = dict(trajectory_id=np.repeat(np.arange(n), T), action=np.ones(n * T, int), reward=rng.random(n * T),
+                  pscore=np.full(n * T, 0.98), evaluation_policy_action_dist=np.tile([0.98, 0.02], (n * T, 1)))
+    ests = {e.estimator_name: e for e in (TIS(), SNTIS(), PDIS(), SNPDIS())}
+    est, _, data = estimate_all_sequential(list(ests.values()), intervals=False, **arrays)
+    diags = {k: e.weight_diagnostics(data) for k, e in ests.items()}
+    assert diags["tis"]["ess"] == pytest.approx(n)
+    assert diags["tis"]["mean_weight"] == pytest.approx((0.02 / 0.98) ** T)
+    rows = validity_rows(ests, diags, est, "bootstrap", reward_bounded=False)
+    for k in ests:
+        assert rows[k]["interval_valid"] is False and rows[k]["invalid_reason"].startswith("mean weight"), rows[k]
+    assert rows["pdis"]["diagnostics"]["step_mean_weight"][0] == pytest.approx(0.02 / 0.98)
+    # the same log read as the logger's own: weights 1, mean 1, every row valid
+    arrays["evaluation_policy_action_dist"] = np.tile([0.02, 0.98], (n * T, 1))
+    est, _, data = estimate_all_sequential(list(ests.values()), intervals=False, **arrays)
+    rows = validity_rows(ests, {k: e.weight_diagnostics(data) for k, e in ests.items()}, est, "bootstrap",
+                         reward_bounded=False)
+    assert all(r["interval_valid"] for r in rows.values()), rows
+
+
+def test_state_marginal_weights_keep_the_constant_moment_after_clipping():
+    # a linear class that cannot hold the ratio fits negative weights; clipped at 0 they are
+    # rescaled so that each step's mean weight equals the previous step's mean of w_t rho_t
+    # (the moment of the constant test function), which the unclipped least squares had
+    arrays, c, v0, (S, K, H) = tabular_mdp(n=4000, seed=5, H=4)
+    x = (c["state"] - 1.5)[:, None]  # a line through the states without intercept: negative at one end
+    ratio = arrays["evaluation_policy_action_dist"][np.arange(len(x)), arrays["action"]] / arrays["pscore"]
+    cnt = np.random.default_rng(1).poisson(1.0, len(x)).astype(float)
+    w = StateMarginalWeights(ridge=1e-6).fit_predict(state_features=x, ratio=ratio,
+                                                     trajectory_id=arrays["trajectory_id"], sample_weight=cnt)
+    assert w.min() == 0.0  # some were clipped
+    for t in range(1, H):
+        now, prev = c["t"] == t, c["t"] == t - 1
+        lhs = np.dot(cnt[now], w[now])
+        rhs = np.dot(cnt[now], w[prev] * ratio[prev])  # rows of one trajectory: step t follows step t - 1
+        assert lhs == pytest.approx(rhs, rel=1e-9)

@@ -37,7 +37,7 @@ RUNNERS: dict[tuple[str, str], Callable[..., dict] | str] = {
     ("offline", "one_item"): "recsim_causal.experiment.offline:run_offline",
     ("offline", "session"): "recsim_causal.experiment.offline:run_offline_session",
     ("tune", ANY): "recsim_causal.experiment.tune:run_tune",
-    ("ops", "one_item"): "recsim_causal.experiment.ops:run_ops",
+    ("ops", ANY): "recsim_causal.experiment.ops:run_ops",
 }
 
 

@@ -44,6 +44,9 @@ MIN_ESS = 100.0
 MIN_ROUNDS = 100
 MAX_LOW_SUPPORT_SHARE = 0.01
 MAX_PSCORE_ONE_SHARE = 0.5
+#: an importance weight's mean is 1 under the logger; a sample mean this many standard errors away
+#: says the target's likely units are missing from the log (:func:`mean_weight_check`)
+MAX_MEAN_WEIGHT_Z = 3.0
 #: pscore at or above this counts as 1 (a deterministic logger's rows).
 PSCORE_ONE = 1.0 - 1e-9
 #: Where scripts/calibrate_validity.py writes the thresholds it chose from the coverage grid.
@@ -98,6 +101,30 @@ def weight_diagnostics(weights: np.ndarray) -> dict[str, float]:
     ess = s * s / s2 if s2 > 0 else 0.0
     return {"n_rounds": n, "ess": ess, "ess_ratio": ess / n if n else 0.0,
             "max_weight": float(w.max()) if n else 0.0}
+
+
+def mean_weight_check(weights: np.ndarray) -> dict[str, Any]:
+    """The mean of weights whose expectation under the logger is 1 (trajectory weights, or
+    per-decision weights w_{0:t} over all trajectories, ended ones carrying their last weight).
+
+    ESS cannot see a target whose likely trajectories the log lacks: the logged weights are then
+    all tiny, their ESS can be large and their mean is far below 1. ``weights`` (n,) or (n, T)
+    (one column per step). Returns ``mean_weight`` and ``mean_weight_z`` = (mean - 1) / s.e. at
+    the step whose z is largest in size (``mean_weight_at``), and ``step_mean_weight`` per step
+    for (n, T). z is finite: a zero spread gives s.e. 1e-12."""
+    w = np.asarray(weights, np.float64)
+    cols = w.reshape(len(w), -1)
+    n = cols.shape[0]
+    if n == 0:
+        return {"mean_weight": 0.0, "mean_weight_z": 0.0}
+    means = cols.mean(axis=0)
+    se = np.maximum(cols.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(means), 1e-12)
+    z = (means - 1.0) / se
+    at = int(np.argmax(np.abs(z)))
+    out: dict[str, Any] = {"mean_weight": float(means[at]), "mean_weight_z": float(z[at])}
+    if w.ndim == 2:
+        out.update(mean_weight_at=at, step_mean_weight=[float(m) for m in means])
+    return out
 
 
 def overlap_diagnostics(weights: Any, pscore: Any, n_actions: int, *, action_dist: Any = None,
@@ -204,6 +231,11 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
         if not reward_bounded:
             return False, "no a priori reward range: the bound's guarantee needs one"
         return True, None
+    if abs(diag.get("mean_weight_z", 0.0)) > MAX_MEAN_WEIGHT_Z:
+        at = f" at step {diag['mean_weight_at']}" if "mean_weight_at" in diag else ""
+        return False, (f"mean weight {diag['mean_weight']:.3g}{at} is {abs(diag['mean_weight_z']):,.1f} standard errors "
+                       f"from 1, its expectation under the logger: the target's likely trajectories are missing "
+                       f"from the log, {method} intervals miss")
     th = VALIDITY.get(kind, VALIDITY["ipw"])
     ess, ratio, source = rule_ess(diag, th["ess_source"])
     if ess is not None and (ess < th["min_ess"] or ratio < th["min_ess_ratio"]):

@@ -164,7 +164,8 @@ def select(estimates: Mapping[str, Mapping[str, float]], truth: Mapping[str, flo
         ks, baseline: see :func:`selection_metrics`.
     Returns:
         {estimator: {"ranking": policies from the best estimate down, "selected": the top
-        one, "metrics": :func:`selection_metrics`}}.
+        one, "metrics": :func:`selection_metrics`}}; an estimator without a finite estimate
+        for every policy gets None for the three and a ``reason``.
     """
     names = list(truth)
     tru = np.array([truth[p] for p in names], dtype=np.float64)
@@ -173,7 +174,13 @@ def select(estimates: Mapping[str, Mapping[str, float]], truth: Mapping[str, flo
         missing = [p for p in names if p not in values]
         if missing:
             raise ValueError(f"estimates.{est_name}: no estimate for policy '{missing[0]}'")
-        est = np.array([values[p] for p in names], dtype=np.float64)
+        est = np.array([np.nan if values[p] is None else values[p] for p in names], dtype=np.float64)
+        undefined = [p for p, v in zip(names, est) if not np.isfinite(v)]
+        if undefined:  # e.g. a self-normalized estimate whose weights are all 0: no ranking
+            out[est_name] = {"ranking": None, "selected": None, "metrics": None,
+                             "reason": f"no finite estimate for {len(undefined)} of {len(names)} candidates "
+                                       f"(first '{undefined[0]}'): it cannot rank them"}
+            continue
         order = ranking(est)
         out[est_name] = {"ranking": [names[i] for i in order], "selected": names[order[0]],
                          "metrics": selection_metrics(est, tru, ks=ks, baseline=baseline)}

@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data.checks import as_float_array, as_int_array, check_finite
-from .diagnostics import per_unit_ess, weight_diagnostics
+from .diagnostics import mean_weight_check, per_unit_ess, weight_diagnostics
 from .inputs import RoundTerms
 from .sums import sum_intervals, sum_value
 
@@ -251,15 +251,18 @@ class BaseSequentialEstimator:
         trajectory weights' ``trajectory_ess`` (and its ratio, max), and, by ``weight_family``,
         ``ess``/``ess_ratio``/``max_weight``: of the trajectory weights ("trajectory"), or the
         smallest per-step ESS of w_{0:t} ("per_decision") or of w_t(s_t) rho_t ("marginal")
-        over the trajectories alive at each step, with ``step_ess`` per step."""
+        over the trajectories alive at each step, with ``step_ess`` per step; for trajectory and
+        per-decision weights, whose mean under the logger is 1, :func:`mean_weight_check`'s
+        ``mean_weight`` and ``mean_weight_z`` (a target whose trajectories the log lacks)."""
         data = data or Trajectories(**{k: v for k, v in arrays.items() if k in _TRAJECTORY_KEYS})
         traj = weight_diagnostics(data.trajectory_weights())
         out: dict[str, Any] = {"n_rounds": data.n_trajectories, "trajectory_ess": traj["ess"],
                                "trajectory_ess_ratio": traj["ess_ratio"], "trajectory_max_weight": traj["max_weight"]}
         if self.weight_family == "trajectory":
-            out.update(ess=traj["ess"], ess_ratio=traj["ess_ratio"], max_weight=traj["max_weight"])
+            out.update(ess=traj["ess"], ess_ratio=traj["ess_ratio"], max_weight=traj["max_weight"],
+                       **mean_weight_check(data.trajectory_weights()))
         elif self.weight_family == "per_decision":
-            out.update(per_unit_ess(data.weights(), data.mask))
+            out.update(per_unit_ess(data.weights(), data.mask), **mean_weight_check(data.weights()))
         elif self.weight_family == "marginal" and data.state_weight is not None:
             out.update(per_unit_ess(data.state_weight * data.ratio, data.mask))
         return out

@@ -136,33 +136,33 @@ class FeatureFQE:
         c = np.ones(n) if sample_weight is None else as_float_array(sample_weight, "sample_weight")
         m, q = phi.shape[1], self.psi.shape[1]
 
-        def design(rows: slice, item: np.ndarray) -> np.ndarray:  # (rows, m q): phi (x) psi
-            return (phi[rows, :, None] * item[:, None, :]).reshape(-1, m * q)
-
+        # the design row of step i is phi_i (x) psi_{a_i} (index j q + k); its Gram matrix is
+        # sum over actions of (Phi_a^T C Phi_a) (x) (psi_a psi_a^T), and Z^T v = Phi^T diag(v) Psi_{a_i}:
+        # neither needs the (n, m q) design
         # one factorization serves every target of a log (the same arrays: held, so compared by identity)
         if sample_weight is None and self._factor is not None and self._factor[0] is state_features \
                 and self._factor[1] is action:
             chol = self._factor[2]
         else:
             gram = np.zeros((m * q, m * q))
-            for lo in range(0, n, 4096):
-                rows = slice(lo, lo + 4096)
-                z = design(rows, self.psi[a[rows]])
-                gram += (z * c[rows, None]).T @ z
+            order = np.argsort(a, kind="stable")
+            bounds = np.searchsorted(a[order], np.arange(K + 1))
+            for k in range(K):
+                rows = order[bounds[k]:bounds[k + 1]]
+                if len(rows):
+                    gram += np.kron((phi[rows] * c[rows, None]).T @ phi[rows], np.outer(self.psi[k], self.psi[k]))
             gram[np.diag_indices_from(gram)] += self.ridge
             chol = np.linalg.cholesky(gram)
             if sample_weight is None:
                 self._factor = (state_features, action, chol)
+        psi_a = self.psi[a]  # (n, q)
         psi_bar = pi @ self.psi  # (n, q): the target's expected item features at each state
         theta = np.zeros((m, q))
         for _ in range(self.n_iterations or int(step.max(initial=0)) + 1):
             v = np.einsum("im,mq,iq->i", phi, theta, psi_bar)
             y = r.copy()
             y[has_next] += gamma * v[1:][has_next[:-1]]
-            rhs = np.zeros(m * q)
-            for lo in range(0, n, 4096):
-                rows = slice(lo, lo + 4096)
-                rhs += design(rows, self.psi[a[rows]]).T @ (c[rows] * y[rows])
+            rhs = ((phi * (c * y)[:, None]).T @ psi_a).reshape(m * q)
             theta = np.linalg.solve(chol.T, np.linalg.solve(chol, rhs)).reshape(m, q)
         return (phi @ theta) @ self.psi.T
 
@@ -201,5 +201,9 @@ class StateMarginalWeights:
             x, y, cw = phi[rows], w[rows - 1] * rho[rows - 1], c[rows]
             gram = (x * cw[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
             beta = np.linalg.solve(gram, (x * cw[:, None]).T @ y)
-            w[rows] = np.maximum(x @ beta, 0.0)
+            fit = np.maximum(x @ beta, 0.0)
+            # the clip at 0 adds mass; rescale so the constant test function's moment holds again:
+            # the weighted mean of w_{t+1} equals that of w_t rho_t (unclipped, least squares keeps it)
+            target, mass = float(cw @ y), float(cw @ fit)
+            w[rows] = fit * (target / mass) if mass > 0 else fit
         return w

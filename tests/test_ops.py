@@ -56,8 +56,8 @@ def test_ops_needs_named_candidates(tmp_path):
 
 
 def test_ops_ranks_slate_candidates_against_the_exact_truth(tmp_path):
-    cfg = compose_ops(["env=slate", "scm=position_bias", "env.n_items=12", "env.slate_size=3",
-                       "experiment.n_rounds=1500", "experiment.train_rounds=1500", "experiment.slate.truth_slates=4",
+    cfg = compose_ops(["env=slate", "scm=position_bias", "env.n_items=8", "env.slate_size=2",
+                       "experiment.n_rounds=800", "experiment.train_rounds=400", "experiment.slate.truth_slates=4",
                        "experiment.slate.estimators=[sips,iips,sniips]"])
     summary = run_job(cfg, tmp_path)
     data = json.loads((tmp_path / "ops.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))

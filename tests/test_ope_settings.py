@@ -62,6 +62,9 @@ def test_slate_pbm_run_estimates_every_target_against_the_exact_truth(tmp_path):
                                                                                 "epsilon_greedy/plackett_luce"))
     assert (tmp_path / "ope.png").read_bytes()[:8] == PNG
     assert "sniips" in summary["table"] and "truth" in summary["table"]
+    # the run saves its log: OBP's long format, read back as a slate log
+    logged = LoggedFeedback.from_parquet(tmp_path / "logged.parquet")
+    assert logged.setting == "slate" and logged.n_rounds == 3 * 4000 and logged.metadata["click_model"] == "pbm"
 
 
 def test_slate_cascade_from_the_command_line_with_an_offline_wandb_run(tmp_path):

@@ -72,6 +72,17 @@ def test_slate_log_saved_and_evaluated_from_its_path_gives_the_same_estimates(sl
     assert frame.truth.isna().all() and list(frame.interval_valid) == list(in_memory.interval_valid)
 
 
+def test_slate_log_to_obp_has_obps_slate_keys(slate_log):
+    bf = slate_log.to_obp()
+    n = 3 * 3000
+    assert {"slate_id", "n_unique_action", "pscore_cascade", "pscore_item_position", "position", "pscore"} <= set(bf)
+    assert bf["n_unique_action"] == 6 and bf["slate_id"].shape == bf["pscore_cascade"].shape == (n,)
+    # the cascade pscore at the last position is the whole slate's
+    last = bf["position"] == 2
+    assert np.array_equal(bf["pscore_cascade"][last], bf["pscore"][last])
+    assert (bf["pscore_item_position"] >= bf["pscore_cascade"] - 1e-12).all()  # a marginal >= one path's mass
+
+
 def test_slate_targets_by_name_and_mapping_are_trained_and_labelled(slate_log):
     result = evaluate(slate_log, ["random", {"agent": "softmax", "slate": "greedy", "name": "top"}], ["sips"],
                       ci="normal", train_rounds=200)

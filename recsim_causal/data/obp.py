@@ -35,7 +35,12 @@ def to_obp(feedback: LoggedFeedback) -> dict[str, Any]:
     pi_b = feedback.action_dist
     if pi_b is not None and pi_b.ndim == 2:
         pi_b = pi_b[:, :, np.newaxis]
-    return dict(
+    # a slate log: OBP's slate keys too (SyntheticSlateBanditDataset's: slate_id, n_unique_action,
+    # pscore_cascade, pscore_item_position; ``pscore`` is then the whole slate's)
+    slate = {} if feedback.slate_id is None else dict(
+        slate_id=feedback.slate_id, n_unique_action=feedback.n_actions, pscore_cascade=feedback.pscore_cascade,
+        pscore_item_position=feedback.pscore_item_position)
+    return dict(**slate,
         n_rounds=feedback.n_rounds,
         n_actions=feedback.n_actions,
         context=feedback.context,

@@ -3,7 +3,7 @@
 
     mkdir -p /tmp/obp && cd /tmp/obp && pip download --no-deps --no-binary=:all: \\
         --ignore-requires-python obp==0.5.7 && tar xzf obp-0.5.7.tar.gz
-    OBP_SRC=/tmp/obp/obp-0.5.7 python scripts/offline_obp.py [--n-rounds 20000] [--seed 0]
+    OBP_SRC=/tmp/obp/obp-0.5.7 python scripts/offline_obp.py [--n-rounds 20000] [--seed 0] [--out FILE]
 
 The default world (K = 100 items), a LinUCB logger trained online on 20,000 users and mixed with
 epsilon = 0.2 uniform exploration, logs ``--n-rounds`` rounds. Every learner of
@@ -12,7 +12,9 @@ OBP's ``IPWLearner(base_classifier=LogisticRegression())`` on the log's OBP arra
 when ``OBP_SRC`` points at the unpacked OBP source (only ``obp/utils.py``,
 ``obp/ope/regression_model.py`` and ``obp/policy/{policy_type,base,offline}.py`` are loaded; OBP
 is not a dependency). Each policy's value V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)] is exact
-given the users, on 100,000 fresh users (its standard error over users shown).
+given the users, on 100,000 fresh users (its standard error over users shown). ``--out``: the
+table is also written to FILE (``scripts/offline_docs.py`` writes docs/generated/offline-obp.txt
+this way).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
+from recsim_causal.io import atomic_write  # noqa: E402
 from recsim_causal.ope.simulate import BATCH, collect, train  # noqa: E402
 from recsim_causal.learn import fit  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
@@ -106,6 +109,7 @@ def main() -> int:
     ap.add_argument("--epsilon", type=float, default=0.2)
     ap.add_argument("--truth-users", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     world = World("default", n_items=100, seed=0, dtype="float64")
@@ -131,14 +135,19 @@ def main() -> int:
         rows.append(("OBP 0.5.7 IPWLearner (LogisticRegression)", OBPPolicy(obp), time.perf_counter() - start))
     else:
         print("OBP_SRC not set: OBP's IPWLearner skipped (see this script's doc)")
-    print(f"default world, K=100, LinUCB logger epsilon {args.epsilon}, {args.n_rounds} logged rounds; "
-          f"V(pi) exact on {args.truth_users} fresh users")
-    print(f"{'policy':<44} {'V(pi)':>8} {'s.e.':>8} {'fit s':>7}")
+    lines = [f"default world, K=100, LinUCB logger epsilon {args.epsilon:g}, {args.n_rounds:,} logged rounds; "
+             f"V(pi) exact on {args.truth_users:,} fresh users",
+             f"{'policy':<44} {'V(pi)':>8} {'s.e.':>8} {'fit s':>7}"]
     for name, policy, wall in rows:
         v, se = fresh_value(world, policy, args.truth_users, args.seed)
-        print(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}")
+        lines.append(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
     v, se = fresh_value(world, None, args.truth_users, args.seed)
-    print(f"{'oracle (best item per user)':<44} {v:8.4f} {se:8.4f}")
+    lines.append(f"{'oracle (best item per user)':<44} {v:8.4f} {se:8.4f}")
+    print("\n".join(lines))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out) as fh:
+            fh.write("\n".join(lines) + "\n")
     return 0
 
 

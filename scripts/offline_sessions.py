@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Offline RL on logged sessions against the rollout truth: CQL and IQL beside DQN on the same data.
 
-    python scripts/offline_sessions.py [--n-sessions 5000] [--n-steps 2000] [--seed 0]
+    python scripts/offline_sessions.py [--n-sessions 5000] [--n-steps 2000] [--seed 0] [--out FILE]
 
 Session-v0 of the default world (K = 100, up to 20 steps, fatigue and leaving): a LinUCB logger,
 trained online as a contextual bandit on session steps (20,000 steps), logs ``--n-sessions``
 sessions mixed with epsilon = 0.2 uniform exploration. Each algorithm of
 :func:`recsim_causal.learn.fit_sessions` learns on the whole log; each policy's true per-session
 return is the mean of ``--truth-sessions`` on-policy sessions (its s.e. shown), the same seeded
-users for every policy. Needs the ``offline-rl`` extra (TorchRL).
+users for every policy. Needs the ``offline-rl`` extra (TorchRL). ``--out``: the table is also
+written to FILE (``scripts/offline_docs.py`` writes docs/generated/offline-sessions.txt this way).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
 from recsim_causal.experiment.ope_session import make_env  # noqa: E402
+from recsim_causal.io import atomic_write  # noqa: E402
 from recsim_causal.ope.session_log import run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.learn import fit_sessions  # noqa: E402
@@ -38,6 +40,7 @@ def main() -> int:
     ap.add_argument("--truth-sessions", type=int, default=20000)
     ap.add_argument("--epsilon", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     env = make_env({"env": OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env" / "session.yaml")), "scm": "default"},
                    2048)
@@ -53,13 +56,18 @@ def main() -> int:
         start = time.perf_counter()
         policy = fit_sessions(log, algorithm, n_steps=args.n_steps, seed=args.seed)
         rows.append((algorithm, policy.action_probs, time.perf_counter() - start))
-    print(f"Session-v0, default world, K={K}: {args.n_sessions} logged sessions ({log.n_rounds} steps); "
-          f"true return on {args.truth_sessions} sessions")
-    print(f"{'policy':<32} {'return':>8} {'s.e.':>7} {'fit s':>7}")
+    lines = [f"Session-v0, default world, K={K}: {args.n_sessions:,} logged sessions ({log.n_rounds:,} steps); "
+             f"true return on {args.truth_sessions:,} sessions",
+             f"{'policy':<32} {'return':>8} {'s.e.':>7} {'fit s':>7}"]
     for name, probs, wall in rows:
         returns, _ = run_sessions(env, probs, args.truth_sessions, [args.seed, 4])
         se = returns.std(ddof=1) / np.sqrt(len(returns))
-        print(f"{name:<32} {returns.mean():8.3f} {se:7.3f} {'' if wall is None else f'{wall:7.1f}'}")
+        lines.append(f"{name:<32} {returns.mean():8.3f} {se:7.3f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
+    print("\n".join(lines))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out) as fh:
+            fh.write("\n".join(lines) + "\n")
     return 0
 
 

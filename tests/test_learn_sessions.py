@@ -59,3 +59,16 @@ def test_bad_arguments_are_one_line_errors():
     flat = LoggedFeedback(context=log.context, action=log.action, reward=log.reward, pscore=log.pscore, n_actions=2)
     with pytest.raises(ValueError, match="^log: expected logged sessions"):
         fit_sessions(flat)
+
+
+def test_q_policy_save_load_roundtrip(tmp_path):
+    from recsim_causal.learn import QPolicy
+
+    log = two_step_log(100)
+    policy = fit_sessions(log, "iql", n_steps=20, batch_size=32, hidden_sizes=(8,), seed=0)
+    path = tmp_path / "q.npz"
+    policy.save(str(path))
+    again = QPolicy.load(str(path))
+    x = np.random.default_rng(0).normal(size=(32, 2))
+    np.testing.assert_array_equal(again.scores(x), policy.scores(x))  # the network's outputs, not only the argmax
+    np.testing.assert_array_equal(again.action_probs(x), policy.action_probs(x))

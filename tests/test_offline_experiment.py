@@ -87,7 +87,8 @@ def test_offline_sessions_from_the_command_line(tmp_path):
         assert r["true_value"] > 0 and r["true_value_se"] > 0
         assert set(r["ope_heldout"]) == set(r["ope_train"]) == {"dm", "pdis", "snpdis", "dr", "sndr"}
     assert summary["logger"]["true_value"] > 0 and summary["oracle"]["true_value"] > 0
-    assert "pick by held-out dr" in res.stdout
+    assert summary["oracle"]["kind"] == "myopic" and "not computable" in summary["oracle"]["why"]
+    assert "pick by held-out dr" in res.stdout and "myopic oracle" in res.stdout
 
 
 @pytest.mark.slow

@@ -20,8 +20,12 @@ sessions; each ``session.learners`` entry (``recsim_causal.learn.fit_sessions`` 
 IQL, DQN) learns on the first ``train_fraction`` of the sessions; its true per-session return is
 the mean of ``session.truth_trajectories`` on-policy sessions (the same seeded users for every
 policy); the sequential estimators estimate it on the held-out and the training sessions. The
-oracle is the myopic one (the best immediate item at every step: no exact session optimum is
-known), so a session policy may beat it.
+reported oracle is the *myopic* one, labelled so in the table and in offline.json
+(``oracle.kind``, ``oracle.why``): the best immediate item at every step. The true session
+optimum is not computable: the user's state (an interest vector, a fatigue per topic, a
+satisfaction level) is continuous and the leaving probability depends on it, so there is no
+finite state space on which dynamic programming gives the Bellman optimum. A session policy
+may beat the myopic oracle.
 """
 
 from __future__ import annotations
@@ -114,6 +118,9 @@ def _plot(summary: dict, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------- sessions
+MYOPIC_WHY = ("not the session optimum, which is not computable: the user state (interest vector, fatigue per topic, "
+              "satisfaction) is continuous, so no dynamic programme over a finite state space gives the Bellman "
+              "optimum; a session policy may beat the myopic oracle")
 SESSION_COLUMNS = ["learner", "true_return", "se", "estimator", "heldout", "ci_low", "ci_high", "train", "train-truth"]
 
 
@@ -181,7 +188,7 @@ def run_offline_session(cfg: dict, out_dir: str | Path, tracker: Tracker | None 
         "n_rounds": len(ids), "n_steps": log.n_rounds, "n_train": n_train, "n_heldout": len(ids) - n_train,
         "logger": {"agent": exp["logger"]["agent"], "epsilon": behaviour.epsilon, **truth(behaviour.action_probs)},
         "online": online, "online_best": {"agent": best_online, **online[best_online]},
-        "oracle": {"kind": "myopic: the best immediate item at every step",
+        "oracle": {"kind": "myopic", "definition": "the best immediate item at every step", "why": MYOPIC_WHY,
                    **truth(lambda x: greedy_probs(np.asarray(env.core.q, dtype=np.float64)))},
         "learners": learners, "selection": selection, "estimators": list(sess["estimators"]),
         "wall_s": time.perf_counter() - start,
@@ -197,7 +204,8 @@ def run_offline_session(cfg: dict, out_dir: str | Path, tracker: Tracker | None 
     notes = [f"per-session return (gamma {gamma:g}); learned on {n_train:,} sessions, estimated on "
              f"{len(ids) - n_train:,} held-out sessions",
              f"logger {summary['logger']['true_value']:.3f}; online best ({best_online}) "
-             f"{summary['online_best']['true_value']:.3f}; myopic oracle {summary['oracle']['true_value']:.3f}",
+             f"{summary['online_best']['true_value']:.3f}; myopic oracle (best immediate item; not the session optimum) "
+             f"{summary['oracle']['true_value']:.3f}",
              f"pick by held-out {by}: {pick} (true {selection['pick_true_value']:.3f}); truly best: {best} "
              f"(true {selection['best_true_value']:.3f}); regret {selection['regret']:.3f}"]  # fmt: skip
     summary["table"] = format_table(SESSION_COLUMNS, rows, notes)

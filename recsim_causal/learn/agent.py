@@ -1,4 +1,5 @@
-"""An off-policy learner as an agent: it learns from logs, in any experiment that takes agents.
+"""Off-policy learning as agents: a learner that learns from logs, and a learned policy read from
+its file, in any experiment that takes agents.
 
 ``LogLearner`` is the agent form of :func:`recsim_causal.learn.fit`: name it in ``conf/agent``
 (``agent=offline_dr``) or as a mapping with ``_target_: recsim_causal.learn.LogLearner``, as a
@@ -8,6 +9,11 @@ log of its own -- its pscores are its own probabilities when it acted, since it 
 between two refits -- and refits on the whole log every ``refit_every`` new rounds, as a team
 that retrains on last period's logs does. ``epsilon`` uniform exploration keeps every item in
 the support of its next log.
+
+``LearnedPolicy`` is a policy that :func:`~recsim_causal.learn.fit` (or ``fit_sessions``) learned
+and ``save`` wrote, as a frozen agent: ``{_target_: recsim_causal.learn.LearnedPolicy, path:
+policy.npz}`` -- a target of ``experiment=ope`` (one item or ``env=slate``, where it deals
+Plackett-Luce slates over its distribution) or a policy of ``experiment=compare``.
 """
 
 from __future__ import annotations
@@ -20,8 +26,54 @@ from recsim_causal.agents.base import BasePolicy, check_float, check_int
 from recsim_causal.data import LoggedFeedback, load_parquet
 
 from .bandit import LEARNERS, fit
+from .policies import NetworkPolicy, RewardModelPolicy
+from .sessions import QPolicy
 
-__all__ = ["LogLearner"]
+#: the classes of learned policies that ``save`` writes and :func:`load_policy` reads
+LEARNED_POLICIES = {c.__name__: c for c in (NetworkPolicy, RewardModelPolicy, QPolicy)}
+
+
+def load_policy(path: str) -> Any:
+    """The learned policy a ``save`` wrote to ``path`` (whichever of :data:`LEARNED_POLICIES`)."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            kind = json.loads(str(data["__meta__"])).get("class")
+    except (OSError, ValueError, KeyError, EOFError, AttributeError) as e:
+        raise ValueError(f"load_policy: {path}: not a file written by a learned policy's save ({type(e).__name__})") from None
+    if kind not in LEARNED_POLICIES:
+        raise ValueError(f"load_policy: {path} holds a {kind}, not a learned policy ({', '.join(LEARNED_POLICIES)})")
+    return LEARNED_POLICIES[kind].load(path)
+
+
+class LearnedPolicy(BasePolicy):
+    """A saved learned policy as a frozen agent (module doc): every call goes to the policy read
+    from ``path``, whose n_actions and dim must be the world's."""
+
+    def __init__(self, n_actions: int, dim: int, seed: int | None = 0, *, path: str) -> None:
+        super().__init__(n_actions, dim, seed)
+        self.policy = load_policy(str(path))
+        if self.policy.n_actions != self.n_actions or self.policy.dim != self.dim:
+            raise ValueError(f"{self.name}: {path} holds a policy of n_actions={self.policy.n_actions}, "
+                             f"dim={self.policy.dim}; expected {self.n_actions}, {self.dim}")  # fmt: skip
+        self._params.update(path=str(path))
+
+    def action_probs(self, contexts: np.ndarray) -> np.ndarray:
+        return self.policy.action_probs(contexts)
+
+    def act(self, contexts: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.policy.act(contexts, self.rng if rng is None else rng)
+
+    def act_slate(self, contexts: np.ndarray, slate_size: int,
+                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        return self.policy.act_slate(contexts, slate_size, self.rng if rng is None else rng)
+
+    def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Checks the feedback and changes nothing: a learned policy is frozen."""
+        self.policy.update(contexts, actions, rewards)
+
+__all__ = ["LearnedPolicy", "LogLearner", "load_policy"]
 
 
 class LogLearner(BasePolicy):

@@ -19,9 +19,11 @@ a linear softmax policy; ``"mlp"``: an MLP) by Adam on minibatches, with an L2 p
 ``weight_decay``; autograd of the estimate gives the same gradient as OBP's policy-gradient
 form (sum w r grad log pi). Add a learner with :func:`register_learner`.
 
-A log with several positions (``position`` given) is pooled: each logged impression with its own
-pscore is one decision, so the learned scores rank items and the policy's ``act_slate`` fills a
-slate from them (Plackett-Luce, or top-L when greedy).
+A slate log (``position`` with several slots, :mod:`recsim_causal.learn.slate`) trains the same
+network as a Plackett-Luce slate policy by the slate form of each objective: ``"ipw"`` the
+reward-interaction IPS estimate of the slate's value, ``"snipw"`` with a baseline per slot,
+``"dr"`` Cascade-DR; ``"dm"`` is greedy on a reward model of the pooled slots. The policy's
+``act_slate`` (or a ``PlackettLuceSlate`` over it) then deals the slates it was trained for.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from recsim_causal.ope.reward_models import RegressionModel, fit_predict
 from recsim_causal.threads import torch_threads
 
 from .policies import NetworkPolicy, RewardModelPolicy
+from .slate import SLATE_LEARNERS, is_slate_log, pl_conditional_log_probs, slate_data
 
 __all__ = ["LEARNERS", "POLICIES", "Objective", "as_feedback", "fit", "item_features", "register_learner"]
 
@@ -182,50 +185,88 @@ def fit(
     batch_size = check_int(owner, "batch_size", batch_size, 1)
     learning_rate = check_float(owner, "learning_rate", learning_rate, low=0.0, low_open=True)
     weight_decay = check_float(owner, "weight_decay", weight_decay, low=0.0)
-    objective = LEARNERS[learner]
-    q_hat = None
-    if objective.needs_q_hat:
-        q_hat = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, base_model=reward_model,
-                            features=reward_features, n_folds=n_folds, random_state=seed)[:, :, 0]  # fmt: skip
-    lam = float(fb.reward.mean()) if lambda_ is None else check_float(owner, "lambda_", lambda_)
     max_weight = float("inf") if max_weight is None else check_float(owner, "max_weight", max_weight, low=0.0,
                                                                                        low_open=True)
     ac = item_features(log) if action_context is None else action_context
     net = NetworkPolicy(fb.n_actions, fb.dim_context, seed, temperature=temperature, greedy=bool(greedy),
                         device=device, action_context=ac,
                         hidden_sizes=POLICIES[policy] if hidden_sizes is None else tuple(hidden_sizes))  # fmt: skip
-    net.standardize_with(fb.context)
+    lam = None if lambda_ is None else check_float(owner, "lambda_", lambda_)
+    q_opts = dict(base_model=reward_model, features=reward_features, n_folds=n_folds, random_state=seed)
+    if is_slate_log(fb):
+        arrays, value = _slate_arrays(fb, learner, lam, q_opts)
+    else:
+        objective = LEARNERS[learner]
+        arrays = {"context": fb.context, "action": fb.action, "reward": fb.reward, "pscore": fb.pscore}
+        if objective.needs_q_hat:
+            arrays["q_hat"] = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, **q_opts)[:, :, 0]
+        arrays["lambda_"] = float(fb.reward.mean()) if lam is None else lam
+
+        def value(logits: Any, batch: dict) -> Any:
+            import torch
+
+            return objective.value(torch.softmax(logits, dim=1), batch)
+
+    net.standardize_with(arrays["context"])
     with torch_threads(1 if net.device.type == "cpu" else None):  # small layers: one thread is fastest
-        _train(net, objective, fb, q_hat, {"lambda_": lam, "max_weight": max_weight}, n_epochs, batch_size, learning_rate, weight_decay, seed)
+        _train(net, value, arrays, {"max_weight": max_weight}, n_epochs, batch_size, learning_rate, weight_decay, seed)
     return net
 
 
-def _train(net: NetworkPolicy, objective: Objective, fb: LoggedFeedback, q_hat: np.ndarray | None, consts: dict,
+def _slate_arrays(fb: LoggedFeedback, learner: str, lam: float | None, q_opts: dict) -> tuple[dict, Callable]:
+    """A slate log's training arrays, one row per slate, and the slate objective on logits."""
+    if learner not in SLATE_LEARNERS:
+        raise ValueError(f"fit: a slate log's learner must be one of dm, {', '.join(SLATE_LEARNERS)}; got {learner!r}")
+    objective = SLATE_LEARNERS[learner]
+    data = slate_data(fb)
+    n, L = data.slates.shape
+    arrays = {"context": data.context, "slates": data.slates, "reward": data.slot_reward,
+              "pscore_cascade": data.pscore_cascade,
+              "lambda_": data.slot_reward.mean(axis=0) if lam is None else np.full(L, lam)}  # fmt: skip
+    if objective.needs_q_hat:  # qhat_l(x, a) per position, cross-fitted by slate (a slate's rows share a fold)
+        q = fit_predict(fb.context, fb.action, fb.reward, fb.n_actions, position=fb.position, len_list=L,
+                        groups=np.repeat(np.arange(n), L), **q_opts)  # fmt: skip
+        arrays["q_hat"] = q[np.arange(n * L), :, fb.position].reshape(n, L, fb.n_actions)
+
+    def value(logits: Any, batch: dict) -> Any:
+        return objective.value(pl_conditional_log_probs(logits, batch["slates"]), batch)
+
+    return arrays, value
+
+
+def _train(net: NetworkPolicy, value: Callable[..., Any], arrays: dict[str, np.ndarray], consts: dict,
            n_epochs: int, batch_size: int, learning_rate: float, weight_decay: float, seed: int | None) -> None:  # fmt: skip
-    """Adam ascent on the mean of ``objective``'s terms over shuffled minibatches."""
+    """Adam ascent on the mean of ``value(logits, batch)`` (per-row terms) over shuffled
+    minibatches of ``arrays``' rows (``context`` standardized; an array of another length is
+    passed whole, e.g. a per-position baseline)."""
     import torch
 
     dev = net.device
-    data = {
-        "z": net.tensor(fb.context),
-        "action": torch.as_tensor(fb.action, device=dev),
-        "reward": torch.as_tensor(fb.reward, dtype=torch.float32, device=dev),
-        "pscore": torch.as_tensor(fb.pscore, dtype=torch.float32, device=dev),
-    }
-    if q_hat is not None:
-        data["q_hat"] = torch.as_tensor(q_hat, dtype=torch.float32, device=dev)
+    n = len(arrays["context"])
+
+    def tensor(k: str, v: np.ndarray) -> Any:
+        v = np.asarray(v)
+        return torch.as_tensor(v, device=dev) if v.dtype.kind in "iu" else torch.as_tensor(v, dtype=torch.float32, device=dev)
+
+    data = {"z": net.tensor(arrays["context"])}
+    whole = dict(consts)
+    for k, v in arrays.items():
+        if k == "context":
+            continue
+        if np.ndim(v) and len(v) == n:
+            data[k] = tensor(k, v)
+        else:
+            whole[k] = tensor(k, v) if np.ndim(v) else float(v)
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    n = fb.n_rounds
     net.net.train()
     for _ in range(n_epochs):
         perm = torch.randperm(n, generator=gen).to(dev)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             batch = {k: v[idx] for k, v in data.items()}
-            batch.update(consts)
-            pi = torch.softmax(net.logits(batch["z"]), dim=1)
-            loss = -objective.value(pi, batch).mean()
+            batch.update(whole)
+            loss = -value(net.logits(batch["z"]), batch).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -151,16 +151,36 @@ class NetworkPolicy(_FrozenScorePolicy):
 class RewardModelPolicy(_FrozenScorePolicy):
     """Greedy (default) or softmax with ``temperature`` on a fitted reward model's qhat(x, a).
 
-    ``model``: a fitted :class:`recsim_causal.ope.RegressionModel` (``len_list=1``); its
-    ``predict(x)[:, :, 0]`` are the scores.
+    ``model``: a fitted :class:`recsim_causal.ope.RegressionModel` (``len_list=1``, a built-in
+    base model to be saved); its ``predict(x)[:, :, 0]`` are the scores. ``model_config``: the
+    model's :meth:`~recsim_causal.ope.RegressionModel.config` instead, for an unfitted frame that
+    :meth:`load` fills (``save``/``load`` keep the config and the fitted arrays).
     """
 
     def __init__(self, n_actions: int, dim: int, seed: int | None = 0, *, model: Any = None,
-                 temperature: float = 1.0, greedy: bool = True) -> None:  # fmt: skip
+                 model_config: dict[str, Any] | None = None, temperature: float = 1.0,
+                 greedy: bool = True) -> None:  # fmt: skip
+        from recsim_causal.ope.reward_models import RegressionModel
+
         super().__init__(n_actions, dim, seed, temperature, greedy)
-        if model is None or not getattr(model, "models_", None):
+        if model is None and model_config is not None:
+            model = RegressionModel(**{**model_config, "hidden_sizes": tuple(model_config.get("hidden_sizes", (64,)))})
+            model.empty(self.dim)
+        elif model is None or not getattr(model, "models_", None):
             raise ValueError(f"{self.name}: model must be a fitted RegressionModel, got {model!r}")
         self.model = model
+        if isinstance(model.base_model, str):  # a scikit-learn base model is not saved (save raises)
+            self._params.update(model_config=model.config())
 
     def scores(self, contexts: np.ndarray) -> np.ndarray:
         return self.model.predict(self._contexts(contexts))[:, :, 0]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.model.load_state_dict(state)
+
+    def save(self, path: str) -> None:
+        self.model.config()  # a scikit-learn base model: one line saying how to keep it instead
+        super().save(path)

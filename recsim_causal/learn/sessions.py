@@ -43,12 +43,21 @@ class QPolicy(_FrozenScorePolicy):
     """Greedy (or softmax with ``temperature``, ``greedy=False``) on a torch network's scores
     ``R^d -> R^K`` of the session observation: Q values, or an actor's logits."""
 
-    def __init__(self, n_actions: int, dim: int, seed: int | None = 0, *, net: Any = None, temperature: float = 1.0,
-                 greedy: bool = True, device: Any = "cpu") -> None:  # fmt: skip
+    def __init__(self, n_actions: int, dim: int, seed: int | None = 0, *, net: Any = None,
+                 hidden_sizes: tuple[int, ...] | None = None, temperature: float = 1.0, greedy: bool = True,
+                 device: Any = "cpu") -> None:  # fmt: skip
         super().__init__(n_actions, dim, seed, temperature, greedy)
+        if net is None and hidden_sizes is None:
+            raise ValueError(f"{self.name}: net must be a torch module (observation -> K scores), or hidden_sizes "
+                             "given for the MLP that load fills")  # fmt: skip
         if net is None:
-            raise ValueError(f"{self.name}: net must be a torch module (observation -> K scores)")
+            import torch
+
+            with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
+                net = mlp(self.dim, n_actions, tuple(int(h) for h in hidden_sizes)).to(device)
         self.net, self.device = net, device
+        if hidden_sizes is not None:  # the MLP's layers: what save and load need to rebuild it
+            self._params.update(hidden_sizes=[int(h) for h in hidden_sizes])
 
     def scores(self, contexts: np.ndarray) -> np.ndarray:
         import torch
@@ -56,6 +65,15 @@ class QPolicy(_FrozenScorePolicy):
         x = torch.as_tensor(self._contexts(contexts), dtype=torch.float32, device=self.device)
         with torch.no_grad():
             return self.net(x).double().cpu().numpy()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.net.load_state_dict({k: torch.as_tensor(v, device=self.device) for k, v in state.items()})
+        self.net.eval()
 
 
 def transitions(log: LoggedFeedback) -> dict[str, np.ndarray]:
@@ -191,4 +209,4 @@ def fit_sessions(
             if updater is not None:
                 updater.step()
     net.eval()
-    return QPolicy(K, d, seed, net=net, device=dev)
+    return QPolicy(K, d, seed, net=net, hidden_sizes=tuple(hidden_sizes), device=dev)

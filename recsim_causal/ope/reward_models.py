@@ -140,6 +140,13 @@ class _RidgeConcat:
         d = x.shape[1]
         return (x @ self.beta[:d])[:, None] + (self.ac @ self.beta[d:-1] + self.beta[-1])[None, :]
 
+    def empty(self, d: int) -> _RidgeConcat:
+        """Unfitted parameters of the fitted shapes for ``d`` context features (zeros), to load into."""
+        self.beta = np.zeros(d + self.ac.shape[1] + 1)
+        return self
+
+    STATE = ("beta",)
+
 
 class _SklearnConcat:
     """A scikit-learn model on OBP's concat features [x, ac[a]] (OBP's ``RegressionModel``)."""
@@ -216,6 +223,12 @@ class _LinearInteraction:
     def predict_all(self, x: np.ndarray) -> np.ndarray:
         eta = self.b0 + x @ self.coef[:, :-1].T + self.coef[:, -1][None, :]
         return _sigmoid(eta) if self.loss == "logistic" else eta
+
+    def empty(self, d: int) -> _LinearInteraction:
+        self.b0, self.coef = np.zeros(()), np.zeros((self.K, d + 1))
+        return self
+
+    STATE = ("b0", "coef")
 
 
 class _LinearCross:
@@ -297,6 +310,14 @@ class _LinearCross:
         eta = (self.b0 + xs @ self.wx)[:, None] + (xs @ self.M + self.v) @ self.phi.T + self.u[None, :]
         return _sigmoid(eta) if self.loss == "logistic" else eta
 
+    def empty(self, d: int) -> _LinearCross:
+        m = self.phi.shape[1]
+        self.mx, self.sx, self.wx = np.zeros(d), np.ones(d), np.zeros(d)
+        self.b0, self.v, self.M, self.u = np.zeros(()), np.zeros(m), np.zeros((d, m)), np.zeros(self.K)
+        return self
+
+    STATE = ("mx", "sx", "b0", "wx", "v", "M", "u")
+
 def _solve(G: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(G, b)
@@ -360,19 +381,8 @@ class _MLP:
 
         self.binary = bool(np.isin(y, (0.0, 1.0)).all())
         self.mu, self.sd = x.mean(axis=0), x.std(axis=0) + 1e-8
-        K = self.ac.shape[0]
-        in_dim = x.shape[1] + (self.ac.shape[1] if self.features == "concat" else 0)
-        out_dim = 1 if self.features == "concat" else K
+        self._build(x.shape[1])
         seed = 0 if self.seed is None else int(self.seed)
-        with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
-            torch.manual_seed(seed)
-            layers: list[torch.nn.Module] = []
-            prev = in_dim
-            for h in self.hidden_sizes:
-                layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
-                prev = h
-            layers.append(torch.nn.Linear(prev, out_dim))
-            self.net = torch.nn.Sequential(*layers).double()
         gen = torch.Generator().manual_seed(seed)
         X = torch.from_numpy((x - self.mu) / self.sd)
         A = torch.from_numpy(a)
@@ -398,6 +408,36 @@ class _MLP:
                 loss.backward()
                 opt.step()
         return self
+
+    def _build(self, d: int) -> None:
+        import torch
+
+        in_dim = d + (self.ac.shape[1] if self.features == "concat" else 0)
+        out_dim = 1 if self.features == "concat" else self.ac.shape[0]
+        with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
+            torch.manual_seed(0 if self.seed is None else int(self.seed))
+            layers: list[torch.nn.Module] = []
+            prev = in_dim
+            for h in self.hidden_sizes:
+                layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
+                prev = h
+            layers.append(torch.nn.Linear(prev, out_dim))
+            self.net = torch.nn.Sequential(*layers).double()
+
+    def empty(self, d: int) -> _MLP:
+        self._build(d)
+        self.binary, self.mu, self.sd = True, np.zeros(d), np.ones(d)
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        net = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return {**net, "mu": self.mu, "sd": self.sd, "binary": np.asarray(self.binary)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.net.load_state_dict({k[4:]: torch.as_tensor(v) for k, v in state.items() if k.startswith("net.")})
+        self.mu, self.sd, self.binary = np.asarray(state["mu"]), np.asarray(state["sd"]), bool(state["binary"])
 
     def _forward(self, X: Any, A: Any, AC: Any) -> Any:
         import torch
@@ -466,6 +506,14 @@ def _mlp(m: "RegressionModel") -> Any:
     # an MLP learns the interactions itself: "cross" feeds it [x, action_context[a]] as "concat" does
     return _MLP("concat" if m.features == "cross" else m.features, m.action_context, tuple(m.hidden_sizes), m.n_epochs, m.batch_size, m.learning_rate,
                 m.alpha, m.random_state)
+
+
+def _state_of(learner: Any) -> Any:
+    """``learner`` if it can be saved as arrays (``empty`` and ``STATE`` or ``state_dict``), else a one-line error."""
+    if not hasattr(learner, "empty"):
+        raise ValueError(f"RegressionModel: its {type(learner).__name__} learner has no arrays to save (built-in "
+                         f"reward models: {', '.join(REWARD_MODELS)})")
+    return learner
 
 
 def _is_sklearn_model(obj: Any) -> bool:
@@ -613,6 +661,46 @@ class RegressionModel:
             raise RuntimeError("RegressionModel.predict: call fit first")
         x = as_float_array(context, "context")
         return np.stack([m.predict_all(x) for m in self.models_], axis=2)
+
+    # ---- persistence (the built-in base models; a scikit-learn one is saved with its own tools)
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as JSON values: ``RegressionModel(**config())`` rebuilds it unfitted."""
+        if not isinstance(self.base_model, str):
+            raise ValueError(f"RegressionModel: a scikit-learn base_model ({type(self.base_model).__name__}) has no "
+                             "arrays to save; save it with joblib, or use one of " + ", ".join(REWARD_MODELS))
+        return {"base_model": self.base_model, "n_actions": self.n_actions, "len_list": self.len_list,
+                "action_context": np.asarray(self.action_context).tolist(), "fitting_method": self.fitting_method,
+                "features": self.features, "alpha": self.alpha, "offset_alpha": self.offset_alpha,
+                "hidden_sizes": list(self.hidden_sizes), "n_epochs": self.n_epochs, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate, "random_state": self.random_state}  # fmt: skip
+
+    def empty(self, dim_context: int) -> RegressionModel:
+        """Zero parameters of the fitted shapes for ``dim_context`` features, one model per
+        position: the frame :meth:`load_state_dict` fills."""
+        self.models_ = [_state_of(self._new_learner()).empty(int(dim_context)) for _ in range(self.len_list)]
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The fitted parameters as named arrays (``"<position>.<name>"``)."""
+        if not self.models_:
+            raise RuntimeError("RegressionModel.state_dict: call fit first")
+        out = {}
+        for pos, m in enumerate(self.models_):
+            learner = _state_of(m)
+            state = learner.state_dict() if hasattr(learner, "state_dict") else {k: np.asarray(getattr(learner, k))
+                                                                                  for k in learner.STATE}
+            out.update({f"{pos}.{k}": v for k, v in state.items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` into a model prepared by :meth:`empty`."""
+        for pos, m in enumerate(self.models_):
+            part = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(pos)}
+            if hasattr(m, "load_state_dict"):
+                m.load_state_dict(part)
+            else:
+                for k in m.STATE:
+                    setattr(m, k, np.asarray(part[k], dtype=np.float64))
 
     def fit_predict(self, context: Any, action: Any, reward: Any, pscore: Any = None, position: Any = None,
                     action_dist: Any = None, n_folds: int = 1, random_state: Any = None,

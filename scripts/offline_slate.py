@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Off-policy learners on a slate log against the SCM's truth: Plackett-Luce policies trained by
+RIPS, its self-normalized form and Cascade-DR, beside the logger.
+
+    python scripts/offline_slate.py [--n-rounds 20000] [--seed 0] [--out FILE]
+
+The slate world (``env=slate scm=position_bias``: K = 100 items, slates of 5, position-based
+clicks): a LinUCB logger, trained online on 20,000 users, deals Plackett-Luce slates over its
+distribution mixed with epsilon = 0.2 uniform exploration, ``--n-rounds`` of them. Every slate
+learner of :func:`recsim_causal.learn.fit` learns on the whole log (linear scores over the
+items' features; seconds of wall time shown). Each policy's true value is the mean, over
+``--truth-users`` fresh users (the same users for every policy), of the SCM's exact expected
+clicks E[sum_l r_l | x, do(slate)] of one slate drawn from the policy (s.e. over users and
+draws); the oracle deals every user the best slate (the top items by expected click, best
+first). ``--out``: the table is also written to FILE (``scripts/offline_docs.py`` writes
+docs/generated/offline-slate.txt this way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recsim_causal.agents.slate import PlackettLuceSlate  # noqa: E402
+from recsim_causal.build import agent_config, make_agent  # noqa: E402
+from recsim_causal.experiment.ope_slate import collect_slates  # noqa: E402
+from recsim_causal.io import atomic_write  # noqa: E402
+from recsim_causal.learn import fit, slate_feedback, slate_value  # noqa: E402
+from recsim_causal.ope.simulate import train  # noqa: E402
+from recsim_causal.scm import World  # noqa: E402
+
+LEARNERS = {
+    "dm (logistic, greedy top-L)": dict(learner="dm"),
+    "ipw (RIPS) linear": dict(learner="ipw"),
+    "snipw (RIPS, baseline) linear": dict(learner="snipw"),
+    "dr (Cascade-DR) linear": dict(learner="dr"),
+}
+
+
+def oracle_value(world: World, n_users: int, rng: np.random.Generator) -> tuple[float, float]:
+    """The best slate's value for every user (position-based clicks: the top-L items by expected
+    click, best first, by the rearrangement inequality), and its s.e. over users."""
+    values = []
+    for start in range(0, n_users, 2048):
+        users = world.sample_users(min(2048, n_users - start), rng)
+        best = np.argsort(-np.asarray(world.expected_reward(users)), axis=1)[:, : world.slate_size]
+        values.append(np.asarray(world.expected_slate_reward(users, best), dtype=np.float64).sum(axis=1))
+    v = np.concatenate(values)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-rounds", type=int, default=20000, help="logged slates")
+    ap.add_argument("--n-items", type=int, default=100)
+    ap.add_argument("--slate-size", type=int, default=5)
+    ap.add_argument("--epsilon", type=float, default=0.2)
+    ap.add_argument("--truth-users", type=int, default=100000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = ap.parse_args()
+    K, L = args.n_items, args.slate_size
+    world = World("position_bias", n_items=K, slate_size=L, seed=0, dtype="float64")
+    agent = make_agent(agent_config("linucb"), n_actions=K, dim=world.obs_dim, seed=args.seed)
+    train(world, agent, 20000, np.random.default_rng([args.seed, 3]))
+    logger = PlackettLuceSlate(agent, L, args.epsilon)
+    log, _ = collect_slates(world, logger, args.n_rounds, np.random.default_rng([args.seed, 2]))
+    fb = slate_feedback(log.context, log.slates, log.slot_reward, log.pscore_cascade, K,
+                        action_context=world.catalog.item_features())  # fmt: skip
+    rows = [(f"logger (LinUCB, Plackett-Luce, epsilon {args.epsilon:g})", logger, None)]
+    for name, kw in LEARNERS.items():
+        start = time.perf_counter()
+        policy = fit(fb, seed=args.seed, **kw)
+        rows.append((name, policy, time.perf_counter() - start))
+    lines = [f"slate world (position-based clicks), K={K}, slates of {L}, LinUCB logger epsilon {args.epsilon:g}, "
+             f"{args.n_rounds:,} logged slates; true value (expected clicks per slate) on {args.truth_users:,} "
+             "fresh users",
+             f"{'policy':<44} {'V(pi)':>8} {'s.e.':>8} {'fit s':>7}"]  # fmt: skip
+    for name, policy, wall in rows:
+        v, se = slate_value(world, policy, args.truth_users, np.random.default_rng([args.seed, 4]))
+        lines.append(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
+    v, se = oracle_value(world, args.truth_users, np.random.default_rng([args.seed, 4]))
+    lines.append(f"{'oracle (best slate per user)':<44} {v:8.4f} {se:8.4f}")
+    print("\n".join(lines))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out) as fh:
+            fh.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

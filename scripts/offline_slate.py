@@ -6,9 +6,9 @@ RIPS, its self-normalized form and Cascade-DR, beside the logger.
 
 The slate world (``env=slate scm=position_bias``: K = 100 items, slates of 5, position-based
 clicks): a LinUCB logger, trained online on 20,000 users, deals Plackett-Luce slates over its
-distribution mixed with epsilon = 0.2 uniform exploration, ``--n-rounds`` of them. Every slate
-learner of :func:`recsim_causal.learn.fit` learns on the whole log (linear scores over the
-items' features; seconds of wall time shown). Each policy's true value is the mean, over
+distribution mixed with epsilon = 0.2 uniform exploration, ``--n-rounds`` of them
+(``simulate_log(..., slate_size=5)``). Every slate learner of :func:`recsim_causal.learn.fit`
+learns on the whole log (linear scores over the items' features; seconds of wall time shown). Each policy's true value is the mean, over
 ``--truth-users`` fresh users (the same users for every policy), of the SCM's exact expected
 clicks E[sum_l r_l | x, do(slate)] of one slate drawn from the policy (s.e. over users and
 draws); the oracle deals every user the best slate (the top items by expected click, best
@@ -26,12 +26,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsim_causal.agents.slate import PlackettLuceSlate  # noqa: E402
-from recsim_causal.build import agent_config, make_agent  # noqa: E402
-from recsim_causal.experiment.ope_slate import collect_slates  # noqa: E402
 from recsim_causal.io import atomic_write  # noqa: E402
-from recsim_causal.learn import fit, slate_feedback, slate_value  # noqa: E402
-from recsim_causal.ope.simulate import train  # noqa: E402
+from recsim_causal.learn import fit, slate_value  # noqa: E402
+from recsim_causal.ope import simulate_log  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
 
 LEARNERS = {
@@ -65,17 +62,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     K, L = args.n_items, args.slate_size
-    world = World("position_bias", n_items=K, slate_size=L, seed=0, dtype="float64")
-    agent = make_agent(agent_config("linucb"), n_actions=K, dim=world.obs_dim, seed=args.seed)
-    train(world, agent, 20000, np.random.default_rng([args.seed, 3]))
-    logger = PlackettLuceSlate(agent, L, args.epsilon)
-    log, _ = collect_slates(world, logger, args.n_rounds, np.random.default_rng([args.seed, 2]))
-    fb = slate_feedback(log.context, log.slates, log.slot_reward, log.pscore_cascade, K,
-                        action_context=world.catalog.item_features())  # fmt: skip
+    log = simulate_log("position_bias", "linucb", args.n_rounds, slate_size=L, epsilon=args.epsilon, n_items=K,
+                       seed=args.seed, train_rounds=20000)  # fmt: skip
+    world, logger = log.world, log.logger
     rows = [(f"logger (LinUCB, Plackett-Luce, epsilon {args.epsilon:g})", logger, None)]
     for name, kw in LEARNERS.items():
         start = time.perf_counter()
-        policy = fit(fb, seed=args.seed, **kw)
+        policy = fit(log, seed=args.seed, **kw)
         rows.append((name, policy, time.perf_counter() - start))
     lines = [f"slate world (position-based clicks), K={K}, slates of {L}, LinUCB logger epsilon {args.epsilon:g}, "
              f"{args.n_rounds:,} logged slates; true value (expected clicks per slate) on {args.truth_users:,} "

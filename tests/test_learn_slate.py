@@ -11,7 +11,8 @@ import pytest
 from recsim_causal.agents import check_policy
 from recsim_causal.agents.slate import PlackettLuceSlate, slate_probs_all
 from recsim_causal.learn import fit
-from recsim_causal.learn.slate import SLATE_LEARNERS, pl_conditional_log_probs, slate_data, slate_feedback
+from recsim_causal.learn.slate import SLATE_LEARNERS, pl_conditional_log_probs, slate_data
+from recsim_causal.ope.slate_log import SlateLog
 
 ATTRACT = np.array([0.9, 0.6, 0.2, 0.1])  # x = +1; x = -1 reverses the items
 EXAM = np.array([1.0, 0.5])  # the position-based model: slot 2 is seen half the time
@@ -29,7 +30,8 @@ def hand_log(n: int = 3000, seed: int = 0):
     attract = np.where(sign[:, None] > 0, ATTRACT, ATTRACT[::-1])
     slates = np.argsort(rng.random((n, 4)), axis=1)[:, :2]
     r = (rng.random((n, 2)) < EXAM * np.take_along_axis(attract, slates, axis=1)).astype(float)
-    return slate_feedback(x, slates, r, np.cumprod(np.broadcast_to([1 / 4, 1 / 3], (n, 2)), axis=1), 4)
+    cascade = np.broadcast_to([1 / 4, 1 / 12], (n, 2))
+    return SlateLog(x, slates, r, cascade[:, -1].copy(), cascade.copy(), np.full((n, 2), 1 / 4)).feedback(4)
 
 
 def hand_value(policy, x: np.ndarray) -> float:
@@ -65,7 +67,7 @@ def test_slate_objectives_are_the_slate_estimators():
 
     fb = hand_log(300)
     data = slate_data(fb)
-    n, L, K = data.n_slates, 2, 4
+    n, L, K = len(data.slates), 2, 4
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(n, K))
     q_hat = rng.uniform(size=(n, L, K))
@@ -93,25 +95,19 @@ def test_slate_objectives_are_the_slate_estimators():
     assert float(SLATE_LEARNERS["dr"].value(logp, batch).mean()) == pytest.approx(cdr, rel=1e-12)
 
 
-def test_slate_log_round_trip_and_bad_layouts():
+def test_a_broken_slate_layout_and_a_one_item_objective_are_one_line_errors():
     fb = hand_log(5)
-    data = slate_data(fb)
-    again = slate_feedback(data.context, data.slates, data.slot_reward, data.pscore_cascade, 4)
-    np.testing.assert_allclose(again.pscore, fb.pscore)
-    np.testing.assert_array_equal(again.action, fb.action)
-    shuffled = slate_feedback(data.context, data.slates, data.slot_reward, data.pscore_cascade, 4)
-    shuffled.position = shuffled.position[::-1].copy()
-    with pytest.raises(ValueError, match=r"^log.position: expected each slate's 2 rows consecutive with positions 0..1 in "
-                                         r"order; row 0 breaks it$"):  # fmt: skip
-        fit(shuffled)
-    with pytest.raises(ValueError, match="^fit: a slate log's learner must be one of dm, ipw, snipw, dr; got 'sips'$"):
-        from recsim_causal.learn import LEARNERS, Objective
+    fb.position = fb.position[::-1].copy()
+    with pytest.raises(ValueError, match=r"^log: a slate log needs each slate's 2 rows contiguous, in position order"):
+        fit(fb)
+    from recsim_causal.learn import LEARNERS, Objective
 
-        LEARNERS["sips"] = Objective(lambda pi, b: pi[:, 0])  # a one-item objective has no slate form
-        try:
-            fit(fb, learner="sips")
-        finally:
-            del LEARNERS["sips"]
+    LEARNERS["first"] = Objective(lambda pi, b: pi[:, 0])  # a one-item objective has no slate form
+    try:
+        with pytest.raises(ValueError, match="^fit: a slate log's learner must be one of dm, ipw, snipw, dr; got 'first'$"):
+            fit(hand_log(5), learner="first")
+    finally:
+        del LEARNERS["first"]
 
 
 @pytest.mark.slow
@@ -119,21 +115,14 @@ def test_learned_slate_policy_beats_the_logger_on_the_scm_truth():
     """The slate world (position-based model, K = 20, slates of 3), a LinUCB logger dealing
     Plackett-Luce slates with epsilon 0.2: the RIPS-trained policy's true value on fresh users
     (each slate's expected slot rewards from the SCM, one slate drawn per user) beats the logger's."""
-    from recsim_causal.build import agent_config, make_agent
-    from recsim_causal.experiment.ope_slate import collect_slates
     from recsim_causal.learn.slate import slate_value
-    from recsim_causal.ope.simulate import train
-    from recsim_causal.scm import World
+    from recsim_causal.ope import simulate_log
 
-    world = World("position_bias", n_items=20, slate_size=3, seed=0, dtype="float64")
-    agent = make_agent(agent_config("linucb"), n_actions=20, dim=world.obs_dim, seed=0)
-    train(world, agent, 2000, np.random.default_rng(3))
-    logger = PlackettLuceSlate(agent, 3, 0.2)
-    log, _ = collect_slates(world, logger, 4000, np.random.default_rng(2))
-    fb = slate_feedback(log.context, log.slates, log.slot_reward, log.pscore_cascade, 20)
-    policy = fit(fb, learner="ipw", n_epochs=15, action_context=world.catalog.item_features(), seed=0)
-    learned, se = slate_value(world, policy, 20000, np.random.default_rng(4))
-    logged, logged_se = slate_value(world, logger, 20000, np.random.default_rng(4))
+    log = simulate_log("position_bias", "linucb", 4000, slate_size=3, epsilon=0.2, n_items=20, seed=0,
+                       train_rounds=2000)  # fmt: skip
+    policy = fit(log, learner="ipw", n_epochs=15, seed=0)
+    learned, se = slate_value(log.world, policy, 20000, np.random.default_rng(4))
+    logged, logged_se = slate_value(log.world, log.logger, 20000, np.random.default_rng(4))
     assert learned - logged > 0.1 and learned - logged > 5 * np.hypot(se, logged_se), (learned, logged)
 
 
@@ -147,18 +136,16 @@ def test_a_learned_slate_policy_is_a_slate_ope_target_and_a_compare_policy(tmp_p
     import sys
     from pathlib import Path
 
-    from recsim_causal.agents import RandomPolicy
-    from recsim_causal.experiment.ope_slate import collect_slates
     from recsim_causal.learn import LearnedPolicy
-    from recsim_causal.scm import World
+    from recsim_causal.ope import simulate_log
 
-    world = World("position_bias", n_items=20, slate_size=3, seed=0, dtype="float64")
-    log, _ = collect_slates(world, PlackettLuceSlate(RandomPolicy(20), 3), 1000, np.random.default_rng(0))
-    policy = fit(slate_feedback(log.context, log.slates, log.slot_reward, log.pscore_cascade, 20), learner="ipw",
-                 n_epochs=3)  # fmt: skip
+    log = simulate_log("position_bias", "random", 1000, slate_size=3, n_items=20, seed=0)
+    world = log.world
+    policy = fit(log, learner="ipw", n_epochs=3)
     policy.save(str(tmp_path / "learned.npz"))
     agent = LearnedPolicy(20, world.obs_dim, path=str(tmp_path / "learned.npz"))
-    np.testing.assert_array_equal(agent.action_probs(log.context[:9]), policy.action_probs(log.context[:9]))
+    x = log.feedback.context[:9]
+    np.testing.assert_array_equal(agent.action_probs(x), policy.action_probs(x))
     spec = f"{{_target_: recsim_causal.learn.LearnedPolicy, path: '{tmp_path / 'learned.npz'}'}}"
     root, env = Path(__file__).resolve().parents[1], {**os.environ, "HF_HUB_OFFLINE": "1"}
     common = ["env=slate", "scm=position_bias", "env.n_items=20", "env.slate_size=3", "wandb.mode=disabled"]
@@ -178,6 +165,8 @@ def test_a_learned_slate_policy_is_a_slate_ope_target_and_a_compare_policy(tmp_p
          "experiment.unpaired=false", f"hydra.run.dir={tmp_path / 'compare'}"],
         capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
-    pair = json.loads((tmp_path / "compare" / "compare.json").read_text())["pairs"][0]
-    assert (pair["a"], pair["b"]) == ("random", "learned")
-    assert pair["cumulative_regret"]["ci_low"] > 0  # random slates lose more against the best slate than learned ones
+    result = json.loads((tmp_path / "compare" / "compare.json").read_text())
+    assert (result["pairs"][0]["a"], result["pairs"][0]["b"]) == ("random", "learned")
+    regret = result["per_policy"]
+    # in every replication (the same users), random slates lose more against the best slate than the learned ones
+    assert all(r > l for r, l in zip(regret["random"]["cumulative_regret"], regret["learned"]["cumulative_regret"]))

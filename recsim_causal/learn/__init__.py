@@ -12,8 +12,8 @@ from .bandit import LEARNERS, POLICIES, Objective, as_feedback, fit, register_le
 from .judge import Behaviour, JudgeResult, judge
 from .policies import NetworkPolicy, RewardModelPolicy
 from .sessions import ALGORITHMS, QPolicy, fit_sessions
-from .slate import SLATE_LEARNERS, slate_data, slate_feedback, slate_value
+from .slate import SLATE_LEARNERS, slate_data, slate_value
 
 __all__ = ["ALGORITHMS", "LEARNERS", "LearnedPolicy", "LogLearner", "SLATE_LEARNERS", "load_policy", "slate_data",
-           "slate_feedback", "slate_value", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
+           "slate_value", "POLICIES", "NetworkPolicy", "Objective", "QPolicy", "RewardModelPolicy",
            "as_feedback", "fit", "fit_sessions", "register_learner", "judge", "JudgeResult", "Behaviour"]

@@ -63,12 +63,15 @@ def as_feedback(log: Any) -> LoggedFeedback:
 
 def item_features(log: Any) -> np.ndarray | None:
     """The items' features of a log: its ``action_context``, else a simulated log's catalog
-    features (as in its OBP arrays), else None."""
+    features (as in its OBP arrays, ``to_obp()``), else None."""
     fb = as_feedback(log)
     if fb.action_context is not None:
         return fb.action_context
-    if hasattr(log, "world") and callable(getattr(log, "to_obp", None)):
-        return log.to_obp()["action_context"]
+    world = getattr(log, "world", None)
+    if world is not None:  # as a simulated log's to_obp() gives them, for every setting
+        feats = world.catalog.features
+        return np.concatenate([np.asarray(feats[k], dtype=np.float64).reshape(world.n_items, -1) for k in sorted(feats)],
+                              axis=1)  # fmt: skip
     return None
 
 

@@ -93,8 +93,8 @@ class NetworkPolicy(_FrozenScorePolicy):
             ac = np.asarray(action_context, dtype=np.float64)
             if ac.ndim != 2 or ac.shape[0] != n_actions:
                 raise ValueError(f"{self.name}: action_context must have shape ({n_actions}, m), got {ac.shape}")
+            self._params.update(action_context=ac.tolist())  # as given: load standardizes it the same way
             ac = (ac - ac.mean(axis=0)) / (ac.std(axis=0) + 1e-8)
-            self._params.update(action_context=ac.tolist())
         with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
             torch.manual_seed(0 if seed is None else int(seed))
             self.net = mlp(self.dim, n_actions if ac is None else ac.shape[1], self.hidden_sizes).to(self.device)

@@ -1,11 +1,11 @@
 """Off-policy learning from a slate log: a Plackett-Luce policy trained by a slate estimator.
 
-A slate log is a :class:`~recsim_causal.data.LoggedFeedback` with ``position``: one row per
-(slate, slot), a slate's rows consecutive with positions 0..L-1 in order (as the online
-experiment with ``env=slate`` writes ``logged.parquet``, and as :func:`slate_feedback` builds
-one), each row's ``pscore`` the logger's probability of the row's item at its position *given
-the items above it* (what :meth:`~recsim_causal.agents.base.BasePolicy.act_slate` returns), so
-the probability of a slate's prefix a_1..a_l is the product of its rows' pscores down to l.
+A slate log is the project's (OBP's long format, ``LoggedFeedback.setting == "slate"``): one row
+per (slate, slot) with ``slate_id``, ``position`` (0..L-1, a slate's rows contiguous and in
+order) and the logger's ``pscore_cascade``, pi_b(a_1..a_l | x), the probability of the slate's
+items down to the row's slot, as ``simulate_log(..., slate_size=L)``, ``experiment=ope
+env=slate`` (its ``logged.parquet``) and :meth:`recsim_causal.ope.slate_log.SlateLog.feedback`
+write it.
 
 The learned policy is factorized: a score f(x, a) per item (the :class:`NetworkPolicy` of the
 one-item learners), and the slate is Plackett-Luce over ``softmax(f / temperature)``: position l
@@ -41,73 +41,22 @@ from typing import Any
 import numpy as np
 
 from recsim_causal.data import LoggedFeedback
+from recsim_causal.ope.slate_log import SlateLog
 
-__all__ = ["SLATE_LEARNERS", "SlateData", "SlateObjective", "is_slate_log", "pl_conditional_log_probs",
-           "slate_data", "slate_feedback", "slate_value"]
+__all__ = ["SLATE_LEARNERS", "SlateObjective", "is_slate_log", "pl_conditional_log_probs", "slate_data",
+           "slate_value"]
 
 
 def is_slate_log(fb: LoggedFeedback) -> bool:
-    """A log with more than one position (a one-slot ``position`` column is a one-item log)."""
-    return fb.position is not None and fb.n_rounds > 0 and int(fb.position.max()) > 0
+    """A log of slates (``slate_id`` given)."""
+    return fb.setting == "slate"
 
 
-@dataclass
-class SlateData:
-    """A slate log, wide: ``context`` (n, d), ``slates`` (n, L), ``slot_reward`` (n, L) and the
-    logger's prefix propensities ``pscore_cascade`` (n, L) = pi_b(a_1..a_l | x)."""
+def slate_data(fb: LoggedFeedback) -> SlateLog:
+    """The wide slates of a slate log (one-line errors on a broken layout)."""
+    from recsim_causal.ope.slate_log import wide_slates
 
-    context: np.ndarray
-    slates: np.ndarray
-    slot_reward: np.ndarray
-    pscore_cascade: np.ndarray
-
-    @property
-    def n_slates(self) -> int:
-        return len(self.slates)
-
-    @property
-    def slate_size(self) -> int:
-        return self.slates.shape[1]
-
-
-def slate_data(fb: LoggedFeedback) -> SlateData:
-    """The slates of a long slate log (module doc), checked: each slate's rows in position order
-    0..L-1, one context per slate, no item twice in a slate."""
-    if fb.position is None:
-        raise ValueError("log.position: a slate log needs the slot of each row (0 = top)")
-    L = int(fb.position.max()) + 1
-    n_rows = fb.n_rounds
-    pos = fb.position
-    if n_rows % L or not np.array_equal(pos, np.tile(np.arange(L), n_rows // L)):
-        bad = np.flatnonzero(pos != np.tile(np.arange(L), -(-n_rows // L))[:n_rows])
-        row = int(bad[0]) if bad.size else n_rows
-        raise ValueError(f"log.position: expected each slate's {L} rows consecutive with positions 0..{L - 1} "
-                         f"in order; row {row} breaks it")  # fmt: skip
-    n = n_rows // L
-    x = fb.context.reshape(n, L, -1)
-    if not (x == x[:, :1]).all():
-        raise ValueError(f"log.context: the {L} rows of a slate must share one context; slate "
-                         f"{int(np.flatnonzero(~(x == x[:, :1]).all(axis=(1, 2)))[0])} does not")  # fmt: skip
-    slates = fb.action.reshape(n, L)
-    dup = (np.sort(slates, axis=1)[:, 1:] == np.sort(slates, axis=1)[:, :-1]).any(axis=1)
-    if dup.any():
-        raise ValueError(f"log.action: slate {int(np.flatnonzero(dup)[0])} shows an item twice")
-    return SlateData(x[:, 0], slates, fb.reward.reshape(n, L), np.cumprod(fb.pscore.reshape(n, L), axis=1))
-
-
-def slate_feedback(context: np.ndarray, slates: np.ndarray, slot_reward: np.ndarray, pscore_cascade: np.ndarray,
-                   n_actions: int, **extra: Any) -> LoggedFeedback:  # fmt: skip
-    """Wide slates -> the long slate log :func:`slate_data` reads: one row per slot, ``pscore``
-    the conditional of each slot given the items above (the ratio of successive prefix
-    propensities). ``extra``: other LoggedFeedback fields (``action_context``, ``metadata``)."""
-    slates = np.asarray(slates)
-    n, L = slates.shape
-    casc = np.asarray(pscore_cascade, dtype=np.float64)
-    cond = casc / np.concatenate([np.ones((n, 1)), casc[:, :-1]], axis=1)
-    return LoggedFeedback(context=np.repeat(np.asarray(context, dtype=np.float64), L, axis=0),
-                          action=slates.reshape(-1), reward=np.asarray(slot_reward, dtype=np.float64).reshape(-1),
-                          pscore=cond.reshape(-1), position=np.tile(np.arange(L), n), n_actions=n_actions,
-                          **extra)  # fmt: skip
+    return wide_slates(fb)
 
 
 def pl_conditional_log_probs(logits: Any, slates: Any) -> Any:
@@ -173,10 +122,15 @@ SLATE_LEARNERS: dict[str, SlateObjective] = {
 def slate_value(world: Any, policy: Any, n_users: int, rng: np.random.Generator, *,
                 batch: int = 2048) -> tuple[float, float]:  # fmt: skip
     """The true value of a slate policy on ``n_users`` fresh users of ``world`` and its standard
-    error: per user, one slate drawn from the policy (a Policy's ``act_slate``, or a
+    error: per user, one slate drawn from the policy (a Policy's own ``act_slate``, or a
     :class:`~recsim_causal.agents.slate.SlatePolicy`), valued by the SCM's exact expected slot
     rewards E[sum_l r_l | x, do(slate)] (exact for a deterministic policy; otherwise the
-    standard error is over users and the policy's draws)."""
+    standard error is over users and the policy's draws). A simulated log's
+    ``population_truth`` values a Plackett-Luce slate over the policy's distribution instead
+    (exactly, from item-position marginals, under position-based clicks); this one takes the
+    slates the policy itself deals -- a greedy score policy's top L by its scores -- and needs
+    no marginals, whose quadrature is not robust to the near-deterministic softmaxes that
+    learning can produce."""
     L = world.slate_size
     values = []
     for start in range(0, n_users, batch):

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write", "write_json", "read_json", "to_jsonable", "is_temporary"]
+__all__ = ["atomic_path", "atomic_write", "write_json", "write_text", "read_json", "to_jsonable", "is_temporary"]
 
 
 def _umask() -> int:
@@ -171,6 +171,13 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> No
     text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=False, allow_nan=False)
     with atomic_write(path, "w") as fh:
         fh.write(text + "\n")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically, its folder created if missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recsim_causal.io import atomic_write  # noqa: E402
+from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.learn.judge import JudgeResult  # noqa: E402
 from recsim_causal.results import format_table  # noqa: E402
 from tests.docblocks import sync_outputs  # noqa: E402
@@ -83,9 +83,7 @@ def _script(name: str, out: Path) -> None:
 
 
 def _write(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as fh:
-        fh.write("\n".join(line.rstrip() for line in text.rstrip().splitlines()) + "\n")
+    write_text(out, "\n".join(line.rstrip() for line in text.rstrip().splitlines()) + "\n")
 
 
 PARTS = {

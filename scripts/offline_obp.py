@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
-from recsim_causal.io import atomic_write  # noqa: E402
+from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.simulate import BATCH, collect, train  # noqa: E402
 from recsim_causal.learn import fit  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
@@ -145,9 +145,7 @@ def main() -> int:
     lines.append(f"{'oracle (best item per user)':<44} {v:8.4f} {se:8.4f}")
     print("\n".join(lines))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(args.out) as fh:
-            fh.write("\n".join(lines) + "\n")
+        write_text(args.out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
 from recsim_causal.experiment.ope_session import make_env  # noqa: E402
-from recsim_causal.io import atomic_write  # noqa: E402
+from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.session_log import run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.learn import fit_sessions  # noqa: E402
@@ -65,9 +65,7 @@ def main() -> int:
         lines.append(f"{name:<32} {returns.mean():8.3f} {se:7.3f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
     print("\n".join(lines))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(args.out) as fh:
-            fh.write("\n".join(lines) + "\n")
+        write_text(args.out, "\n".join(lines) + "\n")
     return 0
 
 

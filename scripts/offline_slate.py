@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsim_causal.io import atomic_write  # noqa: E402
+from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.learn import fit, slate_value  # noqa: E402
 from recsim_causal.ope import simulate_log  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
@@ -81,9 +81,7 @@ def main() -> int:
     lines.append(f"{'oracle (best slate per user)':<44} {v:8.4f} {se:8.4f}")
     print("\n".join(lines))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(args.out) as fh:
-            fh.write("\n".join(lines) + "\n")
+        write_text(args.out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -327,7 +327,7 @@ def heatmap_figure(panels: Mapping[str, tuple[Sequence[str], Sequence[str], Any]
     heights = [0.3 * len(c[1]) + 1.4 + 0.07 * longest_col for c in chunks]
     fig, axes = plt.subplots(len(chunks), 1, figsize=(width, sum(heights)), squeeze=False, layout="constrained",
                              gridspec_kw={"height_ratios": heights})
-    from recsim_causal.experiment.report import fmt
+    from recsim_causal.results import fmt
 
     arrow = {"lower": "lower is better", "higher": "higher is better"}.get(better or "", better or "")
     for ax, (title, rows, cols, values) in zip(axes[:, 0], chunks):

@@ -19,6 +19,7 @@ New kinds (``offline``, ``ops``, ``sensitivity``, ...) register with :func:`regi
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,3 +178,13 @@ def format_table(columns: list[str], rows: list[list], notes: str | list[str] | 
         notes = [f"WARNING: {notes}"]
     lines += list(notes or [])
     return "\n".join(lines)
+
+
+def fmt(v: float | None, digits: int = 3) -> str:
+    """``v`` to ``digits`` significant digits, thousands separated: 5,290; 0.611; 0.0148."""
+    if v is None:
+        return "-"
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    places = digits - 1 - math.floor(math.log10(abs(v)))
+    return f"{round(v, places):,.{max(places, 0)}f}"

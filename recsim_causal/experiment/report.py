@@ -40,7 +40,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from recsim_causal.io import atomic_write, write_json
-from recsim_causal.results import better, read_result
+from recsim_causal.results import better, fmt, read_result
 
 # two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (1.96 beyond)
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -538,16 +538,6 @@ def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------- output
-
-
-def fmt(v: float | None, digits: int = 3) -> str:
-    """``v`` to ``digits`` significant digits, thousands separated: 5,290; 0.611; 0.0148."""
-    if v is None:
-        return "-"
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    places = digits - 1 - math.floor(math.log10(abs(v)))
-    return f"{round(v, places):,.{max(places, 0)}f}"
 
 
 def fmt_stat(m: dict | None) -> str:

@@ -72,6 +72,24 @@ def test_ops_ranks_slate_candidates_against_the_exact_truth(tmp_path):
     assert summary["logger_value_source"] == "logged mean return"
 
 
+def test_ops_ranks_session_candidates_against_the_rollout_truth(tmp_path):
+    cfg = compose_ops(["env=session", "env.n_items=8", "env.max_steps=3", "experiment.n_rounds=200",
+                       "experiment.train_rounds=150", "experiment.session.truth_trajectories=500",
+                       "experiment.session.estimators=[dm,pdis,sntis]"])
+    summary = run_job(cfg, tmp_path)
+    data = json.loads((tmp_path / "ops.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert data["setting"] == "session" and len(data["truth"]) >= 10 and set(data["truth_se"]) == set(data["truth"])
+    names = list(summary["truth"])
+    tv = np.array([summary["truth"][n] for n in names])
+    for e, res in summary["estimators"].items():
+        if res["ranking"] is None:  # an undefined self-normalized estimate: said, never ranked
+            assert res["reason"].startswith("no finite estimate")
+            continue
+        ev = np.array([res["estimates"][n] for n in names])
+        assert res["metrics"]["kendall"] == pytest.approx(stats.kendalltau(ev, tv).statistic, abs=1e-12)
+        assert res["metrics"]["regret@1"] == pytest.approx(tv.max() - tv[int(np.argmax(ev))], abs=1e-15)
+
+
 def test_logged_value_is_the_mean_discounted_return_by_hand():
     from types import SimpleNamespace
 

@@ -12,22 +12,32 @@ Agents (loggers, targets, compared policies) are given as
 :func:`resolve_agents` turns a list of such specs into ``{label: spec}`` and refuses two specs
 with the same label in one line naming both (they are never merged). :func:`make_agent`
 instantiates a config with the world's sizes. :func:`make_world` builds the World of an
-``scm`` + ``env`` config. Errors are plain parameter errors; callers pass ``where`` (the
-config path, e.g. ``experiment.targets``) to have it named.
+``scm`` + ``env`` config (:func:`one_item_world`: one that serves one item per round).
+
+The OPE experiments share the rest of their config through here: :func:`check_ope_config`
+(rounds, logger, targets, intervals), :func:`make_estimators` (the ``estimators`` mapping and
+``use``) and :func:`reward_model_q_hat` (the cross-fitted reward model of ``reward_model``;
+``bert``: the text-aware click model, its settings built by :func:`ctr_config`).
+Errors are plain parameter errors; callers pass ``where`` (the config path, e.g.
+``experiment.targets``) to have it named.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from recsim_causal.config import check_keys
+import numpy as np
+
+from recsim_causal.config import check_integer, check_keys
 from recsim_causal.scm import World
 from recsim_causal.scm.world import CONF_DIR
 
-__all__ = ["agent_config", "agent_label", "is_policy", "make_agent", "make_world", "resolve_agents"]
+__all__ = ["agent_config", "agent_label", "is_policy", "make_agent", "make_world", "resolve_agents", "world_from_config",
+           "one_item_world", "check_ope_config", "make_estimators", "reward_model_q_hat", "ctr_config"]
 
 
 def is_policy(obj: Any) -> bool:
@@ -172,3 +182,78 @@ def world_from_config(resolved: Mapping, *, slate_size: int | None = None, dtype
     env_cfg = resolved["env"]
     return make_world(resolved["scm"], n_items=env_cfg["n_items"], world_seed=env_cfg.get("world_seed", 0),
                       slate_size=env_cfg.get("slate_size", 1) if slate_size is None else slate_size, dtype=dtype)
+
+
+def one_item_world(resolved: Mapping, experiment: str) -> World:
+    """The World of a run config whose ``env`` serves one item per round (Bandit-v0, slate_size=1);
+    anything else is refused in one line naming ``experiment``."""
+    env_cfg = resolved["env"]
+    if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
+        raise ValueError(f"env: experiment={experiment} needs one-item bandit rounds (Bandit-v0, slate_size=1), "
+                         f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
+    return world_from_config(resolved, slate_size=1)
+
+
+def check_ope_config(exp: Mapping, where: str = "experiment") -> None:
+    """The keys every simulated OPE run reads: rounds, the logger's epsilon, the targets and the
+    interval methods (``stream_above`` and ``stream_fit_rows`` where given)."""
+    from recsim_causal.ope.intervals import ci_methods
+
+    for key in ("n_rounds", "train_rounds", "truth_users"):
+        v = exp.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"{where}.{key}: expected an integer > 0, got {v!r}")
+    eps = exp["logger"].get("epsilon", 0.0)
+    if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+        raise ValueError(f"{where}.logger.epsilon: expected a number in [0, 1], got {eps!r}")
+    if not exp.get("targets"):
+        raise ValueError(f"{where}.targets: expected a non-empty list of agents")
+    for key in ("stream_above", "stream_fit_rows"):
+        if key in exp:
+            check_integer(exp[key], f"{where}.{key}", minimum=1)
+    ci_methods(exp["ci"], f"{where}.ci")
+
+
+def make_estimators(cfg: Mapping, where: str = "experiment") -> dict:
+    """``{name: estimator}`` from ``cfg["estimators"]`` (name -> mapping with ``_target_``), the
+    ones listed in ``cfg["use"]`` (all when it is empty), each named by its key."""
+    from hydra.utils import instantiate
+
+    use = cfg.get("use") or list(cfg["estimators"])
+    unknown = [u for u in use if u not in cfg["estimators"]]
+    if unknown:
+        raise ValueError(f"{where}.use: unknown estimator '{unknown[0]}' (known: {', '.join(cfg['estimators'])})")
+    return {name: instantiate(cfg["estimators"][name], estimator_name=name) for name in use}
+
+
+def ctr_config(settings: Mapping | None, *, where: str, **kw: Any):
+    """A :class:`recsim_causal.ctr.CTRConfig` from a config section; errors name ``where``."""
+    from recsim_causal.ctr import CTRConfig
+
+    try:
+        return CTRConfig.from_dict(settings, **kw)
+    except ValueError as err:  # its own "ctr." / "ctr: " prefix gives way to the section's path
+        raise ValueError(f"{where}: " + re.sub(r"^ctr(\.|: )", "", str(err))) from None
+
+
+def reward_model_q_hat(feedback: Any, cfg: Mapping, seed: int, world: World | None = None,
+                       groups: np.ndarray | None = None, where: str = "experiment") -> np.ndarray:
+    """Cross-fitted q-hat ``(n_rounds, K, 1)`` of ``cfg["reward_model"]`` on a LoggedFeedback
+    (``cfg``: ``reward_model``, ``reward_features``, ``n_folds``, and ``bert`` for the text-aware
+    click model over the world's item texts). ``groups``: a bootstrap resample's original row
+    indices, so that a row drawn twice stays in one fold."""
+    from recsim_causal.ope.reward_models import fit_predict, reward_model_features
+
+    if cfg["reward_model"] == "bert":
+        from recsim_causal.ctr import fit_predict_ctr
+
+        if world is None:
+            raise ValueError(f"{where}.reward_model: 'bert' reads the item texts of a simulated world; "
+                             f"external data ({where}.data) has none: use logistic, ridge or mlp")
+        config = ctr_config(cfg.get("bert"), where=f"{where}.bert", model="bert", seed=seed)
+        return fit_predict_ctr(feedback.context, feedback.action, feedback.reward, world.n_items,
+                               item_texts=world.catalog.texts, n_folds=cfg["n_folds"], random_state=seed, config=config)
+    features, action_context = reward_model_features(cfg.get("reward_features", "cross"), world)
+    return fit_predict(feedback.context, feedback.action, feedback.reward, feedback.n_actions,
+                       base_model=cfg["reward_model"], features=features, action_context=action_context,
+                       n_folds=cfg["n_folds"], random_state=seed, groups=groups)

@@ -528,7 +528,7 @@ def write_stream_log(folder: Path, n_rows: int, *, chunk: int = 1 << 18, seed: i
     """A one-item log of ``n_rows`` as a directory of Parquet files (one per ``chunk`` rows),
     written chunk by chunk: a softmax logger over K=10 items, Bernoulli clicks, the truth
     column. Never holds more than one chunk."""
-    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.data import LoggedFeedback, save_parquet
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -543,9 +543,9 @@ def write_stream_log(folder: Path, n_rows: int, *, chunk: int = 1 << 18, seed: i
         pi_b /= pi_b.sum(axis=1, keepdims=True)
         a = (pi_b.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1).clip(max=STREAM_K - 1)
         rows = np.arange(n)
-        LoggedFeedback(context=x, action=a, reward=(rng.random(n) < q[rows, a]).astype(np.float64),
-                       pscore=pi_b[rows, a], action_dist=pi_b, expected_reward=q,
-                       n_actions=STREAM_K).to_parquet(folder / f"part-{i:05d}.parquet")
+        save_parquet(LoggedFeedback(context=x, action=a, reward=(rng.random(n) < q[rows, a]).astype(np.float64),
+                                    pscore=pi_b[rows, a], action_dist=pi_b, expected_reward=q, n_actions=STREAM_K),
+                     folder / f"part-{i:05d}.parquet")
     return folder
 
 
@@ -554,7 +554,7 @@ import resource, sys, time
 from pathlib import Path
 import numpy as np
 from recsim_causal.agents import RandomPolicy
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, load_parquet
 from recsim_causal.ope import evaluate
 
 def q_hat(x):  # a fixed reward model, the same for both paths
@@ -564,7 +564,7 @@ folder, mode = sys.argv[1], sys.argv[2]
 kw = dict(targets={"uniform": RandomPolicy(n_actions=10)}, estimators=["ipw", "snipw", "dr"], ci=["normal", "bootstrap"],
           n_bootstrap_samples=200)
 if mode == "memory":  # the whole log in memory, then the in-memory evaluation (timed alone)
-    parts = [LoggedFeedback.from_parquet(p) for p in sorted(Path(folder).glob("*.parquet"))]
+    parts = [load_parquet(p) for p in sorted(Path(folder).glob("*.parquet"))]
     log = LoggedFeedback(n_actions=10, **{k: np.concatenate([getattr(p, k) for p in parts])
                                           for k in ("context", "action", "reward", "pscore", "action_dist",
                                                     "expected_reward")})

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from recsim_causal.experiment.coverage import population_values, trained_policies  # noqa: E402
-from recsim_causal.experiment.ope import _reward_model  # noqa: E402
+from recsim_causal.build import reward_model_q_hat  # noqa: E402
 from recsim_causal.io import write_json  # noqa: E402
 from recsim_causal.ope import DM, DR, IPS, SNDR, SNIPS  # noqa: E402
 from recsim_causal.ope.diagnostics import ESS_SOURCES, overlap_diagnostics, rule_ess  # noqa: E402
@@ -76,7 +76,7 @@ def run_grid_point(epsilon: float, n: int, K: int, R: int, B: int, seed: int, tr
     tv = np.array([truth[k][0] for k in targets])
     for r in range(R):
         part, _ = collect(world, logger, n, epsilon, np.random.default_rng([seed, 2, r]), show_progress=False)
-        q_hat = _reward_model(part, exp, seed + r, world)
+        q_hat = reward_model_q_hat(part, exp, seed + r, world)
         terms = []
         for t_i, k in enumerate(targets):
             pi_e = targets[k].action_probs(part.context)

@@ -8,7 +8,7 @@
 The default world (K = 100 items), a LinUCB logger trained online on 20,000 users and mixed with
 epsilon = 0.2 uniform exploration, logs ``--n-rounds`` rounds. Every learner of
 :func:`recsim_causal.learn.fit` learns on the whole log (seconds of wall time shown), and so does
-OBP's ``IPWLearner(base_classifier=LogisticRegression())`` on the log's OBP arrays (``to_obp()``),
+OBP's ``IPWLearner(base_classifier=LogisticRegression())`` on the log's OBP arrays (``to_obp(log)``),
 when ``OBP_SRC`` points at the unpacked OBP source (only ``obp/utils.py``,
 ``obp/ope/regression_model.py`` and ``obp/policy/{policy_type,base,offline}.py`` are loaded; OBP
 is not a dependency). Each policy's value V(pi) = E_x sum_a pi(a|x) E[r | x, do(a)] is exact
@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
+from recsim_causal.data import to_obp  # noqa: E402
 from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.simulate import BATCH, collect, train  # noqa: E402
 from recsim_causal.learn import fit  # noqa: E402
@@ -128,7 +129,7 @@ def main() -> int:
         from sklearn.linear_model import LogisticRegression
 
         IPWLearner = load_obp_ipw_learner(src)
-        bf = log.to_obp()
+        bf = to_obp(log)
         start = time.perf_counter()
         obp = IPWLearner(n_actions=bf["n_actions"], base_classifier=LogisticRegression(max_iter=1000, random_state=0))
         obp.fit(context=bf["context"], action=bf["action"], reward=bf["reward"], pscore=bf["pscore"])

@@ -35,13 +35,13 @@ def make_files(tmp: Path) -> dict[str, Path]:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.data import LoggedFeedback, save_parquet
 
     rng = np.random.default_rng(0)
     n = 100
     good = tmp / "good.parquet"
-    LoggedFeedback(context=rng.normal(size=(n, 3)), action=rng.integers(0, 4, n), reward=rng.binomial(1, 0.3, n),
-                   pscore=np.full(n, 0.25), n_actions=4).to_parquet(good)
+    save_parquet(LoggedFeedback(context=rng.normal(size=(n, 3)), action=rng.integers(0, 4, n),
+                                reward=rng.binomial(1, 0.3, n), pscore=np.full(n, 0.25), n_actions=4), good)
     table = pq.read_table(good)
     files = {"good": good}
     files["no_pscore"] = tmp / "no_pscore.parquet"

@@ -353,13 +353,13 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
 
 
 def test_bert_q_hat_needs_a_simulated_world_and_valid_settings():
-    from recsim_causal.experiment.ctr import ope_q_hat
+    from recsim_causal.build import reward_model_q_hat
 
     with pytest.raises(ValueError, match="experiment.reward_model: 'bert' reads the item texts of a simulated world"):
-        ope_q_hat(None, None, {"n_folds": 2}, 0)
+        reward_model_q_hat(None, {"reward_model": "bert", "n_folds": 2}, 0)
     world = World("default", n_items=5, seed=0)
     with pytest.raises(ValueError, match="experiment.bert: finetune: expected one of full, last_layers, frozen"):
-        ope_q_hat(world, None, {"n_folds": 2, "bert": {"finetune": "all"}}, 0)
+        reward_model_q_hat(None, {"reward_model": "bert", "n_folds": 2, "bert": {"finetune": "all"}}, 0, world)
 
 
 def test_ctr_through_the_hydra_app(tmp_path):

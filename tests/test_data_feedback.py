@@ -118,8 +118,8 @@ def test_parquet_round_trip_is_exact(tmp_path, L):
     assert back.metadata == {"world": {"name": "toy", "k": 5}, "logger": "softmax", "seed": 0}
     # the minimal schema too
     small = LoggedFeedback(context=fb.context, action=fb.action, reward=fb.reward, pscore=fb.pscore, n_actions=5)
-    small.to_parquet(tmp_path / "small.parquet")
-    assert_same(small, LoggedFeedback.from_parquet(tmp_path / "small.parquet"))
+    save_parquet(small, tmp_path / "small.parquet")
+    assert_same(small, load_parquet(tmp_path / "small.parquet"))
     # readable by plain pyarrow: one row per round, columns named as the fields
     table = pq.read_table(path)
     assert table.num_rows == 500 and {"action", "reward", "pscore", "context"} <= set(table.column_names)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsim_causal.data import LoggedFeedback, from_obp, load_obd, to_obp
+from recsim_causal.data import from_obp, load_obd, to_obp
 
 from .test_data_feedback import assert_same, make_feedback
 
@@ -21,7 +21,7 @@ def test_obp_dict_round_trip():
     assert bf["action"] is fb.action  # shared, not copied
     assert_same(fb, from_obp(bf))
     fb3 = make_feedback(n=300, L=3)
-    assert_same(fb3, LoggedFeedback.from_obp(fb3.to_obp()))
+    assert_same(fb3, from_obp(to_obp(fb3)))
 
 
 def test_from_obp_synthetic_style_dict():

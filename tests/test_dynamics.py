@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import recsim_causal.envs  # noqa: F401
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, load_parquet, save_parquet
 from recsim_causal.scm import SCMConfigError, Users, World, load_scm_config
 
 TIMES = (0, 49_999, 50_000, 137_000)
@@ -171,7 +171,7 @@ def test_envs_expose_time_and_the_current_catalogue(tmp_path):
     assert users.t == 50_000 and (info["t"] == 50_000).all()
     log = LoggedFeedback(context=obs, action=np.zeros(1000, np.int64), reward=np.zeros(1000), pscore=np.ones(1000),
                          n_actions=50, t=info["t"])
-    back = LoggedFeedback.from_parquet(log.to_parquet(tmp_path / "log.parquet"))
+    back = load_parquet(save_parquet(log, tmp_path / "log.parquet"))
     assert back.t.tolist() == info["t"].tolist()
     single = gym.make("RecSimCausal/Bandit-v0", n_items=10, scm="drift", block_size=4).unwrapped
     single.reset(seed=0, options={"t": 7})

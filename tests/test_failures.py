@@ -206,12 +206,12 @@ def test_agents_built_in_python_share_the_seed_limit():
 def small_log(path: Path, n: int = 200) -> Path:
     import numpy as np
 
-    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.data import LoggedFeedback, save_parquet
 
     rng = np.random.default_rng(0)
     fb = LoggedFeedback(context=rng.normal(size=(n, 3)), action=rng.integers(0, 4, n), reward=rng.binomial(1, 0.3, n),
                         pscore=np.full(n, 0.25), n_actions=4)
-    fb.to_parquet(path)
+    save_parquet(fb, path)
     return path
 
 

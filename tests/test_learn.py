@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsim_causal.agents import check_policy
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, save_parquet
 from recsim_causal.learn import LEARNERS, NetworkPolicy, RewardModelPolicy, fit
 from recsim_causal.ope import DR, IPS
 
@@ -163,7 +163,7 @@ def test_log_learner_learns_from_its_own_batches_and_from_a_parquet_log(tmp_path
     probs = agent.action_probs(HAND)
     assert probs[0, 0] > 0.9 and probs[1, 1] > 0.9, probs  # at most 1 - epsilon / 2 = 0.95
     fb, _ = two_action_log()
-    fb.to_parquet(tmp_path / "log.parquet")
+    save_parquet(fb, tmp_path / "log.parquet")
     again = LogLearner(2, 2, learner="dm", log=str(tmp_path / "log.parquet"), epsilon=0.0)
     np.testing.assert_array_equal(again.action_probs(HAND), [[1.0, 0.0], [0.0, 1.0]])
 

@@ -237,7 +237,7 @@ def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
     its distribution, and the logged per-position pscores multiply to the slate's probability."""
     import numpy as np
 
-    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.data import load_parquet
 
     (tmp_path / "plain.py").write_text(textwrap.dedent("""
         import numpy as np
@@ -261,7 +261,7 @@ def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
     res = run(["agent=random", "agent._target_=plain.Plain", "env=slate", "scm=position_bias", *SMALL,
                f"hydra.run.dir={out}"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert res.returncode == 0, res.stderr
-    log = LoggedFeedback.from_parquet(out / "logged.parquet")
+    log = load_parquet(out / "logged.parquet")
     p = np.random.default_rng(0).dirichlet(np.ones(20))
     slates, pscores = log.action.reshape(-1, 5), log.pscore.reshape(-1, 5)
     for slate, ps in zip(slates[:50], pscores[:50]):  # hand computation: draws without replacement

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import load_parquet
 from recsim_causal.experiment.online import run_online
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_drift_run_reports_change_points_and_recovery(tmp_path):
     assert s["change_points"] == [2000, 4000] and s["recovery_window"] == 2000
     assert len(s["recovery_regret"]) == 2 and all(r > 0 for r in s["recovery_regret"])
     assert s["recovery_regret"][0] + s["recovery_baseline"][0] <= s["cumulative_regret"] + 1e-6  # disjoint windows
-    log = LoggedFeedback.from_parquet(tmp_path / "logged.parquet")
+    log = load_parquet(tmp_path / "logged.parquet")
     assert log.t is not None and np.array_equal(np.unique(log.t), np.arange(0, 6144, 512))
     assert (tmp_path / "regret.png").stat().st_size > 0
 
@@ -42,7 +42,7 @@ def test_churn_run_tells_agents_of_new_items_and_measures_their_cold_start(tmp_p
 def test_stationary_run_has_no_dynamic_fields(tmp_path):
     s = run_online(_cfg(["agent=linucb", "experiment.steps=1024"]), tmp_path)
     assert "change_points" not in s and "new_item_regret" not in s
-    assert LoggedFeedback.from_parquet(tmp_path / "logged.parquet").t is None
+    assert load_parquet(tmp_path / "logged.parquet").t is None
 
 
 def test_slate_run_on_churn_reports_recovery_and_new_item_regret(tmp_path):

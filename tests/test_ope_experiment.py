@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from recsim_causal.agents import LinUCB, RandomPolicy, Softmax
 from recsim_causal import World
+from recsim_causal.data import save_parquet
 from recsim_causal.ope.simulate import collect, fresh_truth, train
 from recsim_causal.experiment.runner import run_job
 from recsim_causal.ope import DR, IPS, SNIPS, estimate_all, fit_predict, policy_value
@@ -128,7 +129,7 @@ def test_unconfounded_run_writes_ope_json_with_truth(tmp_path):
 def test_external_parquet_log_is_evaluated_without_truth(tmp_path):
     world = World("default", n_items=10, seed=0)
     fb, _ = collect(world, RandomPolicy(n_actions=10, dim=world.obs_dim, seed=0), 4000, 0.0, np.random.default_rng(0))
-    fb.to_parquet(tmp_path / "log.parquet")
+    save_parquet(fb, tmp_path / "log.parquet")
     cfg = compose_ope([f"experiment.data={tmp_path / 'log.parquet'}", "experiment.targets=[epsilon_greedy]"])
     summary = run_job(cfg, tmp_path / "out")
     assert summary["warning"] == "no truth: external data"
@@ -176,23 +177,31 @@ def test_ope_sweep_from_the_command_line(tmp_path):
 def test_a_long_log_is_streamed_to_disk_and_evaluated_in_one_pass(tmp_path):
     """Above experiment.stream_above rounds the log goes to logged.parquet chunk by chunk (the same
     rounds simulate_log draws) and is evaluated streamed; estimates cover the exact truth."""
-    from recsim_causal.data import LoggedFeedback
+    from recsim_causal.data import load_parquet
     from recsim_causal.ope import simulate_log
 
     cfg = compose_ope(["experiment.n_rounds=70000", "experiment.stream_above=50000", "experiment.stream_fit_rows=5000",
                        "experiment.train_rounds=1000", "experiment.truth_users=20000", "env.n_items=10",
-                       "experiment.targets=[random]", "experiment.use=[ipw,snipw,dr,mipw]",
+                       "experiment.targets=[random]", "experiment.use=[dm,ipw,snipw,dr,mipw]",
                        "experiment.ci.more_methods=[normal]"])
     summary = run_job(cfg, tmp_path / "out")
-    assert summary["streamed"]["left_out"] == ["mipw"] and summary["n_rounds"] == 65_000
-    log = LoggedFeedback.from_parquet(tmp_path / "out" / "logged.parquet")
+    assert summary["streamed"]["left_out"] == ["dm_refits"] and summary["n_rounds"] == 65_000
+    saved = json.loads((tmp_path / "out" / "ope.json").read_text())  # DM's refits: null, with the reason
+    assert saved["targets"]["random"]["estimators"]["dm"]["intervals"]["bootstrap_refit"] is None
+    assert saved["nulls"]["targets.random.estimators.dm.intervals.bootstrap_refit"].startswith("not in a streamed run")
+    log = load_parquet(tmp_path / "out" / "logged.parquet")
     assert log.n_rounds == 70_000
     same = simulate_log("default", "linucb", 70_000, epsilon=cfg.experiment.logger.epsilon, seed=0,
                         train_rounds=1000, n_items=10)
     np.testing.assert_array_equal(log.action, same.feedback.action)  # written chunk by chunk, drawn alike
     truth = float(same.feedback.expected_reward[5000:].mean())  # the uniform policy on the evaluated rows
     rows = summary["targets"]["random"]["estimators"]
-    assert set(rows) == {"ipw", "snipw", "dr"}
-    for r in rows.values():
+    assert set(rows) == {"dm", "ipw", "snipw", "dr", "mipw"}
+    for r in (rows[k] for k in ("ipw", "snipw", "dr")):
         assert r["truth"] == pytest.approx(truth, rel=1e-9)
         assert r["intervals"]["normal"]["ci_low"] <= truth <= r["intervals"]["normal"]["ci_high"]
+    # MIPS by hand on the same rows: the uniform target's share of the logged item's topic over the logger's
+    topic, fb = same.world.catalog.topic, same.feedback.subset(slice(5000, None))
+    same_topic = topic[None, :] == topic[fb.action][:, None]
+    w = same_topic.mean(axis=1) / (fb.action_dist * same_topic).sum(axis=1)
+    assert rows["mipw"]["estimate"] == pytest.approx(float((w * fb.reward).mean()), rel=1e-9)

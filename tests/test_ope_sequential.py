@@ -4,7 +4,7 @@ against rollout truth on Session-v0, one-step sessions = one-item IPS, FQE, SN f
 import numpy as np
 import pytest
 
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, load_parquet, save_parquet
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.ope.session_log import run_sessions
 from recsim_causal.ope import (
@@ -167,7 +167,7 @@ def test_logged_sessions_round_trip_through_parquet(tmp_path):
     assert (np.bincount(fb.trajectory_id) >= 1).all() and fb.step.max() <= 4
     last = np.append(fb.trajectory_id[1:] != fb.trajectory_id[:-1], True)
     assert ((fb.terminated | fb.truncated) == last).all()  # a session ends exactly at its last row
-    back = LoggedFeedback.from_parquet(fb.to_parquet(tmp_path / "log.parquet"))
+    back = load_parquet(save_parquet(fb, tmp_path / "log.parquet"))
     for k in ("trajectory_id", "step", "terminated", "truncated", "reward", "pscore"):
         np.testing.assert_array_equal(getattr(back, k), getattr(fb, k))
     est, ints, data = estimate_all_sequential([PDIS(), SNPDIS()], trajectory_id=back.trajectory_id, action=back.action,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import load_parquet
 from recsim_causal.experiment.runner import run_job
 from tests.test_runner import ROOT, run, wandb_summary
 
@@ -104,7 +104,7 @@ def test_session_run_logs_trajectories_and_compares_with_rollout_truth(tmp_path)
     assert random["mis"]["invalid_reason"].startswith("assumes the reward and the next state depend")
     assert random["mis"]["diagnostics"]["max_weight"] == pytest.approx(1.0, abs=0.05)
     _every_row_marked(out / "ope.json")
-    logged = LoggedFeedback.from_parquet(out / "logged.parquet")
+    logged = load_parquet(out / "logged.parquet")
     assert len(np.unique(logged.trajectory_id)) == 1500 and logged.n_rounds == saved["n_steps"]
     assert (out / "ope.png").read_bytes()[:8] == PNG
     w = wandb_summary(out)

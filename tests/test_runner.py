@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import load_parquet
 from recsim_causal.experiment.online import run_online
 from recsim_causal.experiment.report import write_report
 from recsim_causal.experiment.runner import run_job
@@ -50,7 +50,7 @@ def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
         assert key in summary
     assert summary["agent"] == "LinUCB" and summary["steps"] == 4096
     assert 0 <= summary["mean_reward"] <= summary["oracle_mean_reward"] <= 1
-    logged = LoggedFeedback.from_parquet(out / "logged.parquet")
+    logged = load_parquet(out / "logged.parquet")
     assert logged.n_rounds == 4096 and logged.n_actions == 20
     assert np.isclose(logged.reward.sum(), summary["cumulative_reward"])
     assert logged.metadata["config"]["agent"]["_target_"] == "recsim_causal.agents.LinUCB"
@@ -77,7 +77,7 @@ def test_unreachable_wandb_never_fails_the_run(tmp_path):
 def test_slate_run_logs_one_row_per_slot(tmp_path, model):
     cfg = compose_cfg(["env=slate", "scm=position_bias", f"scm.slate.model={model}", "agent=linucb"])
     summary = run_job(cfg, tmp_path)
-    logged = LoggedFeedback.from_parquet(tmp_path / "logged.parquet")
+    logged = load_parquet(tmp_path / "logged.parquet")
     assert logged.n_rounds == 5 * summary["steps"]
     np.testing.assert_array_equal(logged.position[:10], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
     assert np.isclose(logged.reward.sum(), summary["cumulative_reward"])

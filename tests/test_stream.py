@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from recsim_causal.agents import RandomPolicy
-from recsim_causal.ope import evaluate, simulate_log
+from recsim_causal.data import save_parquet
+from recsim_causal.ope import evaluate, p_e_a_from_clusters, simulate_log
 from recsim_causal.ope.stream import PoissonBootstrap, StreamedTerms
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
@@ -21,7 +22,7 @@ def split_log(tmp_path_factory):
     log = simulate_log("default", "linucb", 9_000, epsilon=0.3, seed=2, train_rounds=1_000, n_items=8)
     folder = tmp_path_factory.mktemp("log")
     for i, part in enumerate(np.array_split(np.arange(9_000), 3)):
-        log.feedback.subset(part).to_parquet(folder / f"part-{i}.parquet")
+        save_parquet(log.feedback.subset(part), folder / f"part-{i}.parquet")
     return log, folder
 
 
@@ -35,11 +36,14 @@ def test_streamed_estimates_and_analytic_intervals_equal_the_in_memory_ones(spli
     log, folder = split_log
     targets = {"uniform": RandomPolicy(n_actions=8), "soft": log.policy({"_target_": "recsim_causal.agents.Softmax",
                                                                         "tau": 0.3})}
-    ests = ["ipw", "snipw", "dr", "sndr", "dm"]
+    ests = ["ipw", "snipw", "dr", "sndr", "dm", "mipw", "snmipw"]
     methods = ["normal", "bernstein", "hoeffding"]
-    streamed = evaluate(folder, targets, ests, ci=methods, reward_model=_q, batch_rows=1_000)
-    in_memory = evaluate(log.feedback, targets, ests, ci=methods, reward_model=_q(log.feedback.context))
-    assert len(streamed.records) == len(in_memory.records) == 10
+    # MIPS streamed: marginal weights row by row from the logged action_dist and the item clusters;
+    # in memory: OBP's dense route (action_embed, p_e_a) on the SimulatedLog's catalog topics
+    streamed = evaluate(folder, targets, ests, ci=methods, reward_model=_q, batch_rows=1_000,
+                        p_e_a=p_e_a_from_clusters(log.world.catalog.topic))
+    in_memory = evaluate(log, targets, ests, ci=methods, reward_model=_q(log.feedback.context))
+    assert len(streamed.records) == len(in_memory.records) == 14
     for s, m in zip(streamed.records, in_memory.records):
         assert (s.target, s.estimator) == (m.target, m.estimator)
         assert s.estimate == pytest.approx(m.estimate, rel=1e-9, abs=1e-12)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -331,32 +330,6 @@ class LoggedFeedback:
             pscore_cascade=take(self.pscore_cascade),
             pscore_item_position=take(self.pscore_item_position),
         )
-
-    def to_parquet(self, path: str | Path) -> Path:
-        """Write to ``path`` as Parquet, atomically. See :func:`recsim_causal.data.save_parquet`."""
-        from .parquet import save_parquet
-
-        return save_parquet(self, path)
-
-    @classmethod
-    def from_parquet(cls, path: str | Path) -> LoggedFeedback:
-        """Read a file written by :meth:`to_parquet`."""
-        from .parquet import load_parquet
-
-        return load_parquet(path)
-
-    def to_obp(self) -> dict[str, Any]:
-        """OBP's ``bandit_feedback`` dict. See :func:`recsim_causal.data.to_obp`."""
-        from .obp import to_obp
-
-        return to_obp(self)
-
-    @classmethod
-    def from_obp(cls, bandit_feedback: dict[str, Any], **kw: Any) -> LoggedFeedback:
-        """Build from OBP's ``bandit_feedback`` dict. See :func:`recsim_causal.data.from_obp`."""
-        from .obp import from_obp
-
-        return from_obp(bandit_feedback, **kw)
 
     def __repr__(self) -> str:
         extras = [

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from recsim_causal.build import check_ope_config, make_estimators, one_item_world, reward_model_q_hat
 from recsim_causal.config import as_resolved
-from recsim_causal.experiment.ope import _check, _reward_model, make_estimators, make_world
 from recsim_causal.ope.evaluate import ci_methods, max_weight, reward_range
 from recsim_causal.ope.simulate import BATCH, collect, observe, train_logger, train_targets
 from recsim_causal.plots import save_figure
@@ -65,7 +65,7 @@ def population_values(world, targets: dict, n_users: int, rng: np.random.Generat
 
 
 def _check_coverage(exp: dict) -> None:
-    _check(exp)
+    check_ope_config(exp)
     R = exp.get("n_replications")
     if not isinstance(R, int) or isinstance(R, bool) or R < 2:
         raise ValueError(f"experiment.n_replications: expected an integer >= 2, got {R!r}")
@@ -80,7 +80,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
         raise ValueError("experiment.data: the coverage report needs a simulated world (truth), not external data")
     tracker = tracker or Tracker(mode="disabled")
     start = time.perf_counter()
-    world = make_world(resolved)
+    world = one_item_world(resolved, "ope_coverage")
     estimators = make_estimators(exp)
     methods = ci_methods(exp["ci"], "experiment.ci")
     R, n = exp["n_replications"], exp["n_rounds"]
@@ -101,7 +101,7 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
     with progress(R, "replications", "logs") as bar:
         for r in range(R):
             part, _ = collect(world, logger, n, exp["logger"].get("epsilon", 0.0), rngs[r], show_progress=False)
-            q_hat = _reward_model(part, exp, seed + r, world)
+            q_hat = reward_model_q_hat(part, exp, seed + r, world)
             terms, ranges = [], []
             for t_i, k in enumerate(targets):
                 pi_e = targets[k].action_probs(part.context)

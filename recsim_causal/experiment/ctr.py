@@ -18,7 +18,6 @@ test set) and a W&B run.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,11 @@ from recsim_causal.ctr import (
     catalog_item_features,
     click_metrics,
     cold_start_split,
-    fit_predict_ctr,
 )
 from recsim_causal.agents.base import check_float
 from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.ctr.metrics import reliability_bins, roc_curve
-from recsim_causal.build import world_from_config
+from recsim_causal.build import ctr_config, one_item_world
 from recsim_causal.ope.simulate import collect, train_logger
 from recsim_causal.results import format_table
 from recsim_causal.plots import _figure, save_figure
@@ -68,31 +66,8 @@ def _check(exp: dict) -> None:
 
 def model_config(exp: dict, name: str, seed: int) -> CTRConfig:
     """The CTRConfig of model ``name``: its ``experiment.settings`` section over the defaults."""
-    try:
-        return CTRConfig.from_dict((exp.get("settings") or {}).get(name), model=name, seed=seed,
-                                   device=exp.get("device", "cpu"), threads=exp.get("threads"))
-    except ValueError as err:
-        raise ValueError(f"experiment.settings.{name}: {_unprefixed(err)}") from None
-
-
-def _unprefixed(err: Exception) -> str:
-    """A CTRConfig error without its ``ctr.`` / ``ctr: `` prefix (the caller names the section)."""
-    return re.sub(r"^ctr(\.|: )", "", str(err))
-
-
-def ope_q_hat(world: World | None, feedback: Any, exp: dict, seed: int) -> np.ndarray:
-    """q-hat of ``experiment=ope experiment.reward_model=bert``: the text model over the world's
-    item texts, cross-fitted on the logged rounds with ``experiment.n_folds`` folds;
-    ``experiment.bert`` holds its CTRConfig settings. (n_rounds, K, 1)."""
-    if world is None:
-        raise ValueError("experiment.reward_model: 'bert' reads the item texts of a simulated world; "
-                         "external data (experiment.data) has none: use logistic, ridge or mlp")
-    try:
-        config = CTRConfig.from_dict(exp.get("bert"), model="bert", seed=seed)
-    except ValueError as err:
-        raise ValueError(f"experiment.bert: {_unprefixed(err)}") from None
-    return fit_predict_ctr(feedback.context, feedback.action, feedback.reward, world.n_items,
-                           item_texts=world.catalog.texts, n_folds=exp["n_folds"], random_state=seed, config=config)
+    return ctr_config((exp.get("settings") or {}).get(name), where=f"experiment.settings.{name}", model=name,
+                      seed=seed, device=exp.get("device", "cpu"), threads=exp.get("threads"))
 
 
 def log_clicks(world: World, exp: dict, seed: int):
@@ -110,14 +85,11 @@ def log_clicks(world: World, exp: dict, seed: int):
 def run_ctr(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
     """Run the CTR experiment; write ctr.json, ctr_predictions.parquet, ctr.png; return the summary."""
     resolved = as_resolved(cfg, resolved)
-    exp, env_cfg, seed = resolved["experiment"], resolved["env"], int(resolved.get("seed", 0))
+    exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
     _check(exp)
-    if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
-        raise ValueError(f"env: experiment=ctr logs one-item bandit rounds (Bandit-v0, slate_size=1), "
-                         f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
     tracker = tracker or Tracker(mode="disabled")
     start = time.perf_counter()
-    world = world_from_config(resolved, slate_size=1)
+    world = one_item_world(resolved, "ctr")
     feedback = log_clicks(world, exp, seed)
     x, a, y = feedback.context, feedback.action, feedback.reward
     true_p = feedback.expected_reward[np.arange(len(a)), a]

@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.config import as_resolved, check_integer
-from recsim_causal.build import make_agent, resolve_agents, world_from_config
-from recsim_causal.data import LoggedFeedback, load_obd
+from recsim_causal.build import (check_ope_config, make_agent, make_estimators, one_item_world, resolve_agents,
+                                  reward_model_q_hat)
+from recsim_causal.config import as_resolved
+from recsim_causal.data import LoggedFeedback, load_obd, load_parquet
 from recsim_causal.experiment.tracking import Tracker, ope_scalars
-from recsim_causal.ope import MIPS, fit_predict
-from recsim_causal.ope.evaluate import reward_model_features
+from recsim_causal.ope import MIPS, p_e_a_from_clusters
 from recsim_causal.ope.evaluate import TABLE_COLUMNS, ci_methods, diagnostics_line, evaluate, table_rows
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.propensity import signal_quantile
@@ -51,33 +51,6 @@ from recsim_causal.ope.truth import ips_confounding_bias
 from recsim_causal.plots import ope_plot
 from recsim_causal.results import format_table, write_result
 from recsim_causal.scm import World
-
-
-
-def make_estimators(cfg: dict) -> dict:
-    from hydra.utils import instantiate
-
-    use = cfg.get("use") or list(cfg["estimators"])
-    unknown = [u for u in use if u not in cfg["estimators"]]
-    if unknown:
-        raise ValueError(f"experiment.use: unknown estimator '{unknown[0]}' (known: {', '.join(cfg['estimators'])})")
-    return {name: instantiate(cfg["estimators"][name], estimator_name=name) for name in use}
-
-
-def _check(exp: dict) -> None:
-    for key in ("n_rounds", "train_rounds", "truth_users"):
-        v = exp.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"experiment.{key}: expected an integer > 0, got {v!r}")
-    eps = exp["logger"].get("epsilon", 0.0)
-    if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ValueError(f"experiment.logger.epsilon: expected a number in [0, 1], got {eps!r}")
-    if not exp.get("targets"):
-        raise ValueError("experiment.targets: expected a non-empty list of agents")
-    for key in ("stream_above", "stream_fit_rows"):
-        if key in exp:
-            check_integer(exp[key], f"experiment.{key}", minimum=1)
-    ci_methods(exp["ci"], "experiment.ci")
 
 
 
@@ -92,7 +65,7 @@ def dm_refit_intervals(feedback: LoggedFeedback, action_dists: dict[str, np.ndar
     values = {k: np.empty(n_refits) for k in action_dists}
     for b in range(n_refits):
         idx = rng.integers(0, n, n)
-        q = _reward_model(feedback.subset(idx), exp, seed + 1 + b, world, groups=idx)[:, :, 0]
+        q = reward_model_q_hat(feedback.subset(idx), exp, seed + 1 + b, world, groups=idx)[:, :, 0]
         for k, pi in action_dists.items():
             values[k][b] = float((pi[idx] * q).sum(axis=1).mean())
     return {k: {"ci_low": float(np.quantile(v, alpha / 2)), "ci_high": float(np.quantile(v, 1 - alpha / 2)),
@@ -129,32 +102,10 @@ def _add_dm_refit(results: dict, feedback: LoggedFeedback, dists: dict, estimato
                 row.update(covers=iv["covers"], ci_width=iv["ci_high"] - iv["ci_low"])
 
 
-# ------------------------------------------------------------------------------- the two paths
-def _reward_model(feedback: LoggedFeedback, exp: dict, seed: int, world: World | None = None,
-                  groups: np.ndarray | None = None) -> np.ndarray:
-    """Cross-fitted qhat (n, K, 1) from ``experiment.reward_model`` (``groups``: a bootstrap
-    resample's original row indices, so that a row drawn twice stays in one fold)."""
-    if exp["reward_model"] == "bert":  # the text-aware click model (recsim_causal.ctr), cross-fitted
-        from recsim_causal.experiment.ctr import ope_q_hat
-
-        return ope_q_hat(world, feedback, exp, seed)
-    features, action_context = reward_model_features(exp.get("reward_features", "cross"), world)
-    return fit_predict(feedback.context, feedback.action, feedback.reward, feedback.n_actions,
-                       base_model=exp["reward_model"], features=features, action_context=action_context,
-                       n_folds=exp["n_folds"], random_state=seed, groups=groups)
-
-
-def make_world(resolved: dict) -> World:
-    env_cfg = resolved["env"]
-    if env_cfg["id"] != "RecSimCausal/Bandit-v0" or env_cfg.get("slate_size", 1) != 1:
-        raise ValueError(f"env: experiment=ope evaluates one-item bandit policies (Bandit-v0, slate_size=1), "
-                         f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
-    return world_from_config(resolved)
-
-
+# ------------------------------------------------------------------------------- the paths
 def _simulated(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> dict:
     exp = resolved["experiment"]
-    world = make_world(resolved)
+    world = one_item_world(resolved, "ope")
     log = simulate_log(world, exp["logger"]["agent"], exp["n_rounds"], epsilon=exp["logger"].get("epsilon", 0.0),
                        seed=seed, train_rounds=exp["train_rounds"], show_progress=exp.get("progress", True))
     targets = train_targets(exp["targets"], world, seed=seed, train_rounds=exp["train_rounds"],
@@ -162,7 +113,7 @@ def _simulated(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> di
     feedback, oracle = log.feedback, log.oracle
     if exp.get("save_log", True):
         log.save(out_dir / "logged.parquet")
-    q_hat = _reward_model(feedback, exp, seed, world)
+    q_hat = reward_model_q_hat(feedback, exp, seed, world)
     result = evaluate(log, targets, list(estimators.values()), ci=ci_methods(exp["ci"], "experiment.ci"),
                       alpha=exp["ci"]["alpha"], reward_model=q_hat, seed=seed,
                       n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
@@ -205,23 +156,25 @@ def _sensitivity_block(exp: dict, confounded: bool, targets: list[str]) -> dict 
 def _streamed(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> dict:
     """A log longer than ``experiment.stream_above`` rounds: written to logged.parquet chunk by
     chunk, then evaluated in one streamed pass (memory flat in n_rounds). The reward model is
-    fitted on the log's first ``stream_fit_rows`` rows, which the estimators skip; MIPS, the
-    confounding rows and DM's refitting bootstrap need the rows in memory and are left out."""
+    fitted on the log's first ``stream_fit_rows`` rows, which the estimators skip; MIPS reads
+    the catalog's item clusters. What needs the rows in memory (:data:`NOT_STREAMED`) is null in
+    ope.json, with its reason under ``nulls``."""
     exp = resolved["experiment"]
     if exp["reward_model"] == "bert":
         raise ValueError(f"experiment.reward_model: 'bert' needs the log in memory; n_rounds={exp['n_rounds']:,} is "
                          f"above experiment.stream_above={exp['stream_above']:,} (raise it, or choose logistic, ridge, mlp)")
-    world = make_world(resolved)
+    world = one_item_world(resolved, "ope")
     path = out_dir / "logged.parquet"
     write_simulated_log(path, world, exp["logger"]["agent"], exp["n_rounds"], epsilon=exp["logger"].get("epsilon", 0.0),
                         seed=seed, train_rounds=exp["train_rounds"], show_progress=exp.get("progress", True))
     targets = train_targets(exp["targets"], world, seed=seed, train_rounds=exp["train_rounds"],
                             where="experiment.targets")
-    kept = [e for e in estimators.values() if not isinstance(e, MIPS)]
     try:
-        result = evaluate(path, targets, kept, ci=ci_methods(exp["ci"], "experiment.ci"), alpha=exp["ci"]["alpha"],
-                          reward_model=exp["reward_model"], seed=seed, n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
-                          reward_features=exp.get("reward_features", "interaction"), fit_rows=exp["stream_fit_rows"])
+        result = evaluate(path, targets, list(estimators.values()), ci=ci_methods(exp["ci"], "experiment.ci"),
+                          alpha=exp["ci"]["alpha"], reward_model=exp["reward_model"], seed=seed,
+                          n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
+                          reward_features=exp.get("reward_features", "interaction"), fit_rows=exp["stream_fit_rows"],
+                          p_e_a=p_e_a_from_clusters(world.catalog.topic))
     finally:
         if not exp.get("save_log", True):
             path.unlink(missing_ok=True)
@@ -229,11 +182,41 @@ def _streamed(resolved: dict, estimators: dict, seed: int, out_dir: Path) -> dic
         result.targets[name]["truth_fresh_users"] = population_value(world, target, exp["truth_users"],
                                                                      np.random.default_rng([seed, 4]))[0]
     confounded = world.is_confounded
-    left_out = [k for k, e in estimators.items() if isinstance(e, MIPS)]
-    return {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
-            "warning": _warning(world) if confounded else None, "targets": result.targets,
-            "streamed": {"log": str(path) if exp.get("save_log", True) else None, "reward_model_rows": exp["stream_fit_rows"],
-                         "left_out": left_out}}
+    part = {"scm": world.name, "logger": exp["logger"], "confounded": confounded,
+            "warning": _warning(world) if confounded else None, "targets": result.targets, "nulls": {},
+            "streamed": {"log": str(path) if exp.get("save_log", True) else None,
+                         "reward_model_rows": exp["stream_fit_rows"], "left_out": []}}
+    # what the in-memory path would add here: null, and why
+    if confounded:
+        _left_out(part, "confounding", "confounding")
+    if _sensitivity_block(exp, confounded, list(targets)) is not None:
+        _left_out(part, "sensitivity", "sensitivity")
+    if int(exp["ci"].get("dm_refits", 0) or 0) > 0:
+        for name, res in part["targets"].items():
+            for est, row in res["estimators"].items():
+                if estimators[est].kind == "dm":
+                    _left_out(part, "dm_refits", f"targets.{name}.estimators.{est}.intervals.bootstrap_refit",
+                              row["intervals"])
+    return part
+
+
+#: What a streamed OPE run leaves out, and why (each is null in ope.json, its reason under nulls).
+NOT_STREAMED = {
+    "confounding": "not in a streamed run: the naive / oracle / remaining rows need the logger's distribution given "
+                   "the hidden signal for every row, which the streamed log does not keep",
+    "sensitivity": "not in a streamed run: the sensitivity bounds solve for per-row weights over the whole log "
+                   "in memory",
+    "dm_refits": "not in a streamed run: the refitting bootstrap fits the reward model again on every resample "
+                 "and predicts every row with each fit (ci.dm_refits passes over the log)",
+}
+
+
+def _left_out(part: dict, what: str, path: str, where: dict | None = None) -> None:
+    """Set ``path``'s value (its last key, in ``where`` or ``part``) to null with its reason."""
+    (part if where is None else where)[path.rsplit(".", 1)[-1]] = None
+    part["nulls"][path] = NOT_STREAMED[what]
+    if what not in part["streamed"]["left_out"]:
+        part["streamed"]["left_out"].append(what)
 
 
 def _confounding_rows(estimators: dict, arrays: dict, action_dist: np.ndarray, feedback: LoggedFeedback,
@@ -273,7 +256,7 @@ def _external(resolved: dict, estimators: dict, seed: int) -> dict:
     # finite-sample bounds need a priori ranges: clicks are in [0, 1], and the logger's full
     # distribution bounds the weights; without both they are not called valid (evaluate's rule)
     result = evaluate(feedback, targets, list(estimators.values()), ci=ci_methods(exp["ci"], "experiment.ci"),
-                      alpha=exp["ci"]["alpha"], reward_model=_reward_model(feedback, exp, seed), seed=seed,
+                      alpha=exp["ci"]["alpha"], reward_model=reward_model_q_hat(feedback, exp, seed), seed=seed,
                       n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],
                       sensitivity=_sensitivity_block(exp, False, list(targets)))
     dists = {k: t.action_probs(feedback.context) for k, t in targets.items()}
@@ -286,7 +269,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     """Run the OPE experiment; write ope.json and ope.png into ``out_dir``; return the summary."""
     resolved = as_resolved(cfg, resolved)
     exp, seed = resolved["experiment"], int(resolved.get("seed", 0))
-    _check(exp)
+    check_ope_config(exp)
     tracker = tracker or Tracker(mode="disabled")
     estimators = make_estimators(exp)
     start = time.perf_counter()
@@ -304,6 +287,8 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     out_dir = Path(out_dir)
     _plot(rows, out_dir / "ope.png", summary)
     report = summary.pop("sensitivity", None)
+    if "sensitivity" in summary.get("nulls", {}):  # left out of a streamed run: null, with its reason
+        summary["sensitivity"] = None
     if report is not None:
         summary["sensitivity"] = report.to_dict()
         report.plot(out_dir / "sensitivity.png", title="Sensitivity bounds against Gamma"
@@ -318,6 +303,7 @@ def run_ope(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, re
     notes += confounding_lines(summary.get("confounding", {}))
     notes += report.lines() if report is not None else []
     notes += dm_refit_lines(summary["targets"])
+    notes += [f"{what}: {NOT_STREAMED[what]}" for what in summary.get("streamed", {}).get("left_out", [])]
     warnings = [w for res in summary["targets"].values() for w in res["warnings"]]
     if summary["warning"]:
         warnings.append(f"WARNING: {summary['warning']}")
@@ -364,7 +350,7 @@ def _load_external(path: str) -> LoggedFeedback:
     if p.is_dir():
         return load_obd(p)
     if p.suffix == ".parquet" and p.is_file():
-        return LoggedFeedback.from_parquet(p)
+        return load_parquet(p)
     raise ValueError(f"experiment.data: expected a .parquet log or an Open Bandit Dataset folder, got '{path}'")
 
 

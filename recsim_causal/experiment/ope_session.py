@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from recsim_causal.build import make_agent, make_world, resolve_agents
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, load_parquet
 from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import report_rows, write_report
@@ -59,7 +59,7 @@ def _external(path: str, specs, seed: int) -> tuple[LoggedFeedback, dict]:
     p = Path(path)
     if p.suffix != ".parquet" or not p.is_file():
         raise ValueError(f"experiment.data: expected a .parquet log of sessions, got '{path}'")
-    log = LoggedFeedback.from_parquet(p)
+    log = load_parquet(p)
     if log.trajectory_id is None:
         raise ValueError(f"experiment.data: {path} has no trajectory_id column (a one-item log: use env=bandit)")
     ids = np.unique(log.trajectory_id)

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.build import agent_config, world_from_config
+from recsim_causal.build import agent_config, make_estimators, one_item_world, world_from_config
 from recsim_causal.config import as_resolved
-from recsim_causal.experiment.ope import make_estimators, make_world
 from recsim_causal.experiment.registry import setting_of
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope import evaluate, policy_value, simulate_log
@@ -78,7 +77,7 @@ def logged_value(feedback: Any, gamma: float = 1.0) -> float:
 
 def _one_item(resolved: dict, exp: dict, configs: dict, seed: int) -> tuple[Any, Any, float]:
     estimators = make_estimators(exp)
-    log = simulate_log(make_world(resolved), exp["logger"]["agent"], exp["n_rounds"],
+    log = simulate_log(one_item_world(resolved, "ops"), exp["logger"]["agent"], exp["n_rounds"],
                        epsilon=exp["logger"].get("epsilon", 0.0), seed=seed, train_rounds=exp["train_rounds"])
     result = evaluate(log, configs, list(estimators.values()), ci="normal", reward_model=exp["reward_model"],
                       reward_features=exp.get("reward_features", "cross"), n_folds=exp["n_folds"], seed=seed)

@@ -51,7 +51,7 @@ POLICIES: dict[str, tuple[int, ...]] = {"linear": (), "mlp": (64,)}
 
 def as_feedback(log: Any) -> LoggedFeedback:
     """A log as the OPE API takes it: a LoggedFeedback, an object with ``.feedback`` (a simulated
-    log), or a path to a Parquet file written by :meth:`LoggedFeedback.to_parquet`."""
+    log), or a path to a Parquet file written by :func:`recsim_causal.data.save_parquet`."""
     if isinstance(log, LoggedFeedback):
         return log
     if isinstance(getattr(log, "feedback", None), LoggedFeedback):

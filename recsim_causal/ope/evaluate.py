@@ -20,15 +20,15 @@ import numpy as np
 
 from recsim_causal.agents import validate_policy_output
 from recsim_causal.build import make_agent, resolve_agents
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, load_parquet
 from recsim_causal.data.parquet import read_setting
 from recsim_causal.ope.diagnostics import diagnostic_warnings, overlap_diagnostics, row_validity, weight_diagnostics
 from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
     estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
 )
-from recsim_causal.ope.intervals import METHODS, ci_keys
-from recsim_causal.ope.reward_models import fit_predict
+from recsim_causal.ope.intervals import METHODS, ci_keys, ci_methods
+from recsim_causal.ope.reward_models import fit_predict, reward_model_features
 from recsim_causal.ope.sensitivity import check_config, sensitivity_analysis
 from recsim_causal.ope.simulate import SimulatedLog, no_options, train_targets
 from recsim_causal.ope.truth import ope_table, policy_value
@@ -59,19 +59,6 @@ def make_estimator(spec: Any, where: str = "estimators") -> BaseOffPolicyEstimat
             raise ValueError(f"{where}: unknown estimator '{spec}' (known: {', '.join([*ESTIMATORS, *ALIASES])})")
         return ESTIMATORS[name](estimator_name=spec)
     raise ValueError(f"{where}: expected an estimator name or object, got {spec!r}")
-
-
-def ci_methods(ci: dict, where: str = "ci") -> list[str]:
-    """``ci.method`` (the one the table shows; one method or a list) then ``ci.more_methods``."""
-    for key in ("method", "more_methods"):
-        given = ci.get(key) or []
-        given = given if isinstance(given, (list, tuple)) else [given]
-        bad = [m for m in given if m not in METHODS]
-        if bad or (key == "method" and not given):
-            raise ValueError(f"{where}.{key}: expected one or a list of {', '.join(METHODS)}, got {ci.get(key)!r}")
-    first = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
-    more = ci.get("more_methods") or []
-    return list(dict.fromkeys([*first, *(more if isinstance(more, (list, tuple)) else [more])]))
 
 
 def reward_range(world: World) -> tuple[float, float] | None:
@@ -185,7 +172,7 @@ def setting_log(log: Any, sensitivity: Any) -> tuple[Any, LoggedFeedback, World 
     if sensitivity is not None:
         raise ValueError("sensitivity: bounds under hidden confounding are for one-item logs")
     if isinstance(log, (str, Path)):
-        log = LoggedFeedback.from_parquet(log)
+        log = load_parquet(log)
     return (log, *_feedback_of(log))
 
 
@@ -390,9 +377,11 @@ def _estimators(estimators: Any) -> list[BaseOffPolicyEstimator]:
 
 def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alpha: float, reward_model: Any,
                       seed: int, n_bootstrap_samples: int, reward_features: str, fit_rows: int,
-                      batch_rows: int) -> OPEResult:
+                      batch_rows: int, p_e_a: Any = None) -> OPEResult:
     """:func:`evaluate` of a Parquet log: targets must be Policy objects or build without a
-    world (untrained); one streamed pass (:mod:`recsim_causal.ope.stream`)."""
+    world (untrained); one streamed pass (:mod:`recsim_causal.ope.stream`). A log that says it
+    is confounded (``metadata.confounded``, as :func:`~recsim_causal.ope.simulate.write_simulated_log` records) gets no
+    valid interval."""
     from recsim_causal.data.parquet import read_meta
 
     from .stream import evaluate_stream
@@ -406,19 +395,9 @@ def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alp
                 for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
     blocks, _ = evaluate_stream(path, policies, _estimators(estimators), methods=_methods(ci), alpha=alpha, seed=seed,
                                 n_bootstrap_samples=n_bootstrap_samples, reward_model=reward_model,
-                                reward_features=reward_features, fit_rows=fit_rows, batch_rows=batch_rows)
+                                reward_features=reward_features, fit_rows=fit_rows, batch_rows=batch_rows,
+                                p_e_a=p_e_a, confounded=bool(meta["metadata"].get("confounded", False)))
     return OPEResult.from_blocks(blocks, setting="one_item", alpha=alpha)
-
-
-def reward_model_features(features: str, world: World | None) -> tuple[str, np.ndarray | None]:
-    """The reward model's ``features`` and the action context they read: "cross" shares across
-    items through the world's item features (``Catalog.item_features``); without a world
-    (external data: no item features) it falls back to the per-action "interaction" model."""
-    if features != "cross":
-        return features, None
-    if world is None:
-        return "interaction", None
-    return "cross", world.catalog.item_features()
 
 
 def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequence[str] = "bootstrap",
@@ -456,7 +435,8 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         DR families, intervals from streamed sums (normal, Bernstein, Hoeffding; the bootstrap
         by Poisson(1) multipliers). A ``reward_model`` name is then fitted on the log's first
         ``fit_rows`` rows, and every estimator evaluates the rows after them; or pass a fitted
-        model (``predict(context)``) or a function context -> q-hat (n, K).
+        model (``predict(context)``) or a function context -> q-hat (n, K). MIPS and SNMIPS
+        run on a Parquet log given ``p_e_a``.
     sensitivity: bounds on every target's value if the logger saw a hidden confounder
         (:mod:`recsim_causal.ope.sensitivity`): ``{gammas, pairs, estimator, method,
         n_bootstrap_samples}``, any subset (``{}``: the defaults). On a confounded SimulatedLog
@@ -465,7 +445,10 @@ def evaluate(log: Any, targets: Any, estimators: Any = None, *, ci: str | Sequen
         p_target(x_i) / p_log(x_i) of the logged contexts (a covariate shift:
         :func:`recsim_causal.ope.shift.context_density_ratio`): every estimator weights round i
         by it and estimates the value for the target contexts; the intervals hold the weights
-        fixed, the truth stays the logged users' value. Slates: ``truth_slates``. Sessions:
+        fixed, the truth stays the logged users' value; ``p_e_a``, MIPS's action embedding on a
+        Parquet log, p(e_d = c | a) of shape (K, n_cat, n_dim), deterministic
+        (:func:`~recsim_causal.ope.estimators.p_e_a_from_clusters`; a SimulatedLog's MIPS uses
+        its catalog's item clusters). Slates: ``truth_slates``. Sessions:
         ``gamma``, ``fqe``, ``weight_ridge``, ``weight_refits``, ``truth_trajectories`` (see
         their modules).
     """
@@ -488,21 +471,21 @@ def _evaluate_one_item(log: Any, targets: Any, estimators: Any = None, *, ci: st
                        alpha: float = 0.05, reward_model: Any = "logistic", seed: int = 0, n_bootstrap_samples: int = 1000,
                        n_folds: int = 2, reward_features: str = "cross", train_rounds: int | None = None,
                        fit_rows: int = 100_000, batch_rows: int = 1 << 16, sensitivity: Mapping | None = None,
-                       context_weight: Any = None, **options: Any) -> OPEResult:
+                       context_weight: Any = None, p_e_a: Any = None, **options: Any) -> OPEResult:
     """:func:`evaluate` of a one-item log (in memory, or a Parquet path in one streamed pass)."""
     no_options(options, "one-item logs")
 
     if isinstance(log, (str, Path)):  # a Parquet file or directory: one streamed pass
         if context_weight is not None:
-            raise ValueError("context_weight: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
+            raise ValueError("context_weight: needs the log in memory (recsim_causal.data.load_parquet(path) or a "
                              "SimulatedLog), not a streamed Parquet path")
         if sensitivity is not None:
-            raise ValueError("sensitivity: needs the log in memory (LoggedFeedback.from_parquet(path) or a "
+            raise ValueError("sensitivity: needs the log in memory (recsim_causal.data.load_parquet(path) or a "
                              "SimulatedLog), not a streamed Parquet path")
         return _evaluate_parquet(Path(log), targets, estimators, ci=ci, alpha=alpha, reward_model=reward_model,
                                  seed=seed, n_bootstrap_samples=n_bootstrap_samples,
                                  reward_features=reward_model_features(reward_features, None)[0],  # no item features
-                                 fit_rows=fit_rows, batch_rows=batch_rows)
+                                 fit_rows=fit_rows, batch_rows=batch_rows, p_e_a=p_e_a)
     feedback, world = _feedback_of(log)
     methods, ests = _methods(ci), _estimators(estimators)
     by_name = {e.estimator_name: e for e in ests}

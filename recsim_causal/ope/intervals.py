@@ -63,6 +63,7 @@ __all__ = [
     "METHODS",
     "FINITE_SAMPLE_METHODS",
     "ci_keys",
+    "ci_methods",
     "estimate_interval_from_terms",
     "estimate_intervals_from_terms",
     "bootstrap_estimates",
@@ -386,3 +387,16 @@ def estimate_intervals_from_terms(
 def estimate_interval_from_terms(terms: RoundTerms, **kw: Any) -> dict[str, float]:
     """Interval dict for one estimator's RoundTerms (see module doc for the methods)."""
     return estimate_intervals_from_terms([terms], **kw)[0]
+
+
+def ci_methods(ci: dict, where: str = "ci") -> list[str]:
+    """``ci.method`` (the one the table shows; one method or a list) then ``ci.more_methods``."""
+    for key in ("method", "more_methods"):
+        given = ci.get(key) or []
+        given = given if isinstance(given, (list, tuple)) else [given]
+        bad = [m for m in given if m not in METHODS]
+        if bad or (key == "method" and not given):
+            raise ValueError(f"{where}.{key}: expected one or a list of {', '.join(METHODS)}, got {ci.get(key)!r}")
+    first = ci["method"] if isinstance(ci["method"], (list, tuple)) else [ci["method"]]
+    more = ci.get("more_methods") or []
+    return list(dict.fromkeys([*first, *(more if isinstance(more, (list, tuple)) else [more])]))

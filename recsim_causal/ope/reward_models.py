@@ -53,7 +53,8 @@ from recsim_causal.threads import torch_threads
 
 from ..data.checks import as_float_array, as_int_array, check_finite, check_rows
 
-__all__ = ["RegressionModel", "fit_predict", "kfold_indices", "REWARD_MODELS", "register_reward_model"]
+__all__ = ["RegressionModel", "fit_predict", "kfold_indices", "REWARD_MODELS", "register_reward_model",
+           "reward_model_features"]
 FEATURES = ("concat", "interaction", "cross")
 FITTING_METHODS = ("normal", "iw", "mrdr")
 
@@ -761,3 +762,14 @@ def fit_predict(
         context, action, reward, pscore=pscore, position=position, action_dist=action_dist,
         n_folds=n_folds, random_state=random_state, groups=groups,
     )  # fmt: skip
+
+
+def reward_model_features(features: str, world: Any) -> tuple[str, np.ndarray | None]:
+    """The reward model's ``features`` and the action context they read: "cross" shares across
+    items through the ``world``'s item features (``Catalog.item_features``); without a world
+    (external data: no item features) it falls back to the per-action "interaction" model."""
+    if features != "cross":
+        return features, None
+    if world is None:
+        return "interaction", None
+    return "cross", world.catalog.item_features()

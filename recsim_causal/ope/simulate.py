@@ -21,7 +21,7 @@ import numpy as np
 from recsim_causal.agents import validate_policy_output
 from recsim_causal.config import check_integer
 from recsim_causal.build import agent_label, is_policy, make_agent, make_world, resolve_agents
-from recsim_causal.data import LoggedFeedback
+from recsim_causal.data import LoggedFeedback, save_parquet, to_obp
 from recsim_causal.ope.propensity import marginal_action_probs, signal_quantile
 from recsim_causal.ope.truth import policy_value
 from recsim_causal.progress import progress
@@ -199,7 +199,7 @@ class SimulatedLog:
         """OBP's ``bandit_feedback`` dict (keys n_rounds, n_actions, context, action_context,
         action, position (None: one slot, as OBP's synthetic data), reward, pscore, expected_reward,
         pi_b (n, K, 1)), with the catalog's item features as ``action_context``; OBP code runs on it."""
-        out = self.feedback.to_obp()
+        out = to_obp(self.feedback)
         if out["action_context"] is None:
             feats = self.world.catalog.features
             out["action_context"] = np.concatenate(
@@ -209,7 +209,7 @@ class SimulatedLog:
     def save(self, path: str | Path) -> Path:
         """Write the log (its truth columns where it has them) as Parquet; returns the path.
         :func:`~recsim_causal.ope.evaluate` reads it back, the setting read from its columns."""
-        return self.feedback.to_parquet(path)
+        return save_parquet(self.feedback, path)
 
 
 class OneItemLogs:
@@ -357,7 +357,7 @@ def write_simulated_log(path: str | Path, world: World | str | Mapping, logger: 
     rng = np.random.default_rng([seed, 2])
     chunk = 32 * BATCH  # a multiple of BATCH: the same draws as one collect() over every round
     meta = {"logging_policy": agent_label(logger), "epsilon": float(epsilon), "seed": seed, "world": world.config,
-            **dict(metadata or {})}
+            "confounded": world.is_confounded, **dict(metadata or {})}
     with ParquetLogWriter(path) as writer, progress(int(n_rounds), "logging", "rounds", enabled=show_progress) as bar:
         for start in range(0, int(n_rounds), chunk):
             part, _ = collect(world, policy, min(chunk, int(n_rounds) - start), float(epsilon), rng, show_progress=False)

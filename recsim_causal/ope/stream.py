@@ -10,6 +10,9 @@ per (target, estimator), only the sums of those vectors and of their products
   psi_i = base_i + (num_i - R den_i) / mean(den) + R (a quadratic form in the moments);
 * the Bernstein and Hoeffding bounds, from each vector's mean and variance and the a priori
   ranges (:func:`~recsim_causal.ope.intervals.interval_from_moments`);
+* MIPS and SNMIPS over a deterministic action embedding, whose marginal weights are per-row
+  sums of the target's and the logger's distributions over the actions sharing the logged
+  action's embedding;
 * the bootstrap, by Poisson(1) multipliers: each replicate weights round i by an independent
   Poisson(1) count, so a replicate's sums accumulate batch by batch (Hanley & MacGibbon 2006;
   Chamandy et al. 2012, "Estimating uncertainty for massive data streams").
@@ -27,7 +30,7 @@ import numpy as np
 
 from .intervals import ci_keys, interval_from_moments, poisson_counts
 
-__all__ = ["StreamedTerms", "PoissonBootstrap", "WeightSums"]
+__all__ = ["StreamedTerms", "PoissonBootstrap", "WeightSums", "embedding_members"]
 
 _PARTS = ("base", "num", "den")
 
@@ -189,6 +192,22 @@ class WeightSums:
         return out
 
 
+def embedding_members(p_e_a: Any, n_actions: int) -> np.ndarray:
+    """(K, C) one-hot: action a's joint embedding (one of C distinct ones) from a deterministic
+    ``p_e_a`` (K, n_cat, n_dim), so that p(e | x, pi) = (pi(. | x) @ members)[e]."""
+    p = np.asarray(p_e_a, dtype=np.float64)
+    if p.ndim != 3 or p.shape[0] != n_actions:
+        raise ValueError(f"p_e_a: expected shape ({n_actions}, n_cat, n_dim), got {p.shape}")
+    if not np.all((p == 0.0) | (p == 1.0)) or not np.all(p.sum(axis=1) == 1.0):
+        raise ValueError("p_e_a: a streamed log needs a deterministic embedding (one category per action and "
+                         "dimension, as p_e_a_from_clusters gives); a stochastic one needs the log in memory")
+    _, joint = np.unique(p.argmax(axis=1), axis=0, return_inverse=True)  # (K, n_dim) categories -> joint id
+    joint = joint.reshape(-1)
+    out = np.zeros((n_actions, int(joint.max()) + 1))
+    out[np.arange(n_actions), joint] = 1.0
+    return out
+
+
 def _reward_predictor(reward_model: Any, path: Any, meta: dict, *, fit_rows: int, batch_rows: int,
                       features: str, seed: int) -> tuple[Any, int]:
     """(predict(context) -> (n, K), rows used to fit it, which the evaluation skips)."""
@@ -220,8 +239,15 @@ def _reward_predictor(reward_model: Any, path: Any, meta: dict, *, fit_rows: int
 def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, methods: list[str], alpha: float,
                     seed: int, n_bootstrap_samples: int, reward_model: Any, reward_features: str = "interaction",
                     fit_rows: int = 100_000, batch_rows: int = 1 << 16,
-                    reward_bounds: tuple[float, float] | None | str = "auto") -> tuple[dict[str, dict], dict]:
+                    reward_bounds: tuple[float, float] | None | str = "auto",
+                    p_e_a: np.ndarray | None = None, confounded: bool = False) -> tuple[dict[str, dict], dict]:
     """Evaluate ``policies`` on the Parquet log at ``path`` in one pass of record batches.
+
+    ``p_e_a`` (K, n_cat, n_dim): a deterministic action -> embedding map (one-hot, e.g.
+    :func:`~recsim_causal.ope.estimators.p_e_a_from_clusters`) for MIPS/SNMIPS, whose
+    marginal weights p(e_i | x_i, pi_e) / p(e_i | x_i, pi_b) are computed row by row from the
+    log's ``action_dist`` column (:func:`embedding_members`). ``confounded``: the logger saw a
+    signal the log lacks, so no interval is called valid (as in memory).
 
     Returns per target the block :func:`~recsim_causal.ope.evaluate.evaluate_target` makes
     (truth from the log's ``expected_reward`` column where it has one), and facts about the
@@ -237,10 +263,16 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
     K = int(meta["n_actions"])
     if "position" in meta.get("shapes", {}) or meta["shapes"].get("action_dist", [0, 0])[2:]:
         raise ValueError(f"{path}: a slate log; streamed evaluation is for one-item logs")
-    bad = [e.estimator_name for e in estimators if isinstance(e, MarginalizedInverseProbabilityWeighting)]
-    if bad:
-        raise ValueError(f"estimators: {', '.join(bad)} need the items' embeddings; a Parquet log is evaluated by "
-                         "the IPS, SNIPS and DR families (load it with LoggedFeedback.from_parquet for the rest)")
+    mips = [e.estimator_name for e in estimators if isinstance(e, MarginalizedInverseProbabilityWeighting)]
+    member = None
+    if mips:
+        if p_e_a is None:
+            raise ValueError(f"estimators: {', '.join(mips)} need the items' embeddings: pass p_e_a (K, n_cat, n_dim), "
+                             "e.g. p_e_a_from_clusters(item_cluster)")
+        if "action_dist" not in meta["shapes"]:
+            raise ValueError(f"estimators: {', '.join(mips)} on a Parquet log need its action_dist column (the "
+                             "logger's distribution, for the embedding's marginal pscore); this log has none")
+        member = embedding_members(p_e_a, K)
     needs_q = any(e.kind in ("dm", "dr") for e in estimators)
     predict, skip = (None, 0)
     if needs_q:
@@ -274,6 +306,9 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
         r_lo, r_hi = min(r_lo, float(r.min())), max(r_hi, float(r.max()))
         q = predict(x) if predict is not None else None
         rows = np.arange(n)
+        if member is not None:  # p(e_i | x_i, pi) = sum of pi(a | x_i) over the actions sharing a_i's embedding
+            e_i = member.argmax(axis=1)[a]
+            embed_pscore = (pi_b @ member)[rows, e_i]
         mats = []
         for t in names:
             pe = policies[t].action_probs(x)
@@ -282,7 +317,9 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
             tp = pe[rows, a]
             inputs = LightInputs(reward=r, pscore=ps, target_pscore=tp,
                                  target_q=None if q is None else (pe * q).sum(axis=1),
-                                 q_at_action=None if q is None else q[rows, a])
+                                 q_at_action=None if q is None else q[rows, a],
+                                 embed_pscore=None if member is None else embed_pscore,
+                                 embed_target_pscore=None if member is None else (pe @ member)[rows, e_i])
             if q is not None:
                 q_lo = min(q_lo, float(inputs.target_q.min()), float(inputs.q_at_action.min()))
                 q_hi = max(q_hi, float(inputs.target_q.max()), float(inputs.q_at_action.max()))
@@ -324,7 +361,8 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
                         qr = (min(value_range[0], q_lo), max(value_range[1], q_hi)) if predict is not None else value_range
                         ranges = e.term_ranges(value_range, wb, qr)
                     iv = st.interval(m, alpha, ranges=ranges, value_range=value_range)
-                valid, reason = row_validity(e, m, diag, value, reward_bounded=reward_bounds is not None)
+                valid, reason = row_validity(e, m, diag, value, confounded=confounded,
+                                             reward_bounded=reward_bounds is not None)
                 row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
                 if truth is not None:
                     row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])

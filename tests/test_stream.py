@@ -128,3 +128,25 @@ def test_peak_memory_is_flat_in_the_number_of_rows(tmp_path):
     rss_large, _ = bench.stream_peak_rss(large)
     assert rss_large / rss_small <= 1.3, (rss_small, rss_large)
     assert math.isfinite(rss_small) and rss_small > 0
+
+
+def test_reading_one_long_file_holds_one_row_group_at_a_time(tmp_path):
+    """A long single-file log (the OPE experiment's logged.parquet, written row group by row
+    group) is read in memory flat in its length: arrow's allocations after the last batch are
+    those after the first (pyarrow's pre-buffering kept every row group read until the file closed)."""
+    import pyarrow as pa
+
+    from recsim_causal.data import LoggedFeedback, ParquetLogWriter
+    from recsim_causal.data.parquet import iter_batches
+
+    rng = np.random.default_rng(0)
+    with ParquetLogWriter(tmp_path / "long.parquet") as writer:
+        for _ in range(8):  # 8 row groups of 20,000 rows x 2 dense (rows, 50) columns: 16 MB each
+            n, k = 20_000, 50
+            pi = rng.dirichlet(np.ones(k), n)
+            a = rng.integers(0, k, n)
+            writer.write(LoggedFeedback(context=rng.normal(size=(n, 2)), action=a, reward=rng.random(n),
+                                        pscore=pi[np.arange(n), a], action_dist=pi, expected_reward=rng.random((n, k)),
+                                        n_actions=k))
+    held = [pa.total_allocated_bytes() for _ in iter_batches(tmp_path / "long.parquet", batch_rows=20_000)]
+    assert len(held) == 8 and max(held) < 1.5 * held[0], [h // 1_000_000 for h in held]

@@ -79,6 +79,23 @@ def test_wheel_installs_outside_the_repo_and_runs(tmp_path):
                          cwd=work, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     assert json.loads((work / "run" / "summary.json").read_text())["steps"] == 4096
+    # a user's policy module + my_conf/agent/softlin.yaml, an OPE target of the installed command by
+    # name (--config-dir) beside a named inline variant of the same class: two rows
+    from tests.test_api import SOFTLIN
+
+    (work / "softlin_policy.py").write_text(SOFTLIN)
+    (work / "my_conf" / "agent").mkdir(parents=True)
+    (work / "my_conf" / "agent" / "softlin.yaml").write_text("_target_: softlin_policy.SoftLin\ntau: 0.05\n")
+    res = subprocess.run([str(venv / "bin" / "recsim-run"), "--config-dir", str(work / "my_conf"), "experiment=ope",
+                          "experiment.targets=[softlin,{name: warm, _target_: softlin_policy.SoftLin, tau: 0.1}]",
+                          "experiment.n_rounds=2000", "experiment.train_rounds=300", "experiment.truth_users=1000",
+                          "env.n_items=10", "experiment.use=[ipw]", "experiment.ci.dm_refits=0",
+                          "experiment.ci.method=normal", "experiment.ci.more_methods=[]", "wandb.mode=disabled",
+                          f"hydra.run.dir={work / 'ope'}"],
+                         cwd=work, capture_output=True, text=True, timeout=300, env={**env, "PYTHONPATH": str(work)})
+    assert res.returncode == 0, res.stderr
+    targets = json.loads((work / "ope" / "ope.json").read_text())["targets"]
+    assert list(targets) == ["softlin", "warm"] and targets["softlin"]["truth"] != targets["warm"]["truth"]
 
 
 # ----------------------------------------------------------------------------- strict configs

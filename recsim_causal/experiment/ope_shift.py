@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from recsim_causal.build import make_estimators, one_item_world, reward_model_q_hat
 from recsim_causal.config import as_resolved, check_integer
-from recsim_causal.experiment.ope import _reward_model, make_estimators, make_world
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope import evaluate, simulate_log
 from recsim_causal.ope.diagnostics import weight_diagnostics
-from recsim_causal.ope.evaluate import ci_methods
+from recsim_causal.ope.intervals import ci_methods
 from recsim_causal.ope.shift import FEATURES, context_density_ratio
 from recsim_causal.ope.simulate import observe, population_value, train_targets
 from recsim_causal.results import format_table, write_result
@@ -85,7 +85,7 @@ def one_seed(world, exp: dict, estimators: dict, seed: int, t_before: int, t_aft
     w = context_density_ratio(log.feedback.context, observe(world, after_users), features=ratio["features"],
                               C=float(ratio.get("C", 1.0)), clip=ratio.get("clip"), random_state=seed)
     ests = list(estimators.values())
-    q_hat = _reward_model(log.feedback, exp, seed, world) if any(e.kind in ("dm", "dr") for e in ests) else None
+    q_hat = reward_model_q_hat(log.feedback, exp, seed, world) if any(e.kind in ("dm", "dr") for e in ests) else None
     truth_after = {name: population_value(world, policy, exp["truth_users"], np.random.default_rng([seed, 4]),
                                           t=t_after)[0] for name, policy in targets.items()}
     rows = []
@@ -132,7 +132,7 @@ def run_ope_shift(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None,
         raise ValueError("experiment.data: experiment=ope_shift needs a simulated world (its truth at two times)")
     _check(exp)
     tracker = tracker or Tracker(mode="disabled")
-    world = make_world(resolved)
+    world = one_item_world(resolved, "ope_shift")
     t_before, t_after = times(world, exp)
     estimators = make_estimators(exp)
     start = time.perf_counter()

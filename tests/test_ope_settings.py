@@ -63,7 +63,7 @@ def test_slate_pbm_run_estimates_every_target_against_the_exact_truth(tmp_path):
     assert (tmp_path / "ope.png").read_bytes()[:8] == PNG
     assert "sniips" in summary["table"] and "truth" in summary["table"]
     # the run saves its log: OBP's long format, read back as a slate log
-    logged = LoggedFeedback.from_parquet(tmp_path / "logged.parquet")
+    logged = load_parquet(tmp_path / "logged.parquet")
     assert logged.setting == "slate" and logged.n_rounds == 3 * 4000 and logged.metadata["click_model"] == "pbm"
 
 

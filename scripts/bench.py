@@ -616,7 +616,8 @@ def bench_stream(repeats: int, sizes: tuple[int, ...] = (1_000_000, 20_000_000))
 
 def bench_learn(repeats: int) -> None:
     """Off-policy learning of 20,000 logged rounds (default world, K = 100, LinUCB logger with
-    epsilon 0.2): every learner of recsim_causal.learn.fit, target under a minute each."""
+    epsilon 0.2): every learner of recsim_causal.learn.fit, target under a minute each; and the
+    slate learners on 20,000 logged slates of 5."""
     from recsim_causal.learn import fit
     from recsim_causal.ope import simulate_log
 
@@ -626,6 +627,11 @@ def bench_learn(repeats: int) -> None:
                      ("dr, MLP policy", {"learner": "dr", "policy": "mlp"}), ("dm", {"learner": "dm"})):
         seconds = _timed(lambda: fit(log, **kw), max(1, repeats // 5))
         row("learn", f"fit {name}, 20,000 rounds x 100 actions", seconds, "s", 60.0, higher_is_better=False)
+    # slate logs (the slate world: slates of 5, position-based clicks): Plackett-Luce policies
+    slates = simulate_log("position_bias", "linucb", 20_000, slate_size=5, epsilon=0.2, seed=0)
+    for name, kw in (("ipw (RIPS)", {"learner": "ipw"}), ("dr (Cascade-DR)", {"learner": "dr"})):
+        seconds = _timed(lambda: fit(slates, **kw), max(1, repeats // 5))
+        row("learn", f"fit slate {name}, 20,000 slates of 5 x 100 actions", seconds, "s", 60.0, higher_is_better=False)
 
 
 GROUPS = {"env": bench_env, "backends": bench_backends, "ksweep": bench_ksweep, "agents": bench_agents,

@@ -110,6 +110,14 @@ def test_a_broken_slate_layout_and_a_one_item_objective_are_one_line_errors():
         del LEARNERS["first"]
 
 
+def test_log_learner_refuses_a_slate_log(tmp_path):
+    from recsim_causal.learn import LogLearner
+
+    hand_log(20).to_parquet(tmp_path / "slates.parquet")
+    with pytest.raises(ValueError, match=r"^LogLearner: .*slates.parquet is a slate log and LogLearner refits on one-item"):
+        LogLearner(4, 2, log=str(tmp_path / "slates.parquet"))
+
+
 @pytest.mark.slow
 def test_learned_slate_policy_beats_the_logger_on_the_scm_truth():
     """The slate world (position-based model, K = 20, slates of 3), a LinUCB logger dealing

@@ -105,6 +105,9 @@ class LogLearner(BasePolicy):
         self.policy: Any = None
         if log is not None:
             fb = load_parquet(log)
+            if fb.setting != "one_item":  # its rows would be pooled as one-item decisions: refused, not guessed
+                raise ValueError(f"{self.name}: {log} is a {fb.setting} log and LogLearner refits on one-item rows; "
+                                 "learn it with recsim_causal.learn.fit, save the policy and name it with LearnedPolicy")
             if fb.n_actions != self.n_actions or fb.dim_context != self.dim:
                 raise ValueError(f"{self.name}: log {log} has n_actions={fb.n_actions}, dim={fb.dim_context}; "
                                  f"expected {self.n_actions}, {self.dim}")  # fmt: skip

@@ -147,7 +147,9 @@ def fit(
     """Learn a policy from a logged one-item log by maximizing an off-policy estimate of its value.
 
     Args:
-        log: a LoggedFeedback, a simulated log (``.feedback``) or a Parquet path.
+        log: a LoggedFeedback, a simulated log (``.feedback``) or a Parquet path; a slate log
+            (``slate_id``) trains a Plackett-Luce slate policy by the slate form of ``learner``
+            (:mod:`recsim_causal.learn.slate`: weights of each slate's prefix, ``lambda_`` per slot).
         learner: ``"ipw" | "snipw" | "dr"`` (a :data:`LEARNERS` objective) or ``"dm"``.
         policy: ``"linear"`` (linear softmax) or ``"mlp"``; ``hidden_sizes`` overrides the layers.
         n_epochs, batch_size, learning_rate, weight_decay: Adam on shuffled minibatches.

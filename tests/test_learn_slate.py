@@ -111,9 +111,10 @@ def test_a_broken_slate_layout_and_a_one_item_objective_are_one_line_errors():
 
 
 def test_log_learner_refuses_a_slate_log(tmp_path):
+    from recsim_causal.data import save_parquet
     from recsim_causal.learn import LogLearner
 
-    hand_log(20).to_parquet(tmp_path / "slates.parquet")
+    save_parquet(hand_log(20), tmp_path / "slates.parquet")
     with pytest.raises(ValueError, match=r"^LogLearner: .*slates.parquet is a slate log and LogLearner refits on one-item"):
         LogLearner(4, 2, log=str(tmp_path / "slates.parquet"))
 

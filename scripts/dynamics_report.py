@@ -13,6 +13,9 @@
   configs, cumulative dynamic regret and the regret after each change point.
 * scm=churn: new-item regret (a new item's first 1,000 impressions) of ``linucb_text`` and the
   id-only ``linucb``.
+* ope_shift: ``experiment=ope_shift`` on scm=user_shift (only the users change) and scm=drift
+  (the reward function changes): each estimator with and without the contexts' density ratio,
+  against the exact values before and after the change.
 
 The results go to a JSON file and replace the section between the ``results`` markers of
 docs/dynamics.md.
@@ -160,6 +163,43 @@ def report_churn(seeds: int, steps: int) -> tuple[dict, list[str]]:
     return res, lines
 
 
+SHIFT_SCMS = ("user_shift", "drift")
+
+
+def report_ope_shift(seeds: int, n_items: int = 50) -> tuple[dict, list[str]]:
+    """``experiment=ope_shift`` with its packaged config (``seeds`` logs) on both kinds of shift."""
+    from omegaconf import OmegaConf
+
+    from recsim_causal.experiment.ope_shift import run_ope_shift
+    from recsim_causal.scm import load_scm_config
+    from recsim_causal.scm.world import CONF_DIR
+
+    res, lines = {}, []
+    exp = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / "ope_shift.yaml"))
+    for scm in SHIFT_SCMS:
+        cfg = {"env": {**OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env" / "bandit.yaml")), "n_items": n_items},
+               "scm": load_scm_config(scm), "seed": 0, "experiment": {**exp, "seeds": seeds}}
+        with tempfile.TemporaryDirectory() as out:
+            s = run_ope_shift(cfg, out, resolved=cfg)
+        res[scm] = {k: s[k] for k in ("rows", "weights", "t_before", "t_after")}
+        print(s["table"], flush=True)
+        target = s["rows"][0]["target"]
+        ess = float(np.mean([w["ess_ratio"] for w in s["weights"]]))
+        lines += [f"`experiment=ope_shift scm={scm}`, K = {n_items}, a log of {exp['n_rounds']:,} rounds at t = "
+                  f"{s['t_before']:,} (LinUCB logger, epsilon {exp['logger']['epsilon']}), the `{target}` target "
+                  f"evaluated for t = {s['t_after']:,}; means over {seeds} seeds; the context weights keep "
+                  f"{100 * ess:.0f}% of the rounds (ESS):", "",
+                  "| estimator | weights | estimate | V before | V after | error vs V after | RMSE | covers V after |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in s["rows"]:
+            if r["target"] == target:
+                lines.append(f"| {r['estimator']} | {r['weights']} | {r['estimate']:.4f} | {r['truth_before']:.4f} | "
+                             f"{r['truth_after']:.4f} | {r['error_after']:+.4f} | {r['rmse_after']:.4f} | "
+                             f"{r['covers_after']:.2f} |")
+        lines.append("")
+    return res, lines
+
+
 def write_section(path: Path, part: str, body: list[str]) -> None:
     """Replace the part's section of the docs page (between its two markers; appended if absent)."""
     from recsim_causal.io import atomic_path
@@ -177,7 +217,7 @@ def write_section(path: Path, part: str, body: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="russac,drift,churn")
+    parser.add_argument("--only", default="russac,drift,churn,ope_shift")
     parser.add_argument("--russac-seeds", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=150_000)
@@ -199,8 +239,10 @@ def main() -> None:
                 results[part], lines = report_drift(args.seeds, args.steps, args.drift_agents.split(","))
             elif part == "churn":
                 results[part], lines = report_churn(args.seeds, args.steps)
+            elif part == "ope_shift":
+                results[part], lines = report_ope_shift(args.seeds)
             else:
-                sys.exit(f"--only: unknown part {part!r} (known: russac, drift, churn)")
+                sys.exit(f"--only: unknown part {part!r} (known: russac, drift, churn, ope_shift)")
             stamp = (f"Measured by `python scripts/dynamics_report.py --only {part}` on {time.strftime('%Y-%m-%d')} "
                      f"({os.cpu_count()} CPU cores, numpy {np.__version__}, {time.perf_counter() - start:,.0f} s).")
             body = [f"### {part}", "", stamp, "", *lines]

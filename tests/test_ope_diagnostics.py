@@ -116,3 +116,21 @@ def test_slate_and_session_rows_are_marked_by_one_rule():
                          {"iips": 0.3}, "bootstrap", shared={"pscore_one_share": 0.0})
     assert rows["iips"]["interval_valid"] is False and rows["iips"]["invalid_reason"].startswith("assumes the independence")
     assert rows["iips"]["diagnostics"] == {"pscore_one_share": 0.0, "n_rounds": 5000, "ess": 5000.0}
+
+
+def test_expected_ess_by_hand_and_by_monte_carlo():
+    # x1: E[w^2] = 1^2 / 0.5 = 2; x2: 0.5^2 / 0.8 + 0.5^2 / 0.2 = 1.5625; mean 1.78125
+    pi_b = np.array([[0.5, 0.5], [0.8, 0.2]])
+    pi_e = np.array([[1.0, 0.0], [0.5, 0.5]])
+    d = overlap_diagnostics(np.ones(2), np.full(2, 0.5), 2, action_dist=pi_e, pi_b=pi_b)
+    assert d["expected_ess_ratio"] == pytest.approx(1 / 1.78125) and d["expected_ess"] == pytest.approx(2 / 1.78125)
+    assert d["support_max_weight"] == pytest.approx(2.5)
+    # the logged weights' mean square converges to E[w^2] (200k draws of the two contexts)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, 200_000)
+    a = (rng.random(len(x)) >= pi_b[x, 0]).astype(int)
+    w = pi_e[x, a] / pi_b[x, a]
+    assert np.mean(w**2) == pytest.approx(1.78125, abs=4 * np.std(w**2) / np.sqrt(len(w)))
+    # mass where the logger never acts: no finite second moment
+    bad = overlap_diagnostics(np.ones(1), np.ones(1), 2, action_dist=np.array([[0.0, 1.0]]), pi_b=np.array([[1.0, 0.0]]))
+    assert bad["expected_ess"] == 0.0 and bad["support_max_weight"] == np.inf

@@ -70,13 +70,17 @@ def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, dict[str, An
     scripts/calibrate_validity.py (``validity.json``; docs/trust.md shows the grid and the
     coverage reached); the fixed :data:`MIN_ESS_RATIO`, :data:`MIN_ESS` and
     :data:`MAX_LOW_SUPPORT_SHARE` on the logged ESS for a family the file does not
-    calibrate. A null limit in the file means no limit."""
+    calibrate. A null limit in the file means no limit; a null family (no rule of the grid
+    reached the target coverage) marks the family's bootstrap and normal intervals invalid."""
     fixed = {"ess_source": "logged", "min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
              "max_low_support_share": MAX_LOW_SUPPORT_SHARE, "calibrated": False}
     out = {f: dict(fixed) for f in FAMILIES}
     calibrated = (json.loads(path.read_text()).get("thresholds") or {}) if path.is_file() else {}
     for family, th in calibrated.items():
-        if family not in out or not th:
+        if family not in out:
+            continue
+        if th is None:  # the calibration found no rule that covers: bootstrap and normal intervals never valid
+            out[family].update(calibrated=True, never=True)
             continue
         for key, v in th.items():
             out[family][key] = v if key == "ess_source" else (math.inf if v is None else float(v))
@@ -237,6 +241,9 @@ def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, conf
                        f"from 1, its expectation under the logger: the target's likely trajectories are missing "
                        f"from the log, {method} intervals miss")
     th = VALIDITY.get(kind, VALIDITY["ipw"])
+    if th.get("never"):
+        return False, (f"no rule of the coverage calibration gives {kind.upper()}-family {method} intervals their "
+                       "target coverage (docs/trust.md)")
     ess, ratio, source = rule_ess(diag, th["ess_source"])
     if ess is not None and (ess < th["min_ess"] or ratio < th["min_ess_ratio"]):
         how = "calibrated" if th["calibrated"] else "fixed"

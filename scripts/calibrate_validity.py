@@ -2,7 +2,8 @@
 """Calibrate the validity rule of bootstrap and normal intervals from the coverage experiment.
 
     python scripts/calibrate_validity.py [--replications 200] [--n-rounds 5000 20000]
-        [--epsilons 0.05 0.2] [--n-items 100] [--out recsim_causal/ope/validity.json] [--docs docs/trust.md]
+        [--epsilons 0.05 0.2] [--n-items 100] [--workers 2] [--out recsim_causal/ope/validity.json] [--docs docs/trust.md]
+    python scripts/calibrate_validity.py --from-raw docs/generated/validity_raw.npz   # re-choose, no simulation
     python scripts/calibrate_validity.py --docs-only   # rewrite the docs table from --out
 
 For every grid point (logger exploration epsilon x logged rounds n x items K; the default
@@ -11,13 +12,16 @@ linucb) the script trains the logger and the targets once, computes each target'
 population value, and draws ``--replications`` independent logs. On each log it fits the
 default cross-fitted reward model (logistic on context x item features) and records, for IPS,
 SNIPS, DR and SNDR, the estimate, the 95% percentile-bootstrap and normal intervals, whether
-each covers the truth, and the target's weight diagnostics (ESS share, ESS, max weight,
-target mass on low-support actions).
+each covers the truth, and the target's weight diagnostics (logged and expected ESS and ESS
+share, max weight, target mass on low-support actions).
 
-The rule (an interval is valid when ESS share >= a, ESS >= b, max weight <= c and low-support
-mass <= d) is then chosen from a grid of (a, b, c, d): among the rules under which every cell
-(grid point x target x estimator x method) with at least ``--min-valid`` valid replications
-covers at least ``--target-coverage`` of them, the one that marks the most replications valid.
+One rule per estimator family (IPS and SNIPS; DR and SNDR) is then chosen from a grid: an
+interval is valid when, on the ESS source s (logged, expected or the smaller), ESS share >= a
+and ESS >= b, max weight <= c and low-support mass <= d. Among the rules under which each of
+the family's estimators and methods covers at least ``--target-coverage`` pooled over its
+valid-marked intervals, and no cell (grid point x target x estimator x method) with at least
+``--min-valid`` valid replications covers significantly less, the one that marks the most
+replications valid; a family with no such rule is never valid.
 The grid of cells, their coverage and the chosen thresholds go to ``--out`` (JSON, read by
 :mod:`recsim_causal.ope.diagnostics`) and, as a table, between the markers of ``--docs``.
 """
@@ -224,6 +228,9 @@ def _fmt(v, spec=".3f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+SHOWN = {"ipw": "IPS", "snipw": "SNIPS", "dr": "DR", "sndr": "SNDR"}
+
+
 def _rule_text(th: dict | None) -> str:
     if th is None:
         return "never valid (no rule of the searched grid reaches the target coverage)"
@@ -235,7 +242,7 @@ def _rule_text(th: dict | None) -> str:
 
 
 def docs_block(result: dict) -> str:
-    fams = ", ".join(f"{f.upper()} family ({' and '.join(FAMILY_ESTIMATORS[f]).upper()}): {_rule_text(th)}"
+    fams = "; ".join(f"{SHOWN[f]} family ({', '.join(SHOWN[e] for e in FAMILY_ESTIMATORS[f])}): {_rule_text(th)}"
                      for f, th in result["thresholds"].items())
     lines = [BEGIN, "",
              f"Chosen rules for bootstrap and normal intervals, one per estimator family: {fams}.",
@@ -290,8 +297,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bootstrap", type=int, default=500)
     ap.add_argument("--truth-users", type=int, default=200000)
     ap.add_argument("--target-coverage", type=float, default=0.93)
-    ap.add_argument("--min-valid", type=int, default=None, help="cells with fewer valid replications are not judged "
-                    "(default: a quarter of the replications, at least 10)")
+    ap.add_argument("--min-valid", type=int, default=10, help="cells with fewer valid replications are not judged "
+                    "(default 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1, help="grid points run in parallel (processes)")
     ap.add_argument("--out", type=Path, default=ROOT / "recsim_causal" / "ope" / "validity.json")
@@ -329,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 points = [run_grid_point(*g) for g in grid]
         save_raw(args.raw, points)
-    min_valid = args.min_valid if args.min_valid is not None else max(10, args.replications // 4)
+    min_valid = args.min_valid
     chosen = {f: choose_rule(points, args.target_coverage, min_valid, es) for f, es in FAMILY_ESTIMATORS.items()}
     pooled, n_valid, judged = {}, 0, []
     for f, es in FAMILY_ESTIMATORS.items():

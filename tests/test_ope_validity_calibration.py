@@ -3,17 +3,34 @@ world with an exact V(pi) the intervals it marks valid cover, the ones it refuse
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from recsim_causal.ope import DR, IPS, SNDR, SNIPS, estimate_all_intervals
 from recsim_causal.ope.diagnostics import (
+    CALIBRATION_FILE,
+    ESS_SOURCES,
+    FAMILIES,
     VALIDITY,
     overlap_diagnostics,
     row_validity,
 )
 
 ESTIMATORS = [IPS(), SNIPS(), DR(), SNDR()]
+
+
+def test_shipped_thresholds_are_calibrated_for_every_family():
+    shipped = json.loads(CALIBRATION_FILE.read_text())
+    assert shipped["replications"] >= 200 and shipped["target_coverage"] >= 0.93
+    for family in FAMILIES:
+        th = shipped["thresholds"][family]
+        assert th is not None and th["ess_source"] in ESS_SOURCES, family
+        assert VALIDITY[family]["calibrated"] is True
+    # the calibration's own record: every calibrated estimator's valid-marked intervals cover
+    for key, cov in shipped["pooled_valid_coverage"].items():
+        assert cov is not None and cov >= shipped["target_coverage"], key
 
 
 class World:

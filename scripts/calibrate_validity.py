@@ -183,12 +183,14 @@ def rules() -> itertools.product:
 def choose_rule(points: list[dict], target_coverage: float, min_valid: int,
                 estimators: tuple[str, ...] = CALIBRATED) -> tuple | None:
     """Among the rules that pass (:func:`evaluate_rule`) for ``estimators``, the one that marks
-    the most replications valid (ties: the first searched, i.e. the laxest limits); None when
-    no rule of the grid passes."""
+    the most replications valid; among ties the last searched, i.e. the strictest limits that
+    still mark those replications valid (the rule does not extrapolate past what the grid
+    showed to cover: e.g. weights far larger than any valid-marked log had); None when no rule
+    of the grid passes."""
     best, best_n = None, 0
     for rule in rules():
         ok, n_valid, _, _ = evaluate_rule(points, rule, target_coverage, min_valid, estimators)
-        if ok and n_valid > best_n:
+        if ok and n_valid > 0 and n_valid >= best_n:
             best, best_n = rule, n_valid
     return best
 

@@ -37,7 +37,7 @@ from recsim_causal.scm import World
 from recsim_causal.scm.world import CONF_DIR
 
 __all__ = ["agent_config", "agent_label", "is_policy", "make_agent", "make_world", "resolve_agents", "world_from_config",
-           "one_item_world", "check_ope_config", "make_estimators", "reward_model_q_hat", "ctr_config"]
+           "one_item_world", "session_world", "session_dynamics", "session_env", "check_ope_config", "make_estimators", "reward_model_q_hat", "ctr_config"]
 
 
 def is_policy(obj: Any) -> bool:
@@ -192,6 +192,30 @@ def one_item_world(resolved: Mapping, experiment: str) -> World:
         raise ValueError(f"env: experiment={experiment} needs one-item bandit rounds (Bandit-v0, slate_size=1), "
                          f"got {env_cfg['id']} with slate_size={env_cfg.get('slate_size', 1)}")
     return world_from_config(resolved, slate_size=1)
+
+
+#: env config keys that are Session-v0's dynamics
+SESSION_DYNAMICS_KEYS = ("max_steps", "drift", "fatigue_rate", "fatigue_decay", "satisfaction_rate", "leave_bias",
+                         "leave_satisfaction")
+
+
+def session_world(resolved: Mapping) -> World:
+    """The World of a session run config (``scm`` + ``env``: n_items, world_seed, dtype)."""
+    env_cfg = resolved["env"]
+    return make_world(resolved["scm"], n_items=env_cfg.get("n_items", 100), world_seed=env_cfg.get("world_seed", 0),
+                      dtype=env_cfg.get("dtype", "float32"))
+
+
+def session_dynamics(resolved: Mapping) -> dict:
+    """The Session-v0 dynamics given in ``resolved["env"]`` (:data:`SESSION_DYNAMICS_KEYS`)."""
+    return {k: resolved["env"][k] for k in SESSION_DYNAMICS_KEYS if k in resolved["env"]}
+
+
+def session_env(resolved: Mapping, num_envs: int):
+    """The run's Session-v0 vector env: :func:`session_world` with :func:`session_dynamics`."""
+    from recsim_causal.envs import SessionVectorEnv
+
+    return SessionVectorEnv(num_envs, world=session_world(resolved), **session_dynamics(resolved))
 
 
 def check_ope_config(exp: Mapping, where: str = "experiment") -> None:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
-from recsim_causal.experiment.ope_session import make_env  # noqa: E402
+from recsim_causal.build import session_env  # noqa: E402
 from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.session_log import run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
-    env = make_env({"env": OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env" / "session.yaml")), "scm": "default"},
+    env = session_env({"env": OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env" / "session.yaml")), "scm": "default"},
                    2048)
     K, d = env.world.n_items, env.single_observation_space.shape[0]
     logger = make_agent(agent_config("linucb"), n_actions=K, dim=d, seed=args.seed)

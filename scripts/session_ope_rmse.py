@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
-from recsim_causal.experiment.ope_session import make_env  # noqa: E402
+from recsim_causal.build import session_env  # noqa: E402
 from recsim_causal.ope.session_log import item_features, run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.ope import (  # noqa: E402
     MDR, MIS, PDIS, SNPDIS, SNTIS, TIS, FeatureFQE, SeqDM, SeqDR, SNSeqDR, StateMarginalWeights,
@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
     env_cfg = {"n_items": 100, "max_steps": 20}
-    env = make_env({"env": env_cfg, "scm": "default"}, 2048)
+    env = session_env({"env": env_cfg, "scm": "default"}, 2048)
     K, dim = env.world.n_items, env.single_observation_space.shape[0]
     logger = make_agent(agent_config("linucb"), n_actions=K, dim=dim, seed=0)
     train_on_sessions(env, logger, args.train_rounds, [0, 3])

@@ -42,7 +42,7 @@ from recsim_causal.agents import greedy_probs
 from recsim_causal.build import agent_config, make_agent, world_from_config
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.experiment.tracking import Tracker
-from recsim_causal.experiment.ope_session import make_env
+from recsim_causal.build import session_env
 from recsim_causal.ope.session_log import ESTIMATORS, estimate_sessions, run_sessions, train_on_sessions
 from recsim_causal.learn import Behaviour, fit_sessions, judge
 from recsim_causal.ope.intervals import ci_keys
@@ -130,7 +130,7 @@ def run_offline_session(cfg: dict, out_dir: str | Path, tracker: Tracker | None 
     sess, tracker = exp["session"], tracker or Tracker(mode="disabled")
     start = time.perf_counter()
     gamma = float(sess["gamma"])
-    env = make_env(cfg, 2048)
+    env = session_env(cfg, 2048)
     K, dim = env.world.n_items, env.single_observation_space.shape[0]
     logger = make_agent(agent_config(exp["logger"]["agent"], where="experiment.logger.agent"), n_actions=K, dim=dim,
                         seed=seed, where="experiment.logger.agent")  # fmt: skip

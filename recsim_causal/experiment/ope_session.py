@@ -17,35 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recsim_causal.build import make_agent, make_world, resolve_agents
+from recsim_causal.build import make_agent, resolve_agents, session_dynamics, session_world
 from recsim_causal.data import LoggedFeedback, load_parquet
-from recsim_causal.envs import SessionVectorEnv
 from recsim_causal.experiment.ope_paths import check_setting
 from recsim_causal.experiment.ope_report import report_rows, write_report
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.ope.evaluate import evaluate
 from recsim_causal.ope.session_log import ESTIMATORS, SESSIONS
 from recsim_causal.ope.simulate import simulate_log
-
-#: env config keys that are Session-v0's dynamics
-DYNAMICS_KEYS = ("max_steps", "drift", "fatigue_rate", "fatigue_decay", "satisfaction_rate", "leave_bias",
-                 "leave_satisfaction")
-
-
-def make_env(resolved: dict, num_envs: int) -> SessionVectorEnv:
-    """The run's Session-v0 vector env (its world from ``resolved["scm"]`` and ``resolved["env"]``)."""
-    return SessionVectorEnv(num_envs, world=session_world(resolved), **dynamics(resolved))
-
-
-def session_world(resolved: dict):
-    env_cfg = resolved["env"]
-    return make_world(resolved["scm"], n_items=env_cfg.get("n_items", 100), world_seed=env_cfg.get("world_seed", 0),
-                      dtype=env_cfg.get("dtype", "float32"))
-
-
-def dynamics(resolved: dict) -> dict:
-    return {k: resolved["env"][k] for k in DYNAMICS_KEYS if k in resolved["env"]}
-
 
 def _check(exp: dict) -> None:
     check_setting(exp, "session", ("n_trajectories", "truth_trajectories"), ESTIMATORS)
@@ -88,7 +67,7 @@ def run_ope_session(resolved: dict, out_dir: str | Path, tracker: Tracker) -> di
         world = session_world(resolved)
         log = simulate_log(world, exp["logger"]["agent"], sess["n_trajectories"], env="session",
                            epsilon=float(exp["logger"].get("epsilon", 0.0)), seed=seed, train_rounds=exp["train_rounds"],
-                           gamma=gamma, env_kwargs=dynamics(resolved), truth_trajectories=sess["truth_trajectories"])
+                           gamma=gamma, env_kwargs=session_dynamics(resolved), truth_trajectories=sess["truth_trajectories"])
         if exp.get("save_log", True):
             log.save(Path(out_dir) / "logged.parquet")
         targets = SESSIONS.targets(sess["targets"], log, n_actions=world.n_items, dim=log.feedback.dim_context,

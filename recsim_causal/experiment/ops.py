@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from recsim_causal.build import agent_config, make_estimators, one_item_world, world_from_config
+from recsim_causal.build import (agent_config, make_estimators, one_item_world, session_dynamics, session_world,
+                                  world_from_config)
 from recsim_causal.config import as_resolved
 from recsim_causal.experiment.registry import setting_of
 from recsim_causal.experiment.tracking import Tracker
@@ -101,13 +102,11 @@ def _slate(resolved: dict, exp: dict, configs: dict, seed: int) -> tuple[Any, An
 
 
 def _session(resolved: dict, exp: dict, configs: dict, seed: int) -> tuple[Any, Any, float]:
-    from recsim_causal.experiment.ope_session import dynamics, session_world
-
     sess = exp.get("session") or {}
     gamma = float(sess.get("gamma", 1.0))
     log = simulate_log(session_world(resolved), exp["logger"]["agent"], exp["n_rounds"], env="session",
                        epsilon=float(exp["logger"].get("epsilon", 0.0)), seed=seed, train_rounds=exp["train_rounds"],
-                       gamma=gamma, env_kwargs=dynamics(resolved),
+                       gamma=gamma, env_kwargs=session_dynamics(resolved),
                        truth_trajectories=sess.get("truth_trajectories", 20_000))
     # the ranking needs no interval: normal intervals, no refit bootstrap of the marginal weights
     result = evaluate(log, configs, sess.get("estimators"), ci="normal", seed=seed, gamma=gamma,

@@ -450,12 +450,16 @@ def dr_sensitivity_bounds(reward: Any, action: Any, action_dist: Any, target_dis
         raise ValueError(f"action_dist: the logged action's nominal propensity must be > 0, got 0 on row "
                          f"{int(np.flatnonzero(e_i <= 0)[0])}")
     terms_lo, terms_hi = np.empty((len(g), n)), np.empty((len(g), n))
+    resid = pi_i / e_i * (r - q_i)
+    step = max(1, (1 << 22) // Q.shape[1])  # rows per block: the (rows, K) temporaries stay near 32 MiB each
     for j, gamma in enumerate(g):
-        mu_lo, mu_hi, _, _ = _worst_case_means(Q, E, gamma)
         _, _, d_lo, d_hi = _worst_case_means(q_i, e_i, gamma)
-        resid = pi_i / e_i * (r - q_i)
-        terms_lo[j] = (P * mu_lo).sum(axis=1) + d_lo * resid
-        terms_hi[j] = (P * mu_hi).sum(axis=1) + d_hi * resid
+        for s in range(0, n, step):
+            mu_lo, mu_hi, _, _ = _worst_case_means(Q[s : s + step], E[s : s + step], gamma)
+            terms_lo[j, s : s + step] = (P[s : s + step] * mu_lo).sum(axis=1)
+            terms_hi[j, s : s + step] = (P[s : s + step] * mu_hi).sum(axis=1)
+        terms_lo[j] += d_lo * resid
+        terms_hi[j] += d_hi * resid
     lower, upper = terms_lo.mean(axis=1), terms_hi.mean(axis=1)
     lo_ci, hi_ci = _percentile_bootstrap(lambda counts: (terms_lo @ counts.T / n, terms_hi @ counts.T / n), lower,
                                          upper, n, B, alpha, random_state)

@@ -150,3 +150,15 @@ def test_reading_one_long_file_holds_one_row_group_at_a_time(tmp_path):
                                         n_actions=k))
     held = [pa.total_allocated_bytes() for _ in iter_batches(tmp_path / "long.parquet", batch_rows=20_000)]
     assert len(held) == 8 and max(held) < 1.5 * held[0], [h // 1_000_000 for h in held]
+
+
+def test_a_log_marked_confounded_gets_no_valid_interval(split_log, tmp_path):
+    """write_simulated_log records whether the world is confounded; a streamed pass over such a
+    log calls no interval valid (as the in-memory path does on a confounded world)."""
+    log, _ = split_log
+    part = log.feedback.subset(slice(0, 3_000))
+    part.metadata = {**part.metadata, "confounded": True}
+    save_parquet(part, tmp_path / "confounded.parquet")
+    res = evaluate(tmp_path / "confounded.parquet", {"uniform": RandomPolicy(n_actions=8)}, ["ipw", "snipw"], ci="normal")
+    for rec in res.targets["uniform"]["estimators"].values():
+        assert rec["interval_valid"] is False and rec["invalid_reason"].startswith("confounded log")

@@ -192,8 +192,8 @@ def fit_sessions(
         opt = torch.optim.Adam(loss.parameters(), lr=learning_rate)
         f32 = lambda a: torch.tensor(a, dtype=torch.float32, device=dev)  # noqa: E731  (a copy: logs may be read-only)
         obs, nxt = f32(data["observation"]), f32(data["next_observation"])
-        onehot = torch.nn.functional.one_hot(torch.as_tensor(data["action"], device=dev), K).long()
-        reward, done = f32(data["reward"])[:, None], torch.as_tensor(data["done"], device=dev)[:, None]
+        onehot = torch.nn.functional.one_hot(torch.tensor(data["action"], device=dev), K).long()
+        reward, done = f32(data["reward"])[:, None], torch.tensor(data["done"], device=dev)[:, None]
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         for _ in range(n_steps):
             idx = torch.randint(n, (batch_size,), generator=gen).to(dev)

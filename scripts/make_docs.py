@@ -51,12 +51,9 @@ SLOW = {
     "session-rmse": (["scripts/session_ope_rmse.py"],
                      "docs/generated/session-rmse.txt, shown in docs/ope-sessions.md (~10 min per dataset)"),
     "dynamics": (["scripts/dynamics_report.py"], "the results sections of docs/dynamics.md (~30 min)"),
-    # these two print their table: it goes to docs/generated/<name>.txt, for an output block of docs/offline.md
-    "offline-obp": (["scripts/offline_obp.py"], "docs/generated/offline-obp.txt (~5 min; OBP_SRC=... adds OBP's row)"),
-    "offline-sessions": (["scripts/offline_sessions.py"], "docs/generated/offline-sessions.txt (~5 min)"),
+    "offline": (["scripts/offline_docs.py"],
+                "the result tables of docs/offline.md (~30 min; OBP_SRC=... adds OBP's IPWLearner row)"),
 }
-#: the :data:`SLOW` steps whose printed output is the page's (written to docs/generated/<name>.txt)
-PRINTS = ("offline-obp", "offline-sessions")
 
 
 def run_slow(names: list[str]) -> None:
@@ -69,13 +66,9 @@ def run_slow(names: list[str]) -> None:
     for name in names or list(SLOW):
         cmd, what = SLOW[name]
         print(f"{name}: python {' '.join(cmd)}  ->  {what}", flush=True)
-        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE if name in PRINTS else None)
+        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"error: --slow {name}: python {' '.join(cmd)} exited {proc.returncode}")
-        if name in PRINTS:
-            GENERATED.mkdir(parents=True, exist_ok=True)
-            (GENERATED / f"{name}.txt").write_text(normalize(proc.stdout, ROOT), encoding="utf-8")
 
 
 def normalize(text: str, workdir: Path) -> str:

@@ -1,7 +1,7 @@
 """Session OPE at the default Session-v0 size: RMSE, coverage and validity of every sequential
 estimator over many logged datasets, against the rollout truth.
 
-    python scripts/session_ope_rmse.py                 # 20 seeds, writes docs/generated/session-rmse.txt
+    python scripts/session_ope_rmse.py --jobs 2        # 20 seeds, writes docs/generated/session-rmse.txt
     python scripts/session_ope_rmse.py --seeds 3 --out /tmp/x.txt
 
 The world, the logger (LinUCB, trained online on Session-v0 for ``--train-rounds`` steps) and

@@ -284,3 +284,22 @@ def test_state_marginal_weights_keep_the_constant_moment_after_clipping():
         lhs = np.dot(cnt[now], w[now])
         rhs = np.dot(cnt[now], w[prev] * ratio[prev])  # rows of one trajectory: step t follows step t - 1
         assert lhs == pytest.approx(rhs, rel=1e-9)
+
+
+def test_feature_fqe_row_weights_equal_repeated_rows():
+    # weighted by integer counts, FQE must fit what it fits on the log with each session repeated
+    rng = np.random.default_rng(4)
+    n, T, K = 300, 3, 5
+    tid = np.repeat(np.arange(n), T)
+    x, items = rng.normal(size=(n * T, 2)), rng.normal(size=(K, 2))
+    a, r = rng.integers(0, K, n * T), rng.random(n * T)
+    pi_e = rng.dirichlet(np.ones(K), n * T)
+    counts = rng.integers(0, 3, n)
+    fit = dict(action=a, reward=r, trajectory_id=tid, evaluation_policy_action_dist=pi_e)
+    q_w = FeatureFQE(items, ridge=1e-9).fit_predict(state_features=x, sample_weight=np.repeat(counts, T), **fit)
+    rows = np.concatenate([np.arange(i * T, (i + 1) * T) for i in range(n) for _ in range(counts[i])])
+    new_tid = np.repeat(np.arange(len(rows) // T), T)
+    q_rep = FeatureFQE(items, ridge=1e-9).fit_predict(state_features=x[rows], action=a[rows], reward=r[rows], trajectory_id=new_tid,
+                                          evaluation_policy_action_dist=pi_e[rows])
+    # (a negligible ridge: the features are standardized on the rows given, so only its scale differs)
+    np.testing.assert_allclose(q_w[rows], q_rep, atol=1e-6)

@@ -194,13 +194,12 @@ def slate_probs_all(policy: SlatePolicy, probs: np.ndarray, slates: np.ndarray) 
 
 def _pl_prefix_probs(probs: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
     """Plackett-Luce probability of each ordered prefix (P, l) for each row: (B, P)."""
-    B = probs.shape[0]
+    B, K = probs.shape
     prob = np.ones((B, prefixes.shape[0]))
-    mass = np.zeros((B, prefixes.shape[0]))
+    free = np.ones((prefixes.shape[0], K))
     for k in range(prefixes.shape[1]):
-        pk = probs[:, prefixes[:, k]]
-        prob *= pk / np.maximum(1.0 - mass, 1e-300)
-        mass += pk
+        prob *= probs[:, prefixes[:, k]] / np.maximum(probs @ free.T, 1e-300)
+        free[np.arange(len(prefixes)), prefixes[:, k]] = 0.0
     return prob
 
 
@@ -213,18 +212,22 @@ def slate_item_position_matrix(probs: np.ndarray, slate_size: int) -> np.ndarray
     for pos in range(1, slate_size):
         prefixes = all_slates(K, pos)
         prob = _pl_prefix_probs(probs, prefixes)
-        mass = probs[:, prefixes].sum(axis=2)
         free = np.ones((len(prefixes), K))
         free[np.arange(len(prefixes))[:, None], prefixes] = 0.0
-        out[:, :, pos] = ((prob / np.maximum(1.0 - mass, 1e-300)) @ free) * probs
+        out[:, :, pos] = ((prob / np.maximum(probs @ free.T, 1e-300)) @ free) * probs
     return out
 
 
 def _others_share(probs: np.ndarray) -> np.ndarray:
     """sum_{i != j} p_i / (1 - p_i) for every item j, (B, K): position 1's closed form is p_j
     times this. Sums over the items before j and after j (nonnegative terms only: subtracting
-    item j's own share from the total would cancel when p_j is near 1)."""
-    share = probs / np.maximum(1.0 - probs, 1e-300)
+    item j's own share from the total would cancel when p_j is near 1). The mass left after
+    item i, 1 - p_i, is summed from the others' probabilities for the same reason: a p_i that
+    rounds to 1 would otherwise give 1 - p_i = 0."""
+    others = np.zeros(probs.shape)
+    others[:, 1:] = np.cumsum(probs[:, :-1], axis=1)
+    others[:, :-1] += np.cumsum(probs[:, :0:-1], axis=1)[:, ::-1]
+    share = probs / np.maximum(others, 1e-300)
     out = np.zeros(probs.shape)
     out[:, 1:] = np.cumsum(share[:, :-1], axis=1)
     out[:, :-1] += np.cumsum(share[:, :0:-1], axis=1)[:, ::-1]
@@ -241,8 +244,7 @@ def _quadrature_ends(probs: np.ndarray, n_positions: int) -> np.ndarray:
     B, K = probs.shape
     positive = probs > 0
     p_min = np.where(positive, probs, np.inf).min(axis=1)
-    top = -np.sort(-probs, axis=1)[:, : max(n_positions - 1, 0)].sum(axis=1)
-    rest = np.maximum(probs.sum(axis=1) - top, 1e-300)
+    rest = np.maximum(-np.sort(-probs, axis=1)[:, max(n_positions - 1, 0):].sum(axis=1), 1e-300)  # 1 - M, summed
     log_sets = math.log(sum(math.comb(K - 1, k) for k in range(min(n_positions, K))))
     tail_t = (log_sets + _TAIL_LOG + np.log(1.0 / rest)) / rest
     return np.log(np.minimum(60.0 / p_min, tail_t))

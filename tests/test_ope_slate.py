@@ -345,3 +345,32 @@ def test_pbm_truth_by_marginals_within_4se_of_monte_carlo_at_100_items():
     log, batches = collect_slates(cascade, target, 200, np.random.default_rng(7))
     _, se, method = slate_truth(cascade, batches, log, target, 8, np.random.default_rng(0))
     assert method == "monte_carlo" and se > 0
+
+
+def test_marginals_of_a_near_deterministic_plackett_luce():
+    """A learned slate policy can put all but 1e-18 of its mass on one item, so 1 - p rounds to 0
+    in floats. Every path (enumeration, pairwise and all-pairs quadrature) against exact rational
+    enumeration at K = 6; at K = 100 every position is filled exactly once (sums to 1)."""
+    rng = np.random.default_rng(3)
+    K, L = 6, 3
+    logits = rng.normal(size=(4, K)) * np.array([[20.0], [30.0], [40.0], [80.0]])
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    exact = np.zeros((4, K, L))
+    for b, row in enumerate(probs):
+        weights = [Fraction(p) for p in row]
+        for slate in itertools.permutations(range(K), L):
+            prob, left = Fraction(1), sum(weights)
+            for k in slate:
+                prob *= weights[k] / left
+                left -= weights[k]
+            exact[b, list(slate), np.arange(L)] += float(prob)
+    items = np.tile(np.arange(K), (4, L))
+    positions = np.repeat(np.arange(L), K)[None].repeat(4, axis=0)
+    for marg in (pl_item_position_marginals(probs, L), slate_item_position_matrix(probs, L),
+                 pl_item_position_quadrature(probs, items, positions)[0].reshape(4, L, K).transpose(0, 2, 1)):
+        assert (np.abs(marg - exact) / exact).max() < 1e-9
+    big = rng.normal(size=(8, 100)) * 80.0
+    big = np.exp(big - big.max(axis=1, keepdims=True))
+    big /= big.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pl_item_position_marginals(big, 5).sum(axis=1), 1.0, atol=1e-9)

@@ -27,7 +27,7 @@ from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
     estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
 )
-from recsim_causal.ope.intervals import METHODS, ci_keys, ci_methods
+from recsim_causal.ope.intervals import ci_keys, ci_methods
 from recsim_causal.ope.reward_models import fit_predict, reward_model_features
 from recsim_causal.ope.sensitivity import check_config, sensitivity_analysis
 from recsim_causal.ope.simulate import SimulatedLog, no_options, train_targets
@@ -178,10 +178,7 @@ def setting_log(log: Any, sensitivity: Any) -> tuple[Any, LoggedFeedback, World 
 
 def interval_methods(ci: Any) -> list[str]:
     """``ci`` (one method or a list; the first is the records') as a list of known methods."""
-    methods = [ci] if isinstance(ci, str) else list(ci)
-    if not methods or any(m not in METHODS for m in methods):
-        raise ValueError(f"ci: expected one or a list of {', '.join(METHODS)}, got {ci!r}")
-    return methods
+    return ci_methods({"method": ci if isinstance(ci, str) else list(ci)})
 
 
 def add_method_intervals(block: dict, intervals: dict[str, dict], validity: dict[str, dict]) -> None:
@@ -360,10 +357,6 @@ def _targets(log: Any, feedback: LoggedFeedback, targets: Any, seed: int, train_
             for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
 
 
-def _methods(ci: Any) -> list[str]:
-    return ci_methods({"method": list(ci) if not isinstance(ci, str) else ci})
-
-
 def _estimators(estimators: Any) -> list[BaseOffPolicyEstimator]:
     if estimators is None:
         estimators = DEFAULT_ESTIMATORS
@@ -393,7 +386,7 @@ def _evaluate_parquet(path: Path, targets: Any, estimators: Any, *, ci: Any, alp
     policies = {label: make_agent(spec, n_actions=int(meta["n_actions"]), dim=dim, seed=seed + 1 + i,
                                   where=f"targets[{i}]")
                 for i, (label, spec) in enumerate(resolve_agents(targets, where="targets").items())}
-    blocks, _ = evaluate_stream(path, policies, _estimators(estimators), methods=_methods(ci), alpha=alpha, seed=seed,
+    blocks, _ = evaluate_stream(path, policies, _estimators(estimators), methods=interval_methods(ci), alpha=alpha, seed=seed,
                                 n_bootstrap_samples=n_bootstrap_samples, reward_model=reward_model,
                                 reward_features=reward_features, fit_rows=fit_rows, batch_rows=batch_rows,
                                 p_e_a=p_e_a, confounded=bool(meta["metadata"].get("confounded", False)))
@@ -487,7 +480,7 @@ def _evaluate_one_item(log: Any, targets: Any, estimators: Any = None, *, ci: st
                                  reward_features=reward_model_features(reward_features, None)[0],  # no item features
                                  fit_rows=fit_rows, batch_rows=batch_rows, p_e_a=p_e_a)
     feedback, world = _feedback_of(log)
-    methods, ests = _methods(ci), _estimators(estimators)
+    methods, ests = interval_methods(ci), _estimators(estimators)
     by_name = {e.estimator_name: e for e in ests}
     policies = _targets(log, feedback, targets, seed, train_rounds)
     n, K = feedback.n_rounds, feedback.n_actions

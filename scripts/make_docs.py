@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.docblocks import doc_pages, parse_page, run_blocks, sync_outputs  # noqa: E402
+from tests.docblocks import doc_pages, parse_page, run_blocks, sync_mirrors, sync_outputs  # noqa: E402
 
 GENERATED = ROOT / "docs" / "generated"
 #: page -> {file a run of that page writes (relative to its directory): where the docs show it}
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             return
     pages = [p.resolve() for p in args.pages] or doc_pages()
     for page in pages:
-        names = make_page(page)
+        names = make_page(page) + sync_mirrors(page)
         if names:
             print(f"{page.relative_to(ROOT)}: {', '.join(names)}", flush=True)
 

@@ -278,6 +278,41 @@ def sync_outputs(path: Path, generated: Path) -> list[str]:
     return changed
 
 
+MIRROR = re.compile(r"<!-- mirror: (\S+) (\S+) -->\n(.*?)<!-- /mirror -->", re.S)
+
+
+def marked_region(page: Path, name: str) -> str:
+    """The lines of ``page`` between its markers ``<!-- name -->`` and ``<!-- /name -->`` (or
+    ``<!-- name:begin ...`` and ``<!-- name:end ...``), headings left out."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    starts, ends = (f"<!-- {name} -->", f"<!-- {name}:begin"), (f"<!-- /{name} -->", f"<!-- {name}:end")
+    try:
+        i = next(k for k, line in enumerate(lines) if line.startswith(starts))
+        j = next(k for k in range(i + 1, len(lines)) if lines[k].startswith(ends))
+    except StopIteration:
+        raise LookupError(f"{page}: no region marked {name!r}") from None
+    return "\n".join(line for line in lines[i + 1 : j] if not line.startswith("#")).strip("\n") + "\n"
+
+
+def sync_mirrors(path: Path, root: Path = ROOT) -> list[str]:
+    """Rewrite each ``<!-- mirror: PAGE NAME -->`` ... ``<!-- /mirror -->`` block of ``path`` with
+    the region NAME of PAGE (relative to ``root``; :func:`marked_region`), so a page can show a
+    measurement another page's generator writes; returns the mirrors that changed."""
+    changed: list[str] = []
+
+    def copy(m: re.Match) -> str:
+        region = marked_region(root / m[1], m[2])
+        if m[3] != region:
+            changed.append(f"{m[1]} {m[2]}")
+        return f"<!-- mirror: {m[1]} {m[2]} -->\n{region}<!-- /mirror -->"
+
+    text = path.read_text(encoding="utf-8")
+    new = MIRROR.sub(copy, text)
+    if changed:
+        path.write_text(new, encoding="utf-8")
+    return changed
+
+
 def file_block(page: Path, name: str) -> str:
     """The text of the block that ``page`` writes to ``name`` (``<!-- test: file name -->``)."""
     for block in parse_page(page):

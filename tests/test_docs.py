@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.docblocks import (ROOT, BlockFailed, append_args, doc_pages, logical_lines, parse_page, run_blocks,
-                              sync_outputs)
+                              sync_mirrors, sync_outputs)
 
 PAGES = doc_pages()
 GENERATED = ROOT / "docs" / "generated"
@@ -58,6 +58,20 @@ def test_output_blocks_match_generated_files(tmp_path: Path) -> None:
         changed = sync_outputs(copy, GENERATED)
         assert not changed, (f"{_page_id(page)}: output blocks {changed} differ from docs/generated/ "
                              "(run python scripts/make_docs.py, never edit outputs by hand)")
+
+
+def test_mirror_blocks_match_their_source_region(tmp_path: Path) -> None:
+    """A ``<!-- mirror: PAGE NAME -->`` block shows exactly the region NAME of PAGE (make_docs.py
+    copies it); the copy is checked against a hand-made page too."""
+    for page in PAGES:
+        copy = tmp_path / page.name
+        copy.write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
+        assert not sync_mirrors(copy), f"{_page_id(page)}: mirror blocks differ (run scripts/make_docs.py)"
+    (tmp_path / "src.md").write_text("a\n<!-- t -->\n### head\n| x |\n<!-- /t -->\n", encoding="utf-8")
+    page = tmp_path / "p.md"
+    page.write_text("<!-- mirror: src.md t -->\nold\n<!-- /mirror -->\n", encoding="utf-8")
+    assert sync_mirrors(page, tmp_path) == ["src.md t"]
+    assert page.read_text(encoding="utf-8") == "<!-- mirror: src.md t -->\n| x |\n<!-- /mirror -->\n"
 
 
 def test_the_nav_names_existing_pages() -> None:

@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.learn import fit, slate_value  # noqa: E402
+from recsim_causal.learn.slate import best_slate_value  # noqa: E402
 from recsim_causal.ope import simulate_log  # noqa: E402
-from recsim_causal.scm import World  # noqa: E402
 
 LEARNERS = {
     "dm (logistic, greedy top-L)": dict(learner="dm"),
@@ -37,18 +37,6 @@ LEARNERS = {
     "snipw (RIPS, baseline) linear": dict(learner="snipw"),
     "dr (Cascade-DR) linear": dict(learner="dr"),
 }
-
-
-def oracle_value(world: World, n_users: int, rng: np.random.Generator) -> tuple[float, float]:
-    """The best slate's value for every user (position-based clicks: the top-L items by expected
-    click, best first, by the rearrangement inequality), and its s.e. over users."""
-    values = []
-    for start in range(0, n_users, 2048):
-        users = world.sample_users(min(2048, n_users - start), rng)
-        best = np.argsort(-np.asarray(world.expected_reward(users)), axis=1)[:, : world.slate_size]
-        values.append(np.asarray(world.expected_slate_reward(users, best), dtype=np.float64).sum(axis=1))
-    v = np.concatenate(values)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
 
 
 def main() -> int:
@@ -77,7 +65,7 @@ def main() -> int:
     for name, policy, wall in rows:
         v, se = slate_value(world, policy, args.truth_users, np.random.default_rng([args.seed, 4]))
         lines.append(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
-    v, se = oracle_value(world, args.truth_users, np.random.default_rng([args.seed, 4]))
+    v, se = best_slate_value(world, args.truth_users, np.random.default_rng([args.seed, 4]))
     lines.append(f"{'oracle (best slate per user)':<44} {v:8.4f} {se:8.4f}")
     print("\n".join(lines))
     if args.out is not None:

@@ -43,8 +43,8 @@ import numpy as np
 from recsim_causal.data import LoggedFeedback
 from recsim_causal.ope.slate_log import SlateLog
 
-__all__ = ["SLATE_LEARNERS", "SlateObjective", "is_slate_log", "pl_conditional_log_probs", "slate_data",
-           "slate_value"]
+__all__ = ["SLATE_LEARNERS", "SlateObjective", "best_slate_value", "is_slate_log", "pl_conditional_log_probs",
+           "slate_data", "slate_value"]
 
 
 def is_slate_log(fb: LoggedFeedback) -> bool:
@@ -128,18 +128,34 @@ def slate_value(world: Any, policy: Any, n_users: int, rng: np.random.Generator,
     standard error is over users and the policy's draws). A simulated log's
     ``population_truth`` values a Plackett-Luce slate over the policy's distribution instead
     (exactly, from item-position marginals, under position-based clicks); this one takes the
-    slates the policy itself deals -- a greedy score policy's top L by its scores -- and needs
-    no marginals, whose quadrature is not robust to the near-deterministic softmaxes that
-    learning can produce."""
+    slates the policy itself deals -- a greedy score policy's top L by its scores."""
     L = world.slate_size
+
+    def dealt(users: Any, x: np.ndarray) -> np.ndarray:
+        if hasattr(policy, "act_slate"):
+            return policy.act_slate(x, L, rng)[0]
+        return policy.sample(policy.probs(x), rng)
+
+    return _value_of_slates(world, dealt, n_users, rng, batch)
+
+
+def best_slate_value(world: Any, n_users: int, rng: np.random.Generator, *,
+                     batch: int = 2048) -> tuple[float, float]:  # fmt: skip
+    """The oracle's value under position-based clicks, as :func:`slate_value`: per fresh user the
+    top-L items by expected click, best first (the best slate, by the rearrangement inequality)."""
+    return _value_of_slates(
+        world, lambda users, x: np.argsort(-np.asarray(world.expected_reward(users)), axis=1)[:, : world.slate_size],
+        n_users, rng, batch)
+
+
+def _value_of_slates(world: Any, choose: Any, n_users: int, rng: np.random.Generator,
+                     batch: int) -> tuple[float, float]:  # fmt: skip
+    """Mean and s.e. over ``n_users`` fresh users of the exact expected clicks of the slate
+    ``choose(users, contexts)`` deals each of them."""
     values = []
     for start in range(0, n_users, batch):
         users = world.sample_users(min(batch, n_users - start), rng)
-        x = np.asarray(world.observe(users), dtype=np.float64)
-        if hasattr(policy, "act_slate"):
-            slates, _ = policy.act_slate(x, L, rng)
-        else:
-            slates = policy.sample(policy.probs(x), rng)
+        slates = choose(users, np.asarray(world.observe(users), dtype=np.float64))
         values.append(np.asarray(world.expected_slate_reward(users, slates), dtype=np.float64).sum(axis=1))
     v = np.concatenate(values)
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))

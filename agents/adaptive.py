@@ -75,7 +75,11 @@ class ForgettingRidge:
             self._head = self._n_rows = 0
         self.scratch = Scratch()
         self._Qf2d = self._Qf.reshape(dim, n_actions * dim)  # a view: _Qf is only written in place
-        self._ones = np.ones(dim * dim)
+        self._ones = np.ones(dim)
+        # the one-context path's buffers, allocated once (K and d never change)
+        self._inv, self._z, self._zc = np.empty((n_actions, dim)), np.empty((n_actions, 1, dim)), np.empty((n_actions, dim))
+        self._y = np.empty(n_actions * dim)
+        self._zN = np.empty((n_actions, 1, dim))
 
     # ---- prediction ---------------------------------------------------------------------
 
@@ -92,24 +96,26 @@ class ForgettingRidge:
 
     def _one_row(self, x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`mean_and_width` of one context (d,): the same arithmetic in fewer, cheaper calls
-        (row-wise dot products as a product and a sum by ``@ ones``: einsum costs more at this size)."""
-        K, d, g, get = self.n_actions, self.dim, self._g, self.scratch.get
-        inv = np.multiply(g[:, None], self.mu, out=get("inv", (K, d)))
+        on buffers allocated once (row-wise dot products as ``@ ones``, the K forms z_k^T N_k z_k
+        as one batched (K, 1, d) @ (K, d, d) product: einsum costs more at this size)."""
+        K, d, g, ones = self.n_actions, self.dim, self._g, self._ones
+        inv = np.multiply(g[:, None], self.mu, out=self._inv)
         inv += self.lambda_
         np.reciprocal(inv, out=inv)                                  # V^-1 in the eigenbasis
-        y = np.dot(x, self._Qf2d, out=get("y", (K * d,))).reshape(K, d)   # Q_k^T x for every arm
-        z = np.multiply(y, inv, out=get("z", (K, d)))
-        ones = self._ones
-        mean = np.dot(np.multiply(z, self.c, out=get("zc", (K, d))), ones[:d])
-        mean *= g
-        if self.gamma == 1.0:
-            width2 = np.dot(np.multiply(y, z, out=y), ones[:d])
-        else:  # g^2 z^T N z + lambda z^T z, with z z^T against N as (K, d^2)
-            zz = np.multiply(z[:, :, None], z[:, None, :], out=get("zz", (K, d, d)))
-            width2 = np.dot(np.multiply(zz, self.N, out=zz).reshape(K, d * d), ones)
-            width2 *= g
-            width2 *= g
-            width2 += self.lambda_ * np.dot(np.multiply(z, z, out=z), ones[:d])
+        y = np.dot(x, self._Qf2d, out=self._y).reshape(K, d)         # Q_k^T x for every arm
+        z3 = self._z
+        z = np.multiply(y, inv, out=z3.reshape(K, d))                # V^-1 x in the eigenbasis
+        if self.gamma == 1.0:  # g = 1: mean z.c, width^2 x^T V^-1 x
+            mean = np.dot(np.multiply(z, self.c, out=self._zc), ones)
+            width2 = np.dot(np.multiply(y, z, out=y), ones)
+        else:  # z <- g z: mean z.c, width^2 g^2 z^T N z + lambda z^T z
+            width2 = np.dot(np.multiply(z, z, out=y), ones)
+            width2 *= self.lambda_
+            z *= g[:, None]
+            mean = np.dot(np.multiply(z, self.c, out=self._zc), ones)
+            zn = np.matmul(z3, self.N, out=self._zN).reshape(K, d)
+            zn *= z
+            width2 += np.dot(zn, ones)
         np.maximum(width2, 0.0, out=width2)
         np.sqrt(width2, out=width2)
         if scale != 1.0:
@@ -221,7 +227,7 @@ class ForgettingRidge:
         np.maximum(mu, 0.0, out=self.mu[a])
         self._Qf[:, a] = q
         if self.gamma != 1.0:  # N is read by the discounted width only
-            self.N[a] = q.T @ self.M2[a] @ q
+            np.dot(np.dot(q.T, self.M2[a]), q, out=self.N[a])
         np.dot(self.b[a], q, out=self.c[a])
 
     def _evict(self, drop: int) -> np.ndarray:

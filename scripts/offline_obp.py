@@ -19,7 +19,6 @@ this way).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -33,10 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.data import to_obp  # noqa: E402
-from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.simulate import BATCH, collect, train  # noqa: E402
 from recsim_causal.learn import fit  # noqa: E402
 from recsim_causal.scm import World  # noqa: E402
+from offline_table import emit, parser, timed_fits  # noqa: E402
 
 LEARNERS = {
     "dm (logistic, greedy)": dict(learner="dm"),
@@ -105,12 +104,8 @@ def item_features(world: World) -> np.ndarray:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "truth-users", 100000)
     ap.add_argument("--n-rounds", type=int, default=20000)
-    ap.add_argument("--epsilon", type=float, default=0.2)
-    ap.add_argument("--truth-users", type=int, default=100000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     world = World("default", n_items=100, seed=0, dtype="float64")
@@ -120,10 +115,7 @@ def main() -> int:
                      show_progress=False)
     log.action_context = item_features(world)
     rows = [("logger (LinUCB, epsilon %.2g)" % args.epsilon, Mixed(logger, args.epsilon), None)]
-    for name, kw in LEARNERS.items():
-        start = time.perf_counter()
-        policy = fit(log, seed=args.seed, **kw)
-        rows.append((name, policy, time.perf_counter() - start))
+    rows += timed_fits(LEARNERS, lambda kw: fit(log, seed=args.seed, **kw))
     src = Path(os.environ.get("OBP_SRC", ""))
     if (src / "obp" / "policy" / "offline.py").is_file():
         from sklearn.linear_model import LogisticRegression
@@ -136,17 +128,10 @@ def main() -> int:
         rows.append(("OBP 0.5.7 IPWLearner (LogisticRegression)", OBPPolicy(obp), time.perf_counter() - start))
     else:
         print("OBP_SRC not set: OBP's IPWLearner skipped (see this script's doc)")
-    lines = [f"default world, K=100, LinUCB logger epsilon {args.epsilon:g}, {args.n_rounds:,} logged rounds; "
-             f"V(pi) exact on {args.truth_users:,} fresh users",
-             f"{'policy':<44} {'V(pi)':>8} {'s.e.':>8} {'fit s':>7}"]
-    for name, policy, wall in rows:
-        v, se = fresh_value(world, policy, args.truth_users, args.seed)
-        lines.append(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
-    v, se = fresh_value(world, None, args.truth_users, args.seed)
-    lines.append(f"{'oracle (best item per user)':<44} {v:8.4f} {se:8.4f}")
-    print("\n".join(lines))
-    if args.out is not None:
-        write_text(args.out, "\n".join(lines) + "\n")
+    table = [(name, *fresh_value(world, policy, args.truth_users, args.seed), wall) for name, policy, wall in rows]
+    table.append(("oracle (best item per user)", *fresh_value(world, None, args.truth_users, args.seed), None))
+    emit(f"default world, K=100, LinUCB logger epsilon {args.epsilon:g}, {args.n_rounds:,} logged rounds; "
+         f"V(pi) exact on {args.truth_users:,} fresh users", "V(pi)", table, args.out)
     return 0
 
 

@@ -14,9 +14,7 @@ written to FILE (``scripts/offline_docs.py`` writes docs/generated/offline-sessi
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +24,17 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from recsim_causal.data import LoggedFeedback  # noqa: E402
 from recsim_causal.build import session_env  # noqa: E402
-from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.ope.session_log import run_sessions, train_on_sessions  # noqa: E402
 from recsim_causal.build import agent_config, make_agent  # noqa: E402
 from recsim_causal.learn import fit_sessions  # noqa: E402
 from recsim_causal.scm.world import CONF_DIR  # noqa: E402
+from offline_table import emit, parser, timed_fits  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "truth-sessions", 20000)
     ap.add_argument("--n-sessions", type=int, default=5000)
     ap.add_argument("--n-steps", type=int, default=2000, help="gradient steps of each algorithm")
-    ap.add_argument("--truth-sessions", type=int, default=20000)
-    ap.add_argument("--epsilon", type=float, default=0.2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     env = session_env({"env": OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env" / "session.yaml")), "scm": "default"},
                    2048)
@@ -52,20 +46,15 @@ def main() -> int:
     _, steps = run_sessions(env, behaviour, args.n_sessions, [args.seed, 2], record=True)
     log = LoggedFeedback(n_actions=K, **steps)
     rows = [(f"logger (LinUCB, epsilon {eps:g})", behaviour, None), ("logger without exploration", logger.action_probs, None)]
-    for algorithm in ("dqn", "cql", "iql"):
-        start = time.perf_counter()
-        policy = fit_sessions(log, algorithm, n_steps=args.n_steps, seed=args.seed)
-        rows.append((algorithm, policy.action_probs, time.perf_counter() - start))
-    lines = [f"Session-v0, default world, K={K}: {args.n_sessions:,} logged sessions ({log.n_rounds:,} steps); "
-             f"true return on {args.truth_sessions:,} sessions",
-             f"{'policy':<32} {'return':>8} {'s.e.':>7} {'fit s':>7}"]
+    fits = timed_fits({a: a for a in ("dqn", "cql", "iql")},
+                      lambda a: fit_sessions(log, a, n_steps=args.n_steps, seed=args.seed))
+    rows += [(name, policy.action_probs, wall) for name, policy, wall in fits]
+    table = []
     for name, probs, wall in rows:
         returns, _ = run_sessions(env, probs, args.truth_sessions, [args.seed, 4])
-        se = returns.std(ddof=1) / np.sqrt(len(returns))
-        lines.append(f"{name:<32} {returns.mean():8.3f} {se:7.3f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
-    print("\n".join(lines))
-    if args.out is not None:
-        write_text(args.out, "\n".join(lines) + "\n")
+        table.append((name, returns.mean(), returns.std(ddof=1) / np.sqrt(len(returns)), wall))
+    emit(f"Session-v0, default world, K={K}: {args.n_sessions:,} logged sessions ({log.n_rounds:,} steps); "
+         f"true return on {args.truth_sessions:,} sessions", "return", table, args.out, width=32, digits=3)
     return 0
 
 

@@ -18,18 +18,16 @@ docs/generated/offline-slate.txt this way).
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsim_causal.io import write_text  # noqa: E402
 from recsim_causal.learn import fit, slate_value  # noqa: E402
 from recsim_causal.learn.slate import best_slate_value  # noqa: E402
 from recsim_causal.ope import simulate_log  # noqa: E402
+from offline_table import emit, parser, timed_fits  # noqa: E402
 
 LEARNERS = {
     "dm (logistic, greedy top-L)": dict(learner="dm"),
@@ -40,36 +38,22 @@ LEARNERS = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "truth-users", 100000)
     ap.add_argument("--n-rounds", type=int, default=20000, help="logged slates")
     ap.add_argument("--n-items", type=int, default=100)
     ap.add_argument("--slate-size", type=int, default=5)
-    ap.add_argument("--epsilon", type=float, default=0.2)
-    ap.add_argument("--truth-users", type=int, default=100000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = ap.parse_args()
     K, L = args.n_items, args.slate_size
     log = simulate_log("position_bias", "linucb", args.n_rounds, slate_size=L, epsilon=args.epsilon, n_items=K,
                        seed=args.seed, train_rounds=20000)  # fmt: skip
-    world, logger = log.world, log.logger
-    rows = [(f"logger (LinUCB, Plackett-Luce, epsilon {args.epsilon:g})", logger, None)]
-    for name, kw in LEARNERS.items():
-        start = time.perf_counter()
-        policy = fit(log, seed=args.seed, **kw)
-        rows.append((name, policy, time.perf_counter() - start))
-    lines = [f"slate world (position-based clicks), K={K}, slates of {L}, LinUCB logger epsilon {args.epsilon:g}, "
-             f"{args.n_rounds:,} logged slates; true value (expected clicks per slate) on {args.truth_users:,} "
-             "fresh users",
-             f"{'policy':<44} {'V(pi)':>8} {'s.e.':>8} {'fit s':>7}"]  # fmt: skip
-    for name, policy, wall in rows:
-        v, se = slate_value(world, policy, args.truth_users, np.random.default_rng([args.seed, 4]))
-        lines.append(f"{name:<44} {v:8.4f} {se:8.4f} {'' if wall is None else f'{wall:7.1f}'}".rstrip())
-    v, se = best_slate_value(world, args.truth_users, np.random.default_rng([args.seed, 4]))
-    lines.append(f"{'oracle (best slate per user)':<44} {v:8.4f} {se:8.4f}")
-    print("\n".join(lines))
-    if args.out is not None:
-        write_text(args.out, "\n".join(lines) + "\n")
+    rows = [(f"logger (LinUCB, Plackett-Luce, epsilon {args.epsilon:g})", log.logger, None)]
+    rows += timed_fits(LEARNERS, lambda kw: fit(log, seed=args.seed, **kw))
+    users = lambda: np.random.default_rng([args.seed, 4])  # noqa: E731 - the same users for every policy
+    table = [(name, *slate_value(log.world, policy, args.truth_users, users()), wall) for name, policy, wall in rows]
+    table.append(("oracle (best slate per user)", *best_slate_value(log.world, args.truth_users, users()), None))
+    emit(f"slate world (position-based clicks), K={K}, slates of {L}, LinUCB logger epsilon {args.epsilon:g}, "
+         f"{args.n_rounds:,} logged slates; true value (expected clicks per slate) on {args.truth_users:,} "
+         "fresh users", "V(pi)", table, args.out)
     return 0
 
 

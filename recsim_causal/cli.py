@@ -178,8 +178,8 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def report(argv: list[str] | None = None) -> None:
-    """``recsim-report SWEEP_DIR [--metric M] [--kind online|ope|coverage] [--force]``: a sweep's leaderboard."""
-    from recsim_causal.experiment.report import build_report
+    """``recsim-report SWEEP_DIR [--metric M] [--kind KIND] [--force]``: a sweep's leaderboard."""
+    from recsim_causal.experiment.report import ROW_BUILDERS, build_report
 
     parser = argparse.ArgumentParser(
         prog="recsim-report", description=report.__doc__.splitlines()[0],
@@ -188,8 +188,9 @@ def report(argv: list[str] | None = None) -> None:
                "non-default metric) and, for online sweeps, curves.png/.json into the sweep directory.")
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--metric", default=None,
-                        help="ranking metric (default: cumulative_regret online, rmse for OPE and coverage)")
-    parser.add_argument("--kind", choices=("online", "ope", "coverage"), default=None,
+                        help="ranking metric (default: cumulative_regret online, rmse for OPE, coverage and "
+                             "ope_shift, true_value offline, regret@1 for ops)")
+    parser.add_argument("--kind", choices=tuple(ROW_BUILDERS), default=None,
                         help="which runs to tabulate when a sweep holds several kinds")
     parser.add_argument("--force", action="store_true", help="overwrite an earlier report of the same metric")
     args = parser.parse_args(argv)

@@ -268,3 +268,152 @@ def test_a_trained_policy_states_its_training_steps_in_the_leaderboard(tmp_path)
     assert line["PPOBert"].rstrip(" |").endswith("507,904") and line["LinUCB"].rstrip(" |").endswith("| 0")
     rows = json.loads((tmp_path / "leaderboard.json").read_text())["rows"]
     assert [_plot_label(r) for r in rows] == ["LinUCB", "PPOBert (trained 508k steps)"]
+
+
+# ------------------------------------------------------- OPE across a change; off-policy selection
+
+SHIFT = ["experiment=ope_shift", "scm=user_shift", "experiment.n_rounds=400,800", "experiment.train_rounds=300",
+         "experiment.target_contexts=500", "experiment.truth_users=1000", "experiment.seeds=2",
+         "experiment.use=[ipw,dr]", "experiment.targets=[softmax]", "env.n_items=10", "wandb.mode=disabled"]
+OPS = ["experiment=ops", "experiment.n_rounds=500", "experiment.train_rounds=300", "experiment.use=[dm,ipw,dr]",
+       "experiment.ks=[1,2]", "env.n_items=10", "wandb.mode=disabled"]
+
+
+@pytest.fixture(scope="module")
+def shift_sweep(tmp_path_factory):
+    """n_rounds = 400, 800 x seed = 0, 1, each run 2 logs (seeds seed, seed + 1): logs 0, 1, 2 per n_rounds."""
+    return sweep(tmp_path_factory.mktemp("shift"), *SHIFT, "seed=0,1")
+
+
+@pytest.fixture(scope="module")
+def ops_sweep(tmp_path_factory):
+    return sweep(tmp_path_factory.mktemp("ops"), *OPS, "seed=0,1")
+
+
+def _job_config(run_dir: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml"))
+
+
+@pytest.mark.slow
+def test_ope_shift_sweep_rows_are_every_log_against_the_truth_after(shift_sweep, capsys):
+    table = write_report(shift_sweep, force=True)  # the sweep's own report (written at its end) is replaced
+    assert "its log 0 (seed 1) is" in capsys.readouterr().err  # the log both runs hold counts once
+    board = json.loads((shift_sweep / "leaderboard.json").read_text())
+    rows = board["rows"]
+    assert board["kind"] == "ope_shift" and board["metric"] == "rmse" and board["better"] == "lower"
+    assert len(rows) == 2 * 2 * 2  # n_rounds x estimator x weights (one target)
+    # the logs by (n_rounds, log seed), straight from the files: run seed s holds logs s and s + 1
+    logs: dict[tuple, dict] = {}
+    for p in shift_sweep.glob("*/ope_shift.json"):
+        cfg = _job_config(p.parent)
+        for i, log in enumerate(json.loads(p.read_text())["runs"]):
+            key = (cfg["experiment"]["n_rounds"], cfg["seed"] + i)
+            assert logs.setdefault(key, log) == log  # the same seed is the same log in either run
+    assert sorted(logs) == [(n, s) for n in (400, 800) for s in (0, 1, 2)]
+    for r in rows:
+        c = r["config"]
+        assert set(c) == {"experiment.n_rounds", "target", "estimator", "weights"}
+        assert f"weights={c['weights']}" in r["label"] and r["n_seeds"] == 3 and sorted(r["seeds"]) == [0, 1, 2]
+        recs = [next(x for x in logs[(c["experiment.n_rounds"], s)]["rows"]
+                     if (x["target"], x["estimator"], x["weights"]) == (c["target"], c["estimator"], c["weights"]))
+                for s in (0, 1, 2)]
+        err = np.array([x["estimate"] - x["truth_after"] for x in recs])
+        m = r["metrics"]
+        assert math.isclose(m["rmse"]["mean"], float(np.sqrt(np.mean(err ** 2))), rel_tol=1e-12)
+        lo, hi = stats.t.interval(0.95, 2, loc=err.mean(), scale=stats.sem(err))
+        assert math.isclose(m["mean_error"]["mean"], err.mean(), rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(m["mean_error"]["ci_low"], lo, rel_tol=1e-3) and math.isclose(m["mean_error"]["ci_high"], hi, rel_tol=1e-3)
+        k = sum(x["ci_low"] <= x["truth_after"] <= x["ci_high"] for x in recs)  # coverage of V_after, not V_before
+        ref = stats.binomtest(k, 3).proportion_ci(0.95, method="wilson")
+        assert m["coverage"]["mean"] == k / 3
+        assert math.isclose(m["coverage"]["ci_low"], ref.low, abs_tol=1e-5) and math.isclose(m["coverage"]["ci_high"], ref.high, abs_tol=1e-5)
+        assert math.isclose(m["mean_width"]["mean"], np.mean([x["ci_high"] - x["ci_low"] for x in recs]), rel_tol=1e-12)
+        if c["weights"] == "none":
+            assert "ess_ratio" not in m
+        else:  # the context weights' ESS of each log
+            ess = [logs[(c["experiment.n_rounds"], s)]["weights"]["ess_ratio"] for s in (0, 1, 2)]
+            assert math.isclose(m["ess_ratio"]["mean"], np.mean(ess), rel_tol=1e-12)
+    for n in (400, 800):  # ranked by RMSE within a config and target
+        ranked = [r["metrics"]["rmse"]["mean"] for r in rows if r["config"]["experiment.n_rounds"] == n]
+        assert ranked == sorted(ranked)
+    assert "n_rounds=400 target=softmax estimator=dr weights=context" in table
+    assert (shift_sweep / "heatmap_rmse.png").read_bytes()[:8] == PNG == (shift_sweep / "heatmap_coverage.png").read_bytes()[:8]
+
+
+def test_ops_sweep_rows_are_selection_metrics_over_seeds(ops_sweep):
+    write_report(ops_sweep, force=True)
+    board = json.loads((ops_sweep / "leaderboard.json").read_text())
+    rows = board["rows"]
+    assert board["kind"] == "ops" and board["metric"] == "regret@1" and board["better"] == "lower"
+    results = {str(p.parent): json.loads(p.read_text()) for p in ops_sweep.glob("*/ops.json")}
+    assert len(results) == 2 and sorted(r["config"]["estimator"] for r in rows) == ["dm", "dr", "ipw"]
+    for r in rows:
+        assert r["config"] == {"estimator": r["config"]["estimator"]} and r["n_seeds"] == 2  # only seeds differ
+        regret, rho, tau = [], [], []
+        for p in r["runs"]:  # from each run's estimates and truths: scipy's correlations, regret by hand
+            res = results[p]
+            names = list(res["truth"])
+            est = np.array([res["estimators"][r["config"]["estimator"]]["estimates"][n] for n in names])
+            tru = np.array([res["truth"][n] for n in names])
+            regret.append(tru.max() - tru[np.argmax(est)])
+            rho.append(stats.spearmanr(est, tru).statistic)
+            tau.append(stats.kendalltau(est, tru).statistic)
+        m = r["metrics"]
+        np.testing.assert_allclose(m["regret@1"]["values"], regret, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(m["spearman"]["values"], rho, rtol=1e-9)
+        np.testing.assert_allclose(m["kendall"]["values"], tau, rtol=1e-9)
+        lo, hi = stats.t.interval(0.95, 1, loc=np.mean(rho), scale=stats.sem(rho))
+        assert math.isclose(m["spearman"]["ci_low"], max(lo, -1.0), rel_tol=1e-3, abs_tol=1e-12)
+        assert math.isclose(m["spearman"]["ci_high"], min(hi, 1.0), rel_tol=1e-3)  # a correlation stays in [-1, 1]
+        assert m["regret@1"]["better"] == "lower" and m["spearman"]["better"] == "higher"
+        assert set(m) >= {"regret@2", "ndcg@1", "ndcg@2", "sharpe@2"} and "sharpe@1" not in m  # SharpeRatio@1: null
+    means = [r["metrics"]["regret@1"]["mean"] for r in rows]
+    assert means == sorted(means)
+    assert (ops_sweep / "heatmap_regret@1.png").read_bytes()[:8] == PNG
+    res = report_cli(str(ops_sweep), "--metric", "spearman")
+    assert res.returncode == 0, res.stderr
+    rho = [r["metrics"]["spearman"]["mean"] for r in json.loads((ops_sweep / "leaderboard_spearman.json").read_text())["rows"]]
+    assert rho == sorted(rho, reverse=True)
+    res = report_cli(str(ops_sweep), "--metric", "rmse", "--force")
+    assert res.returncode == 2 and res.stderr.startswith("error: report.metric: 'rmse' is not a selection metric")
+
+
+def test_new_kinds_in_a_mixed_sweep_and_bad_files_are_one_line(shift_sweep, ops_sweep, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(shift_sweep, mixed / "shift")
+    shutil.copytree(ops_sweep, mixed / "ops")
+    for p in mixed.glob("*/leaderboard*"):
+        p.unlink()
+    res = report_cli(str(mixed))
+    assert res.returncode == 2 and res.stderr.strip() == "error: report: the sweep holds ope_shift, ops runs; pick one with --kind"
+    assert report_cli(str(mixed), "--kind", "ops").returncode == 0
+    (tmp_path / "empty").mkdir()
+    res = report_cli(str(tmp_path / "empty"))  # no result file: the known files are named
+    assert res.returncode == 2 and "ope_shift.json or ops.json under" in res.stderr
+
+    job = next(p for p in (mixed / "shift").iterdir() if (p / "ope_shift.json").exists())
+    record = json.loads((job / "ope_shift.json").read_text())
+    del record["runs"][1]["rows"][0]["truth_after"]
+    (job / "ope_shift.json").write_text(json.dumps(record))
+    res = report_cli(str(mixed), "--kind", "ope_shift", "--force")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith(f"error: report: {job}/ope_shift.json: runs[1].rows[0]: expected the fields target,")
+    assert res.stderr.rstrip().endswith("(missing truth_after)")
+
+    job = next(p for p in (mixed / "ops").iterdir() if (p / "ops.json").exists())
+    record = json.loads((job / "ops.json").read_text())
+    record["estimators"]["dr"]["metrics"] = [0.5]
+    (job / "ops.json").write_text(json.dumps(record))
+    res = report_cli(str(mixed), "--kind", "ops", "--force")
+    assert res.returncode == 2 and res.stderr.strip() == \
+        f"error: report: {job}/ops.json: estimators.dr.metrics: expected a mapping metric -> number, got [0.5]"
+    (job / "ops.json").write_text(json.dumps({**record, "schema": {"kind": "ope", "version": 1}}))  # a foreign file
+    res = report_cli(str(mixed), "--kind", "ops", "--force")
+    assert res.returncode == 2 and res.stderr.strip() == f"error: report: {job}/ops.json: expected a 'ops' result, got 'ope'"
+    (job / "ops.json").write_text("{not json")
+    res = report_cli(str(mixed), "--kind", "ops", "--force")
+    assert res.returncode == 2 and res.stderr.startswith(f"error: report: {job}/ops.json: cannot read (JSONDecodeError")

@@ -2,8 +2,9 @@
 
     python scripts/report.py multirun/2026-11-27/12-00-00 [--metric cumulative_regret] [--force]
 
-Every run directory under the sweep is read: ``summary.json`` (online), ``ope.json`` (OPE) or
-``coverage.json`` (OPE coverage), with the run's resolved config from ``.hydra/config.yaml``
+Every run directory under the sweep is read: ``summary.json`` (online), ``ope.json`` (OPE),
+``coverage.json`` (OPE coverage), ``ope_shift.json`` (OPE across a change), ``ops.json``
+(off-policy selection) or ``offline.json`` (offline learning), with the run's resolved config from ``.hydra/config.yaml``
 (or the ``config`` kept in the result file). Runs are split by *setting* (env id x scm x slate
 size): ranks are only ever within one setting, and a mixed sweep gives one table per setting.
 Inside a setting, a row is keyed by the resolved config values that differ across its runs
@@ -14,14 +15,17 @@ is never below 0). With one seed a row says "1 seed, no interval".
 OPE sweeps give one row per (config, target, estimator): mean error with its interval, RMSE,
 the share of intervals that covered the truth (with a Wilson 95% interval) and the mean
 interval width. Coverage sweeps give one row per (config, target, estimator, interval method)
-with the replications' bias, RMSE, coverage and mean width.
+with the replications' bias, RMSE, coverage and mean width. OPE-across-a-change sweeps give one
+row per (config, target, estimator, weights): the OPE row's numbers against the truth *after*
+the change, every log of every run one replication (a log two runs share counts once).
+Selection sweeps give one row per (config, estimator): each selection metric's mean over seeds.
 
 Files, into the sweep directory: ``leaderboard.md``, ``leaderboard.json`` (rows: ``setting``,
 ``config`` (the differing values), ``n_seeds``, every metric's mean, 95% CI and which direction
 is better, and the per-seed values it came from), ``leaderboard.png`` (one panel per setting),
-for online sweeps ``curves.png`` / ``curves.json``, and for OPE and coverage sweeps estimator x
-config heatmaps ``heatmap_<metric>.png`` of the error and of coverage (coverage: a panel per
-interval method). A metric other than the default is
+for online sweeps ``curves.png`` / ``curves.json``, and for OPE, coverage, OPE-across-a-change and
+selection sweeps estimator x config heatmaps ``heatmap_<metric>.png`` of the error and of coverage
+(coverage: a panel per interval method; selection: of its metric). A metric other than the default is
 written as ``leaderboard_<metric>.*``; an existing report is never overwritten without
 ``force``.
 """
@@ -46,15 +50,19 @@ from recsim_causal.results import better, fmt, read_result
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 RESULT_FILES = {"summary.json": "online", "ope.json": "ope", "coverage.json": "coverage", "compare.json": "compare",
-                "offline.json": "offline"}
-DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rmse", "offline": "true_value"}
+                "offline.json": "offline", "ope_shift.json": "ope_shift", "ops.json": "ops"}
+# ops: regret@1, the value lost by deploying the estimator's pick (ops.py's first top-k column)
+DEFAULT_METRIC = {"online": "cumulative_regret", "ope": "rmse", "coverage": "rmse", "offline": "true_value",
+                  "ope_shift": "rmse", "ops": "regret@1"}
 # keys that never distinguish configs: the seed is averaged; tracking and display knobs change no number
 IGNORED_PREFIXES = ("seed", "wandb.", "hydra.", "experiment.progress", "experiment.curve_points",
                     "experiment.save_log", "experiment.name")
 SETTING_KEYS = ("env.id", "env.slate_size", "scm.name")
-NONNEGATIVE_WORDS = ("regret", "rmse", "width", "wall", "steps_per_s", "coverage", "bias_se")
-UNIT_INTERVAL = ("coverage",)
-FILE_KIND = {"online": "summary", "ope": "ope", "coverage": "coverage", "compare": "compare", "offline": "offline"}  # report kind -> result kind
+NONNEGATIVE_WORDS = ("regret", "rmse", "width", "wall", "steps_per_s", "coverage", "bias_se", "sharpe")
+#: metrics (name before any ``@k``) that live in a bounded range: a share, nDCG, rank correlations
+BOUNDED = {"coverage": (0.0, 1.0), "ndcg": (0.0, 1.0), "spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0)}
+FILE_KIND = {"online": "summary", "ope": "ope", "coverage": "coverage", "compare": "compare", "offline": "offline",
+             "ope_shift": "ope_shift", "ops": "ops"}  # report kind -> result kind
 
 
 def direction(metric: str, kind: str | None = None) -> str | None:
@@ -70,8 +78,8 @@ def t975(df: int) -> float:
 def mean_ci(values: Iterable[float], metric: str = "") -> dict:
     """Mean and 95% t interval over seeds: ``{mean, ci_low, ci_high, ci95, n}``.
 
-    The interval is clipped to the metric's range (>= 0 for regret, RMSE, widths, times; [0, 1]
-    for coverage): clipping a confidence interval to the parameter space keeps its coverage.
+    The interval is clipped to the metric's range (>= 0 for regret, RMSE, widths, times and
+    SharpeRatio; [0, 1] for coverage and nDCG; [-1, 1] for Spearman's and Kendall's correlations): clipping a confidence interval to the parameter space keeps its coverage.
     One value: no interval (``ci_low``/``ci_high``/``ci95`` None).
     """
     v = np.asarray([float(x) for x in values], float)
@@ -83,8 +91,9 @@ def mean_ci(values: Iterable[float], metric: str = "") -> dict:
         lo, hi = out["mean"] - half, out["mean"] + half
         if any(w in metric for w in NONNEGATIVE_WORDS):
             lo = max(lo, 0.0)
-        if metric in UNIT_INTERVAL:
-            hi = min(hi, 1.0)
+        bounds = BOUNDED.get(metric.split("@")[0])
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         out.update(ci_low=lo, ci_high=hi, ci95=half)
     return out
 
@@ -103,7 +112,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 @dataclass
 class Run:
-    """One run of a sweep: its directory, kind (online | ope | coverage | compare), result
+    """One run of a sweep: its directory, kind (a value of :data:`RESULT_FILES`), result
     file contents, flattened resolved config (dotted keys) and seed."""
 
     path: Path
@@ -418,9 +427,7 @@ def _diagnostics_for(diag: Any, est: str) -> dict | None:
 def ope_rows(runs: list[Run], metric: str) -> list[dict]:
     """Per setting, per differing config, per target x estimator: mean error (95% CI over seeds),
     RMSE, coverage (Wilson interval), mean width; ranked by ``metric`` within config x target."""
-    allowed = ("rmse", "mean_error", "coverage_error", "mean_width", "abs_error")
-    if metric not in allowed:
-        raise ValueError(f"report.metric: '{metric}' is not an OPE metric (known: {', '.join(allowed)})")
+    _check_ope_metric(metric)
     rows = []
     for label, (setting, srs) in by_setting(runs).items():
         for cfg, group in _group(srs).values():
@@ -430,19 +437,39 @@ def ope_rows(runs: list[Run], metric: str) -> list[dict]:
                     cells[(target, est)].append((r, rec))
             by_target: dict[str, list[dict]] = defaultdict(list)
             for (target, est), recs in cells.items():
-                by_target[target].append(_ope_row(label, setting, cfg, target, est, recs))
+                by_target[target].append(_ope_row(label, setting, {**cfg, "target": target, "estimator": est}, recs))
             for target_rows in by_target.values():
                 rows.extend(_rank(target_rows, metric))
     return rows
+
+
+#: the metrics an OPE row ranks by (OPE and OPE across a change)
+OPE_METRICS = ("rmse", "mean_error", "coverage_error", "mean_width", "abs_error")
+
+
+def _check_ope_metric(metric: str) -> None:
+    if metric not in OPE_METRICS:
+        raise ValueError(f"report.metric: '{metric}' is not an OPE metric (known: {', '.join(OPE_METRICS)})")
 
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def _ope_row(label: str, setting: dict, cfg: dict, target: str, est: str, recs: list[tuple[Run, dict]]) -> dict:
-    full = {**cfg, "target": target, "estimator": est}
-    row = new_row(label, setting, full, [r for r, _ in recs])
+def _add_means(row: dict, values: dict[str, Iterable[Any]]) -> dict:
+    """Each metric's finite values (one per seed) into ``row``: their mean and 95% t interval
+    (:func:`mean_ci`) and the values; a metric without a finite value is left out."""
+    for m, raw in values.items():
+        vals = [v for v in map(_num, raw) if v is not None]
+        if vals:
+            row["metrics"][m] = {**mean_ci(vals, m), "values": vals}
+    return row
+
+
+def _ope_row(label: str, setting: dict, ident: dict, recs: list[tuple[Run, dict]]) -> dict:
+    """A row of OPE replications ``recs`` (run, record with estimate, ci_low, ci_high, covers,
+    ``_truth`` and ``_diag``) under the row config ``ident``."""
+    row = new_row(label, setting, ident, [r for r, _ in recs])
     estimates = [_num(rec.get("estimate")) for _, rec in recs]
     truths = [_num(rec.get("_truth")) for _, rec in recs]
     errors = [e - t for e, t in zip(estimates, truths) if e is not None and t is not None]
@@ -472,6 +499,119 @@ def _ope_row(label: str, setting: dict, cfg: dict, target: str, est: str, recs: 
         if vals:
             m[key] = {**mean_ci(vals, key), "values": vals}
     return row
+
+
+# --------------------------------------------------------------- OPE across a change runs
+
+#: the fields of every per-log row of an ope_shift.json the report reads
+SHIFT_FIELDS = ("target", "estimator", "weights", "estimate", "ci_low", "ci_high", "truth_after", "covers_after")
+
+
+def _shift_logs(run: Run) -> list[dict]:
+    """The per-log blocks (``{"rows": [...], "weights": {...}}``) of an ope_shift.json, checked:
+    a file without them is one line naming the file and the field."""
+    where = run.path / "ope_shift.json"
+    logs = run.result.get("runs")
+    if not isinstance(logs, list) or not logs:
+        raise ValueError(f"report: {where}: runs: expected the per-log results (a non-empty list), got {logs!r:.60}")
+    for i, log in enumerate(logs):
+        rows = log.get("rows") if isinstance(log, dict) else None
+        if not isinstance(rows, list):
+            raise ValueError(f"report: {where}: runs[{i}].rows: expected a list of rows, got {rows!r:.60}")
+        for j, row in enumerate(rows):
+            missing = [f for f in SHIFT_FIELDS if not isinstance(row, dict) or f not in row]
+            if missing:
+                raise ValueError(f"report: {where}: runs[{i}].rows[{j}]: expected the fields {', '.join(SHIFT_FIELDS)} "
+                                 f"(missing {', '.join(missing)})")
+    return logs
+
+
+def ope_shift_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Per setting, per differing config, per target x estimator x weights (none | context): the
+    OPE row (:func:`_ope_row`) against the truth after the change, V_after, over every log of
+    every run (each log one replication; a log seed two runs share, seed + i of
+    ``experiment.seeds`` overlapping the sweep's seeds, is the same log and counts once); ranked
+    by ``metric`` within config x target. The context-weighted rows carry the context weights'
+    ESS ratio and largest weight."""
+    _check_ope_metric(metric)
+    rows = []
+    for label, (setting, srs) in by_setting(runs).items():
+        for cfg, group in _group(srs).values():
+            group.sort(key=lambda r: (str(r.seed), str(r.path)))
+            cells: dict[tuple, list[tuple[Run, dict]]] = defaultdict(list)
+            log_seeds: dict[tuple, list] = defaultdict(list)
+            seen: dict[Any, Run] = {}
+            for r in group:
+                for i, log in enumerate(_shift_logs(r)):
+                    log_seed = r.seed + i if isinstance(r.seed, int) else (str(r.path), i)
+                    if log_seed in seen:
+                        print(f"warning: report: {r.path}: its log {i} (seed {log_seed}) is {seen[log_seed].path}'s "
+                              "too: counted once", file=sys.stderr, flush=True)
+                        continue
+                    seen[log_seed] = r
+                    for x in log["rows"]:
+                        ident = (x["target"], x["estimator"], x["weights"])
+                        cells[ident].append((r, {"estimate": x["estimate"], "ci_low": x["ci_low"], "ci_high": x["ci_high"],
+                                                 "covers": x["covers_after"], "_truth": x["truth_after"],
+                                                 "_diag": log.get("weights") if x["weights"] != "none" else None}))
+                        log_seeds[ident].append(log_seed)
+            by_target: dict[str, list[dict]] = defaultdict(list)
+            for (target, est, weights), recs in cells.items():
+                row = _ope_row(label, setting, {**cfg, "target": target, "estimator": est, "weights": weights}, recs)
+                row.update(seeds=log_seeds[(target, est, weights)], runs=list(dict.fromkeys(row["runs"])))
+                by_target[target].append(row)
+            for target_rows in by_target.values():
+                rows.extend(_rank(target_rows, metric))
+    return rows
+
+
+# --------------------------------------------------------------------- selection runs
+
+
+def _ops_metrics(run: Run) -> dict[str, dict[str, Any]]:
+    """{estimator: {metric: value or None}} of an ops.json (an estimator without a finite
+    estimate for every candidate has no metrics: {}), checked: one line naming the file and field."""
+    where = run.path / "ops.json"
+    ests = run.result.get("estimators")
+    if not isinstance(ests, dict) or not ests:
+        raise ValueError(f"report: {where}: estimators: expected a mapping estimator -> selection, got {ests!r:.60}")
+    out = {}
+    for est, res in ests.items():
+        if not isinstance(res, dict):
+            raise ValueError(f"report: {where}: estimators.{est}: expected a mapping (selected, metrics, ...), "
+                             f"got {res!r:.60}")
+        metrics = res.get("metrics")
+        if metrics is not None and not isinstance(metrics, dict):
+            raise ValueError(f"report: {where}: estimators.{est}.metrics: expected a mapping metric -> number, "
+                             f"got {metrics!r:.60}")
+        bad = [m for m, v in (metrics or {}).items() if v is not None and _num(v) is None]
+        if bad:
+            raise ValueError(f"report: {where}: estimators.{est}.metrics.{bad[0]}: expected a number or null, "
+                             f"got {metrics[bad[0]]!r}")
+        out[est] = metrics or {}
+    return out
+
+
+def ops_rows(runs: list[Run], metric: str) -> list[dict]:
+    """Per setting, per differing config, per estimator: each selection metric (Spearman,
+    Kendall, regret@k, nDCG@k, SharpeRatio@k) with its mean and 95% t interval over seeds, and
+    the candidate each seed's ranking picked; ranked by ``metric`` within a config."""
+    per_run = {str(r.path): _ops_metrics(r) for r in runs}
+    known = list(dict.fromkeys(m for ms in per_run.values() for e in ms.values() for m in e))
+    if metric not in known:
+        raise ValueError(f"report.metric: '{metric}' is not a selection metric of these runs (known: {', '.join(known)})")
+    rows = []
+    for label, (setting, srs) in by_setting(runs).items():
+        for cfg, group in _group(srs).values():
+            group.sort(key=lambda r: (str(r.seed), str(r.path)))
+            crows = []
+            for est in dict.fromkeys(e for r in group for e in per_run[str(r.path)]):
+                mine = [r for r in group if est in per_run[str(r.path)]]
+                row = new_row(label, setting, {**cfg, "estimator": est}, mine)
+                row["selected"] = [r.result["estimators"][est].get("selected") for r in mine]
+                crows.append(_add_means(row, {m: [per_run[str(r.path)][est].get(m) for r in mine] for m in known}))
+            rows.extend(_rank(crows, metric))
+    return rows
 
 
 # ------------------------------------------------------------------------- coverage runs
@@ -527,12 +667,7 @@ def coverage_rows(runs: list[Run], metric: str) -> list[dict]:
             for recs in cells.values():
                 full = {**cfg, **recs[0][1]}
                 row = new_row(label, setting, full, [r for r, _, _ in recs])
-                for f in COVERAGE_FIELDS:
-                    vals = [_num(rec.get(f)) for _, _, rec in recs]
-                    vals = [v for v in vals if v is not None]
-                    if vals:
-                        row["metrics"][f] = {**mean_ci(vals, f), "values": vals}
-                crow.append(row)
+                crow.append(_add_means(row, {f: [rec.get(f) for _, _, rec in recs] for f in COVERAGE_FIELDS}))
             rows.extend(_rank(crow, metric))
     return rows
 
@@ -580,8 +715,10 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
 def _columns(kind: str) -> tuple[str, ...]:
     if kind == "online":
         return ("cumulative_regret", "mean_reward", "train_steps")
-    if kind == "ope":
+    if kind in ("ope", "ope_shift"):
         return ("rmse", "mean_error", "coverage", "mean_width", "ess_ratio")
+    if kind == "ops":
+        return ("spearman", "kendall", *(f"{m}@{k}" for m in ("regret", "ndcg", "sharpe") for k in range(1, 11)))
     if kind == "offline":
         return ("true_value", "heldout_estimate", "train_estimate", "train_minus_truth")
     return ("rmse", "bias", "coverage", "mean_width", "truth")
@@ -625,9 +762,9 @@ INTERVAL_METRICS = ("coverage", "coverage_error", "mean_width")  # the metrics t
 
 
 def heatmap_panels(rows: list[dict], metric: str) -> dict[str, tuple[list[str], list[str], np.ndarray]]:
-    """OPE or coverage leaderboard rows as estimator x config grids of ``metric``'s mean: per
-    setting (and, for coverage sweeps, per interval method) a row per config and target, a
-    column per estimator (best median over the rows first); NaN where a cell has no value."""
+    """OPE, coverage, OPE-across-a-change or selection leaderboard rows as estimator x config
+    grids of ``metric``'s mean: per setting (and, for coverage sweeps, per interval method) a row
+    per config and target (and weights), a column per estimator (best median over the rows first); NaN where a cell has no value."""
     cells: dict[str, dict[str, dict[str, float]]] = {}
     for r in rows:
         cfg = dict(r["config"])
@@ -657,9 +794,11 @@ def heatmap_panels(rows: list[dict], metric: str) -> dict[str, tuple[list[str], 
 
 
 def heatmap_metrics(kind: str, metric: str) -> list[str]:
-    """The heatmaps an OPE or coverage report draws: its metric's (an error or width) and, with
-    the default metric's report, coverage's."""
-    if kind not in ("ope", "coverage"):
+    """The heatmaps an OPE, coverage or OPE-across-a-change report draws: its metric's (an error
+    or width) and, with the default metric's report, coverage's; a selection report: its metric's."""
+    if kind == "ops":
+        return [metric]
+    if kind not in ("ope", "coverage", "ope_shift"):
         return []
     wanted = [metric if metric != "coverage_error" else "coverage"]
     if metric == DEFAULT_METRIC[kind] and "coverage" not in wanted:
@@ -670,7 +809,7 @@ def heatmap_metrics(kind: str, metric: str) -> list[str]:
 def write_report(sweep_dir: str | Path, metric: str | None = None, *, force: bool = False,
                  kind: str | None = None) -> str:
     """Write the leaderboard (md, json, png) and, for online sweeps, curves.png/.json into
-    ``sweep_dir``; return the markdown. ``kind`` picks online | ope | coverage when a sweep
+    ``sweep_dir``; return the markdown. ``kind`` picks one of :data:`ROW_BUILDERS` when a sweep
     holds several; ``force`` overwrites an earlier report of the same metric."""
     return build_report(sweep_dir, metric, force=force, kind=kind)[0]
 
@@ -694,10 +833,11 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     if not sweep_dir.is_dir():
         raise ValueError(f"report: sweep directory '{sweep_dir}' does not exist")
     runs = find_runs(sweep_dir)
-    kinds = sorted({r.kind for r in runs} - {"compare"})
+    kinds = sorted({r.kind for r in runs} & set(ROW_BUILDERS))
     if not kinds:
         hint = " (experiment=compare runs: each compare.json is its own report)" if runs else ""
-        raise ValueError(f"report: no summary.json, ope.json or coverage.json under '{sweep_dir}'{hint}")
+        files = [f for f, k in RESULT_FILES.items() if k in ROW_BUILDERS]
+        raise ValueError(f"report: no {', '.join(files[:-1])} or {files[-1]} under '{sweep_dir}'{hint}")
     if kind is None:
         if len(kinds) > 1:
             raise ValueError(f"report: the sweep holds {', '.join(kinds)} runs; pick one with --kind")
@@ -715,7 +855,7 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
     if existing and not force and not _written_at_sweep_end(paths["json"]):
         raise ValueError(f"report: {existing[0]} exists (an earlier report); pass --force to overwrite it")
 
-    rows = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows, "offline": offline_rows}[kind](runs, metric)
+    rows = ROW_BUILDERS[kind](runs, metric)
     if not rows:
         raise ValueError(f"report: no {kind} results to tabulate under '{sweep_dir}'")
     table = to_markdown(rows, metric, kind)
@@ -747,6 +887,11 @@ def build_report(sweep_dir: str | Path, metric: str | None = None, *, force: boo
             curves_plot(curves, extra["curves_png"])
             written += list(extra.values())
     return table, written
+
+
+#: report kind -> (its runs, the ranking metric) -> leaderboard rows (compare.json: its own report)
+ROW_BUILDERS = {"online": online_rows, "ope": ope_rows, "coverage": coverage_rows, "offline": offline_rows,
+                "ope_shift": ope_shift_rows, "ops": ops_rows}
 
 
 # -------------------------------------------------------------------------------- curves

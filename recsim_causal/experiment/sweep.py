@@ -41,9 +41,9 @@ def keep_multirun_yaml(sweep_dir: Path) -> Path | None:
 def write_sweep_report(sweep_dir: Path) -> list[Path]:
     """The report of the results under ``sweep_dir`` (default metric); returns the files
     written. Raises what the report raises (a report of recsim-report's is never replaced)."""
-    from recsim_causal.experiment.report import build_report, find_runs
+    from recsim_causal.experiment.report import ROW_BUILDERS, build_report, find_runs
 
-    kinds = sorted({r.kind for r in find_runs(sweep_dir)} & {"online", "ope", "coverage", "offline"})
+    kinds = sorted({r.kind for r in find_runs(sweep_dir)} & set(ROW_BUILDERS))
     if len(kinds) > 1:
         raise ValueError(f"the sweep holds {', '.join(kinds)} runs: pick one with recsim-report --kind")
     written: list[Path] = []

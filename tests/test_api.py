@@ -124,8 +124,7 @@ def test_registry_maps_experiment_and_setting_to_one_runner(monkeypatch):
     assert registry.setting_of({"env": {"id": "RecSimCausal/Session-v0"}}) == "session"
     assert registry.setting_of({"env": {"id": "RecSimCausal/Bandit-v0", "slate_size": 5}}) == "slate"
     assert registry.setting_of({"env": {"slate_size": 1}, "experiment": {"data": "x.parquet"}}) == "one_item"
-    with pytest.raises(ValueError, match=r"^env.slate_size: experiment.data is evaluated as a one-item log"):
-        registry.setting_of({"env": {"slate_size": 5}, "experiment": {"data": "x.parquet"}})
+    assert registry.setting_of({"env": {"slate_size": 5}, "experiment": {"data": "x.parquet"}}) == "slate"
     with pytest.raises(ValueError, match=r"^experiment.name: expected one of online, ope"):
         registry.runner_for("nope", "one_item")
 

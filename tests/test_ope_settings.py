@@ -164,3 +164,64 @@ def test_slate_and_session_targets_are_labelled_and_never_merged(tmp_path):
         run_job(compose_ope(["env=session", "env.n_items=10", "experiment.train_rounds=200",
                              "experiment.session.n_trajectories=50", "experiment.session.truth_trajectories=50",
                              f"experiment.session.targets=[{soft},{soft}]"]), tmp_path / "session")
+
+
+def test_a_slate_parquet_is_evaluated_by_the_experiment_as_evaluate_does(tmp_path):
+    """experiment=ope env=slate experiment.data=<a simulate_log slate parquet>: the targets learn
+    from the first half of the slates and evaluate() gives the same numbers on the second half."""
+    from recsim_causal.agents import RandomPolicy
+    from recsim_causal.agents.slate import GreedySlate, PlackettLuceSlate
+    from recsim_causal.build import make_agent, resolve_agents
+    from recsim_causal.data import save_parquet
+    from recsim_causal.ope import evaluate, simulate_log
+
+    log = simulate_log("position_bias", "random", 1200, slate_size=3, epsilon=0.2, n_items=6, seed=3, train_rounds=10)
+    path = save_parquet(log.feedback, tmp_path / "slates.parquet")
+    targets = "[{agent: random, slate: plackett_luce},{agent: softmax, slate: greedy, name: top}]"
+    summary = run_job(compose_ope([*SLATE, f"experiment.data={path}", f"experiment.slate.targets={targets}",
+                                   "experiment.slate.estimators=[sips,iips,rips,cascade-dr]"]), tmp_path / "out")
+    assert summary["warning"] == "no truth: external data" and summary["n_rounds"] == 600
+    # the same evaluation by hand: the second half of the file, the targets' agents taught its first half
+    fb = load_parquet(path)
+    first = fb.slate_id < 600
+    softmax = make_agent(next(iter(resolve_agents(["softmax"]).values())), n_actions=6, dim=fb.dim_context, seed=2)
+    softmax.update(fb.context[first], fb.action[first], fb.reward[first])
+    mine = {"random/plackett_luce": PlackettLuceSlate(RandomPolicy(6, fb.dim_context), 3),
+            "top": GreedySlate(softmax, 3)}
+    again = evaluate(fb.subset(~first), mine, ["sips", "iips", "rips", "cascade-dr"], ci="bootstrap",
+                     n_bootstrap_samples=200, seed=0)
+    for name, block in again.targets.items():
+        got = summary["targets"][name]
+        assert got["truth"] is None
+        for est, row in block["estimators"].items():
+            assert got["estimators"][est]["estimate"] == row["estimate"], (name, est)
+            assert got["estimators"][est]["ci_low"] == row["ci_low"], (name, est)
+    # a uniform logger and target (epsilon mixes uniform with uniform): every weight is 1, SIPS is the
+    # second half's mean slate reward exactly
+    slate_reward = fb.reward[~first].reshape(-1, 3).sum(axis=1).mean()
+    assert summary["targets"]["random/plackett_luce"]["estimators"]["sips"]["estimate"] == pytest.approx(slate_reward)
+    saved = json.loads((tmp_path / "out" / "ope.json").read_text())
+    assert saved["data"] == str(path) and saved["targets"]["top"]["estimators"]["sips"]["truth"] is None
+
+
+@pytest.mark.parametrize("which, message", [
+    ("one_item", r"^experiment.data: \S+ is a one-item log without the slate columns slate_id, position, "
+                 r"pscore_cascade, pscore_item_position; expected a slate log"),
+    ("no_item_position", r"^experiment.data: \S+ is a slate log without the slate columns pscore_item_position"),
+    ("csv", r"^experiment.data: expected a .parquet slate log, got '\S+log.csv'$"),
+])
+def test_a_wrong_file_for_slate_ope_is_one_line(tmp_path, which, message):
+    from recsim_causal.data import LoggedFeedback, save_parquet
+
+    rng = np.random.default_rng(0)
+    cols = dict(context=rng.normal(size=(6, 2)), action=np.array([0, 1, 2, 0, 2, 1]), reward=np.zeros(6),
+                pscore=np.full(6, 1 / 6), n_actions=3)
+    if which == "no_item_position":
+        cols.update(position=np.tile([0, 1], 3), slate_id=np.repeat([0, 1, 2], 2), pscore_cascade=np.full(6, 0.5))
+    path = tmp_path / ("log.csv" if which == "csv" else "log.parquet")
+    if which == "csv":
+        path.write_text("a,b\n")
+    else:
+        save_parquet(LoggedFeedback(**cols), path)
+    with pytest.raises(ValueError, match=message):
+        run_job(compose_ope([*SLATE, f"experiment.data={path}"]), tmp_path / "out")

@@ -2,8 +2,8 @@
 
 A runner is ``run(cfg, out_dir, tracker) -> summary`` (``cfg``: the resolved run config as a
 dict). The setting of a run is decided here, once (:func:`setting_of`): ``one_item``
-(Bandit-v0, one slot, or external data), ``slate`` (Bandit-v0 with ``slate_size`` > 1) or
-``session`` (Session-v0). A runner registered for setting ``"*"`` serves every setting.
+(Bandit-v0, one slot), ``slate`` (Bandit-v0 with ``slate_size`` > 1; with ``experiment.data``,
+a slate log) or ``session`` (Session-v0). A runner registered for setting ``"*"`` serves every setting.
 
 Add an experiment by adding an entry: either a ``"module:function"`` string to
 :data:`RUNNERS` (imported when a job needs it), or the decorator in your module::
@@ -64,10 +64,6 @@ def setting_of(cfg: Mapping[str, Any]) -> str:
     if env.get("id") == "RecSimCausal/Session-v0":
         return "session"
     slate_size = int(env.get("slate_size", 1) or 1)
-    if slate_size > 1 and (cfg.get("experiment") or {}).get("data"):
-        # external data is evaluated one item per row: a slate setting would silently not apply
-        raise ValueError(f"env.slate_size: experiment.data is evaluated as a one-item log, one row per recommended "
-                         f"item; drop env=slate (slate_size={slate_size}) or use env=bandit")
     if slate_size > 1:
         return "slate"
     return "one_item"

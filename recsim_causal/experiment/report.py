@@ -321,7 +321,7 @@ def _rank(rows: list[dict], metric: str) -> list[dict]:
     leader = None
     for i, r in enumerate(rows, 1):
         if leader is not None and _overlap(leader["metrics"].get(metric), r["metrics"].get(metric)):
-            r["rank"] = leader["rank"]
+            r["rank"], r["shares_rank"] = leader["rank"], True
         else:
             r["rank"], leader = i, r
     return rows
@@ -707,7 +707,7 @@ def to_markdown(rows: list[dict], metric: str, kind: str) -> str:
             cells = [_cell(r["metrics"].get(m), m, r["n_seeds"]) for m in names]
             out.append(f"| {r['rank']} | {r['label']} | {r['n_seeds']} | " + " | ".join(cells) + " |")
         out.append("")
-        if len({r["rank"] for r in srows}) < len(srows):
+        if any(r.get("shares_rank") for r in srows):  # (ranks restart per config x target in OPE tables)
             out.append("Rows share a rank where their 95% intervals overlap.\n")
     return "\n".join(out).rstrip() + "\n"
 

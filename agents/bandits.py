@@ -128,6 +128,8 @@ class EpsilonGreedy(_ValuePolicy):
         lambda_: ridge regularization ``> 0`` (linear only).
     """
 
+    slate_rule = "epsilon_greedy"
+
     def __init__(
         self,
         n_actions: int,
@@ -171,6 +173,8 @@ class Softmax(_ValuePolicy):
         linear: per-arm ridge estimates instead of empirical means.
         lambda_: ridge regularization ``> 0`` (linear only).
     """
+
+    slate_rule = "plackett_luce"
 
     def __init__(
         self,

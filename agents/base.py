@@ -348,7 +348,12 @@ class BasePolicy:
         dim: context dimension ``d`` (``None``: any, the policy ignores contexts).
         name: the class name, used in messages and reports.
         rng: the policy's own generator, used by :meth:`act` when no ``rng`` is passed.
+        slate_rule: how :meth:`act_slate` restricts the slate base position by position, for
+            its item-position propensities (:class:`~recsim_causal.agents.slate.OwnSlate`):
+            ``plackett_luce`` (renormalized), ``greedy`` or ``epsilon_greedy`` (scores).
     """
+
+    slate_rule: str | None = "plackett_luce"
 
     def __init__(self, n_actions: int, dim: int | None = None, seed: int | None = 0) -> None:
         owner = type(self).__name__
@@ -535,8 +540,11 @@ class ScorePolicy(BasePolicy):
 
     Subclasses implement :meth:`scores` ``(B, d) -> (B, K)`` and :meth:`probs_from_scores`, which
     must give probability 0 to entries equal to ``-inf``; slates then restrict the score map to
-    the remaining actions (masking the taken ones with ``-inf``) rather than renormalizing.
+    the remaining actions (masking the taken ones with ``-inf``) rather than renormalizing;
+    a subclass names that rule in ``slate_rule`` (unknown here).
     """
+
+    slate_rule = None
 
     def scores(self, contexts: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -314,6 +314,8 @@ class LinUCB(_RidgePolicy, ScorePolicy):
             dim / K features); default: one model per arm on the user's context.
     """
 
+    slate_rule = "greedy"
+
     def __init__(
         self, n_actions: int, dim: int, alpha: float = 1.0, lambda_: float = 1.0, seed: int | None = 0,
         shared: bool = False,

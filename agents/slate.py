@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import check_action_probs, check_float, check_int, restricted_probs, sample_categorical
+from .base import TIE_RTOL, check_action_probs, check_float, check_int, restricted_probs, sample_categorical
 
-__all__ = ["SlatePolicy", "PlackettLuceSlate", "GreedySlate", "all_slates", "slate_probs_all",
+__all__ = ["SlatePolicy", "PlackettLuceSlate", "GreedySlate", "OwnSlate", "SLATE_RULES", "all_slates", "slate_probs_all",
            "slate_item_position_matrix", "pl_item_position_quadrature", "pl_item_position_marginals",
            "ENUMERATION_LIMIT"]
 
@@ -87,13 +87,29 @@ class SlatePolicy:
 
     def sample(self, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Slates (B, L) int64, top first."""
+        return self._draw(probs, rng)[0]
+
+    def deal(self, probs: np.ndarray, rng: np.random.Generator, item_position: bool = True
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Slates as :meth:`sample` draws them and their :meth:`propensities` (the cascade from
+        the draws' own conditionals; ``item_position=False``: without the item-position marginals)."""
+        slates, conditionals = self._draw(probs, rng)
+        cascade = np.cumprod(conditionals, axis=1)
+        out = {"pscore": cascade[:, -1].copy(), "pscore_cascade": cascade}
+        if item_position:
+            out["pscore_item_position"] = self.item_position(probs, slates)
+        return slates, out
+
+    def _draw(self, probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Slates (B, L) and the probability of each slot's item given the items above it (B, L)."""
         B = probs.shape[0]
         taken = np.zeros(probs.shape, bool)
         slates = np.empty((B, self.slate_size), np.int64)
+        conditionals = np.empty((B, self.slate_size))
         for pos in range(self.slate_size):
-            slates[:, pos], _ = sample_categorical(self.conditional(probs, taken), rng)
+            slates[:, pos], conditionals[:, pos] = sample_categorical(self.conditional(probs, taken), rng)
             taken[np.arange(B), slates[:, pos]] = True
-        return slates
+        return slates, conditionals
 
     def conditional_dists(self, probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
         """pi(. | x, a_1..a_{l-1}) at each position of ``slates``: (B, L, K)."""
@@ -177,6 +193,137 @@ class GreedySlate(SlatePolicy):
 
     def item_position(self, probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
         return (self.top(probs) == slates).astype(np.float64)
+
+
+class OwnSlate(SlatePolicy):
+    """The slates a policy deals itself (:meth:`~recsim_causal.agents.base.BasePolicy.act_slate`:
+    its slate base, a distribution or a score policy's scores, restricted position by position
+    as the policy restricts it), with their three exact propensities. A policy without
+    ``act_slate`` (a user's) deals Plackett-Luce over its distribution.
+
+    The item-position marginals follow the policy's ``slate_rule`` (:data:`SLATE_RULES`):
+    ``plackett_luce`` (the restricted base is the renormalized distribution: the default, and
+    softmax scores), ``greedy`` (the best remaining item, ties split) or ``epsilon_greedy``
+    (greedy mixed with ``policy.epsilon`` uniform over the remaining items)."""
+
+    kind = "own"
+
+    def __init__(self, policy: Any, slate_size: int) -> None:
+        super().__init__(policy, slate_size)
+        self.rule = getattr(policy, "slate_rule", "plackett_luce")
+        if self.rule not in SLATE_RULES:
+            raise ValueError(f"{type(policy).__name__}.slate_rule: expected one of {', '.join(SLATE_RULES)} (how its "
+                             f"act_slate restricts its scores), got {self.rule!r}")
+
+    def probs(self, contexts: np.ndarray) -> np.ndarray:
+        """The slate base (B, K): what :meth:`conditional` restricts."""
+        base = getattr(self.policy, "_slate_base", None)
+        return super().probs(contexts) if base is None else base(contexts)
+
+    def conditional(self, probs: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        own = getattr(self.policy, "_position_probs", None)
+        return restricted_probs(probs, taken) if own is None else own(probs, taken)
+
+    def item_position(self, probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        return SLATE_RULES[self.rule](self.policy, probs, slates)
+
+
+def _plackett_luce_rule(policy: Any, base: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """Plackett-Luce over the policy's distribution; a row with m < L items of positive
+    probability deals them first (positions < m) and fills positions >= m uniformly from the
+    K - m others (as :func:`~recsim_causal.agents.base.restricted_probs` does)."""
+    to_probs = getattr(policy, "probs_from_scores", None)
+    probs = base if to_probs is None else to_probs(base)
+    B, L = slates.shape
+    K = probs.shape[1]
+    if math.perm(K - 1, L - 1) <= ENUMERATION_LIMIT:
+        marg = slate_item_position_matrix(probs, L)
+        out = marg[np.arange(B)[:, None], slates, np.arange(L)[None, :]]
+    else:
+        out = pl_item_position_quadrature(probs, slates, np.broadcast_to(np.arange(L), slates.shape))[0]
+    m = (probs > 0).sum(axis=1, keepdims=True)
+    filler = (np.take_along_axis(probs, slates, 1) == 0) / np.maximum(K - m, 1)
+    return np.where(np.arange(L)[None, :] >= m, filler, out)
+
+
+def epsilon_greedy_rank_marginals(n_actions: int, slate_size: int, epsilon: float) -> np.ndarray:
+    """P(the item of score rank r at position l), (K, L), for slates dealt epsilon-greedily over
+    strictly ordered scores: at each position the best remaining item with probability
+    1 - epsilon, else one of the remaining items uniformly (the best included).
+
+    A dynamic programme over m, the best rank not yet shown: the l - m items shown from below
+    rank m are, by symmetry, a uniformly random subset of the N = K - 1 - m ranks below it. With
+    R = K - l items left, position l shows rank m with probability g = 1 - epsilon + epsilon / R,
+    and any other remaining item with epsilon / R (rank r > m is still there with probability
+    1 - j / N, j = l - m). After rank m is shown, the next best is m + 1 + s, s the run of shown
+    ranks right below m: P(s) = C(N - s - 1, j - s) / C(N, j)."""
+    K, L, eps = n_actions, slate_size, float(epsilon)
+    out = np.zeros((K, L))
+    state = np.zeros(L + 1)
+    state[0] = 1.0
+    for pos in range(L):
+        R = K - pos
+        g, u = 1.0 - eps + eps / R, eps / R
+        nxt = np.zeros(L + 1)
+        for m in range(pos + 1):
+            p = state[m]
+            if p == 0.0:
+                continue
+            j, N = pos - m, K - 1 - m
+            out[m, pos] += p * g
+            if N > 0:
+                out[m + 1:, pos] += p * u * (1.0 - j / N)
+            nxt[m] += p * (R - 1) * u
+            for run in range(j + 1):
+                nxt[m + 1 + run] += p * g * math.comb(N - run - 1, j - run) / math.comb(N, j)
+        state = nxt
+    return out
+
+
+def _tie_groups(scores: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each item of ``slates``: the first score rank of its tie group and the group's size
+    (ties as :func:`~recsim_causal.agents.base.greedy_mask`: within TIE_RTOL * max(1, |leader|)
+    of the group's best score)."""
+    B, K = scores.shape
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(scores, order, 1)
+    start = np.broadcast_to(np.arange(K), (B, K)).copy()  # each rank's group leader: itself without ties
+    near = ranked[:, 1:] >= ranked[:, :-1] - TIE_RTOL * np.maximum(1.0, np.abs(ranked[:, :-1]))
+    rows = np.flatnonzero(near.any(axis=1))  # only rows with a tie need the walk down the ranks
+    if rows.size:
+        sub, lead_at = ranked[rows], start[rows]
+        for r in range(1, K):
+            lead = sub[np.arange(rows.size), lead_at[:, r - 1]]
+            same = sub[:, r] >= lead - TIE_RTOL * np.maximum(1.0, np.abs(lead))
+            lead_at[:, r] = np.where(same, lead_at[:, r - 1], r)
+        start[rows] = lead_at
+    size = np.zeros((B, K), np.int64)
+    np.add.at(size, (np.repeat(np.arange(B), K), start.ravel()), 1)
+    rank = np.empty((B, K), np.int64)
+    np.put_along_axis(rank, order, np.arange(K)[None, :].repeat(B, 0), 1)
+    first = np.take_along_axis(start, np.take_along_axis(rank, slates, 1), 1)
+    return first, np.take_along_axis(size, first, 1)
+
+
+def _epsilon_greedy_rule(policy: Any, scores: np.ndarray, slates: np.ndarray, epsilon: float | None = None) -> np.ndarray:
+    """Epsilon-greedy over the policy's scores (greedy: epsilon 0): the rank marginals of
+    :func:`epsilon_greedy_rank_marginals`, averaged over each item's tie group (ties are split
+    evenly at every position, so a group is shown in a uniformly random order)."""
+    eps = float(policy.epsilon) if epsilon is None else epsilon
+    B, L = slates.shape
+    table = epsilon_greedy_rank_marginals(scores.shape[1], L, eps)
+    cum = np.vstack([np.zeros((1, L)), np.cumsum(table, axis=0)])
+    first, size = _tie_groups(scores, slates)
+    cols = np.arange(L)[None, :]
+    return (cum[first + size, cols] - cum[first, cols]) / size
+
+
+#: ``slate_rule`` -> (policy, slate base (B, K), slates (B, L)) -> P(slates[b, l] at l | x_b), (B, L).
+SLATE_RULES = {
+    "plackett_luce": _plackett_luce_rule,
+    "greedy": lambda policy, scores, slates: _epsilon_greedy_rule(policy, scores, slates, 0.0),
+    "epsilon_greedy": _epsilon_greedy_rule,
+}
 
 
 # --------------------------------------------------------------------------- Plackett-Luce maths

@@ -251,7 +251,8 @@ def test_peak_memory_stays_flat_as_steps_grow(tmp_path):
 
 def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
     """The README's policy has no act_slate: in a slate run it is ranked by Plackett-Luce over
-    its distribution, and the logged per-position pscores multiply to the slate's probability."""
+    its distribution; the log's prefix pscores are the running products of the per-position
+    draws' probabilities, and its pscore the whole slate's."""
     import numpy as np
 
     from recsim_causal.data import load_parquet
@@ -280,13 +281,14 @@ def test_a_user_policy_without_slates_ranks_by_plackett_luce(tmp_path):
     assert res.returncode == 0, res.stderr
     log = load_parquet(out / "logged.parquet")
     p = np.random.default_rng(0).dirichlet(np.ones(20))
-    slates, pscores = log.action.reshape(-1, 5), log.pscore.reshape(-1, 5)
-    for slate, ps in zip(slates[:50], pscores[:50]):  # hand computation: draws without replacement
+    slates, cascade = log.action.reshape(-1, 5), log.pscore_cascade.reshape(-1, 5)
+    for slate, ps, whole in zip(slates[:50], cascade[:50], log.pscore[::5]):  # by hand: draws without replacement
         left, expect = 1.0, []
         for item in slate:
             expect.append(p[item] / left)
             left -= p[item]
-        np.testing.assert_allclose(ps, expect, rtol=1e-12)
+        np.testing.assert_allclose(ps, np.cumprod(expect), rtol=1e-12)
+        assert whole == pytest.approx(np.prod(expect), rel=1e-12)
 
 
 def test_the_default_run_directory_works(tmp_path):

@@ -8,8 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from recsim_causal.agents import EpsilonGreedy, LinUCB, Softmax
 from recsim_causal.agents.slate import (
     GreedySlate,
+    OwnSlate,
     PlackettLuceSlate,
     all_slates,
     pl_item_position_marginals,
@@ -374,3 +376,51 @@ def test_marginals_of_a_near_deterministic_plackett_luce():
     big = np.exp(big - big.max(axis=1, keepdims=True))
     big /= big.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(pl_item_position_marginals(big, 5).sum(axis=1), 1.0, atol=1e-9)
+
+
+class _Sparse:
+    """A user's policy without slates of its own: two items of positive probability (row 2:
+    uniform), so Plackett-Luce fills the third slot uniformly from the others."""
+
+    n_actions = 6
+
+    def action_probs(self, x):
+        p = np.zeros((len(x), 6))
+        p[:, 0], p[:, 1] = 0.7, 0.3
+        p[2] = 1 / 6
+        return p
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _trained(EpsilonGreedy(6, 3, epsilon=0.3, linear=True)),
+    lambda: _trained(LinUCB(6, 3)),
+    lambda: _trained(Softmax(6, 3, tau=0.5, linear=True)),
+    lambda: _Sparse(),
+])
+@pytest.mark.parametrize("ties", [False, True])
+def test_own_slates_item_position_marginals_match_enumeration(make, ties):
+    """OwnSlate's item-position marginals (epsilon-greedy rank DP averaged over tie groups,
+    Plackett-Luce with the uniform fill) against brute force: every one of the 120 slates of 3
+    out of 6, its probability the product of the policy's own conditionals (act_slate's)."""
+    policy = make()
+    own = OwnSlate(policy, 3)
+    base = own.probs(np.random.default_rng(0).normal(size=(4, 3)))
+    if ties and not isinstance(policy, _Sparse):  # tied scores: two items, and a whole row
+        base = base.copy()
+        base[:, 2], base[1] = base[:, 4], 0.0
+    slates = all_slates(6, 3)
+    brute = np.zeros((4, 6, 3))
+    for b in range(4):
+        p = own.cascade(np.repeat(base[b : b + 1], len(slates), 0), slates)[:, -1]
+        for pos in range(3):
+            np.add.at(brute[b, :, pos], slates[:, pos], p)
+    np.testing.assert_allclose(brute.sum(axis=1), 1.0, atol=1e-12)
+    asked = np.stack([np.random.default_rng(b).permutation(6)[:3] for b in range(4)])
+    got = own.item_position(base, asked)
+    np.testing.assert_allclose(got, brute[np.arange(4)[:, None], asked, np.arange(3)[None]], atol=1e-14)
+
+
+def _trained(policy):
+    x = np.random.default_rng(1).normal(size=(6, 3))
+    policy.update(x, np.array([0, 1, 2, 0, 1, 2]), np.array([1.0, 0, 1, 0, 1, 1]))
+    return policy

@@ -1,8 +1,11 @@
 """The online experiment: an agent acts in the vectorized env and learns from every batch.
 
 ``run_online(cfg, out_dir)`` runs ``experiment.steps`` user decisions and writes into
-``out_dir``: ``summary.json``, ``logged.parquet`` (context, action, reward, pscore, position,
-with the run's resolved config in the file metadata) and ``regret.png``. Regret is measured
+``out_dir``: ``summary.json``, ``logged.parquet`` (context, action, reward, pscore; slates in
+the long format ``simulate_log`` writes, :meth:`~recsim_causal.ope.slate_log.SlateLog.feedback`:
+one row per slot with ``slate_id``, ``position``, the whole slate's ``pscore``,
+``pscore_cascade`` and ``pscore_item_position``; the run's resolved config in the file
+metadata) and ``regret.png``. Regret is measured
 against the oracle: at each decision, max_a E[r | x, do(a)] minus E[r | x, do(chosen)] (for
 slates, the best slate's expected reward minus the chosen slate's). With slates, agents learn
 from each slot: (context, item in slot j, reward of slot j), one row per slot.
@@ -22,11 +25,12 @@ import numpy as np
 
 import recsim_causal.envs  # noqa: F401  (registers the environments)
 from recsim_causal.agents import validate_policy_output
-from recsim_causal.agents.slate import PlackettLuceSlate
+from recsim_causal.agents.slate import OwnSlate
 from recsim_causal.build import make_agent
 from recsim_causal.config import as_resolved, check_integer
 from recsim_causal.data import LoggedFeedback, ParquetLogWriter
 from recsim_causal.dynamic_regret import DynamicRegret
+from recsim_causal.ope.slate_log import SlateLog
 from recsim_causal.plots import regret_plot
 from recsim_causal.experiment.tracking import Tracker
 from recsim_causal.progress import progress
@@ -58,6 +62,8 @@ def _check_experiment(exp: dict) -> None:
 class OneItem:
     """One recommendation per user: the agent's ``act``; one logged row per decision."""
 
+    rows_per_decision = 1
+
     def decide(self, agent, obs: np.ndarray, rng: np.random.Generator, check: bool) -> tuple[np.ndarray, np.ndarray]:
         actions, pscores = agent.act(obs, rng)
         validate_policy_output(agent, len(obs), actions=actions, pscores=pscores,
@@ -69,35 +75,53 @@ class OneItem:
         return info["chosen_expected_reward"], info["optimal_expected_reward"]
 
     def rows_of(self, live, obs, actions, pscores, reward, info) -> dict[str, np.ndarray]:
-        """The logged (and learned-from) rows of the ``live`` users: context, action, reward, pscore."""
+        """The logged rows of the ``live`` users: context, action, reward, pscore."""
         return {"context": obs[live], "action": actions[live], "reward": reward[live], "pscore": pscores[live]}
+
+    def learn(self, agent, rows: dict[str, np.ndarray]) -> None:
+        agent.update(rows["context"], rows["action"], rows["reward"])
+
+    def feedback(self, chunk: list[dict[str, np.ndarray]], n_actions: int, metadata: dict) -> LoggedFeedback:
+        """Logged rows, one per decision, as LoggedFeedback."""
+        cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+        return LoggedFeedback(context=cols["context"], action=cols["action"], reward=cols["reward"].astype(np.float64),
+                              pscore=cols["pscore"], n_actions=n_actions, t=cols.get("t"), metadata=metadata)
 
 
 class Slate(OneItem):
-    """A slate of L items per user (Plackett-Luce over the agent's distribution): one row per
-    slot, (context, item in slot j, reward of slot j, pscore, position j), as in OBP."""
+    """A slate of L items per user, the agent's own (:class:`~recsim_causal.agents.slate.OwnSlate`:
+    its ``act_slate``, or Plackett-Luce over its distribution), with the slate's three exact
+    propensities. Agents learn from each slot: (context, item in slot j, reward of slot j). The
+    log is ``simulate_log``'s slate log, through the same writer (:meth:`SlateLog.feedback`)."""
 
-    def __init__(self, L: int):
-        self.L = L
+    def __init__(self, agent, L: int, logged: bool = True):
+        self.L = self.rows_per_decision = L
+        self.slates, self.logged = OwnSlate(agent, L), logged
+        self.n_logged = 0  # slates written so far: the next chunk's first slate_id
 
     def decide(self, agent, obs, rng, check):
-        if hasattr(agent, "act_slate"):
-            return agent.act_slate(obs, self.L, rng)
-        # A policy without slates of its own (a user's): Plackett-Luce over its distribution.
-        pl = PlackettLuceSlate(agent, self.L)
-        probs = pl.probs(obs)
-        slates = pl.sample(probs, rng)
-        prefix = pl.cascade(probs, slates)  # P(a_1..a_l | x); per position: the ratio of successive prefixes
-        return slates, prefix / np.concatenate([np.ones((len(prefix), 1)), prefix[:, :-1]], axis=1)
+        # the item-position marginals are for the log only (Plackett-Luce's cost the most)
+        return self.slates.deal(self.slates.probs(obs), rng, item_position=self.logged)
 
     def values(self, actions, info):
         return info["slate_expected_reward"], info["optimal_slate_reward"]
 
     def rows_of(self, live, obs, actions, pscores, reward, info):
-        n = int(live.sum())
-        return {"context": np.repeat(obs[live], self.L, axis=0), "action": actions[live].reshape(-1),
-                "reward": info["slot_reward"][live].reshape(-1), "pscore": pscores[live].reshape(-1),
-                "position": np.tile(np.arange(self.L), n)}
+        return {"context": obs[live].astype(np.float64), "slates": actions[live],
+                "slot_reward": info["slot_reward"][live].astype(np.float64),
+                **{k: v[live] for k, v in pscores.items()}}
+
+    def learn(self, agent, rows):
+        agent.update(np.repeat(rows["context"], self.L, axis=0), rows["slates"].reshape(-1),
+                     rows["slot_reward"].reshape(-1))
+
+    def feedback(self, chunk, n_actions, metadata):
+        cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+        t = cols.pop("t", None)
+        wide = SlateLog(**cols)
+        out = wide.feedback(n_actions, metadata, first_slate_id=self.n_logged, t=t)
+        self.n_logged += wide.n_rounds
+        return out
 
 
 def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *, resolved: dict | None = None) -> dict:
@@ -122,7 +146,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
     agent = make_agent(cfg["agent"], n_actions=world.n_items, dim=venv.single_observation_space.shape[0],
                        seed=seed, world=world)
     agent_name = type(agent).__name__
-    setting = OneItem() if L == 1 else Slate(L)
+    setting = OneItem() if L == 1 else Slate(agent, L, logged=exp.get("save_log", True))
     rng = np.random.default_rng([seed, 1])
 
     train_steps = 0
@@ -162,9 +186,9 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
             chosen, best = setting.values(actions, info)
             rows = setting.rows_of(live, obs, actions, pscores, reward, info)
             if live.any():
-                agent.update(rows["context"], rows["action"], rows["reward"])
+                setting.learn(agent, rows)
             if dynamic is not None:
-                rows["t"] = np.repeat(info["t"][live], len(rows["action"]) // max(int(live.sum()), 1))
+                rows["t"] = info["t"][live]
                 dynamic.add(info["t"][live], actions[live], (best - chosen)[live])
                 catalog_ids = _tell_new_items(agent, world, venv.unwrapped.t, catalog_ids)
             n_live = int(live.sum())
@@ -176,8 +200,8 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
             t += 1
             if log is not None:
                 chunk.append(rows)
-                if sum(len(c["action"]) for c in chunk) >= LOG_CHUNK_ROWS:
-                    log.write(_feedback(chunk, world.n_items, meta))
+                if sum(len(c["context"]) for c in chunk) * setting.rows_per_decision >= LOG_CHUNK_ROWS:
+                    log.write(setting.feedback(chunk, world.n_items, meta))
                     chunk = []
             if t % every == 0 or n_decisions >= steps:
                 curve["steps"].append(n_decisions)
@@ -191,7 +215,7 @@ def run_online(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, *,
             obs = next_obs
         wall = time.perf_counter() - start
         if log is not None and chunk:
-            log.write(_feedback(chunk, world.n_items, meta))
+            log.write(setting.feedback(chunk, world.n_items, meta))
 
     half = np.searchsorted(curve["steps"], n_decisions / 2)  # cumulative regret at the curve point nearest half-way
     first_half = float(curve["cumulative_regret"][half]) if half < len(curve["steps"]) else None
@@ -248,11 +272,3 @@ def _tell_new_items(agent: Any, world: Any, t: int, before: np.ndarray) -> np.nd
     if slots.size:
         agent.new_items(slots, [catalog.texts[int(k)] for k in slots])
     return catalog.item_id
-
-
-def _feedback(chunk: list[dict[str, np.ndarray]], n_actions: int, metadata: dict) -> LoggedFeedback:
-    """Logged rows (one per decision, or per slot for slates) as LoggedFeedback."""
-    cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
-    return LoggedFeedback(context=cols["context"], action=cols["action"], reward=cols["reward"].astype(np.float64),
-                          pscore=cols["pscore"], position=cols.get("position"), n_actions=n_actions, t=cols.get("t"),
-                          metadata=metadata)

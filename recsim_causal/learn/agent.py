@@ -69,6 +69,20 @@ class LearnedPolicy(BasePolicy):
                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         return self.policy.act_slate(contexts, slate_size, self.rng if rng is None else rng)
 
+    # the slates are the learned policy's own (agents.slate.OwnSlate asks for these)
+    @property
+    def slate_rule(self) -> str | None:
+        return self.policy.slate_rule
+
+    def probs_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        return self.policy.probs_from_scores(scores)
+
+    def _slate_base(self, contexts: np.ndarray) -> np.ndarray:
+        return self.policy._slate_base(contexts)
+
+    def _position_probs(self, base: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        return self.policy._position_probs(base, taken)
+
     def update(self, contexts: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Checks the feedback and changes nothing: a learned policy is frozen."""
         self.policy.update(contexts, actions, rewards)

@@ -55,6 +55,10 @@ class _FrozenScorePolicy(ScorePolicy):
     def probs_from_scores(self, scores: np.ndarray) -> np.ndarray:
         return greedy_probs(scores) if self.greedy else softmax_probs(scores, self.temperature)
 
+    @property
+    def slate_rule(self) -> str:
+        return "greedy" if self.greedy else "plackett_luce"
+
     def act(self, contexts: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         if self.greedy:
             return greedy_act(self.scores(contexts), self.rng if rng is None else rng)

@@ -115,14 +115,18 @@ class SlateLog:
     def n_rounds(self) -> int:
         return len(self.slates)
 
-    def feedback(self, n_actions: int, metadata: dict | None = None) -> LoggedFeedback:
-        """The log in OBP's long format: one row per (slate, position)."""
+    def feedback(self, n_actions: int, metadata: dict | None = None, *, first_slate_id: int = 0,
+                 t: np.ndarray | None = None) -> LoggedFeedback:
+        """The log in OBP's long format: one row per (slate, position), slates numbered from
+        ``first_slate_id``; ``t`` (n,): each slate's world time (a world with dynamics). Every
+        slate log is written through here (simulated, and the online experiment's)."""
         n, L = self.slates.shape
         return LoggedFeedback(
             context=np.repeat(self.context, L, axis=0), action=self.slates.ravel(), reward=self.slot_reward.ravel(),
-            pscore=np.repeat(self.pscore, L), position=np.tile(np.arange(L), n), slate_id=np.repeat(np.arange(n), L),
+            pscore=np.repeat(self.pscore, L), position=np.tile(np.arange(L), n),
+            slate_id=np.repeat(np.arange(first_slate_id, first_slate_id + n), L),
             pscore_cascade=self.pscore_cascade.ravel(), pscore_item_position=self.pscore_item_position.ravel(),
-            n_actions=n_actions, metadata=dict(metadata or {}))
+            t=None if t is None else np.repeat(t, L), n_actions=n_actions, metadata=dict(metadata or {}))
 
 
 def wide_slates(feedback: LoggedFeedback) -> SlateLog:

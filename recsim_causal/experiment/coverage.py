@@ -11,8 +11,9 @@ with every interval method on each. Against the exact population value of each t
 ``coverage.json`` gives, for every target x estimator x interval method: ``bias`` (mean of
 estimate - truth), ``bias_se``, ``rmse``, ``coverage`` (share of intervals holding the
 truth), ``coverage_se``, ``mean_width``, ``valid_share`` (share of replications where the
-interval was marked ``interval_valid``) and ``truth``; plus the share of replications the
-diagnostics call reliable. ``coverage.png`` plots coverage per estimator with the nominal
+interval was marked ``interval_valid``) and ``truth``; plus ``reliable_share``, the share of
+replications whose diagnostics pass the validity rule's checks of the log for every estimator
+family (:func:`~recsim_causal.ope.diagnostics.is_reliable`). ``coverage.png`` plots coverage per estimator with the nominal
 line and its binomial band; the same rows go to a W&B table.
 
 Replications share the trained policies and the truth (computed once); each replication's

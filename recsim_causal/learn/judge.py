@@ -111,8 +111,9 @@ def _records(result: OPEResult, name: str) -> dict[str, dict[str, Any]]:
                                 "interval_method": r.interval_method, "interval_valid": r.interval_valid,
                                 "invalid_reason": r.invalid_reason, "truth_logged_users": r.truth,
                                 "covers": r.covers}  # fmt: skip
-    for est in out:
-        out[est]["warnings"] = [w for w in block.get("warnings", []) if est in w]
+    for est, row in out.items():  # the target's WARNING line that gives this row's reason (the log's doing), if any
+        reason = row["invalid_reason"]
+        out[est]["warnings"] = [w for w in block.get("warnings", []) if reason and w.endswith(f"not valid: {reason}")]
     return out
 
 

@@ -4,13 +4,15 @@ Every OPE estimate travels with these numbers (architecture, principle 8):
 
 * ``ess``: effective sample size of the weights, (sum w)^2 / sum w^2 (Kong 1992; Owen 2013,
   ch. 9), and ``ess_ratio`` = ess / n. Equal weights give n; one dominant weight gives ~1.
-  Below ~100 (or 1% of n) weight-based estimates hang on a handful of rows and their
-  intervals (bootstrap, normal) under-cover.
+  With too small an ESS weight-based estimates hang on a handful of rows and their intervals
+  (bootstrap, normal) under-cover: how small is the calibrated rule's (:data:`VALIDITY`).
 * ``max_weight``: the largest importance weight w = pi_e(a|x) / pi_b(a|x).
 * ``n_rounds``: rows (or trajectories) the weights come from.
 * ``low_support_share``: the share of the target's probability mass on actions whose
-  logged pscore pi_b(a|x) is below 1/(10 K): where the logger (almost) never acts, so
-  IPS-type estimators have (almost) no data. Exact from the logger's full distribution
+  logged pscore pi_b(a|x) is below 1/(10 K): where the logger rarely acts. A fact, not a
+  verdict: an epsilon-greedy logger with epsilon 0.05 over K items gives every action but its
+  greedy one pi_b = 0.05 / K, so 99% of a uniform target's mass is there, and the intervals
+  still cover (the calibration grid; its rule reads the ESS, which prices this in). Exact from the logger's full distribution
   ``pi_b``; without it, estimated from the logged rows as mean(w 1{pscore < 1/(10K)}),
   which cannot see actions the logger never took (``low_support_source`` says which).
 * ``pscore_one_share``: the share of rows whose pscore is 1: a (near-)deterministic
@@ -25,8 +27,11 @@ Every OPE estimate travels with these numbers (architecture, principle 8):
 
 :func:`weight_diagnostics` works for one-item weights, slate weights and trajectory weights
 alike (one weight per independent unit); :func:`overlap_diagnostics` adds the support
-numbers for one-item logs. :func:`diagnostic_warnings` turns crossed thresholds into
-``WARNING ...`` lines; :func:`is_reliable` says whether there were none.
+numbers for one-item logs. :func:`row_verdict` judges one result row's interval by one rule
+(the calibrated thresholds of ``validity.json`` and the fixed :data:`MIN_ROUNDS`,
+:data:`MAX_PSCORE_ONE_SHARE`, :data:`MAX_MEAN_WEIGHT_Z`); :func:`verdict_warnings` turns the
+rows this log makes invalid into ``WARNING ...`` lines that repeat their reasons, so a
+WARNING always goes with a row marked invalid and says which quantity crossed which limit.
 """
 
 from __future__ import annotations
@@ -34,15 +39,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-#: Thresholds past which an estimate is flagged (see :func:`diagnostic_warnings`).
-MIN_ESS_RATIO = 0.01
-MIN_ESS = 100.0
+#: Limits of the validity rule that hold for every interval method (the weight limits are
+#: calibrated: :func:`validity_thresholds`): fewer rows, or more rows with pscore 1, and no
+#: interval is valid.
 MIN_ROUNDS = 100
-MAX_LOW_SUPPORT_SHARE = 0.01
 MAX_PSCORE_ONE_SHARE = 0.5
 #: an importance weight's mean is 1 under the logger; a sample mean this many standard errors away
 #: says the target's likely units are missing from the log (:func:`mean_weight_check`)
@@ -68,23 +72,17 @@ def validity_thresholds(path: Path = CALIBRATION_FILE) -> dict[str, dict[str, An
     ``ess_source`` (:data:`ESS_SOURCES`), ``min_ess_ratio``, ``min_ess``, ``max_weight``,
     ``max_low_support_share``, as calibrated on the coverage grid by
     scripts/calibrate_validity.py (``validity.json``; docs/trust.md shows the grid and the
-    coverage reached); the fixed :data:`MIN_ESS_RATIO`, :data:`MIN_ESS` and
-    :data:`MAX_LOW_SUPPORT_SHARE` on the logged ESS for a family the file does not
-    calibrate. A null limit in the file means no limit; a null family (no rule of the grid
-    reached the target coverage) marks the family's bootstrap and normal intervals invalid."""
-    fixed = {"ess_source": "logged", "min_ess_ratio": MIN_ESS_RATIO, "min_ess": MIN_ESS, "max_weight": math.inf,
-             "max_low_support_share": MAX_LOW_SUPPORT_SHARE, "calibrated": False}
-    out = {f: dict(fixed) for f in FAMILIES}
+    coverage reached). The file is the only source of these limits: a null limit in it means
+    no limit; a null family (no rule of the grid reached the target coverage), or a family the
+    file lacks, has no valid bootstrap or normal interval (``never``)."""
+    out: dict[str, dict[str, Any]] = {f: {"calibrated": False, "never": True} for f in FAMILIES}
     calibrated = (json.loads(path.read_text()).get("thresholds") or {}) if path.is_file() else {}
     for family, th in calibrated.items():
         if family not in out:
             continue
-        if th is None:  # the calibration found no rule that covers: bootstrap and normal intervals never valid
-            out[family].update(calibrated=True, never=True)
-            continue
-        for key, v in th.items():
+        out[family] = {"calibrated": True, "never": th is None}
+        for key, v in (th or {}).items():
             out[family][key] = v if key == "ess_source" else (math.inf if v is None else float(v))
-        out[family]["calibrated"] = True
     return out
 
 
@@ -181,79 +179,124 @@ def expected_weight_diagnostics(n: int, second: float, support_max: float) -> di
     return {"expected_ess_ratio": share, "expected_ess": n * share, "support_max_weight": support_max}
 
 
-def diagnostic_warnings(diag: dict[str, float], who: str = "") -> list[str]:
-    """``WARNING ...`` lines for an estimate whose diagnostics cross the module's thresholds."""
-    where = f"{who}: " if who else ""
-    out = []
+class Verdict(NamedTuple):
+    """An interval's validity: ``reason`` (None when valid), and ``of_log``: whether the reason is
+    a fact of this log (its diagnostics past the rule's limits, confounding, all weights 0)
+    rather than of the estimator and method (DM, clipping, an assumption it cannot check),
+    which are invalid whatever the log."""
+
+    valid: bool
+    reason: str | None = None
+    of_log: bool = False
+
+
+VALID = Verdict(True)
+CONFOUNDED = "confounded log: the pscore is P(a|x), the logger also used a signal the log lacks"
+
+
+def estimator_reason(estimator: Any, method: str, *, reward_bounded: bool = True) -> str | None:
+    """Why ``estimator``'s ``method`` interval is not a confidence interval for V(pi_e) on any
+    log, or None: DM's (the reward model's bias is not in it), MIPS's (it assumes no direct
+    effect of the action beyond its embedding), clipped, shrunk or SLOPE-tuned estimators'
+    (their bias by design is not in it), a family without a calibrated rule (bootstrap and
+    normal), finite-sample bounds without an a priori reward range.
+    ``estimator`` is duck-typed: ``kind`` ("dm" | "ipw" | "dr"), ``effective_max_weight``."""
+    kind = getattr(estimator, "kind", "ipw")
+    if kind == "dm":
+        return "holds the reward model fixed: the model's bias is not in the interval"
+    if "Marginalized" in type(estimator).__name__:
+        return "assumes the reward depends on the action only through its embedding"
+    if getattr(estimator, "lambda_", None) == "auto":
+        return "lambda chosen from the data (SLOPE): the interval ignores the choice and the clipping bias"
+    big = 1e300
+    if getattr(estimator, "effective_max_weight", lambda w: w)(big) < big:
+        return "clipped or shrunk weights: the estimator's bias is not in the interval"
+    if method in ("bernstein", "hoeffding"):
+        return None if reward_bounded else "no a priori reward range: the bound's guarantee needs one"
+    th = VALIDITY.get(kind, VALIDITY["ipw"])
+    if th.get("never"):
+        if th["calibrated"]:
+            return (f"no rule of the coverage calibration gives {kind.upper()}-family {method} intervals their "
+                    "target coverage (docs/trust.md)")
+        return f"no calibrated validity rule for the {kind.upper()} family in {CALIBRATION_FILE.name}"
+    return None
+
+
+def _ess_reason(diag: dict[str, Any], th: dict[str, Any], method: str) -> str | None:
+    ess, ratio, source = rule_ess(diag, th["ess_source"])
+    if ess is None:
+        return None
+    low, thin = ess < th["min_ess"], ratio < th["min_ess_ratio"]
+    if not (low or thin):
+        return None
+    at = f" at position/step {diag['ess_at']}" if "ess_at" in diag else ""
+    share = f"{100 * float(ratio):.2f}% of n = {diag.get('n_rounds', 0):,}{at}"
+    if low and thin:
+        crossed = (f"< {th['min_ess']:,.0f} and its share {share} < {100 * th['min_ess_ratio']:.2f}%, "
+                   "the calibrated minimums")
+    elif low:
+        crossed = f"< {th['min_ess']:,.0f}, the calibrated minimum ({share})"
+    else:
+        crossed = f"is {share} < {100 * th['min_ess_ratio']:.2f}%, the calibrated minimum share"
+    return f"{source} effective sample size {float(ess):,.1f} {crossed}: {method} intervals under-cover"
+
+
+def log_reason(kind: str, method: str, diag: dict[str, Any]) -> str | None:
+    """Why this log's diagnostics ``diag`` rule out a ``kind``-family (:data:`FAMILIES`)
+    ``method`` interval, or None; the reason names the quantity, its value and the limit.
+    Every method: too few rounds, a near-deterministic logger. Bootstrap and normal intervals
+    (the finite-sample bounds keep their guarantee): a mean weight far from 1 (trajectories the
+    log lacks), then the family's calibrated limits (:func:`validity_thresholds`) on the ESS
+    it reads (:func:`rule_ess`), the max weight and the low-support mass."""
     if diag.get("n_rounds", MIN_ROUNDS) < MIN_ROUNDS:
-        out.append(f"WARNING {where}too few rounds ({diag['n_rounds']} < {MIN_ROUNDS}): intervals are not reliable")
-    if "ess" in diag and (diag["ess"] < MIN_ESS or diag.get("ess_ratio", 1.0) < MIN_ESS_RATIO):
-        out.append(f"WARNING {where}effective sample size {diag['ess']:,.1f} ({100 * diag.get('ess_ratio', 0):.2f}% of "
-                   f"{diag.get('n_rounds', 0):,} rounds): weight-based estimates and their intervals are unreliable")
-    if diag.get("low_support_share", 0.0) > MAX_LOW_SUPPORT_SHARE:
-        out.append(f"WARNING {where}support: {100 * diag['low_support_share']:.1f}% of the target's mass is on actions "
-                   f"the logger takes with probability < 1/(10K) ({diag.get('low_support_source', 'pi_b')}): "
-                   "weight-based estimates miss or blow up there")
+        return f"too few rounds ({diag['n_rounds']} < {MIN_ROUNDS})"
     if diag.get("pscore_one_share", 0.0) > MAX_PSCORE_ONE_SHARE:
-        out.append(f"WARNING {where}near-deterministic logger: {100 * diag['pscore_one_share']:.1f}% of rows have "
-                   "pscore 1: the log says nothing about the other actions")
-    return out
+        return (f"near-deterministic logger: {100 * diag['pscore_one_share']:.1f}% of rows have pscore 1 (more than "
+                f"{100 * MAX_PSCORE_ONE_SHARE:.0f}%): the log says nothing about the other actions")
+    if method in ("bernstein", "hoeffding"):
+        return None
+    if abs(diag.get("mean_weight_z", 0.0)) > MAX_MEAN_WEIGHT_Z:
+        at = f" at step {diag['mean_weight_at']}" if "mean_weight_at" in diag else ""
+        return (f"mean weight {diag['mean_weight']:.3g}{at} is {abs(diag['mean_weight_z']):,.1f} standard errors "
+                f"from 1 (more than {MAX_MEAN_WEIGHT_Z:g}), its expectation under the logger: the target's likely "
+                f"trajectories are missing from the log, {method} intervals miss")
+    th = VALIDITY.get(kind, VALIDITY["ipw"])
+    if th.get("never"):
+        return None
+    reason = _ess_reason(diag, th, method)
+    if reason:
+        return reason
+    mw = diag.get("max_weight", 0.0)
+    if mw > th["max_weight"]:
+        shown = f"{mw:,.1f}" if mw < 1e6 else f"{mw:.3g}"
+        return f"max weight {shown} > {th['max_weight']:,.0f}, the calibrated maximum: {method} intervals under-cover"
+    if diag.get("low_support_share", 0.0) > th["max_low_support_share"]:
+        return (f"{100 * diag['low_support_share']:.1f}% of the target's mass is on actions the logger takes with "
+                f"probability < 1/(10K) ({diag.get('low_support_source', 'pi_b')}) > "
+                f"{100 * th['max_low_support_share']:.1f}%, the calibrated maximum: {method} intervals under-cover")
+    return None
+
+
+def interval_verdict(estimator: Any, method: str, diag: dict[str, Any], *, confounded: bool = False,
+                     reward_bounded: bool = True) -> Verdict:
+    """Can ``estimator``'s ``method`` interval be read as a confidence interval for V(pi_e)?
+
+    Not on a confounded log (pscores are P(a|x): the estimate is biased by the confounding);
+    not where :func:`estimator_reason` says the estimator or method never gives one; not where
+    :func:`log_reason` says this log's diagnostics rule it out."""
+    if confounded:
+        return Verdict(False, CONFOUNDED, True)
+    reason = estimator_reason(estimator, method, reward_bounded=reward_bounded)
+    if reason:
+        return Verdict(False, reason)
+    reason = log_reason(getattr(estimator, "kind", "ipw"), method, diag)
+    return Verdict(False, reason, True) if reason else VALID
 
 
 def interval_validity(estimator: Any, method: str, diag: dict[str, Any], *, confounded: bool = False,
                       reward_bounded: bool = True) -> tuple[bool, str | None]:
-    """Can ``estimator``'s ``method`` interval be read as a confidence interval for V(pi_e)?
-
-    ``(True, None)`` or ``(False, reason)``. Invalid: any interval of a confounded log
-    (pscores are P(a|x): the estimate is biased by the confounding); DM's (the reward
-    model's bias is not in it; see the coverage report); MIPS's (it assumes no direct
-    effect of the action beyond its embedding); clipped or shrunk estimators' (their
-    bias by design is not in it); every interval when the diagnostics flag too few rounds
-    or a near-deterministic logger; bootstrap and normal intervals when the effective
-    sample size or the support is flagged (they under-cover there; the finite-sample
-    bounds keep their guarantee; the thresholds: :func:`validity_thresholds`); finite-sample
-    bounds without an a priori reward range.
-    ``estimator`` is duck-typed: ``kind`` ("dm" | "ipw" | "dr"), ``effective_max_weight``.
-    """
-    kind = getattr(estimator, "kind", "ipw")
-    if confounded:
-        return False, "confounded log: the pscore is P(a|x), the logger also used a signal the log lacks"
-    if kind == "dm":
-        return False, "holds the reward model fixed: the model's bias is not in the interval"
-    if "Marginalized" in type(estimator).__name__:
-        return False, "assumes the reward depends on the action only through its embedding"
-    if getattr(estimator, "lambda_", None) == "auto":
-        return False, "lambda chosen from the data (SLOPE): the interval ignores the choice and the clipping bias"
-    big = 1e300
-    if getattr(estimator, "effective_max_weight", lambda w: w)(big) < big:
-        return False, "clipped or shrunk weights: the estimator's bias is not in the interval"
-    if diag.get("n_rounds", MIN_ROUNDS) < MIN_ROUNDS:
-        return False, f"too few rounds ({diag['n_rounds']} < {MIN_ROUNDS})"
-    if diag.get("pscore_one_share", 0.0) > MAX_PSCORE_ONE_SHARE:
-        return False, "near-deterministic logger"
-    if method in ("bernstein", "hoeffding"):
-        if not reward_bounded:
-            return False, "no a priori reward range: the bound's guarantee needs one"
-        return True, None
-    if abs(diag.get("mean_weight_z", 0.0)) > MAX_MEAN_WEIGHT_Z:
-        at = f" at step {diag['mean_weight_at']}" if "mean_weight_at" in diag else ""
-        return False, (f"mean weight {diag['mean_weight']:.3g}{at} is {abs(diag['mean_weight_z']):,.1f} standard errors "
-                       f"from 1, its expectation under the logger: the target's likely trajectories are missing "
-                       f"from the log, {method} intervals miss")
-    th = VALIDITY.get(kind, VALIDITY["ipw"])
-    if th.get("never"):
-        return False, (f"no rule of the coverage calibration gives {kind.upper()}-family {method} intervals their "
-                       "target coverage (docs/trust.md)")
-    ess, ratio, source = rule_ess(diag, th["ess_source"])
-    if ess is not None and (ess < th["min_ess"] or ratio < th["min_ess_ratio"]):
-        how = "calibrated" if th["calibrated"] else "fixed"
-        return False, (f"{source} effective sample size {float(ess):,.0f} ({100 * float(ratio):.2f}% of rounds; {how} minimum "
-                       f"{th['min_ess']:,.0f} and {100 * th['min_ess_ratio']:.2f}%): {method} intervals under-cover")
-    if diag.get("max_weight", 0.0) > th["max_weight"]:
-        return False, f"max weight {diag['max_weight']:,.1f} > {th['max_weight']:,.0f} (calibrated): {method} intervals under-cover"
-    if diag.get("low_support_share", 0.0) > th["max_low_support_share"]:
-        return False, "support: target mass where the logger (almost) never acts"
-    return True, None
+    """:func:`interval_verdict` as ``(True, None)`` or ``(False, reason)``."""
+    return interval_verdict(estimator, method, diag, confounded=confounded, reward_bounded=reward_bounded)[:2]
 
 
 def rule_ess(diag: dict[str, Any], source: str) -> tuple[Any, Any, str]:
@@ -268,7 +311,7 @@ def rule_ess(diag: dict[str, Any], source: str) -> tuple[Any, Any, str]:
     expected = (diag["expected_ess"], diag["expected_ess_ratio"])
     if source == "expected":
         return *expected, "expected"
-    return np.minimum(logged[0], expected[0]), np.minimum(logged[1], expected[1]), "smaller (logged, expected)"
+    return np.minimum(logged[0], expected[0]), np.minimum(logged[1], expected[1]), "smaller of the logged and expected"
 
 
 def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[str, float]:
@@ -290,34 +333,59 @@ def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[s
             "max_weight": float(w[on].max(initial=0.0))}
 
 
-def row_validity(estimator: Any, method: str, diag: dict[str, Any], estimate: Any, **kw: Any) -> tuple[bool, str | None]:
-    """:func:`interval_validity` for one result row, after two checks every setting shares: an
+def row_verdict(estimator: Any, method: str, diag: dict[str, Any], estimate: Any, **kw: Any) -> Verdict:
+    """:func:`interval_verdict` for one result row, after two checks every setting shares: an
     estimate that is not a finite number (e.g. a self-normalized estimator whose weights are
     all 0: the target never takes what the logger logged) and an estimator's own
     ``interval_caveat`` (an assumption about the world its interval cannot check)."""
     if estimate is None or not np.isfinite(float(estimate)):
         if diag.get("ess", 1.0) == 0.0:
-            return False, "estimate undefined: every importance weight is 0 (the target never takes what was logged)"
-        return False, "estimate undefined: not a finite number"
+            return Verdict(False, "estimate undefined: every importance weight is 0 (the target never takes what "
+                           "was logged)", True)
+        return Verdict(False, "estimate undefined: not a finite number", True)
     caveat = getattr(estimator, "interval_caveat", None)
     if caveat:
-        return False, caveat
-    return interval_validity(estimator, method, diag, **kw)
+        return Verdict(False, caveat)
+    return interval_verdict(estimator, method, diag, **kw)
+
+
+def row_validity(estimator: Any, method: str, diag: dict[str, Any], estimate: Any, **kw: Any) -> tuple[bool, str | None]:
+    """:func:`row_verdict` as ``(True, None)`` or ``(False, reason)``."""
+    return row_verdict(estimator, method, diag, estimate, **kw)[:2]
 
 
 def validity_rows(estimators: dict[str, Any], diagnostics: dict[str, dict[str, Any]], estimates: dict[str, Any],
                   method: str, *, shared: dict[str, Any] | None = None, **kw: Any) -> dict[str, dict[str, Any]]:
-    """{name: {"interval_valid", "invalid_reason", "diagnostics"}} for every estimator of a slate
-    or session result: :func:`row_validity` on its own weights' diagnostics (``diagnostics[name]``)
-    merged with the numbers all rows share (``shared``: support, pscore-one share)."""
+    """{name: {"interval_valid", "invalid_reason", "diagnostics", "verdict"}} for every estimator
+    of a slate or session result: :func:`row_verdict` on its own weights' diagnostics
+    (``diagnostics[name]``) merged with the numbers all rows share (``shared``: support,
+    pscore-one share); ``verdict`` (the :class:`Verdict`) is for :func:`verdict_warnings` and
+    stays out of result rows (:data:`ROW_ONLY`)."""
     out = {}
     for name, est in estimators.items():
         diag = {**(shared or {}), **diagnostics[name]}
-        valid, reason = row_validity(est, method, diag, estimates.get(name), **kw)
-        out[name] = {"interval_valid": valid, "invalid_reason": reason, "diagnostics": diag}
+        v = row_verdict(est, method, diag, estimates.get(name), **kw)
+        out[name] = {"interval_valid": v.valid, "invalid_reason": v.reason, "diagnostics": diag, "verdict": v}
     return out
 
 
-def is_reliable(diag: dict[str, float]) -> bool:
-    """True when no threshold of :func:`diagnostic_warnings` is crossed."""
-    return not diagnostic_warnings(diag)
+#: keys of :func:`validity_rows`' entries that are not written into result rows
+ROW_ONLY = ("verdict",)
+
+
+def verdict_warnings(who: str, verdicts: dict[str, Verdict], method: str) -> list[str]:
+    """``WARNING`` lines for the rows of target ``who`` that this log makes invalid
+    (``verdicts``: {estimator: :class:`Verdict`} of its ``method`` intervals): one line per
+    reason, naming the estimators it holds for. Rows the estimator's design makes invalid (DM,
+    clipping, ...) say why in their ``invalid_reason`` only; valid rows get no line."""
+    by_reason: dict[str, list[str]] = {}
+    for name, v in verdicts.items():
+        if not v.valid and v.of_log:
+            by_reason.setdefault(v.reason, []).append(name)
+    return [f"WARNING {who}: {', '.join(names)} ({method}) not valid: {reason}" for reason, names in by_reason.items()]
+
+
+def is_reliable(diag: dict[str, Any]) -> bool:
+    """True when this log's diagnostics rule out no family's bootstrap interval
+    (:func:`log_reason` for every family of :data:`FAMILIES`)."""
+    return all(log_reason(family, "bootstrap", diag) is None for family in FAMILIES)

@@ -22,7 +22,9 @@ from recsim_causal.agents import validate_policy_output
 from recsim_causal.build import make_agent, resolve_agents
 from recsim_causal.data import LoggedFeedback, load_parquet
 from recsim_causal.data.parquet import read_setting
-from recsim_causal.ope.diagnostics import diagnostic_warnings, overlap_diagnostics, row_validity, weight_diagnostics
+from recsim_causal.ope.diagnostics import (
+    ROW_ONLY, overlap_diagnostics, row_verdict, verdict_warnings, weight_diagnostics,
+)
 from recsim_causal.ope.estimators import (
     DM, DR, IPS, MIPS, SNDR, SNIPS, SNMIPS, BaseOffPolicyEstimator, DRos, SubGaussianIPS, SwitchDR, estimate_all,
     estimate_all_intervals, p_e_a_from_clusters, tuned_lambdas,
@@ -83,8 +85,9 @@ def max_weight(action_dist: np.ndarray, pi_b: np.ndarray | None) -> float | None
 def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.ndarray, *, ci: dict, seed: int,
                     reward_bounds: tuple[float, float] | None, truth: float | None = None,
                     confounded: bool = False) -> dict:
-    """Estimates, intervals by every method (with validity), diagnostics and WARNING lines for
-    one target. ``arrays``: OBP's keyword arrays (reward, action, pscore, pi_b, ...)."""
+    """Estimates, intervals by every method (with validity), diagnostics and WARNING lines (the
+    rows of the first method that the log makes invalid: :func:`verdict_warnings`) for one
+    target. ``arrays``: OBP's keyword arrays (reward, action, pscore, pi_b, ...)."""
     ests = list(estimators.values())
     estimates = estimate_all(ests, action_dist=action_dist, **arrays)
     lambdas = tuned_lambdas(ests, action_dist=action_dist, **arrays)  # lambda_="auto": SLOPE's choice
@@ -94,7 +97,6 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
     if context_weight is not None:  # a covariate-shift correction: each round's weight is w(x) pi_e / pi_b
         weights = weights * context_weight
     diag = overlap_diagnostics(weights, arrays["pscore"], K, action_dist=action_dist, pi_b=arrays.get("pi_b"))
-    warnings = diagnostic_warnings(diag, who=name)
     # a priori ranges for the finite-sample methods; without known bounds, the observed ones
     bounds = reward_bounds or (float(arrays["reward"].min()), float(arrays["reward"].max()))
     w_max = max_weight(action_dist, arrays.get("pi_b"))
@@ -107,13 +109,15 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
                  for m in methods}
     lo_key, hi_key = ci_keys(ci["alpha"])
     table: dict[str, dict] = {}
+    verdicts = {}
     for est_name, est in estimators.items():
         by_method = {}
         for m in methods:
-            valid, reason = row_validity(est, m, diag, estimates[est_name], confounded=confounded,
-                                         reward_bounded=reward_bounds is not None)
+            v = row_verdict(est, m, diag, estimates[est_name], confounded=confounded,
+                            reward_bounded=reward_bounds is not None)
+            verdicts.setdefault(est_name, v)
             iv = intervals[m][est_name]
-            row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
+            row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": v.valid, "invalid_reason": v.reason}
             if truth is not None:
                 row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])
             by_method[m] = row
@@ -124,7 +128,8 @@ def evaluate_target(name: str, estimators: dict, arrays: dict, action_dist: np.n
                            "invalid_reason": primary["invalid_reason"], "intervals": by_method}
         if est_name in lambdas:
             table[est_name]["lambda"] = lambdas[est_name]
-    return {"truth": truth, "diagnostics": diag, "warnings": warnings, "estimators": table}
+    return {"truth": truth, "diagnostics": diag, "warnings": verdict_warnings(name, verdicts, methods[0]),
+            "estimators": table}
 
 
 def target_block(name: str, estimates: dict[str, float], intervals: dict[str, dict], truth: float | None,
@@ -135,15 +140,15 @@ def target_block(name: str, estimates: dict[str, float], intervals: dict[str, di
     reason and diagnostics (``validity``, from
     :func:`~recsim_causal.ope.diagnostics.validity_rows`); the diagnostics of the importance
     weights each family uses (``weights``: one weight per independent unit), and WARNING lines
-    for crossed thresholds."""
+    for the rows the log makes invalid (:func:`verdict_warnings`)."""
     table = ope_table(estimates, 0.0 if truth is None else truth, intervals=intervals)
     if truth is None:  # external data: estimates and intervals only
         none = dict.fromkeys(("truth", "error", "abs_error", "relative_error", "squared_error", "covers"))
         table = {k: {**v, **none} for k, v in table.items()}
     for est, row in table.items():
-        row.update(interval_method=method, **validity[est])
+        row.update(interval_method=method, **{k: v for k, v in validity[est].items() if k not in ROW_ONLY})
     diagnostics = {k: weight_diagnostics(w) for k, w in weights.items()}
-    warnings = [line for k, d in diagnostics.items() for line in diagnostic_warnings(d, f"{name}/{k}")]
+    warnings = verdict_warnings(name, {est: v["verdict"] for est, v in validity.items()}, method)
     return {"truth": truth, **(extra or {}), "estimators": table, "diagnostics": diagnostics, "warnings": warnings}
 
 
@@ -187,7 +192,8 @@ def add_method_intervals(block: dict, intervals: dict[str, dict], validity: dict
     if len(intervals) < 2:
         return
     for est, row in block["estimators"].items():
-        row["intervals"] = {m: {**intervals[m][est], **{k: v for k, v in validity[m][est].items() if k != "diagnostics"}}
+        row["intervals"] = {m: {**intervals[m][est], **{k: v for k, v in validity[m][est].items()
+                                                        if k not in ("diagnostics", *ROW_ONLY)}}
                             for m in intervals}
 
 

@@ -255,7 +255,7 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
     from recsim_causal.agents import validate_policy_output
     from recsim_causal.data.parquet import iter_batches, read_meta
 
-    from .diagnostics import diagnostic_warnings, row_validity
+    from .diagnostics import row_verdict, verdict_warnings
     from .estimators import MarginalizedInverseProbabilityWeighting
     from .inputs import LightInputs
 
@@ -346,6 +346,7 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
         diag = weights[t].diagnostics()
         truth = truth_sum[t] / diag["n_rounds"] if has_truth else None
         table: dict[str, dict] = {}
+        verdicts = {}
         for e in estimators:
             st = acc[(t, e.estimator_name)]
             value = st.value()
@@ -361,9 +362,9 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
                         qr = (min(value_range[0], q_lo), max(value_range[1], q_hi)) if predict is not None else value_range
                         ranges = e.term_ranges(value_range, wb, qr)
                     iv = st.interval(m, alpha, ranges=ranges, value_range=value_range)
-                valid, reason = row_validity(e, m, diag, value, confounded=confounded,
-                                             reward_bounded=reward_bounds is not None)
-                row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": valid, "invalid_reason": reason}
+                v = row_verdict(e, m, diag, value, confounded=confounded, reward_bounded=reward_bounds is not None)
+                verdicts.setdefault(e.estimator_name, v)
+                row = {"ci_low": iv[lo_key], "ci_high": iv[hi_key], "interval_valid": v.valid, "invalid_reason": v.reason}
                 if truth is not None:
                     row["covers"] = bool(iv[lo_key] <= truth <= iv[hi_key])
                 by_method[m] = row
@@ -376,6 +377,6 @@ def evaluate_stream(path: Any, policies: dict[str, Any], estimators: list, *, me
                            covers=primary.get("covers"), ci_width=primary["ci_high"] - primary["ci_low"])
             table[e.estimator_name] = rec
             j += 1
-        blocks[t] = {"truth": truth, "diagnostics": diag, "warnings": diagnostic_warnings(diag, who=t),
+        blocks[t] = {"truth": truth, "diagnostics": diag, "warnings": verdict_warnings(t, verdicts, methods[0]),
                      "estimators": table}
     return blocks, {"rows_evaluated": diag["n_rounds"], "reward_model_rows": skip}

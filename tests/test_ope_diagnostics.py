@@ -190,12 +190,12 @@ def test_slate_and_session_rows_speak_the_same_vocabulary():
     w = np.ones((5000, 2))
     w[:, 1] = 0.0
     w[:20, 1] = 100.0
-    diag = per_unit_ess(w)
+    diag = per_unit_ess(w, column="position")
     assert diag["ess"] == pytest.approx(20.0) and diag["ess_at"] == 1
     rows = validity_rows({"sips": SlateStandardIPS(len_list=2)}, {"sips": diag}, {"sips": 0.3}, "normal",
                          shared={"pscore_one_share": 0.0}, reward_bounded=False)
     reason = rows["sips"]["invalid_reason"]
     assert reason == ("logged effective sample size 20.0 < 50, the calibrated minimum (0.40% of n = 5,000 at "
-                      "position/step 1): normal intervals under-cover")
+                      "position 1): normal intervals under-cover")
     assert verdict_warnings("t", {k: r["verdict"] for k, r in rows.items()}, "normal") == [
         f"WARNING t: sips (normal) not valid: {reason}"]

@@ -229,7 +229,7 @@ def _ess_reason(diag: dict[str, Any], th: dict[str, Any], method: str) -> str | 
     low, thin = ess < th["min_ess"], ratio < th["min_ess_ratio"]
     if not (low or thin):
         return None
-    at = f" at position/step {diag['ess_at']}" if "ess_at" in diag else ""
+    at = f" at {diag.get('ess_column', 'step')} {diag['ess_at']}" if "ess_at" in diag else ""
     share = f"{100 * float(ratio):.2f}% of n = {diag.get('n_rounds', 0):,}{at}"
     if low and thin:
         crossed = (f"< {th['min_ess']:,.0f} and its share {share} < {100 * th['min_ess_ratio']:.2f}%, "
@@ -314,11 +314,12 @@ def rule_ess(diag: dict[str, Any], source: str) -> tuple[Any, Any, str]:
     return np.minimum(logged[0], expected[0]), np.minimum(logged[1], expected[1]), "smaller of the logged and expected"
 
 
-def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[str, float]:
+def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None, column: str = "step") -> dict[str, Any]:
     """Diagnostics of weights that multiply one reward per step or slot: ``weights`` (n, T),
     column t the weights of the units' rewards at step (or position) t, ``alive`` (n, T) which
     units have a reward there. ``ess`` and ``ess_ratio`` are the smallest over the columns
-    (ratio to the units alive there), ``step_ess`` all of them; ``max_weight`` over live cells."""
+    (ratio to the units alive there), at column ``ess_at`` (a ``column``: "step" or
+    "position", as ``ess_column``), ``step_ess`` all of them; ``max_weight`` over live cells."""
     w = np.asarray(weights, np.float64)
     on = np.ones(w.shape, bool) if alive is None else np.asarray(alive, bool)
     ess, ratio = [], []
@@ -329,7 +330,8 @@ def per_unit_ess(weights: np.ndarray, alive: np.ndarray | None = None) -> dict[s
             ratio.append(d["ess_ratio"])
     t_min = int(np.argmin(ess)) if ess else 0
     return {"n_rounds": int(w.shape[0]), "ess": float(ess[t_min]) if ess else 0.0,
-            "ess_ratio": float(ratio[t_min]) if ess else 0.0, "ess_at": t_min, "step_ess": [float(e) for e in ess],
+            "ess_ratio": float(ratio[t_min]) if ess else 0.0, "ess_at": t_min, "ess_column": column,
+            "step_ess": [float(e) for e in ess],
             "max_weight": float(w[on].max(initial=0.0))}
 
 

@@ -215,7 +215,7 @@ class BaseSlateEstimator:
         w, on = np.zeros((rows.n_slates, self.len_list)), np.zeros((rows.n_slates, self.len_list), bool)
         w[rows.unit, rows.position] = self._weights(rows, arrays)
         on[rows.unit, rows.position] = True
-        return per_unit_ess(w, on)
+        return per_unit_ess(w, on, column="position")
 
     def _weights(self, rows: SlateRows, arrays: Mapping[str, Any]) -> np.ndarray:
         return rows.weights(*self._keys, arrays)

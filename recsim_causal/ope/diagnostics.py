@@ -9,12 +9,13 @@ Every OPE estimate travels with these numbers (architecture, principle 8):
 * ``max_weight``: the largest importance weight w = pi_e(a|x) / pi_b(a|x).
 * ``n_rounds``: rows (or trajectories) the weights come from.
 * ``low_support_share``: the share of the target's probability mass on actions whose
-  logged pscore pi_b(a|x) is below 1/(10 K): where the logger rarely acts. A fact, not a
-  verdict: an epsilon-greedy logger with epsilon 0.05 over K items gives every action but its
-  greedy one pi_b = 0.05 / K, so 99% of a uniform target's mass is there, and the intervals
-  still cover (the calibration grid; its rule reads the ESS, which prices this in). Exact from the logger's full distribution
-  ``pi_b``; without it, estimated from the logged rows as mean(w 1{pscore < 1/(10K)}),
-  which cannot see actions the logger never took (``low_support_source`` says which).
+  logged pscore pi_b(a|x) is below 1/(10 K): where the logger rarely acts. Exact from the
+  logger's full distribution ``pi_b``; without it, estimated from the logged rows as
+  mean(w 1{pscore < 1/(10K)}), which cannot see actions the logger never took
+  (``low_support_source`` says which). A fact, not a verdict: a logger exploring with
+  epsilon 0.05 over K items gives every action but its greedy one pi_b = 0.05 / K, so 99% of
+  a uniform target's mass is there, and those intervals cover (the calibration grid; the
+  rule reads the ESS, which prices this in, and needed no limit on this share).
 * ``pscore_one_share``: the share of rows whose pscore is 1: a (near-)deterministic
   logger, whose log says nothing about the other actions.
 * ``expected_ess_ratio`` (with the logger's full distribution ``pi_b``): 1 / E[w^2], the

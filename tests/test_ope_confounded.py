@@ -52,8 +52,9 @@ def test_exact_propensities_match_a_4000_draw_monte_carlo(confounded):
     rng = np.random.default_rng(7)
     plain = world.sample_users(4000, np.random.default_rng(8)).values["intent_signal"][:, 0]
     mc, mc_plain = np.empty(len(x)), np.empty(len(x))
+    strata = np.quantile(pool, (np.arange(4000) + rng.random((len(x), 4000))) / 4000)  # row i: its 4,000 draws
     for i in rows:
-        s = np.quantile(pool, (np.arange(4000) + rng.random(4000)) / 4000)
+        s = strata[i]
         mc[i] = logger.action_probs(np.c_[np.repeat(x[i : i + 1], 4000, 0), s])[:, a[i]].mean()
         mc_plain[i] = logger.action_probs(np.c_[np.repeat(x[i : i + 1], 4000, 0), plain])[:, a[i]].mean()
     rel = np.abs(exact / ((1 - EPS) * mc + EPS / K) - 1)

@@ -165,12 +165,13 @@ def test_invalid_ope_settings(tmp_path, overrides, message):
 def test_ope_sweep_from_the_command_line(tmp_path):
     sweep = tmp_path / "sweep"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "run.py"), "-m", "experiment=ope",
-                          "experiment.n_rounds=2000,4000", "experiment.train_rounds=2000", "experiment.truth_users=2000",
-                          "experiment.targets=[random]", "experiment.ci.n_bootstrap_samples=100", "env.n_items=20",
+                          "experiment.n_rounds=500,1000", "experiment.train_rounds=500", "experiment.truth_users=1000",
+                          "experiment.targets=[random]", "experiment.use=[ipw,dr]", "experiment.ci.n_bootstrap_samples=20",
+                          "experiment.ci.dm_refits=2", "env.n_items=20",
                           "wandb.mode=disabled", f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     runs = sorted(json.loads(p.read_text())["n_rounds"] for p in sweep.glob("*/ope.json"))
-    assert runs == [2000, 4000]
+    assert runs == [500, 1000]
     assert "ipw" in res.stdout and "truth" in res.stdout
 
 

@@ -212,24 +212,6 @@ def test_ray_launcher_on_a_local_ray_instance(tmp_path):
         assert wandb_summary(p.parent)["state"] == "finished"
 
 
-@pytest.mark.slow
-def test_ppo_bert_from_the_runner(tmp_path):
-    """PPO over MiniLM embeddings of the catalog texts, trained then run like any agent."""
-    out = tmp_path / "run"
-    res = run(["agent=ppo_bert", "agent.total_timesteps=60000", "agent.device=cpu", *SMALL, f"hydra.run.dir={out}"])
-    assert res.returncode == 0, res.stderr[-3000:]
-    s = json.loads((out / "summary.json").read_text())
-    assert s["agent"] == "PPOBert" and s["train_steps"] == 60000 and s["device"] == "cpu"
-    assert "PPOBert: training on cpu (device=cpu)" in res.stderr
-    curves = s["train_curves"]  # SB3's curves, without +agent.verbose=1
-    assert curves["steps"][-1] >= 60000 and len(curves["steps"]) == len(curves["train/entropy_loss"]) > 3
-    rnd = run(["agent=random", *SMALL, "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'random'}"])
-    assert rnd.returncode == 0, rnd.stderr
-    r = json.loads((tmp_path / "random" / "summary.json").read_text())
-    assert s["mean_reward"] > r["mean_reward"] + 0.1  # beats random clearly
-    assert wandb_summary(out)["summary"]["agent"] == "PPOBert"
-
-
 def _readme_block(name: str) -> str:
     from tests.docblocks import file_block
 

@@ -113,7 +113,7 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str], str]]:
         ("overwrite='false'", ["overwrite='false'"], "error: overwrite: expected true or false, got 'false'"),
         ("save_log=no", ["experiment.save_log=no"], "error: experiment.save_log: expected true or false, got 'no'"),
         ("slate env, one-item log", [*ope, "env=slate", f"experiment.data={f['good']}"],
-         "error: env.slate_size: experiment.data is evaluated as a one-item log"),
+         f"error: experiment.data: {f['good']} is a one-item log without the slate columns slate_id"),
         ("negative alpha", ["agent.alpha=-1"], "error: agent (recsim_causal.agents.LinUCB): LinUCB: alpha must be >= 0"),
         ("zero steps", ["experiment.steps=0"], "error: experiment.steps: expected an integer >= 1, got 0"),
         ("bad wandb mode", ["wandb.mode=sometimes"], "error: wandb.mode: expected one of offline, online, disabled"),

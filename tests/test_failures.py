@@ -320,20 +320,13 @@ def test_session_settings_are_checked(tmp_path, capsys):
     assert env.unwrapped.core.interest is None
 
 
-def test_sizes_are_refused_before_allocation(tmp_path, capsys):
-    one_error([*SMALL, "env.n_items=1000000", "env.num_envs=1024", f"hydra.run.dir={tmp_path / 'a'}"], capsys,
-              "error: out of memory: env.num_envs x env.n_items: 1,024 users x 1,000,000 items (oracle=full; ")
-    one_error([*SMALL, "env.num_envs=100000000", f"hydra.run.dir={tmp_path / 'b'}"], capsys,
-              "error: out of memory: env.num_envs x env.n_items: 100,000,000 users x 20 items (oracle=full; ")
-
-
 # ----------------------------------------------------------------------------- config mistakes
 
 
 @pytest.mark.slow
 def test_smoke_bad_inputs():
     """scripts/smoke_bad_inputs.py: 40-odd bad inputs (Hydra-level mistakes, SCM files, data files,
-    sizes, run directories), each exit 2 with one ``error:`` line."""
+    sizes refused before allocation, run directories), each exit 2 with one ``error:`` line."""
     res = subprocess.run([PY, str(ROOT / "scripts" / "smoke_bad_inputs.py")], capture_output=True, text=True,
                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]

@@ -66,7 +66,7 @@ def test_single_run_writes_outputs_and_an_offline_wandb_run(tmp_path):
 def test_unreachable_wandb_never_fails_the_run(tmp_path):
     """Online mode against a W&B server that is not there (a closed loopback port)."""
     out = tmp_path / "run"
-    res = run(["agent=linucb", *SMALL, "wandb.mode=online", "wandb.init_timeout=5", f"hydra.run.dir={out}"],
+    res = run(["agent=linucb", *SMALL, "wandb.mode=online", "wandb.init_timeout=1", f"hydra.run.dir={out}"],
               env={"WANDB_API_KEY": "local-" + "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
     assert res.returncode == 0, res.stderr
     assert "wandb: tracking disabled for this run" in res.stderr
@@ -353,7 +353,7 @@ def test_interrupted_run_leaves_no_half_written_file(tmp_path):
 # ----------------------------------------------------------------------------- learning, checked
 
 
-def _regret(agent: str, seed: int, out: Path, steps: int = 40_000) -> dict:
+def _regret(agent: str, seed: int, out: Path, steps: int = 20_000) -> dict:
     extra = ["+agent.n_mc_draws=100"] if agent == "lin_thompson" else []  # MC pscores: fewer draws suffice here
     cfg = compose_cfg([f"agent={agent}", f"seed={seed}", f"experiment.steps={steps}", "env.num_envs=256",
                        "env.n_items=20", "experiment.curve_points=20", *extra])
@@ -362,8 +362,11 @@ def _regret(agent: str, seed: int, out: Path, steps: int = 40_000) -> dict:
 
 @pytest.mark.slow
 def test_agents_rank_as_expected_on_the_default_world(tmp_path):
-    """Over 3 seeds: LinUCB and both Thompsons beat epsilon-greedy, which beats random, and
-    LinUCB's regret in the second half of the run is smaller than in the first."""
+    """Over 3 seeds of 20,000 decisions: LinUCB and both Thompsons beat epsilon-greedy, which beats
+    random, and LinUCB's regret in the second half of the run is smaller than in the first. (The
+    closest pair, Thompson against epsilon-greedy, is ~6 standard errors of the difference of the
+    3-seed means apart, and every seed ranks them the same way: a Thompson that stopped learning
+    would sit with random.)"""
     regret = {a: [] for a in ("random", "epsilon_greedy", "thompson", "lin_thompson", "linucb")}
     for seed in range(3):
         for agent in regret:

@@ -463,21 +463,35 @@ def pl_item_position_quadrature(probs: np.ndarray, items: np.ndarray, positions:
     if not rows.size:
         return out, 0.0
     n_states = int(positions.max()) + 1
-    t = _quadrature_times(_quadrature_ends(probs[np.unique(rows)], n_states).max())
+    decisions, pair_of = np.unique(rows, return_index=True)  # rows come sorted: each decision's pairs are contiguous
+    pair_of = np.append(pair_of, rows.size)
+    t = _quadrature_times(_quadrature_ends(probs[decisions], n_states).max())
+    # the items a row lists (each once) are fired per pair, all others once per row
+    M = items.shape[1]
+    first = ~np.tril(items[:, :, None] == items[:, None, :], -1).any(axis=2)  # (B, M): not listed earlier
     fine, coarse = np.zeros(rows.size), np.zeros(rows.size)
-    per_block = max(1, _CHUNK // len(t))
-    for s in range(0, rows.size, per_block):
-        r, c = rows[s : s + per_block], cols[s : s + per_block]
-        p, j, lev = probs[r], items[r, c], positions[r, c]
-        f = np.zeros((n_states, len(r), len(t)))
-        f[0] = 1.0
-        for i in range(K):
-            fired, unfired, _ = _race_weight(np.where(j == i, 0.0, p[:, i]), t)  # j is not among "the others"
+    per_block = max(1, _CHUNK // (len(t) * M))  # decisions per block: at most M pairs each
+    for s in range(0, decisions.size, per_block):
+        b = decisions[s : s + per_block]
+        lo, hi = pair_of[s], pair_of[min(s + per_block, decisions.size)]
+        listed = np.zeros((b.size, K), dtype=bool)
+        listed[np.arange(b.size)[:, None], items[b]] = True
+        base = np.zeros((n_states, b.size, len(t)))
+        base[0] = 1.0
+        for i in range(K):  # the unlisted items, fired in every pair's count
+            fired, unfired, _ = _race_weight(np.where(listed[:, i], 0.0, probs[b, i]), t)
+            _fire(base, fired, unfired)
+        r, c = rows[lo:hi], cols[lo:hi]
+        f = base[:, np.searchsorted(b, r)]
+        j = items[r, c]
+        for m in range(M):  # then the listed ones but j: j is not among "the others"
+            other = items[r, m]
+            fired, unfired, _ = _race_weight(np.where((other == j) | ~first[r, m], 0.0, probs[r, other]), t)
             _fire(f, fired, unfired)
-        count = np.take_along_axis(f, lev[None, :, None], 0)[0]  # P(exactly l others fired by t)
+        count = np.take_along_axis(f, positions[r, c][None, :, None], 0)[0]  # P(exactly l others fired by t)
         g = count * _race_weight(pj[r, c], t)[2]
-        fine[s : s + per_block] = QUADRATURE_STEP * g.sum(axis=1)
-        coarse[s : s + per_block] = 2 * QUADRATURE_STEP * g[:, ::2].sum(axis=1)
+        fine[lo:hi] = QUADRATURE_STEP * g.sum(axis=1)
+        coarse[lo:hi] = 2 * QUADRATURE_STEP * g[:, ::2].sum(axis=1)
     out[rows, cols] = fine
     return out, float((np.abs(fine - coarse) / np.maximum(fine, 1e-300)).max())
 

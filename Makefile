@@ -20,8 +20,9 @@ setup: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) scripts/run.py agent=linucb
 
+# two workers (pytest-xdist), each test file on one worker so its module fixtures are built once
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -m "not gpu" -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py

@@ -94,11 +94,7 @@ class SlatePolicy:
         """Slates as :meth:`sample` draws them and their :meth:`propensities` (the cascade from
         the draws' own conditionals; ``item_position=False``: without the item-position marginals)."""
         slates, conditionals = self._draw(probs, rng)
-        cascade = np.cumprod(conditionals, axis=1)
-        out = {"pscore": cascade[:, -1].copy(), "pscore_cascade": cascade}
-        if item_position:
-            out["pscore_item_position"] = self.item_position(probs, slates)
-        return slates, out
+        return slates, self._propensities(probs, slates, np.cumprod(conditionals, axis=1), item_position)
 
     def _draw(self, probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Slates (B, L) and the probability of each slot's item given the items above it (B, L)."""
@@ -124,9 +120,15 @@ class SlatePolicy:
     def propensities(self, probs: np.ndarray, slates: np.ndarray) -> dict[str, np.ndarray]:
         """``pscore`` (B,), ``pscore_cascade`` (B, L) and ``pscore_item_position`` (B, L) of ``slates``."""
         slates = self._check_slates(slates, probs.shape[0])
-        cascade = self.cascade(probs, slates)
-        return {"pscore": cascade[:, -1].copy(), "pscore_cascade": cascade,
-                "pscore_item_position": self.item_position(probs, slates)}
+        return self._propensities(probs, slates, self.cascade(probs, slates))
+
+    def _propensities(self, probs: np.ndarray, slates: np.ndarray, cascade: np.ndarray, item_position: bool = True
+                      ) -> dict[str, np.ndarray]:
+        """The propensities of ``slates`` from their ``cascade`` (B, L) (and the item-position marginals)."""
+        out = {"pscore": cascade[:, -1].copy(), "pscore_cascade": cascade}
+        if item_position:
+            out["pscore_item_position"] = self.item_position(probs, slates)
+        return out
 
     def cascade(self, probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
         """P(a_1..a_l | x) for each prefix of ``slates``: (B, L), the running product of conditionals."""
@@ -167,10 +169,7 @@ class PlackettLuceSlate(SlatePolicy):
         if ((probs > 0).sum(axis=1) < L).any():
             raise ValueError(f"{type(self).__name__}: item-position marginals need at least slate_size={L} items of "
                              "positive probability per row (set epsilon > 0)")
-        if math.perm(K - 1, L - 1) <= ENUMERATION_LIMIT:
-            marg = slate_item_position_matrix(probs, L)
-            return marg[np.arange(len(slates))[:, None], slates, np.arange(L)[None, :]]
-        return pl_item_position_quadrature(probs, slates, np.broadcast_to(np.arange(L), slates.shape))[0]
+        return _pl_item_position(probs, slates)
 
 
 class GreedySlate(SlatePolicy):
@@ -234,16 +233,21 @@ def _plackett_luce_rule(policy: Any, base: np.ndarray, slates: np.ndarray) -> np
     K - m others (as :func:`~recsim_causal.agents.base.restricted_probs` does)."""
     to_probs = getattr(policy, "probs_from_scores", None)
     probs = base if to_probs is None else to_probs(base)
-    B, L = slates.shape
-    K = probs.shape[1]
-    if math.perm(K - 1, L - 1) <= ENUMERATION_LIMIT:
-        marg = slate_item_position_matrix(probs, L)
-        out = marg[np.arange(B)[:, None], slates, np.arange(L)[None, :]]
-    else:
-        out = pl_item_position_quadrature(probs, slates, np.broadcast_to(np.arange(L), slates.shape))[0]
+    L, K = slates.shape[1], probs.shape[1]
+    out = _pl_item_position(probs, slates)
     m = (probs > 0).sum(axis=1, keepdims=True)
     filler = (np.take_along_axis(probs, slates, 1) == 0) / np.maximum(K - m, 1)
     return np.where(np.arange(L)[None, :] >= m, filler, out)
+
+
+def _pl_item_position(probs: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """Plackett-Luce P(slates[b, l] at position l | x_b), (B, L): by enumeration where the
+    prefixes are few (:data:`ENUMERATION_LIMIT`), else by the quadrature."""
+    L, K = slates.shape[1], probs.shape[1]
+    if math.perm(K - 1, L - 1) <= ENUMERATION_LIMIT:
+        marg = slate_item_position_matrix(probs, L)
+        return marg[np.arange(len(slates))[:, None], slates, np.arange(L)[None, :]]
+    return pl_item_position_quadrature(probs, slates, np.broadcast_to(np.arange(L), slates.shape))[0]
 
 
 def epsilon_greedy_rank_marginals(n_actions: int, slate_size: int, epsilon: float) -> np.ndarray:

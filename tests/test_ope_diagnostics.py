@@ -99,7 +99,7 @@ def test_support_share_from_logged_rows_never_exceeds_one():
 
 def test_slate_and_session_rows_are_marked_by_one_rule():
     from recsim_causal.ope import SelfNormalizedSlateStandardIPS, SlateIndependentIPS, SlateStandardIPS
-    from recsim_causal.ope.diagnostics import row_validity, validity_rows
+    from recsim_causal.ope.diagnostics import row_verdict, validity_rows
 
     # two slates of two slots: slate weights 2 and 0 (the target never takes the second slate)
     arrays = dict(slate_id=np.array([0, 0, 1, 1]), position=np.array([0, 1, 0, 1]), reward=np.array([1.0, 0, 0, 1]),
@@ -112,7 +112,7 @@ def test_slate_and_session_rows_are_marked_by_one_rule():
     sn = SelfNormalizedSlateStandardIPS(len_list=2)
     est = sn.estimate_policy_value(**zero)
     assert np.isnan(est)
-    assert row_validity(sn, "bootstrap", sn.weight_diagnostics(**zero), est) == (
+    assert row_verdict(sn, "bootstrap", sn.weight_diagnostics(**zero), est)[:2] == (
         False, "estimate undefined: every importance weight is 0 (the target never takes what was logged)")
     rows = validity_rows({"iips": SlateIndependentIPS(len_list=2)}, {"iips": {"n_rounds": 5000, "ess": 5000.0}},
                          {"iips": 0.3}, "bootstrap", shared={"pscore_one_share": 0.0})

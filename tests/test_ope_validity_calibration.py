@@ -15,7 +15,7 @@ from recsim_causal.ope.diagnostics import (
     FAMILIES,
     VALIDITY,
     overlap_diagnostics,
-    row_validity,
+    row_verdict,
 )
 
 ESTIMATORS = [IPS(), SNIPS(), DR(), SNDR()]
@@ -77,7 +77,7 @@ def test_valid_marked_intervals_cover_and_refused_ones_do_not():
                 for e in ESTIMATORS:
                     iv, key = out[e.estimator_name], (t, e.estimator_name, method)
                     hits.setdefault(key, []).append(iv["95.0% CI (lower)"] <= world.truth(pi) <= iv["95.0% CI (upper)"])
-                    marked.setdefault(key, []).append(row_validity(e, method, diag, iv["mean"], reward_bounded=True)[0])
+                    marked.setdefault(key, []).append(row_verdict(e, method, diag, iv["mean"], reward_bounded=True).valid)
     for key, h in hits.items():
         cov, valid = float(np.mean(h)), float(np.mean(marked[key]))
         if key[0] == "spread":  # marked valid, and covers: within 3 binomial standard errors of 0.95
@@ -95,10 +95,10 @@ def test_each_family_reads_its_own_thresholds(family, estimator):
     ok = {"n_rounds": 10**6, "ess": 10**6 * 0.9, "ess_ratio": 0.9, "expected_ess": 10**6 * 0.9,
           "expected_ess_ratio": 0.9, "max_weight": 1.5, "low_support_share": 0.0, "pscore_one_share": 0.0}
     if th.get("never"):  # the calibration found no rule for the family: never valid
-        assert row_validity(estimator, "normal", ok, 0.3)[0] is False
+        assert row_verdict(estimator, "normal", ok, 0.3).valid is False
         return
-    assert row_validity(estimator, "normal", ok, 0.3) == (True, None)
+    assert row_verdict(estimator, "normal", ok, 0.3)[:2] == (True, None)
     if th["min_ess_ratio"] > 0:
         low = dict(ok, ess_ratio=th["min_ess_ratio"] / 2, expected_ess_ratio=th["min_ess_ratio"] / 2)
-        valid, reason = row_validity(estimator, "normal", low, 0.3)
+        valid, reason = row_verdict(estimator, "normal", low, 0.3)[:2]
         assert valid is False and "effective sample size" in reason

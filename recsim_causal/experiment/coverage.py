@@ -38,7 +38,7 @@ from recsim_causal.plots import save_figure
 from recsim_causal.experiment.tracking import Tracker, coverage_scalars
 from recsim_causal.results import write_result
 from recsim_causal.ope import MIPS, p_e_a_from_clusters
-from recsim_causal.ope.diagnostics import is_reliable, overlap_diagnostics, row_validity
+from recsim_causal.ope.diagnostics import is_reliable, overlap_diagnostics, row_verdict
 from recsim_causal.ope.estimators import reward_model_range, weight_bound
 from recsim_causal.ope.inputs import reduce_dense
 from recsim_causal.ope.intervals import estimate_intervals_from_terms
@@ -119,8 +119,8 @@ def run_coverage(cfg: Any, out_dir: str | Path, tracker: Tracker | None = None, 
                     rr = bounds or (float(part.reward.min()), float(part.reward.max()))
                     ranges.append(e.term_ranges(rr, weight_bound(e, inputs, w_max), reward_model_range(inputs, rr)))
                     for m_i, m in enumerate(methods):
-                        valid[r, t_i, e_i, m_i] = row_validity(e, m, diag, est[r, t_i, e_i], confounded=confounded,
-                                                               reward_bounded=bounds is not None)[0]
+                        valid[r, t_i, e_i, m_i] = row_verdict(e, m, diag, est[r, t_i, e_i], confounded=confounded,
+                                                              reward_bounded=bounds is not None).valid
             for m_i, m in enumerate(methods):
                 out = estimate_intervals_from_terms(terms, method=m, alpha=exp["ci"]["alpha"],
                                                     n_bootstrap_samples=exp["ci"]["n_bootstrap_samples"],

@@ -59,6 +59,11 @@ def _check_experiment(exp: dict) -> None:
     check_integer(exp.get("curve_points", 100), "experiment.curve_points", minimum=1)
 
 
+def _columns(chunk: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A chunk of per-step row dicts as one dict of columns."""
+    return {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+
+
 class OneItem:
     """One recommendation per user: the agent's ``act``; one logged row per decision."""
 
@@ -83,7 +88,7 @@ class OneItem:
 
     def feedback(self, chunk: list[dict[str, np.ndarray]], n_actions: int, metadata: dict) -> LoggedFeedback:
         """Logged rows, one per decision, as LoggedFeedback."""
-        cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+        cols = _columns(chunk)
         return LoggedFeedback(context=cols["context"], action=cols["action"], reward=cols["reward"].astype(np.float64),
                               pscore=cols["pscore"], n_actions=n_actions, t=cols.get("t"), metadata=metadata)
 
@@ -116,7 +121,7 @@ class Slate(OneItem):
                      rows["slot_reward"].reshape(-1))
 
     def feedback(self, chunk, n_actions, metadata):
-        cols = {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+        cols = _columns(chunk)
         t = cols.pop("t", None)
         wide = SlateLog(**cols)
         out = wide.feedback(n_actions, metadata, first_slate_id=self.n_logged, t=t)

@@ -18,9 +18,9 @@ import math
 import time
 from pathlib import Path
 
-from recsim_causal.agents.slate import ENUMERATION_LIMIT
 import numpy as np
 
+from recsim_causal.agents.slate import ENUMERATION_LIMIT
 from recsim_causal.build import world_from_config
 from recsim_causal.data import LoggedFeedback, load_parquet
 from recsim_causal.experiment.ope_paths import check_setting

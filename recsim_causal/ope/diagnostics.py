@@ -352,11 +352,6 @@ def row_verdict(estimator: Any, method: str, diag: dict[str, Any], estimate: Any
     return interval_verdict(estimator, method, diag, **kw)
 
 
-def row_validity(estimator: Any, method: str, diag: dict[str, Any], estimate: Any, **kw: Any) -> tuple[bool, str | None]:
-    """:func:`row_verdict` as ``(True, None)`` or ``(False, reason)``."""
-    return row_verdict(estimator, method, diag, estimate, **kw)[:2]
-
-
 def validity_rows(estimators: dict[str, Any], diagnostics: dict[str, dict[str, Any]], estimates: dict[str, Any],
                   method: str, *, shared: dict[str, Any] | None = None, **kw: Any) -> dict[str, dict[str, Any]]:
     """{name: {"interval_valid", "invalid_reason", "diagnostics", "verdict"}} for every estimator
